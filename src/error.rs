@@ -1,0 +1,92 @@
+//! The crate's error types: configuration errors (exit code 64) and per-request errors.
+//!
+//! A request error carries its status; it becomes a response in exactly one place
+//! (`gateway::pages`), so clients see a short, honest page while details go to the log.
+
+use std::path::PathBuf;
+
+use http::StatusCode;
+
+/// Why a configuration could not be used. `Display` names the key path first.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("not valid YAML: {0}")]
+    Syntax(String),
+    #[error("{path}: {message}")]
+    Invalid { path: String, message: String },
+}
+
+impl ConfigError {
+    /// An error about the value at `path` (e.g. `gateway.routes[2].upstream`).
+    pub fn at(path: &str, message: impl Into<String>) -> Self {
+        ConfigError::Invalid {
+            path: path.to_owned(),
+            message: message.into(),
+        }
+    }
+}
+
+/// Errors at start-up after the config is valid: files, keys, the listener.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("TLS: {0}")]
+    Tls(String),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("{what} {}: {source}", path.display())]
+    Io {
+        what: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// What went wrong with one request; each kind maps to one status.
+#[derive(Debug, thiserror::Error)]
+pub enum RequestError {
+    #[error("bad request path: {0}")]
+    BadPath(&'static str),
+    #[error("method not allowed here")]
+    MethodNotAllowed,
+    #[error("no route for this path")]
+    NoRoute,
+    #[error("not found")]
+    NotFound,
+    #[error("upstream unavailable: {0}")]
+    Upstream(String),
+    #[error("upstream timed out")]
+    UpstreamTimeout,
+}
+
+impl RequestError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            RequestError::BadPath(_) => StatusCode::BAD_REQUEST,
+            RequestError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            RequestError::NoRoute | RequestError::NotFound => StatusCode::NOT_FOUND,
+            RequestError::Upstream(_) => StatusCode::BAD_GATEWAY,
+            RequestError::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
+        }
+    }
+
+    /// The short text a client may see; never internal details.
+    pub fn public_message(&self) -> &'static str {
+        match self {
+            RequestError::BadPath(why) => why,
+            RequestError::MethodNotAllowed => "This method is not allowed here.",
+            RequestError::NoRoute | RequestError::NotFound => "There is nothing at this address.",
+            RequestError::Upstream(_) => "The application behind this gateway is not answering.",
+            RequestError::UpstreamTimeout => {
+                "The application behind this gateway took too long to answer."
+            }
+        }
+    }
+}

@@ -1,0 +1,163 @@
+//! The responses oauthgate writes itself: the body type, and the small error pages (HTML for
+//! browser navigations, JSON for API calls), the one place a [`RequestError`] becomes a response.
+
+use bytes::Bytes;
+use http::header::{self, HeaderMap, HeaderValue};
+use http::{Response, StatusCode};
+use http_body_util::{Either, Full};
+use hyper::body::Incoming;
+
+use crate::error::RequestError;
+
+/// Every response body: an upstream's streamed body, or one of ours.
+pub type Body = Either<Incoming, Full<Bytes>>;
+
+/// Whether a request is a browser navigation (SPEC §4): `Sec-Fetch-Mode: navigate`, or, where
+/// that header is absent (older clients, curl), an `Accept` naming `text/html`.
+pub fn is_navigation(headers: &HeaderMap) -> bool {
+    match headers.get("sec-fetch-mode") {
+        Some(mode) => mode.as_bytes() == b"navigate",
+        None => headers
+            .get_all(header::ACCEPT)
+            .iter()
+            .any(|v| v.to_str().is_ok_and(|v| v.contains("text/html"))),
+    }
+}
+
+/// A complete response of ours with the headers every such page carries.
+pub fn response(
+    status: StatusCode,
+    content_type: &'static str,
+    body: impl Into<Bytes>,
+) -> Response<Body> {
+    let mut res = Response::new(Either::Right(Full::new(body.into())));
+    *res.status_mut() = status;
+    let h = res.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    res
+}
+
+/// A JSON response (`value` serialised compactly).
+pub fn json(status: StatusCode, value: &serde_json::Value) -> Response<Body> {
+    response(status, "application/json", value.to_string())
+}
+
+/// The response for a failed request: a small page for navigations, JSON otherwise.
+pub fn error_response(err: &RequestError, html: bool) -> Response<Body> {
+    let status = err.status();
+    if !html {
+        let code = status
+            .canonical_reason()
+            .unwrap_or("error")
+            .to_ascii_lowercase()
+            .replace(' ', "_");
+        return json(
+            status,
+            &serde_json::json!({ "error": code, "message": err.public_message() }),
+        );
+    }
+    let title = format!(
+        "{} {}",
+        status.as_u16(),
+        status.canonical_reason().unwrap_or("Error")
+    );
+    let mut res = response(
+        status,
+        "text/html; charset=utf-8",
+        page(&title, &format!("<p>{}</p>", escape(err.public_message()))),
+    );
+    res.headers_mut().insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static("default-src 'none'; style-src 'unsafe-inline'"),
+    );
+    res
+}
+
+/// A complete HTML document around `body_html`, with the product's small inline style.
+pub fn page(title: &str, body_html: &str) -> String {
+    format!(
+        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
+<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+<title>{title} · oauthgate</title><style>{STYLE}</style></head>\
+<body><main><h1>{title}</h1>{body_html}</main>\
+<footer>oauthgate</footer></body></html>\n",
+        title = escape(title),
+    )
+}
+
+const STYLE: &str =
+    "body{font:16px/1.5 system-ui,sans-serif;margin:0;background:#f4f5f7;color:#1b1f24}\
+main{max-width:32rem;margin:12vh auto 0;padding:2rem;background:#fff;border-radius:8px;\
+box-shadow:0 1px 3px #0002}h1{font-size:1.4rem;margin-top:0}\
+footer{text-align:center;color:#4a5360;font-size:.85rem;margin:1rem}";
+
+/// Escapes text for HTML content and attribute values.
+pub fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        pairs
+            .iter()
+            .map(|(k, v)| {
+                (
+                    header::HeaderName::from_static(k),
+                    HeaderValue::from_static(v),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn navigation_detection_follows_fetch_metadata_first() {
+        assert!(is_navigation(&headers(&[("sec-fetch-mode", "navigate")])));
+        assert!(!is_navigation(&headers(&[
+            ("sec-fetch-mode", "cors"),
+            ("accept", "text/html")
+        ])));
+        assert!(is_navigation(&headers(&[("accept", "text/html,*/*")])));
+        assert!(!is_navigation(&headers(&[("accept", "application/json")])));
+        assert!(!is_navigation(&headers(&[])));
+    }
+
+    #[test]
+    fn errors_are_json_for_api_calls_and_pages_for_browsers() {
+        let api = error_response(&RequestError::UpstreamTimeout, false);
+        assert_eq!(api.status(), StatusCode::GATEWAY_TIMEOUT);
+        assert_eq!(api.headers()[header::CONTENT_TYPE], "application/json");
+        let html = error_response(&RequestError::NoRoute, true);
+        assert_eq!(html.status(), StatusCode::NOT_FOUND);
+        assert!(html.headers()[header::CONTENT_TYPE]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html"));
+    }
+
+    #[test]
+    fn escapes_markup() {
+        assert_eq!(
+            escape("<a href=\"x\">&'"),
+            "&lt;a href=&quot;x&quot;&gt;&amp;&#39;"
+        );
+    }
+}

@@ -1,0 +1,168 @@
+//! TLS for the listener: rustls (TLS 1.2 and 1.3, ALPN `h2` and `http/1.1`), certificates from
+//! PEM files that are reloaded when they change, or a self-signed one generated into `data_dir`.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, SystemTime};
+
+use rustls::crypto::CryptoProvider;
+use rustls::server::{ClientHello, ResolvesServerCert};
+use rustls::sign::CertifiedKey;
+use rustls::ServerConfig;
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use tracing::{info, warn};
+
+use crate::config::{TlsSettings, TlsSource};
+use crate::error::StartError;
+
+/// The one crypto provider of the process (ring), passed explicitly rather than installed
+/// as a process-wide default.
+pub fn provider() -> Arc<CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// Where the certificate comes from, resolved to files on disk.
+#[derive(Debug, Clone)]
+pub struct CertFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+/// Builds the server config and returns it with the files it watches.
+pub fn server_config(
+    settings: &TlsSettings,
+    data_dir: &Path,
+    host: &str,
+) -> Result<(Arc<ServerConfig>, Arc<ReloadingResolver>, CertFiles), StartError> {
+    let files = match &settings.source {
+        TlsSource::Files { cert, key } => CertFiles {
+            cert: cert.clone(),
+            key: key.clone(),
+        },
+        TlsSource::SelfSigned => self_signed(data_dir, host)?,
+    };
+    let provider = provider();
+    let resolver = Arc::new(ReloadingResolver::load(&files, &provider)?);
+    let mut config = ServerConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+        .map_err(|e| StartError::Tls(e.to_string()))?
+        .with_no_client_auth()
+        .with_cert_resolver(resolver.clone());
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok((Arc::new(config), resolver, files))
+}
+
+/// Serves the current certificate; [`ReloadingResolver::watch`] swaps in new files.
+#[derive(Debug)]
+pub struct ReloadingResolver {
+    current: RwLock<Arc<CertifiedKey>>,
+    loaded: RwLock<Option<(SystemTime, SystemTime)>>,
+}
+
+impl ReloadingResolver {
+    fn load(files: &CertFiles, provider: &CryptoProvider) -> Result<Self, StartError> {
+        Ok(ReloadingResolver {
+            current: RwLock::new(Arc::new(load_certified_key(files, provider)?)),
+            loaded: RwLock::new(modified(files)),
+        })
+    }
+
+    /// Checks the files every `interval` and reloads them when their times change. A broken
+    /// new file is logged and the old certificate kept. Runs until the task is aborted.
+    pub async fn watch(self: Arc<Self>, files: CertFiles, interval: Duration) {
+        let provider = provider();
+        let mut tick = tokio::time::interval(interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let now = modified(&files);
+            let changed = self.loaded.read().map(|l| *l != now).unwrap_or(false);
+            if !changed {
+                continue;
+            }
+            match load_certified_key(&files, &provider) {
+                Ok(key) => {
+                    if let (Ok(mut cur), Ok(mut at)) = (self.current.write(), self.loaded.write()) {
+                        *cur = Arc::new(key);
+                        *at = now;
+                        info!(cert = %files.cert.display(), "TLS certificate reloaded");
+                    }
+                }
+                Err(e) => {
+                    warn!(error = %e, "TLS certificate changed but cannot be loaded; keeping the old one")
+                }
+            }
+        }
+    }
+}
+
+impl ResolvesServerCert for ReloadingResolver {
+    fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        self.current.read().ok().map(|k| Arc::clone(&k))
+    }
+}
+
+fn modified(files: &CertFiles) -> Option<(SystemTime, SystemTime)> {
+    let time = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    Some((time(&files.cert)?, time(&files.key)?))
+}
+
+fn load_certified_key(
+    files: &CertFiles,
+    provider: &CryptoProvider,
+) -> Result<CertifiedKey, StartError> {
+    let certs = CertificateDer::pem_file_iter(&files.cert)
+        .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| StartError::Tls(format!("certificate {}: {e}", files.cert.display())))?;
+    if certs.is_empty() {
+        return Err(StartError::Tls(format!(
+            "certificate {}: no CERTIFICATE block found",
+            files.cert.display()
+        )));
+    }
+    let key = PrivateKeyDer::from_pem_file(&files.key)
+        .map_err(|e| StartError::Tls(format!("private key {}: {e}", files.key.display())))?;
+    CertifiedKey::from_der(certs, key, provider).map_err(|e| {
+        StartError::Tls(format!(
+            "{} and {} do not make a usable pair: {e}",
+            files.cert.display(),
+            files.key.display()
+        ))
+    })
+}
+
+/// Returns the self-signed certificate for `host` in `data_dir/tls`, generating it on first use.
+fn self_signed(data_dir: &Path, host: &str) -> Result<CertFiles, StartError> {
+    let dir = data_dir.join("tls");
+    let safe: String = host
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let files = CertFiles {
+        cert: dir.join(format!("{safe}.crt")),
+        key: dir.join(format!("{safe}.key")),
+    };
+    if files.cert.exists() && files.key.exists() {
+        return Ok(files);
+    }
+    let mut names = vec![
+        host.to_owned(),
+        "localhost".to_owned(),
+        "127.0.0.1".to_owned(),
+        "::1".to_owned(),
+    ];
+    names.dedup();
+    let generated = rcgen::generate_simple_self_signed(names)
+        .map_err(|e| StartError::Tls(format!("cannot generate a self-signed certificate: {e}")))?;
+    crate::fsutil::write_private(&files.key, generated.signing_key.serialize_pem().as_bytes())?;
+    crate::fsutil::write_private(&files.cert, generated.cert.pem().as_bytes())?;
+    info!(cert = %files.cert.display(), host, "generated a self-signed TLS certificate");
+    Ok(files)
+}
