@@ -1,0 +1,219 @@
+//! Test harness: the real `oauthgate` binary on 127.0.0.1:0, real backends, pinned-TLS clients.
+#![allow(dead_code)]
+
+pub mod backend;
+pub mod client;
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+pub use backend::Backend;
+
+/// The path of the binary under test.
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_oauthgate")
+}
+
+/// A running `oauthgate` process with its own temp folder (config, data, self-signed cert).
+pub struct Gateway {
+    pub addr: SocketAddr,
+    /// The working folder: config.yaml, data/.
+    pub dir: PathBuf,
+    tmp: Option<tempfile::TempDir>,
+    child: Child,
+    log: Arc<Mutex<Vec<String>>>,
+}
+
+impl Gateway {
+    /// Starts a gateway whose `gateway:` section is `gateway_yaml` (indented by two spaces).
+    pub fn start(gateway_yaml: &str) -> Gateway {
+        Self::start_with(gateway_yaml, "")
+    }
+
+    /// Like [`Gateway::start`], with extra top-level YAML (e.g. a `limits:` section).
+    pub fn start_with(gateway_yaml: &str, top_yaml: &str) -> Gateway {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let config = format!(
+            "listen: 127.0.0.1:0\npublic_url: https://localhost\ndata_dir: data\n\
+             tls: {{self_signed: true}}\n{top_yaml}\ngateway:\n{gateway_yaml}\n"
+        );
+        let path = dir.path().join("config.yaml");
+        std::fs::write(&path, config).expect("write config");
+        Self::spawn(dir.path().to_owned(), Some(dir), &path)
+    }
+
+    /// Starts the binary in `dir` on a config file already written; `tmp` is dropped with it.
+    pub fn spawn(
+        dir: PathBuf,
+        tmp: Option<tempfile::TempDir>,
+        config: &std::path::Path,
+    ) -> Gateway {
+        let mut child = Command::new(bin())
+            .arg("--config")
+            .arg(config)
+            .current_dir(&dir)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start oauthgate");
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let (ready_tx, ready_rx) = mpsc::channel();
+        let stderr = child.stderr.take().expect("stderr");
+        let lines = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if line.contains(" listening ") {
+                    if let Some(addr) = field(&line, "addr") {
+                        let _ = ready_tx.send(addr);
+                    }
+                }
+                lines.lock().unwrap().push(line);
+            }
+        });
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(addr) = ready_rx.recv_timeout(Duration::from_millis(50)) {
+                let addr = addr.parse().expect("listening address");
+                return Gateway {
+                    addr,
+                    dir,
+                    tmp,
+                    child,
+                    log,
+                };
+            }
+            if let Ok(Some(status)) = child.try_wait() {
+                std::thread::sleep(Duration::from_millis(100));
+                panic!("oauthgate exited with {status}: {:#?}", log.lock().unwrap());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "oauthgate did not start: {:#?}",
+                log.lock().unwrap()
+            );
+        }
+    }
+
+    /// The self-signed certificate the gateway generated (PEM).
+    pub fn cert_pem(&self) -> Vec<u8> {
+        std::fs::read(self.dir.join("data/tls/localhost.crt")).expect("generated cert")
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("https://localhost:{}{path}", self.addr.port())
+    }
+
+    /// A reqwest client that trusts only this gateway's certificate and resolves
+    /// `localhost` to it.
+    pub fn client(&self) -> reqwest::Client {
+        self.client_builder().build().expect("client")
+    }
+
+    pub fn client_builder(&self) -> reqwest::ClientBuilder {
+        reqwest::Client::builder()
+            .tls_built_in_root_certs(false)
+            .add_root_certificate(reqwest::Certificate::from_pem(&self.cert_pem()).expect("pem"))
+            .resolve("localhost", self.addr)
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(Duration::from_secs(60))
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// A `/proc/PID/status` field in kB (`VmRSS`, `VmHWM`).
+    pub fn memory_kb(&self, field: &str) -> u64 {
+        let status =
+            std::fs::read_to_string(format!("/proc/{}/status", self.pid())).expect("proc status");
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{field}:")))
+            .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse().ok())
+            .expect("memory field")
+    }
+
+    /// Sends SIGTERM.
+    pub fn terminate(&self) {
+        let ok = Command::new("kill")
+            .args(["-TERM", &self.pid().to_string()])
+            .status()
+            .expect("kill")
+            .success();
+        assert!(ok, "kill -TERM failed");
+    }
+
+    /// Waits (bounded) for the process to exit.
+    pub fn wait_exit(&mut self, limit: Duration) -> ExitStatus {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "oauthgate did not exit within {limit:?}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Whether the process is still running.
+    pub fn running(&mut self) -> bool {
+        self.child.try_wait().expect("wait").is_none()
+    }
+
+    /// Everything it logged so far.
+    pub fn log(&self) -> Vec<String> {
+        self.log.lock().unwrap().clone()
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.join("data")
+    }
+
+    /// Stops this process (SIGKILL) and starts a new one on the same folder and config.
+    pub fn restart(mut self) -> Gateway {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let tmp = self.tmp.take();
+        Gateway::spawn(self.dir.clone(), tmp, &self.dir.join("config.yaml"))
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A `key=value` field of a log line.
+fn field(line: &str, key: &str) -> Option<String> {
+    let start = line.find(&format!("{key}="))? + key.len() + 1;
+    Some(line[start..].split_whitespace().next()?.to_owned())
+}
+
+/// Runs `oauthgate check` on `yaml` and returns (exit code, stderr).
+pub fn check(yaml: &str) -> (i32, String) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("config.yaml");
+    std::fs::write(&path, yaml).expect("write config");
+    let out = Command::new(bin())
+        .args(["check", "--config"])
+        .arg(&path)
+        .current_dir(dir.path())
+        .output()
+        .expect("run check");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}

@@ -1,0 +1,182 @@
+//! Routing and path normalisation against the real binary: longest whole-segment prefix, and
+//! every SPEC §6.2 skip-auth payload either refused with 400 or routed by the path the backend
+//! then sees, byte for byte.
+
+mod common;
+
+use common::client::get;
+use common::{Backend, Gateway};
+
+struct Setup {
+    gw: Gateway,
+    private: Backend,
+    public: Backend,
+    admin: Backend,
+}
+
+async fn setup() -> Setup {
+    let private = Backend::start().await;
+    let public = Backend::start().await;
+    let admin = Backend::start().await;
+    let gw = Gateway::start(&format!(
+        "  routes:\n\
+         \x20   - {{prefix: /private, upstream: \"{}\"}}\n\
+         \x20   - {{prefix: /private/admin, upstream: \"{}\"}}\n\
+         \x20   - {{prefix: /, upstream: \"{}\"}}\n",
+        private.url(),
+        admin.url(),
+        public.url()
+    ));
+    Setup {
+        gw,
+        private,
+        public,
+        admin,
+    }
+}
+
+/// Which backend answered, and the request target it saw.
+async fn probe(s: &Setup, target: &str) -> (u16, Option<(&'static str, String)>) {
+    let before = (s.private.count(), s.public.count(), s.admin.count());
+    let res = get(s.gw.addr, &s.gw.cert_pem(), target, "").await;
+    let after = (s.private.count(), s.public.count(), s.admin.count());
+    let hit = if after.0 > before.0 {
+        Some(("private", s.private.last().target))
+    } else if after.1 > before.1 {
+        Some(("public", s.public.last().target))
+    } else if after.2 > before.2 {
+        Some(("admin", s.admin.last().target))
+    } else {
+        None
+    };
+    (res.status, hit)
+}
+
+#[tokio::test]
+async fn longest_prefix_on_whole_segments() {
+    let s = setup().await;
+    for (target, backend, seen) in [
+        ("/private", "private", "/private"),
+        ("/private/", "private", "/private/"),
+        ("/private/page?q=1", "private", "/private/page?q=1"),
+        ("/privatex", "public", "/privatex"),
+        ("/private/admin/users", "admin", "/private/admin/users"),
+        (
+            "/private/administrator",
+            "private",
+            "/private/administrator",
+        ),
+        ("/", "public", "/"),
+        ("/other/deep/path", "public", "/other/deep/path"),
+    ] {
+        let (status, hit) = probe(&s, target).await;
+        assert_eq!(status, 200, "{target}");
+        assert_eq!(hit, Some((backend, seen.to_owned())), "{target}");
+    }
+}
+
+#[tokio::test]
+async fn skip_auth_payloads_are_refused_or_routed_by_what_the_backend_sees() {
+    let s = setup().await;
+    // (payload, Some((backend, exact target it must see))) or None for "refused with 400".
+    let cases: &[(&str, Option<(&str, &str)>)] = &[
+        ("/public/../private", Some(("private", "/private"))),
+        ("/public/%2e%2e/private", Some(("private", "/private"))),
+        ("/%2e%2e/private", Some(("private", "/private"))),
+        ("/%2E%2E/private/admin", Some(("admin", "/private/admin"))),
+        ("/private%2F", None),
+        ("/private%2fadmin", None),
+        ("/public/..%2fprivate", None),
+        ("/public%5c..%5cprivate", None),
+        ("/public\\..\\private", None),
+        ("/private%00", None),
+        ("/private%zz", None),
+        ("/private%ff", None),
+        ("/private;x", Some(("private", "/private;x"))),
+        ("/private;x/admin", Some(("admin", "/private;x/admin"))),
+        ("/privatex", Some(("public", "/privatex"))),
+        (
+            "/private?x=/public",
+            Some(("private", "/private?x=/public")),
+        ),
+        ("/public?x=/private", Some(("public", "/public?x=/private"))),
+        (
+            "/public?x=/../private",
+            Some(("public", "/public?x=/../private")),
+        ),
+        ("/./private", Some(("private", "/private"))),
+        (
+            "/public/./../private/./admin",
+            Some(("admin", "/private/admin")),
+        ),
+        ("//private", Some(("private", "/private"))),
+        ("//private//admin", Some(("admin", "/private/admin"))),
+        ("/%70rivate", Some(("private", "/private"))),
+        ("/private/%2e", Some(("private", "/private/"))),
+        ("/private/admin/..", Some(("private", "/private/"))),
+        ("/../../private", Some(("private", "/private"))),
+    ];
+    for &(payload, want) in cases {
+        let (status, hit) = probe(&s, payload).await;
+        match want {
+            None => {
+                assert_eq!(status, 400, "{payload} must be refused");
+                assert_eq!(hit, None, "{payload} must not reach any backend");
+            }
+            Some((backend, target)) => {
+                assert_eq!(status, 200, "{payload}");
+                assert_eq!(hit, Some((backend, target.to_owned())), "{payload}");
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn fragments_never_reach_the_router() {
+    let s = setup().await;
+    // A client must not send a fragment; if one does, it is refused or dropped, never used to
+    // pick a route, and never forwarded as part of the path.
+    for payload in [
+        "/public#/../private",
+        "/private#x",
+        "/public/%23/../private",
+    ] {
+        let (status, hit) = probe(&s, payload).await;
+        if let Some((backend, target)) = &hit {
+            assert!(
+                !target.contains('#'),
+                "{payload} forwarded a raw # as {target}"
+            );
+            let routed_private = target.starts_with("/private");
+            assert_eq!(
+                *backend == "private",
+                routed_private,
+                "{payload} → {backend} {target}"
+            );
+        } else {
+            assert_eq!(status, 400, "{payload}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn no_route_is_a_404_page_and_auth_prefix_is_reserved() {
+    let backend = Backend::start().await;
+    let gw = Gateway::start(&format!(
+        "  routes:\n    - {{prefix: /app, upstream: \"{}\"}}\n",
+        backend.url()
+    ));
+    let cert = gw.cert_pem();
+    let res = get(gw.addr, &cert, "/elsewhere", "Accept: text/html\r\n").await;
+    assert_eq!(res.status, 404);
+    assert!(res.header("content-type").unwrap().starts_with("text/html"));
+    let res = get(gw.addr, &cert, "/elsewhere", "Accept: application/json\r\n").await;
+    assert_eq!(res.status, 404);
+    assert_eq!(res.header("content-type"), Some("application/json"));
+    let res = get(gw.addr, &cert, "/_auth/health", "").await;
+    assert_eq!(res.status, 200);
+    assert_eq!(String::from_utf8_lossy(&res.body), r#"{"status":"ok"}"#);
+    let res = get(gw.addr, &cert, "/_auth/nothing", "").await;
+    assert_eq!(res.status, 404);
+    assert_eq!(backend.count(), 0);
+}
