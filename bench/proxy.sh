@@ -1,0 +1,421 @@
+#!/usr/bin/env bash
+# Throughput/latency/memory benchmark: backend direct vs nginx TLS proxy vs oauthgate.
+#
+#   bench/proxy.sh                      # ROUNDS=5 DURATION=10s
+#   ROUNDS=3 DURATION=5s bench/proxy.sh
+#
+# Everything runs on 127.0.0.1 on ports picked at runtime, from a temp dir that is removed
+# on exit. Raw wrk outputs go to bench/out/<timestamp>/ (git-ignored).
+#
+# Targets (wrk -t1 -cCONNS, HTTP/1.1 keep-alive; wrk sends no ALPN so both TLS proxies speak
+# HTTP/1.1 to it):
+#   A backend    nginx, plain http, `return 200 "hello\n"`, worker_processes 1
+#   B nginx      nginx TLS termination + proxy_pass to A (upstream keepalive 64)
+#   C oauthgate  target/release/oauthgate, route / -> A, RUST_LOG=warn
+# Then: one oauthgate run with the default RUST_LOG=info (access log line per request, to a
+# file), and peak RSS of a fresh oauthgate (and of nginx) at MEM_CONNS keep-alive connections.
+set -euo pipefail
+
+ROUNDS=${ROUNDS:-5}
+DURATION=${DURATION:-10s}
+CONNS=${CONNS:-64}
+MEM_CONNS=${MEM_CONNS:-1000}
+WARMUP=${WARMUP:-3s}
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+REPO=$(cd "$HERE/.." && pwd)
+STAMP=$(date +%Y%m%d-%H%M%S)
+OUT="$HERE/out/$STAMP"
+mkdir -p "$OUT"
+
+log() { printf '[bench] %s\n' "$*" >&2; }
+die() { log "ERROR: $*"; exit 1; }
+
+# --- tools ----------------------------------------------------------------------------------
+missing=()
+[ -x /usr/sbin/nginx ] || missing+=(nginx-light)
+command -v wrk >/dev/null || missing+=(wrk)
+if [ ${#missing[@]} -gt 0 ]; then
+    log "installing ${missing[*]}"
+    apt-get install -y "${missing[@]}" >&2
+fi
+for t in openssl curl python3 cargo; do command -v "$t" >/dev/null || die "$t not found"; done
+NGINX=/usr/sbin/nginx
+
+# --- file descriptors -----------------------------------------------------------------------
+ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+NOFILE=$(ulimit -n)
+need=$((MEM_CONNS * 2 + 512))
+[ "$NOFILE" = unlimited ] || [ "$NOFILE" -ge "$need" ] ||
+    die "ulimit -n is $NOFILE, need >= $need for $MEM_CONNS connections"
+log "ulimit -n = $NOFILE"
+
+# --- temp dir and cleanup -------------------------------------------------------------------
+TMP=$(mktemp -d /tmp/oauthgate-bench.XXXXXX)
+PIDS=()
+cleanup() {
+    local rc=$?
+    for pid in "${PIDS[@]}"; do
+        kill -TERM "$pid" 2>/dev/null || true
+    done
+    for pid in "${PIDS[@]}"; do
+        for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+        kill -KILL "$pid" 2>/dev/null || true
+    done
+    # keep the stderr of the servers for inspection
+    for f in "$TMP"/oauthgate-*.err "$TMP"/*/error.log; do
+        [ -f "$f" ] || continue
+        name=$(echo "${f#"$TMP"/}" | tr / _)
+        if [ "$(stat -c %s "$f")" -gt 1000000 ]; then
+            { head -n 20 "$f"; echo "... ($(wc -l <"$f") lines total, truncated) ..."; tail -n 20 "$f"; } >"$OUT/$name"
+        else
+            cp "$f" "$OUT/$name"
+        fi
+    done
+    rm -rf "$TMP"
+    exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+free_port() {
+    python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'
+}
+
+# wait_ready NAME PID URL [curl args...]: poll URL until HTTP 200, at most ~15 s.
+wait_ready() {
+    local name=$1 pid=$2 url=$3
+    shift 3
+    for _ in $(seq 150); do
+        kill -0 "$pid" 2>/dev/null || die "$name (pid $pid) exited during startup"
+        if [ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 1 "$@" "$url" || true)" = 200 ]; then
+            log "$name ready at $url (pid $pid)"
+            return 0
+        fi
+        sleep 0.1
+    done
+    die "$name not ready at $url after 15 s"
+}
+
+# --- certificate (ECDSA P-256, shared by nginx and oauthgate) -------------------------------
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+    -keyout "$TMP/key.pem" -out "$TMP/cert.pem" -days 2 -subj /CN=localhost \
+    -addext "subjectAltName=DNS:localhost,IP:127.0.0.1" 2>/dev/null
+
+BACKEND_PORT=$(free_port)
+NGINX_PORT=$(free_port)
+GATE_PORT=$(free_port)
+
+# --- A: backend nginx -----------------------------------------------------------------------
+nginx_common() { # $1 = prefix dir
+    cat <<CONF
+daemon off;
+pid $1/nginx.pid;
+error_log $1/error.log warn;
+worker_rlimit_nofile $NOFILE;
+CONF
+}
+nginx_http_common() { # $1 = prefix dir
+    cat <<CONF
+    access_log off;
+    client_body_temp_path $1/client_body;
+    proxy_temp_path       $1/proxy;
+    fastcgi_temp_path     $1/fastcgi;
+    uwsgi_temp_path       $1/uwsgi;
+    scgi_temp_path        $1/scgi;
+    # oauthgate has no per-connection request limit; nginx's default (1000) would add a
+    # reconnect (and, on the TLS side, a handshake) every 1000 requests.
+    keepalive_requests 1000000;
+    keepalive_timeout 75s;
+CONF
+}
+
+B_DIR="$TMP/backend"; mkdir -p "$B_DIR"
+{
+    nginx_common "$B_DIR"
+    cat <<CONF
+worker_processes 1;
+events { worker_connections 4096; }
+http {
+$(nginx_http_common "$B_DIR")
+    server {
+        listen 127.0.0.1:$BACKEND_PORT;
+        location / {
+            default_type text/plain;
+            return 200 "hello\n";
+        }
+    }
+}
+CONF
+} >"$B_DIR/nginx.conf"
+"$NGINX" -t -q -p "$B_DIR" -e "$B_DIR/error.log" -c "$B_DIR/nginx.conf"
+"$NGINX" -p "$B_DIR" -e "$B_DIR/error.log" -c "$B_DIR/nginx.conf" &
+BACKEND_PID=$!; PIDS+=("$BACKEND_PID")
+wait_ready backend "$BACKEND_PID" "http://127.0.0.1:$BACKEND_PORT/"
+
+# --- B: nginx TLS proxy ---------------------------------------------------------------------
+N_DIR="$TMP/nginx"; mkdir -p "$N_DIR"
+{
+    nginx_common "$N_DIR"
+    cat <<CONF
+worker_processes auto;
+events { worker_connections 8192; }
+http {
+$(nginx_http_common "$N_DIR")
+    upstream backend {
+        server 127.0.0.1:$BACKEND_PORT;
+        keepalive 64;
+    }
+    server {
+        # nginx 1.22: http2 is a listen parameter (the \`http2 on;\` directive is 1.25.1+)
+        listen 127.0.0.1:$NGINX_PORT ssl http2;
+        server_name localhost;
+        ssl_certificate     $TMP/cert.pem;
+        ssl_certificate_key $TMP/key.pem;
+        ssl_protocols TLSv1.2 TLSv1.3;
+        location / {
+            proxy_pass http://backend;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_set_header Host \$host;
+            proxy_set_header X-Real-IP \$remote_addr;
+            proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
+            proxy_set_header X-Forwarded-Proto \$scheme;
+            proxy_set_header X-Forwarded-Host \$host;
+        }
+    }
+}
+CONF
+} >"$N_DIR/nginx.conf"
+"$NGINX" -t -q -p "$N_DIR" -e "$N_DIR/error.log" -c "$N_DIR/nginx.conf"
+"$NGINX" -p "$N_DIR" -e "$N_DIR/error.log" -c "$N_DIR/nginx.conf" &
+NGINX_PID=$!; PIDS+=("$NGINX_PID")
+wait_ready nginx "$NGINX_PID" "https://127.0.0.1:$NGINX_PORT/" -k
+
+# --- C: oauthgate ---------------------------------------------------------------------------
+log "building oauthgate (cargo build --release)"
+(cd "$REPO" && cargo build --release >&2)
+GATE_BIN="$REPO/target/release/oauthgate"
+cat >"$TMP/oauthgate.yaml" <<CONF
+listen: 127.0.0.1:$GATE_PORT
+public_url: https://localhost:$GATE_PORT
+data_dir: $TMP/data
+tls:
+  cert: $TMP/cert.pem
+  key: $TMP/key.pem
+gateway:
+  routes:
+    - prefix: /
+      upstream: http://127.0.0.1:$BACKEND_PORT
+CONF
+GATE_PID=
+start_gate() { # $1 = RUST_LOG value, $2 = stderr file tag
+    RUST_LOG=$1 "$GATE_BIN" --config "$TMP/oauthgate.yaml" 2>"$TMP/oauthgate-$2.err" &
+    GATE_PID=$!; PIDS+=("$GATE_PID")
+    wait_ready "oauthgate(RUST_LOG=$1)" "$GATE_PID" "https://127.0.0.1:$GATE_PORT/_auth/health" -k
+}
+stop_gate() {
+    kill -TERM "$GATE_PID" 2>/dev/null || true
+    for _ in $(seq 100); do kill -0 "$GATE_PID" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$GATE_PID" 2>/dev/null || true
+    wait "$GATE_PID" 2>/dev/null || true
+}
+start_gate warn warn
+
+# sanity: every target answers hello
+for u in "http://127.0.0.1:$BACKEND_PORT/" "https://127.0.0.1:$NGINX_PORT/" "https://127.0.0.1:$GATE_PORT/"; do
+    body=$(curl -sk --max-time 2 "$u")
+    [ "$body" = hello ] || die "$u answered '$body', expected 'hello'"
+done
+
+declare -A SERVER_PID
+SERVER_PID=([backend]=$BACKEND_PID [nginx]=$NGINX_PID [oauthgate]=$GATE_PID)
+declare -A URL=(
+    [backend]="http://127.0.0.1:$BACKEND_PORT/"
+    [nginx]="https://127.0.0.1:$NGINX_PORT/"
+    [oauthgate]="https://127.0.0.1:$GATE_PORT/"
+)
+
+# CPU time (utime+stime, clock ticks) of a process plus its direct children (nginx workers)
+cpu_ticks() {
+    local total=0 p
+    for p in "$1" $(pgrep -P "$1" || true); do
+        total=$((total + $(awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null || echo 0)))
+    done
+    echo "$total"
+}
+CLK_TCK=$(getconf CLK_TCK)
+
+# run_wrk FILE CONNS DURATION URL [SERVER_PID]: raw output to FILE; with SERVER_PID, the CPU
+# seconds that server used during the run are appended as "server_cpu_seconds: X".
+run_wrk() {
+    local file=$1 conns=$2 dur=$3 url=$4 pid=${5:-} t0=0
+    local cmd=(wrk -t1 "-c$conns" "-d$dur" --latency "$url")
+    echo "\$ ${cmd[*]}" >"$file"
+    [ -z "$pid" ] || t0=$(cpu_ticks "$pid")
+    "${cmd[@]}" >>"$file" 2>&1 || log "wrk exited non-zero for $url (see $file)"
+    [ -z "$pid" ] || echo "server_cpu_seconds: $(( $(cpu_ticks "$pid") - t0 )) $CLK_TCK" |
+        awk '{printf "server_cpu_seconds: %.2f\n", $2 / $3}' >>"$file"
+}
+
+{
+    echo "date: $(date -Is)"
+    echo "nproc: $(nproc)"
+    echo "cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //')"
+    echo "kernel: $(uname -srm)"
+    echo "nginx: $("$NGINX" -v 2>&1)"
+    echo "wrk: $(wrk --version 2>&1 | head -n1 | sed 's/ Copyright.*//')"
+    echo "rustc: $(rustc --version)"
+    echo "oauthgate binary sha256: $(sha256sum "$GATE_BIN" | cut -c1-16)"
+    echo "oauthgate: $(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo '?')$(git -C "$REPO" diff --quiet HEAD -- src Cargo.toml 2>/dev/null || echo ' (+ uncommitted changes in src/Cargo.toml)')"
+    echo "ulimit -n: $NOFILE"
+    echo "ROUNDS=$ROUNDS DURATION=$DURATION CONNS=$CONNS MEM_CONNS=$MEM_CONNS"
+} >"$OUT/machine.txt"
+cat "$OUT/machine.txt" >&2
+
+# --- warm-up (not counted) ------------------------------------------------------------------
+for t in backend nginx oauthgate; do
+    log "warm-up $t ($WARMUP)"
+    run_wrk "$OUT/warmup-$t.txt" "$CONNS" "$WARMUP" "${URL[$t]}"
+done
+
+# --- rounds: A/B/C alternating --------------------------------------------------------------
+for r in $(seq "$ROUNDS"); do
+    for t in backend nginx oauthgate; do
+        log "round $r/$ROUNDS: $t"
+        run_wrk "$OUT/round$r-$t.txt" "$CONNS" "$DURATION" "${URL[$t]}" "${SERVER_PID[$t]}"
+    done
+done
+
+# --- one round of oauthgate with the default RUST_LOG=info (access log to a file) ---------
+stop_gate
+start_gate info info
+log "oauthgate with RUST_LOG=info"
+run_wrk "$OUT/warmup-oauthgate-info.txt" "$CONNS" "$WARMUP" "${URL[oauthgate]}"
+run_wrk "$OUT/info-oauthgate.txt" "$CONNS" "$DURATION" "${URL[oauthgate]}" "$GATE_PID"
+INFO_LOG_LINES=$(wc -l <"$TMP/oauthgate-info.err")
+INFO_LOG_BYTES=$(stat -c %s "$TMP/oauthgate-info.err")
+stop_gate
+
+# --- memory at MEM_CONNS connections --------------------------------------------------------
+kb() { awk -v k="$2" '$1==k":" {print $2}' "/proc/$1/status"; }
+# sum of a field over nginx master + workers (children of the master)
+nginx_sum() { # $1 = master pid, $2 = Rss|Pss  (from smaps_rollup)
+    local total=0 p v
+    for p in "$1" $(pgrep -P "$1"); do
+        v=$(awk -v k="$2:" '$1==k {print $2}' "/proc/$p/smaps_rollup" 2>/dev/null || echo 0)
+        total=$((total + ${v:-0}))
+    done
+    echo "$total"
+}
+
+start_gate warn mem
+G_RSS0=$(kb "$GATE_PID" VmRSS); G_HWM0=$(kb "$GATE_PID" VmHWM)
+G_THREADS=$(kb "$GATE_PID" Threads)
+log "oauthgate idle: VmRSS ${G_RSS0} kB, VmHWM ${G_HWM0} kB; wrk -c$MEM_CONNS"
+run_wrk "$OUT/mem-oauthgate.txt" "$MEM_CONNS" "$DURATION" "${URL[oauthgate]}" &
+WRK_PID=$!
+G_RSS_MAX=0
+while kill -0 "$WRK_PID" 2>/dev/null; do
+    v=$(kb "$GATE_PID" VmRSS || echo 0); [ "${v:-0}" -gt "$G_RSS_MAX" ] && G_RSS_MAX=$v
+    sleep 0.2
+done
+wait "$WRK_PID" || true
+G_HWM1=$(kb "$GATE_PID" VmHWM); G_RSS1=$(kb "$GATE_PID" VmRSS)
+
+N_RSS0=$(nginx_sum "$NGINX_PID" Rss); N_PSS0=$(nginx_sum "$NGINX_PID" Pss)
+log "nginx before: RSS sum ${N_RSS0} kB, PSS sum ${N_PSS0} kB; wrk -c$MEM_CONNS"
+run_wrk "$OUT/mem-nginx.txt" "$MEM_CONNS" "$DURATION" "${URL[nginx]}" &
+WRK_PID=$!
+N_RSS_MAX=0; N_PSS_MAX=0
+while kill -0 "$WRK_PID" 2>/dev/null; do
+    v=$(nginx_sum "$NGINX_PID" Rss); [ "$v" -gt "$N_RSS_MAX" ] && N_RSS_MAX=$v
+    v=$(nginx_sum "$NGINX_PID" Pss); [ "$v" -gt "$N_PSS_MAX" ] && N_PSS_MAX=$v
+    sleep 0.2
+done
+wait "$WRK_PID" || true
+N_WORKERS=$(pgrep -P "$NGINX_PID" | wc -l)
+
+cat >"$OUT/memory.env" <<ENV
+G_RSS0=$G_RSS0 G_HWM0=$G_HWM0 G_HWM1=$G_HWM1 G_RSS1=$G_RSS1 G_RSS_MAX=$G_RSS_MAX G_THREADS=$G_THREADS
+N_RSS0=$N_RSS0 N_PSS0=$N_PSS0 N_RSS_MAX=$N_RSS_MAX N_PSS_MAX=$N_PSS_MAX N_WORKERS=$N_WORKERS
+INFO_LOG_LINES=$INFO_LOG_LINES INFO_LOG_BYTES=$INFO_LOG_BYTES
+ENV
+
+# --- report ---------------------------------------------------------------------------------
+python3 - "$OUT" "$ROUNDS" <<'PY' | tee "$OUT/report.md"
+import os, re, statistics, sys
+
+out, rounds = sys.argv[1], int(sys.argv[2])
+UNIT = {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 60e3, "h": 3600e3}
+
+def parse(path):
+    text = open(path).read()
+    d = {"file": os.path.basename(path), "cmd": text.splitlines()[0][2:]}
+    m = re.search(r"Requests/sec:\s+([\d.]+)", text)
+    d["rps"] = float(m.group(1)) if m else float("nan")
+    for q in ("50", "99"):
+        m = re.search(r"^\s+%s%%\s+([\d.]+)(us|ms|s|m|h)\s*$" % q, text, re.M)
+        d["p" + q] = float(m.group(1)) * UNIT[m.group(2)] if m else float("nan")
+    m = re.search(r"(\d+) requests in", text)
+    d["requests"] = int(m.group(1)) if m else 0
+    m = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", text)
+    d["non2xx"] = int(m.group(1)) if m else 0
+    m = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", text)
+    d["sock"] = tuple(map(int, m.groups())) if m else (0, 0, 0, 0)
+    m = re.search(r"server_cpu_seconds: ([\d.]+)", text)
+    d["cpu"] = float(m.group(1)) if m else float("nan")
+    return d
+
+env = {}
+for line in open(os.path.join(out, "memory.env")):
+    for kv in line.split():
+        k, v = kv.split("=")
+        env[k] = int(v)
+
+targets = ["backend", "nginx", "oauthgate"]
+label = {"backend": "backend direct (http)", "nginx": "nginx TLS proxy", "oauthgate": "oauthgate (RUST_LOG=warn)"}
+runs = {t: [parse(os.path.join(out, f"round{r}-{t}.txt")) for r in range(1, rounds + 1)] for t in targets}
+med = {t: {k: statistics.median(x[k] for x in runs[t]) for k in ("rps", "p50", "p99", "cpu")} for t in targets}
+info = parse(os.path.join(out, "info-oauthgate.txt"))
+
+def errs(ds):
+    n = sum(d["non2xx"] for d in ds)
+    s = [sum(d["sock"][i] for d in ds) for i in range(4)]
+    return f"{n} / {s[0]},{s[1]},{s[2]},{s[3]}"
+
+print(f"## Results ({rounds} rounds, medians; raw output in {out})\n")
+print("| target | median req/s | median p50 (ms) | median p99 (ms) | req/s vs nginx | server CPU s per run (median) | non-2xx / socket errors c,r,w,t (all rounds) |")
+print("|---|---:|---:|---:|---:|---:|---|")
+for t in targets:
+    m = med[t]
+    print(f"| {label[t]} | {m['rps']:.0f} | {m['p50']:.3f} | {m['p99']:.3f} | {m['rps']/med['nginx']['rps']:.2f} | {m['cpu']:.2f} | {errs(runs[t])} |")
+print(f"| oauthgate (RUST_LOG=info), 1 run | {info['rps']:.0f} | {info['p50']:.3f} | {info['p99']:.3f} | {info['rps']/med['nginx']['rps']:.2f} | {info['cpu']:.2f} | {errs([info])} |")
+print()
+print(f"**oauthgate / nginx (median req/s): {med['oauthgate']['rps']/med['nginx']['rps']:.3f}**  ")
+print(f"RUST_LOG=info run wrote {env['INFO_LOG_LINES']} log lines ({env['INFO_LOG_BYTES']/1e6:.1f} MB) to a file.\n")
+
+print("### Per round (req/s, p50 ms, p99 ms)\n")
+print("| round | " + " | ".join(targets) + " |")
+print("|---|" + "---|" * len(targets))
+for r in range(rounds):
+    print(f"| {r+1} | " + " | ".join(f"{runs[t][r]['rps']:.0f}, {runs[t][r]['p50']:.3f}, {runs[t][r]['p99']:.3f}" for t in targets) + " |")
+print()
+
+mg = parse(os.path.join(out, "mem-oauthgate.txt"))
+mn = parse(os.path.join(out, "mem-nginx.txt"))
+MB = lambda kb: kb / 1024
+print(f"### Memory at {mg['cmd'].split()[2][2:]} keep-alive connections\n")
+print(f"- oauthgate (fresh process, RUST_LOG=warn, {env['G_THREADS']} threads at idle): idle VmRSS {MB(env['G_RSS0']):.1f} MB (VmHWM {MB(env['G_HWM0']):.1f} MB); "
+      f"after the run VmHWM **{MB(env['G_HWM1']):.1f} MB** (highest sampled VmRSS {MB(env['G_RSS_MAX']):.1f} MB, VmRSS after {MB(env['G_RSS1']):.1f} MB). "
+      f"wrk: {mg['rps']:.0f} req/s, p99 {mg['p99']:.1f} ms, non-2xx/socket errors {errs([mg])}.")
+print(f"- nginx TLS proxy (master + {env['N_WORKERS']} workers, after the throughput rounds): before RSS sum {MB(env['N_RSS0']):.1f} MB / PSS sum {MB(env['N_PSS0']):.1f} MB; "
+      f"highest sampled during the run RSS sum **{MB(env['N_RSS_MAX']):.1f} MB** / PSS sum {MB(env['N_PSS_MAX']):.1f} MB. "
+      f"wrk: {mn['rps']:.0f} req/s, p99 {mn['p99']:.1f} ms, non-2xx/socket errors {errs([mn])}.")
+PY
+
+for f in "$TMP"/oauthgate-warn.err "$TMP"/oauthgate-mem.err; do
+    log "$(basename "$f"): $(wc -l <"$f") lines, of which $(grep -c 'Illegal SNI extension' "$f" || true) are rustls 'Illegal SNI extension' warnings; other lines:"
+    grep -v 'Illegal SNI extension' "$f" | head -n 20 >&2 || true
+done
+log "raw outputs in $OUT"
