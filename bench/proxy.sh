@@ -193,9 +193,28 @@ NGINX_PID=$!; PIDS+=("$NGINX_PID")
 wait_ready nginx "$NGINX_PID" "https://127.0.0.1:$NGINX_PORT/" -k
 
 # --- C: oauthgate ---------------------------------------------------------------------------
-log "building oauthgate (cargo build --release)"
-(cd "$REPO" && cargo build --release >&2)
-GATE_BIN="$REPO/target/release/oauthgate"
+# Which oauthgate: OAUTHGATE_BIN=/path/to/binary (no build), or OAUTHGATE_REF=<git ref> (a clean
+# `git archive` snapshot of that commit, built in $BUILD_DIR with its own target dir, so an
+# in-progress working tree neither breaks nor leaks into the measurement), or by default the
+# working tree of this repo with `cargo build --release`.
+if [ -n "${OAUTHGATE_BIN:-}" ]; then
+    GATE_BIN=$(realpath "$OAUTHGATE_BIN")
+    GATE_SRC="binary $GATE_BIN"
+elif [ -n "${OAUTHGATE_REF:-}" ]; then
+    BUILD_DIR=${BUILD_DIR:-/tmp/oauthgate-bench-build}
+    commit=$(git -C "$REPO" rev-parse --verify "$OAUTHGATE_REF^{commit}")
+    rm -rf "$BUILD_DIR/src"; mkdir -p "$BUILD_DIR/src"
+    git -C "$REPO" archive "$commit" | tar -x -C "$BUILD_DIR/src"
+    log "building oauthgate $commit in $BUILD_DIR (cargo build --release --locked)"
+    (cd "$BUILD_DIR/src" && CARGO_TARGET_DIR="$BUILD_DIR/target" cargo build --release --locked >&2)
+    GATE_BIN="$BUILD_DIR/target/release/oauthgate"
+    GATE_SRC="commit $commit (clean snapshot)"
+else
+    log "building oauthgate (cargo build --release in $REPO)"
+    (cd "$REPO" && cargo build --release >&2)
+    GATE_BIN="$REPO/target/release/oauthgate"
+    GATE_SRC="working tree of $REPO at $(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo '?')$(git -C "$REPO" diff --quiet HEAD -- src Cargo.toml Cargo.lock 2>/dev/null || echo ' + uncommitted changes')"
+fi
 cat >"$TMP/oauthgate.yaml" <<CONF
 listen: 127.0.0.1:$GATE_PORT
 public_url: https://localhost:$GATE_PORT
@@ -246,16 +265,53 @@ cpu_ticks() {
 }
 CLK_TCK=$(getconf CLK_TCK)
 
-# run_wrk FILE CONNS DURATION URL [SERVER_PID]: raw output to FILE; with SERVER_PID, the CPU
-# seconds that server used during the run are appended as "server_cpu_seconds: X".
+# busy clock ticks of the whole machine (user nice system irq softirq steal) from /proc/stat
+machine_ticks() { awk '$1 == "cpu" {print $2 + $3 + $4 + $7 + $8 + $9; exit}' /proc/stat; }
+
+# The machine is shared (2 cores): before each measured run wait, at most 120 s, until the
+# machine is quiet (< 10% of one core busy over 1 s), so that another build or test run does
+# not land in the middle of a run. Any CPU used by others during a run is still measured and
+# reported per run ("other_cpu_seconds").
+wait_quiet() {
+    local a b
+    for i in $(seq 120); do
+        a=$(machine_ticks); sleep 1; b=$(machine_ticks)
+        if [ $((b - a)) -le $((CLK_TCK / 10)) ]; then
+            [ "$i" -eq 1 ] || log "machine quiet again after ${i} s"
+            return 0
+        fi
+        [ "$i" -ne 1 ] || log "machine busy ($((b - a)) ticks/s outside the benchmark?), waiting up to 120 s"
+    done
+    log "machine still busy after 120 s; running anyway (see other_cpu_seconds)"
+}
+
+# run_wrk FILE CONNS DURATION URL [SERVER_PID [BACKEND_PID]]: raw wrk output to FILE. With
+# SERVER_PID, also appends the CPU seconds used during the run by the server
+# ("server_cpu_seconds"), by wrk ("client_cpu_seconds") and by everything else on the machine
+# ("other_cpu_seconds" = machine busy - server - backend - wrk).
 run_wrk() {
-    local file=$1 conns=$2 dur=$3 url=$4 pid=${5:-} t0=0
+    local file=$1 conns=$2 dur=$3 url=$4 pid=${5:-} bpid=${6:-}
     local cmd=(wrk -t1 "-c$conns" "-d$dur" --latency "$url")
     echo "\$ ${cmd[*]}" >"$file"
-    [ -z "$pid" ] || t0=$(cpu_ticks "$pid")
-    "${cmd[@]}" >>"$file" 2>&1 || log "wrk exited non-zero for $url (see $file)"
-    [ -z "$pid" ] || echo "server_cpu_seconds: $(( $(cpu_ticks "$pid") - t0 )) $CLK_TCK" |
-        awk '{printf "server_cpu_seconds: %.2f\n", $2 / $3}' >>"$file"
+    if [ -z "$pid" ]; then
+        "${cmd[@]}" >>"$file" 2>&1 || log "wrk exited non-zero for $url (see $file)"
+        return 0
+    fi
+    [ "$bpid" != "$pid" ] || bpid=
+    local s0 b0 m0 s1 b1 m1
+    s0=$(cpu_ticks "$pid"); b0=0; [ -z "$bpid" ] || b0=$(cpu_ticks "$bpid"); m0=$(machine_ticks)
+    python3 -c '
+import resource, subprocess, sys
+rc = subprocess.call(sys.argv[1:])
+r = resource.getrusage(resource.RUSAGE_CHILDREN)
+print("client_cpu_seconds: %.2f" % (r.ru_utime + r.ru_stime), flush=True)
+sys.exit(rc)' "${cmd[@]}" >>"$file" 2>&1 || log "wrk exited non-zero for $url (see $file)"
+    s1=$(cpu_ticks "$pid"); b1=0; [ -z "$bpid" ] || b1=$(cpu_ticks "$bpid"); m1=$(machine_ticks)
+    local client
+    client=$(awk '/^client_cpu_seconds:/ {print $2}' "$file")
+    awk -v s=$((s1 - s0)) -v b=$((b1 - b0)) -v m=$((m1 - m0)) -v c="${client:-0}" -v hz="$CLK_TCK" 'BEGIN {
+        printf "server_cpu_seconds: %.2f\nbackend_cpu_seconds: %.2f\nmachine_busy_seconds: %.2f\nother_cpu_seconds: %.2f\n",
+            s / hz, b / hz, m / hz, m / hz - s / hz - b / hz - c }' >>"$file"
 }
 
 {
@@ -267,11 +323,13 @@ run_wrk() {
     echo "wrk: $(wrk --version 2>&1 | head -n1 | sed 's/ Copyright.*//')"
     echo "rustc: $(rustc --version)"
     echo "oauthgate binary sha256: $(sha256sum "$GATE_BIN" | cut -c1-16)"
-    echo "oauthgate: $(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo '?')$(git -C "$REPO" diff --quiet HEAD -- src Cargo.toml 2>/dev/null || echo ' (+ uncommitted changes in src/Cargo.toml)')"
+    echo "oauthgate: $GATE_SRC"
     echo "ulimit -n: $NOFILE"
     echo "ROUNDS=$ROUNDS DURATION=$DURATION CONNS=$CONNS MEM_CONNS=$MEM_CONNS"
 } >"$OUT/machine.txt"
 cat "$OUT/machine.txt" >&2
+# what else is using the CPU (another build or test run would skew everything)
+ps -eo pid,pcpu,etime,args --sort=-pcpu | head -n 8 >"$OUT/ps-start.txt"
 
 # --- warm-up (not counted) ------------------------------------------------------------------
 for t in backend nginx oauthgate; do
@@ -282,8 +340,9 @@ done
 # --- rounds: A/B/C alternating --------------------------------------------------------------
 for r in $(seq "$ROUNDS"); do
     for t in backend nginx oauthgate; do
+        wait_quiet
         log "round $r/$ROUNDS: $t"
-        run_wrk "$OUT/round$r-$t.txt" "$CONNS" "$DURATION" "${URL[$t]}" "${SERVER_PID[$t]}"
+        run_wrk "$OUT/round$r-$t.txt" "$CONNS" "$DURATION" "${URL[$t]}" "${SERVER_PID[$t]}" "$BACKEND_PID"
     done
 done
 
@@ -292,7 +351,8 @@ stop_gate
 start_gate info info
 log "oauthgate with RUST_LOG=info"
 run_wrk "$OUT/warmup-oauthgate-info.txt" "$CONNS" "$WARMUP" "${URL[oauthgate]}"
-run_wrk "$OUT/info-oauthgate.txt" "$CONNS" "$DURATION" "${URL[oauthgate]}" "$GATE_PID"
+wait_quiet
+run_wrk "$OUT/info-oauthgate.txt" "$CONNS" "$DURATION" "${URL[oauthgate]}" "$GATE_PID" "$BACKEND_PID"
 INFO_LOG_LINES=$(wc -l <"$TMP/oauthgate-info.err")
 INFO_LOG_BYTES=$(stat -c %s "$TMP/oauthgate-info.err")
 stop_gate
@@ -310,6 +370,7 @@ nginx_sum() { # $1 = master pid, $2 = Rss|Pss  (from smaps_rollup)
 }
 
 start_gate warn mem
+wait_quiet
 G_RSS0=$(kb "$GATE_PID" VmRSS); G_HWM0=$(kb "$GATE_PID" VmHWM)
 G_THREADS=$(kb "$GATE_PID" Threads)
 log "oauthgate idle: VmRSS ${G_RSS0} kB, VmHWM ${G_HWM0} kB; wrk -c$MEM_CONNS"
@@ -323,6 +384,7 @@ done
 wait "$WRK_PID" || true
 G_HWM1=$(kb "$GATE_PID" VmHWM); G_RSS1=$(kb "$GATE_PID" VmRSS)
 
+wait_quiet
 N_RSS0=$(nginx_sum "$NGINX_PID" Rss); N_PSS0=$(nginx_sum "$NGINX_PID" Pss)
 log "nginx before: RSS sum ${N_RSS0} kB, PSS sum ${N_PSS0} kB; wrk -c$MEM_CONNS"
 run_wrk "$OUT/mem-nginx.txt" "$MEM_CONNS" "$DURATION" "${URL[nginx]}" &
@@ -341,6 +403,9 @@ G_RSS0=$G_RSS0 G_HWM0=$G_HWM0 G_HWM1=$G_HWM1 G_RSS1=$G_RSS1 G_RSS_MAX=$G_RSS_MAX
 N_RSS0=$N_RSS0 N_PSS0=$N_PSS0 N_RSS_MAX=$N_RSS_MAX N_PSS_MAX=$N_PSS_MAX N_WORKERS=$N_WORKERS
 INFO_LOG_LINES=$INFO_LOG_LINES INFO_LOG_BYTES=$INFO_LOG_BYTES
 ENV
+
+ps -eo pid,pcpu,etime,args --sort=-pcpu | head -n 8 >"$OUT/ps-end.txt"
+cat /proc/loadavg >>"$OUT/ps-end.txt"
 
 # --- report ---------------------------------------------------------------------------------
 python3 - "$OUT" "$ROUNDS" <<'PY' | tee "$OUT/report.md"
@@ -363,8 +428,10 @@ def parse(path):
     d["non2xx"] = int(m.group(1)) if m else 0
     m = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", text)
     d["sock"] = tuple(map(int, m.groups())) if m else (0, 0, 0, 0)
-    m = re.search(r"server_cpu_seconds: ([\d.]+)", text)
-    d["cpu"] = float(m.group(1)) if m else float("nan")
+    for k in ("server", "client", "backend", "other"):
+        m = re.search(r"%s_cpu_seconds: (-?[\d.]+)" % k, text)
+        d[k] = float(m.group(1)) if m else float("nan")
+    d["cpu"] = d["server"]
     return d
 
 env = {}
@@ -395,12 +462,17 @@ print()
 print(f"**oauthgate / nginx (median req/s): {med['oauthgate']['rps']/med['nginx']['rps']:.3f}**  ")
 print(f"RUST_LOG=info run wrote {env['INFO_LOG_LINES']} log lines ({env['INFO_LOG_BYTES']/1e6:.1f} MB) to a file.\n")
 
-print("### Per round (req/s, p50 ms, p99 ms)\n")
+print("### Per round: req/s, p50 ms, p99 ms; CPU seconds server / backend / wrk / other\n")
 print("| round | " + " | ".join(targets) + " |")
 print("|---|" + "---|" * len(targets))
+fmt = lambda d: (f"{d['rps']:.0f}, {d['p50']:.3f}, {d['p99']:.3f}; "
+                 f"{d['server']:.2f} / {d['backend']:.2f} / {d['client']:.2f} / {d['other']:.2f}")
 for r in range(rounds):
-    print(f"| {r+1} | " + " | ".join(f"{runs[t][r]['rps']:.0f}, {runs[t][r]['p50']:.3f}, {runs[t][r]['p99']:.3f}" for t in targets) + " |")
-print()
+    print(f"| {r+1} | " + " | ".join(fmt(runs[t][r]) for t in targets) + " |")
+print(f"| info | | | {fmt(info)} |")
+worst = max(d["other"] for t in targets for d in runs[t])
+print(f"\nLargest CPU used by other processes during one run: {worst:.2f} s "
+      f"(out of {os.cpu_count()} cores x the run duration).\n")
 
 mg = parse(os.path.join(out, "mem-oauthgate.txt"))
 mn = parse(os.path.join(out, "mem-nginx.txt"))

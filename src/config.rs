@@ -4,6 +4,7 @@
 //! `Config` built from it by `TryFrom`. Everything is checked here, before any port is bound;
 //! every error names the key path it is about.
 
+mod central;
 mod env;
 mod raw;
 
@@ -15,6 +16,10 @@ use http::uri::{Authority, Scheme};
 use url::Url;
 
 pub use crate::error::ConfigError;
+pub use central::{
+    is_loopback, CentralConfig, ClientAuth, ClientConfig, Protocol, ProviderConfig, ProviderKind,
+    Secret,
+};
 use raw::{RawConfig, RawGateway, RawLimits, RawRoute, RawTls};
 
 /// The validated configuration of one `oauthgate` process.
@@ -28,7 +33,8 @@ pub struct Config {
     pub data_dir: PathBuf,
     pub tls: TlsSettings,
     pub limits: Limits,
-    pub gateway: GatewayConfig,
+    pub central: Option<CentralConfig>,
+    pub gateway: Option<GatewayConfig>,
 }
 
 #[derive(Debug, Clone)]
@@ -126,7 +132,7 @@ impl TryFrom<RawConfig> for Config {
     type Error = ConfigError;
 
     fn try_from(raw: RawConfig) -> Result<Self, ConfigError> {
-        let listen = raw.listen.parse().map_err(|_| {
+        let listen: SocketAddr = raw.listen.parse().map_err(|_| {
             ConfigError::at(
                 "listen",
                 format!(
@@ -136,24 +142,60 @@ impl TryFrom<RawConfig> for Config {
             )
         })?;
         let public_url = public_url(&raw.public_url)?;
-        if raw.central.is_some() {
-            return Err(not_yet("central", "the central OAuth server"));
-        }
         let tls = tls(raw.tls)?;
         let limits = limits(raw.limits)?;
-        let gateway = raw.gateway.ok_or_else(|| {
-            ConfigError::at(
+        let data_dir = raw.data_dir.unwrap_or_else(|| PathBuf::from("data"));
+        let central = raw
+            .central
+            .map(|c| central::central_config(c, &public_url, &data_dir))
+            .transpose()?;
+        if let Some(c) = &central {
+            let dev = c.providers.iter().find(|p| p.kind == ProviderKind::Dev);
+            if let (Some(dev), false) = (dev, listen.ip().is_loopback()) {
+                return Err(ConfigError::at(
+                    &format!("central.providers.{}.kind", dev.name),
+                    format!(
+                        "the dev provider lets anyone log in as anyone; it only runs when listen is a loopback address, not {listen}"
+                    ),
+                ));
+            }
+        }
+        let gateway = raw.gateway.map(gateway_config).transpose()?;
+        if let (Some(_), Some(g)) = (&central, &gateway) {
+            let oauth = crate::central::PREFIX;
+            if crate::gateway::routes::under(&g.auth_prefix, oauth) {
+                return Err(ConfigError::at(
+                    "gateway.auth_prefix",
+                    format!("cannot be under {oauth}, the central server's prefix"),
+                ));
+            }
+            if let Some(i) = g
+                .routes
+                .iter()
+                .position(|r| crate::gateway::routes::under(&r.prefix, oauth))
+            {
+                return Err(ConfigError::at(
+                    &format!("gateway.routes[{i}].prefix"),
+                    format!(
+                        "would shadow {oauth}, where the central server of this process answers"
+                    ),
+                ));
+            }
+        }
+        if central.is_none() && gateway.is_none() {
+            return Err(ConfigError::at(
                 "config",
-                "nothing to serve: add a `gateway:` section with routes",
-            )
-        })?;
+                "nothing to serve: add a `gateway:` section with routes, a `central:` section, or both",
+            ));
+        }
         Ok(Config {
             listen,
             public_url,
-            data_dir: raw.data_dir.unwrap_or_else(|| PathBuf::from("data")),
+            data_dir,
             tls,
             limits,
-            gateway: gateway_config(gateway)?,
+            central,
+            gateway,
         })
     }
 }

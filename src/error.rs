@@ -36,6 +36,10 @@ impl ConfigError {
 pub enum StartError {
     #[error("TLS: {0}")]
     Tls(String),
+    #[error("signing key: {0}")]
+    Key(String),
+    #[error("HTTP client: {0}")]
+    Client(String),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: std::net::SocketAddr,
@@ -64,6 +68,17 @@ pub enum RequestError {
     Upstream(String),
     #[error("upstream timed out")]
     UpstreamTimeout,
+    /// A request we refuse with a message the user may read (it names no secret).
+    #[error("bad request: {0}")]
+    Invalid(String),
+    /// A login that could not finish (provider refused, down, or the user said no).
+    #[error("login failed: {message}")]
+    Login {
+        status: StatusCode,
+        message: String,
+        /// Where to start again.
+        retry: Option<String>,
+    },
 }
 
 impl RequestError {
@@ -74,19 +89,31 @@ impl RequestError {
             RequestError::NoRoute | RequestError::NotFound => StatusCode::NOT_FOUND,
             RequestError::Upstream(_) => StatusCode::BAD_GATEWAY,
             RequestError::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
+            RequestError::Invalid(_) => StatusCode::BAD_REQUEST,
+            RequestError::Login { status, .. } => *status,
         }
     }
 
     /// The short text a client may see; never internal details.
-    pub fn public_message(&self) -> &'static str {
-        match self {
+    pub fn public_message(&self) -> std::borrow::Cow<'_, str> {
+        std::borrow::Cow::Borrowed(match self {
             RequestError::BadPath(why) => why,
+            RequestError::Invalid(why) => why,
+            RequestError::Login { message, .. } => message,
             RequestError::MethodNotAllowed => "This method is not allowed here.",
             RequestError::NoRoute | RequestError::NotFound => "There is nothing at this address.",
             RequestError::Upstream(_) => "The application behind this gateway is not answering.",
             RequestError::UpstreamTimeout => {
                 "The application behind this gateway took too long to answer."
             }
+        })
+    }
+
+    /// A link to start again, for errors that have one.
+    pub fn retry(&self) -> Option<&str> {
+        match self {
+            RequestError::Login { retry, .. } => retry.as_deref(),
+            _ => None,
         }
     }
 }

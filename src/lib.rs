@@ -3,7 +3,11 @@
 //! This file only wires the modules together; `main.rs` is the command line.
 #![forbid(unsafe_code)]
 
+pub mod app;
+pub mod assertion;
+pub mod central;
 pub mod config;
+pub mod cookies;
 pub mod error;
 mod fsutil;
 pub mod gateway;

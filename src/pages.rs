@@ -56,26 +56,48 @@ pub fn error_response(err: &RequestError, html: bool) -> Response<Body> {
             .unwrap_or("error")
             .to_ascii_lowercase()
             .replace(' ', "_");
-        return json(
-            status,
-            &serde_json::json!({ "error": code, "message": err.public_message() }),
-        );
+        let mut body = serde_json::json!({ "error": code, "message": err.public_message() });
+        if let Some(retry) = err.retry() {
+            body["retry_url"] = retry.into();
+        }
+        return json(status, &body);
     }
     let title = format!(
         "{} {}",
         status.as_u16(),
         status.canonical_reason().unwrap_or("Error")
     );
-    let mut res = response(
-        status,
-        "text/html; charset=utf-8",
-        page(&title, &format!("<p>{}</p>", escape(err.public_message()))),
-    );
+    let mut body = format!("<p>{}</p>", escape(&err.public_message()));
+    if let Some(retry) = err.retry() {
+        body.push_str(&format!(
+            "<p><a class=\"button\" href=\"{}\">Try again</a></p>",
+            escape(retry)
+        ));
+    }
+    html_page(status, &page(&title, &body))
+}
+
+/// An HTML response of ours, with a strict content security policy.
+pub fn html_page(status: StatusCode, html: &str) -> Response<Body> {
+    let mut res = response(status, "text/html; charset=utf-8", html.to_owned());
     res.headers_mut().insert(
         header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static("default-src 'none'; style-src 'unsafe-inline'"),
+        HeaderValue::from_static("default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'"),
+    );
+    res.headers_mut().insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
     );
     res
+}
+
+/// A redirect to `location` (already a valid URL or path).
+pub fn redirect(status: StatusCode, location: &str) -> Result<Response<Body>, RequestError> {
+    let value = HeaderValue::from_str(location)
+        .map_err(|_| RequestError::Invalid("The redirect address is not valid.".into()))?;
+    let mut res = response(status, "text/plain; charset=utf-8", Bytes::new());
+    res.headers_mut().insert(header::LOCATION, value);
+    Ok(res)
 }
 
 /// A complete HTML document around `body_html`, with the product's small inline style.
@@ -94,7 +116,11 @@ const STYLE: &str =
     "body{font:16px/1.5 system-ui,sans-serif;margin:0;background:#f4f5f7;color:#1b1f24}\
 main{max-width:32rem;margin:12vh auto 0;padding:2rem;background:#fff;border-radius:8px;\
 box-shadow:0 1px 3px #0002}h1{font-size:1.4rem;margin-top:0}\
-footer{text-align:center;color:#4a5360;font-size:.85rem;margin:1rem}";
+footer{text-align:center;color:#4a5360;font-size:.85rem;margin:1rem}\
+a.button,button{display:inline-block;font:inherit;padding:.5rem 1rem;border-radius:6px;border:0;\
+background:#1f5fbf;color:#fff;text-decoration:none;cursor:pointer}\
+a.button:focus,button:focus,input:focus{outline:3px solid #f5a623;outline-offset:2px}\
+label{display:block;margin:.75rem 0 .25rem}input{font:inherit;padding:.4rem;width:100%;box-sizing:border-box}";
 
 /// Escapes text for HTML content and attribute values.
 pub fn escape(text: &str) -> String {

@@ -16,14 +16,9 @@ use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
 use tracing::{debug, info, info_span, warn, Instrument};
 
+use crate::app::AppState;
 use crate::config::{Config, Limits, TlsSource};
 use crate::error::StartError;
-use crate::gateway::Gateway;
-
-/// State shared by every connection, built once at start-up.
-pub struct AppState {
-    pub gateway: Gateway,
-}
 
 /// A bound, ready listener; [`Server::run`] serves it.
 pub struct Server {
@@ -44,9 +39,7 @@ impl Server {
             crate::tls::server_config(&config.tls, &config.data_dir, host)?;
         let reload = matches!(config.tls.source, TlsSource::Files { .. })
             .then(|| tokio::spawn(resolver.watch(files, config.tls.reload_interval)));
-        let state = Arc::new(AppState {
-            gateway: Gateway::new(&config.gateway)?,
-        });
+        let state = Arc::new(AppState::new(&config).await?);
         let listener =
             TcpListener::bind(config.listen)
                 .await
@@ -166,7 +159,7 @@ impl Connection {
         let state = self.state;
         let service = service_fn(move |req| {
             let state = state.clone();
-            async move { Ok::<_, Infallible>(state.gateway.handle(req, peer).await) }
+            async move { Ok::<_, Infallible>(state.handle(req, peer).await) }
         });
         let conn = self
             .http

@@ -5,6 +5,7 @@
 
 use std::path::PathBuf;
 
+use indexmap::IndexMap;
 use serde::Deserialize;
 
 #[derive(Debug, Deserialize)]
@@ -17,9 +18,8 @@ pub(super) struct RawConfig {
     pub tls: RawTls,
     #[serde(default)]
     pub limits: RawLimits,
-    /// Parsed so that a config written for a later version fails loudly, not silently.
     #[serde(default)]
-    pub central: Option<serde_yaml::Value>,
+    pub central: Option<RawCentral>,
     #[serde(default)]
     pub gateway: Option<RawGateway>,
 }
@@ -71,4 +71,41 @@ pub(super) struct RawRoute {
     pub login: Option<String>,
     pub preserve_host: Option<bool>,
     pub allow: Option<serde_yaml::Value>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawCentral {
+    pub signing_key: Option<PathBuf>,
+    pub providers: IndexMap<String, RawProvider>,
+    #[serde(default)]
+    pub clients: Vec<RawClient>,
+}
+
+/// The seed's `oauth_provider` fields, plus `kind` and a few modern knobs.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawProvider {
+    pub kind: Option<String>,
+    pub display_name: Option<String>,
+    pub client_id: Option<String>,
+    pub client_secret: Option<String>,
+    pub access_token_url: Option<String>,
+    pub authorize_url: Option<String>,
+    pub redirect_url: Option<String>,
+    pub user_info_url: Option<String>,
+    pub emails_url: Option<String>,
+    pub scope: Option<String>,
+    pub user_info_fields: Option<Vec<String>>,
+    pub issuer: Option<String>,
+    pub jwks_url: Option<String>,
+    pub pkce: Option<bool>,
+    pub client_auth: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawClient {
+    pub redirect_url: String,
+    pub protocol: Option<String>,
 }

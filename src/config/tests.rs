@@ -20,12 +20,13 @@ fn a_minimal_gateway_is_valid_with_defaults() {
     let c =
         parse("gateway:\n  routes:\n    - {prefix: /chat/, upstream: \"${UPSTREAM}\"}\n").unwrap();
     assert_eq!(c.listen.port(), 0);
-    assert_eq!(c.gateway.auth_prefix, "/_auth");
-    assert_eq!(c.gateway.routes[0].prefix, "/chat");
-    assert!(c.gateway.routes[0].preserve_host);
+    let g = c.gateway.as_ref().unwrap();
+    assert_eq!(g.auth_prefix, "/_auth");
+    assert_eq!(g.routes[0].prefix, "/chat");
+    assert!(g.routes[0].preserve_host);
     assert_eq!(c.tls.source, TlsSource::SelfSigned);
     assert!(
-        matches!(&c.gateway.routes[0].target, Target::Http { authority, .. } if authority == "127.0.0.1:9")
+        matches!(&g.routes[0].target, Target::Http { authority, .. } if authority == "127.0.0.1:9")
     );
 }
 

@@ -1,7 +1,8 @@
 //! The gateway role: a TLS-terminating reverse proxy in front of unmodified apps.
 //!
-//! Each request goes through the same phases, in this order: normalise the path → the
-//! gateway's own endpoints → route → rewrite headers and forward (or serve files) → access log.
+//! Each request goes through the same phases, in this order (the first and last in `app`):
+//! normalise the path → the gateway's own endpoints → route → rewrite headers and forward (or
+//! serve files) → access log.
 
 mod files;
 mod forward;
@@ -10,11 +11,10 @@ pub mod path;
 pub mod routes;
 
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use http::{Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
-use tracing::{info, warn};
 
 use crate::config::{GatewayConfig, Target};
 use crate::error::{RequestError, StartError};
@@ -43,43 +43,13 @@ impl Gateway {
         })
     }
 
-    /// Serves one request; never fails (errors become pages here) and logs one access line.
-    pub async fn handle(&self, req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
-        let started = Instant::now();
-        let method = req.method().clone();
-        let html = pages::is_navigation(req.headers());
-        let raw_path = req.uri().path().to_owned();
-        let (result, route) = self.dispatch(req, peer).await;
-        let res = result.unwrap_or_else(|e| {
-            if e.status().is_server_error() {
-                warn!(error = %e, path = %raw_path, "request failed");
-            }
-            pages::error_response(&e, html)
-        });
-        info!(
-            target: "access",
-            peer = %peer.ip(),
-            method = %method,
-            path = %raw_path,
-            status = res.status().as_u16(),
-            route = route.unwrap_or("-"),
-            ms = started.elapsed().as_secs_f64() * 1000.0,
-        );
-        res
-    }
-
-    async fn dispatch(
+    /// Serves one request whose path is already normalised; returns the route it took.
+    pub async fn serve(
         &self,
         req: Request<Incoming>,
+        path: NormalPath,
         peer: SocketAddr,
     ) -> (Result<Response<Body>, RequestError>, Option<&str>) {
-        if req.method() == Method::CONNECT {
-            return (Err(RequestError::MethodNotAllowed), None);
-        }
-        let path = match NormalPath::parse(req.uri().path()) {
-            Ok(p) => p,
-            Err(e) => return (Err(e), None),
-        };
         if routes::under(path.as_str(), &self.auth_prefix) {
             return (self.own_endpoint(&req, &path), Some(&self.auth_prefix));
         }

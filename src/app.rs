@@ -1,0 +1,84 @@
+//! The application state shared by every connection, and the first and last request phases
+//! common to both roles: normalise the path, dispatch to central or gateway, log one line.
+
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use http::{Method, Request, Response};
+use hyper::body::Incoming;
+use tracing::{info, warn};
+
+use crate::central::{self, Central};
+use crate::config::Config;
+use crate::error::{RequestError, StartError};
+use crate::gateway::path::NormalPath;
+use crate::gateway::{routes, Gateway};
+use crate::pages::{self, Body};
+
+/// Built once at start-up; one `Arc` of it is shared by every connection.
+pub struct AppState {
+    pub central: Option<Central>,
+    pub gateway: Option<Gateway>,
+}
+
+impl AppState {
+    pub async fn new(config: &Config) -> Result<Self, StartError> {
+        let central = match &config.central {
+            Some(c) => Some(Central::new(c).await?),
+            None => None,
+        };
+        let gateway = match &config.gateway {
+            Some(g) => Some(Gateway::new(g)?),
+            None => None,
+        };
+        Ok(AppState { central, gateway })
+    }
+
+    /// Serves one request; never fails (errors become pages here) and logs one access line.
+    pub async fn handle(&self, req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
+        let started = Instant::now();
+        let method = req.method().clone();
+        let html = pages::is_navigation(req.headers());
+        let raw_path = req.uri().path().to_owned();
+        let (result, route) = self.dispatch(req, peer).await;
+        let res = result.unwrap_or_else(|e| {
+            if e.status().is_server_error() {
+                warn!(error = %e, path = %raw_path, "request failed");
+            }
+            pages::error_response(&e, html)
+        });
+        info!(
+            target: "access",
+            peer = %peer.ip(),
+            method = %method,
+            path = %raw_path,
+            status = res.status().as_u16(),
+            route = route.unwrap_or("-"),
+            ms = started.elapsed().as_secs_f64() * 1000.0,
+        );
+        res
+    }
+
+    async fn dispatch(
+        &self,
+        req: Request<Incoming>,
+        peer: SocketAddr,
+    ) -> (Result<Response<Body>, RequestError>, Option<&str>) {
+        if req.method() == Method::CONNECT {
+            return (Err(RequestError::MethodNotAllowed), None);
+        }
+        let path = match NormalPath::parse(req.uri().path()) {
+            Ok(p) => p,
+            Err(e) => return (Err(e), None),
+        };
+        if let Some(central) = &self.central {
+            if routes::under(path.as_str(), central::PREFIX) {
+                return (central.handle(req, &path).await, Some(central::PREFIX));
+            }
+        }
+        match &self.gateway {
+            Some(gateway) => gateway.serve(req, path, peer).await,
+            None => (Err(RequestError::NoRoute), None),
+        }
+    }
+}

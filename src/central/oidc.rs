@@ -1,0 +1,148 @@
+//! OpenID Connect: discovery (fetched at start-up, refreshed hourly) and `id_token`
+//! verification against the provider's JWKS: an asymmetric algorithm only, a known key, then
+//! `iss`, `aud`, `exp` and the `nonce` this login sent.
+
+use std::sync::RwLock;
+use std::time::{Duration, Instant};
+
+use jsonwebtoken::jwk::JwkSet;
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use serde::Deserialize;
+use serde_json::{Map, Value};
+use url::Url;
+
+use super::providers::{get_json, ProviderError};
+
+/// How long a discovery document or key set is trusted before it is fetched again.
+const REFRESH: Duration = Duration::from_secs(3600);
+/// Unknown `kid`s trigger a key refetch at most this often.
+const KEY_REFETCH: Duration = Duration::from_secs(30);
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Discovery {
+    pub issuer: String,
+    pub authorization_endpoint: Url,
+    pub token_endpoint: Url,
+    #[serde(default)]
+    pub userinfo_endpoint: Option<Url>,
+    pub jwks_uri: Url,
+    #[serde(default)]
+    pub code_challenge_methods_supported: Vec<String>,
+}
+
+/// One OIDC provider's cached metadata and keys.
+pub struct Oidc {
+    issuer: Url,
+    /// Endpoints given in the config (presets such as Google): no discovery needed.
+    fixed: Option<Discovery>,
+    discovery: RwLock<Option<(Discovery, Instant)>>,
+    keys: RwLock<Option<(JwkSet, Instant)>>,
+}
+
+impl Oidc {
+    pub fn new(issuer: Url, fixed: Option<Discovery>) -> Self {
+        Oidc {
+            issuer,
+            fixed,
+            discovery: RwLock::new(None),
+            keys: RwLock::new(None),
+        }
+    }
+
+    /// The provider's metadata: fixed, cached, or fetched now.
+    pub async fn discovery(&self, http: &reqwest::Client) -> Result<Discovery, ProviderError> {
+        if let Some(fixed) = &self.fixed {
+            return Ok(fixed.clone());
+        }
+        let cached = self.discovery.read().ok().and_then(|d| d.clone());
+        if let Some((d, at)) = &cached {
+            if at.elapsed() < REFRESH {
+                return Ok(d.clone());
+            }
+        }
+        let url = format!(
+            "{}/.well-known/openid-configuration",
+            self.issuer.as_str().trim_end_matches('/')
+        );
+        match get_json::<Discovery>(http, &url, None).await {
+            Ok(d) => {
+                if d.issuer.trim_end_matches('/') != self.issuer.as_str().trim_end_matches('/') {
+                    return Err(ProviderError::BadAnswer(format!(
+                        "discovery names issuer {} instead of {}",
+                        d.issuer, self.issuer
+                    )));
+                }
+                if let Ok(mut slot) = self.discovery.write() {
+                    *slot = Some((d.clone(), Instant::now()));
+                }
+                Ok(d)
+            }
+            // A stale document beats none while the provider is briefly unreachable.
+            Err(e) => cached.map(|(d, _)| d).ok_or(e),
+        }
+    }
+
+    /// Verifies an `id_token` and returns its claims.
+    pub async fn verify(
+        &self,
+        http: &reqwest::Client,
+        token: &str,
+        client_id: &str,
+        nonce: &str,
+    ) -> Result<Map<String, Value>, ProviderError> {
+        let bad = |m: String| ProviderError::BadAnswer(format!("id_token: {m}"));
+        let header = jsonwebtoken::decode_header(token).map_err(|e| bad(e.to_string()))?;
+        let alg = header.alg;
+        if matches!(alg, Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512) {
+            return Err(bad(format!("algorithm {alg:?} is not accepted")));
+        }
+        let discovery = self.discovery(http).await?;
+        let jwk_set = self
+            .keys(http, &discovery.jwks_uri, header.kid.as_deref())
+            .await?;
+        let jwk = match &header.kid {
+            Some(kid) => jwk_set.find(kid),
+            None if jwk_set.keys.len() == 1 => jwk_set.keys.first(),
+            None => None,
+        }
+        .ok_or_else(|| bad("signed by a key the provider does not publish".into()))?;
+        let key = DecodingKey::from_jwk(jwk).map_err(|e| bad(e.to_string()))?;
+        let mut validation = Validation::new(alg);
+        validation.set_issuer(&[discovery.issuer.as_str()]);
+        validation.set_audience(&[client_id]);
+        validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+        validation.leeway = 30;
+        let data = jsonwebtoken::decode::<Map<String, Value>>(token, &key, &validation)
+            .map_err(|e| bad(e.to_string()))?;
+        let claims = data.claims;
+        if claims.get("nonce").and_then(Value::as_str) != Some(nonce) {
+            return Err(bad("nonce does not match this login".into()));
+        }
+        Ok(claims)
+    }
+
+    /// The key set, refetched when stale or when `kid` is unknown (rate-limited).
+    async fn keys(
+        &self,
+        http: &reqwest::Client,
+        url: &Url,
+        kid: Option<&str>,
+    ) -> Result<JwkSet, ProviderError> {
+        let cached = self.keys.read().ok().and_then(|k| k.clone());
+        if let Some((set, at)) = &cached {
+            let knows = kid.is_none_or(|kid| set.find(kid).is_some());
+            if at.elapsed() < REFRESH && (knows || at.elapsed() < KEY_REFETCH) {
+                return Ok(set.clone());
+            }
+        }
+        match get_json::<JwkSet>(http, url.as_str(), None).await {
+            Ok(set) => {
+                if let Ok(mut slot) = self.keys.write() {
+                    *slot = Some((set.clone(), Instant::now()));
+                }
+                Ok(set)
+            }
+            Err(e) => cached.map(|(s, _)| s).ok_or(e),
+        }
+    }
+}
