@@ -74,7 +74,8 @@ impl Central {
     pub async fn new(config: &CentralConfig) -> Result<Self, StartError> {
         let key = keys::load_or_generate(&config.signing_key)?;
         let vk = key.verifying_key();
-        let http = providers::http_client().map_err(|e| StartError::Client(e.to_string()))?;
+        let http = providers::http_client(config.provider_timeout)
+            .map_err(|e| StartError::Client(e.to_string()))?;
         let providers: Vec<Provider> = config
             .providers
             .iter()

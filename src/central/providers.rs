@@ -385,11 +385,11 @@ pub async fn get_json<T: serde::de::DeserializeOwned>(
 }
 
 /// The HTTP client for providers: never follows redirects, bounded in time.
-pub fn http_client() -> Result<reqwest::Client, reqwest::Error> {
+pub fn http_client(timeout: Duration) -> Result<reqwest::Client, reqwest::Error> {
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
-        .connect_timeout(Duration::from_secs(5))
-        .timeout(Duration::from_secs(15))
+        .connect_timeout(timeout.min(Duration::from_secs(5)))
+        .timeout(timeout)
         .user_agent(concat!("oauthgate/", env!("CARGO_PKG_VERSION")))
         .build()
 }

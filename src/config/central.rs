@@ -13,6 +13,8 @@ use super::ConfigError;
 pub struct CentralConfig {
     /// Where the Ed25519 signing key lives (generated on first start when missing).
     pub signing_key: PathBuf,
+    /// Bound on each request to a provider (token, user info, discovery, keys).
+    pub provider_timeout: std::time::Duration,
     /// `public_url` + `/oauth`: the assertions' `iss`.
     pub issuer: String,
     pub providers: Vec<ProviderConfig>,
@@ -195,6 +197,11 @@ pub(super) fn central_config(
         signing_key: raw
             .signing_key
             .unwrap_or_else(|| data_dir.join("signing.key")),
+        provider_timeout: super::duration(
+            "central.provider_timeout",
+            raw.provider_timeout.as_deref(),
+            std::time::Duration::from_secs(15),
+        )?,
         issuer,
         providers,
         clients,

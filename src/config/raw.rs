@@ -77,6 +77,7 @@ pub(super) struct RawRoute {
 #[serde(deny_unknown_fields)]
 pub(super) struct RawCentral {
     pub signing_key: Option<PathBuf>,
+    pub provider_timeout: Option<String>,
     pub providers: IndexMap<String, RawProvider>,
     #[serde(default)]
     pub clients: Vec<RawClient>,

@@ -3,6 +3,8 @@
 
 pub mod backend;
 pub mod client;
+pub mod fakes;
+pub mod python;
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
@@ -37,10 +39,15 @@ impl Gateway {
 
     /// Like [`Gateway::start`], with extra top-level YAML (e.g. a `limits:` section).
     pub fn start_with(gateway_yaml: &str, top_yaml: &str) -> Gateway {
+        Self::start_raw(&format!("{top_yaml}\ngateway:\n{gateway_yaml}\n"))
+    }
+
+    /// Starts oauthgate on `body` (any sections) below the common listen/TLS header.
+    pub fn start_raw(body: &str) -> Gateway {
         let dir = tempfile::tempdir().expect("temp dir");
         let config = format!(
             "listen: 127.0.0.1:0\npublic_url: https://localhost\ndata_dir: data\n\
-             tls: {{self_signed: true}}\n{top_yaml}\ngateway:\n{gateway_yaml}\n"
+             tls: {{self_signed: true}}\n{body}\n"
         );
         let path = dir.path().join("config.yaml");
         std::fs::write(&path, config).expect("write config");
@@ -168,6 +175,11 @@ impl Gateway {
     /// Whether the process is still running.
     pub fn running(&mut self) -> bool {
         self.child.try_wait().expect("wait").is_none()
+    }
+
+    /// Whether some log line so far contains `text`.
+    pub fn running_log_has(&self, text: &str) -> bool {
+        self.log().iter().any(|l| l.contains(text))
     }
 
     /// Everything it logged so far.
