@@ -26,6 +26,15 @@ enum Command {
     Serve,
     /// Validate the configuration and exit: 0 when valid, 64 with the error otherwise.
     Check,
+    /// Print the central server's verify key (hex, as served at /oauth/key), creating the
+    /// signing key first when it does not exist yet.
+    Key,
+    /// Generate a new Ed25519 signing key: written to --out (mode 0600), or printed.
+    Keygen {
+        /// Where to write the key; without it the key is printed on stdout.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
 }
 
 /// Exit code for an unusable configuration (BSD `EX_USAGE`).
@@ -41,6 +50,10 @@ fn main() -> ExitCode {
         .with_ansi(std::io::stderr().is_terminal())
         .init();
 
+    let command = cli.command.unwrap_or(Command::Serve);
+    if let Command::Keygen { out } = &command {
+        return keygen(out.as_deref());
+    }
     let config = match Config::load(&cli.config) {
         Ok(c) => c,
         Err(e) => {
@@ -48,18 +61,58 @@ fn main() -> ExitCode {
             return ExitCode::from(EXIT_CONFIG);
         }
     };
-    match cli.command.unwrap_or(Command::Serve) {
+    let result = match command {
         Command::Check => {
             println!("{}: ok", cli.config.display());
-            ExitCode::SUCCESS
+            Ok(())
         }
-        Command::Serve => match serve(config) {
-            Ok(()) => ExitCode::SUCCESS,
+        Command::Key => print_verify_key(&config),
+        // Keygen returned above, before any config was read.
+        Command::Serve | Command::Keygen { .. } => serve(config),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("oauthgate: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn print_verify_key(config: &Config) -> anyhow::Result<()> {
+    let central = config
+        .central
+        .as_ref()
+        .ok_or_else(|| anyhow::anyhow!("the config has no central: section, so no signing key"))?;
+    let key = oauthgate::central::keys::load_or_generate(&central.signing_key)?;
+    println!(
+        "{}",
+        oauthgate::assertion::hex(key.verifying_key().as_bytes())
+    );
+    Ok(())
+}
+
+fn keygen(out: Option<&std::path::Path>) -> ExitCode {
+    use oauthgate::central::keys;
+    let key = keys::generate();
+    let verify = oauthgate::assertion::hex(key.verifying_key().as_bytes());
+    match out {
+        Some(path) => match keys::write_new(path, &key) {
+            Ok(()) => {
+                eprintln!("wrote {}; verify key:", path.display());
+                println!("{verify}");
+                ExitCode::SUCCESS
+            }
             Err(e) => {
-                eprintln!("oauthgate: {e:#}");
+                eprintln!("oauthgate: {e}");
                 ExitCode::FAILURE
             }
         },
+        None => {
+            print!("{}", keys::to_file_text(&key));
+            eprintln!("verify key: {verify}");
+            ExitCode::SUCCESS
+        }
     }
 }
 

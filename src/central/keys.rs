@@ -46,6 +46,17 @@ pub fn load_or_generate(path: &Path) -> Result<SigningKey, StartError> {
     }
 }
 
+/// Writes a new key to `path`; refuses to replace an existing file.
+pub fn write_new(path: &Path, key: &SigningKey) -> Result<(), StartError> {
+    if path.exists() {
+        return Err(StartError::Key(format!(
+            "{} already exists; remove it first to replace the key",
+            path.display()
+        )));
+    }
+    crate::fsutil::write_private(path, to_file_text(key).as_bytes())
+}
+
 fn parse(text: &str) -> Option<SigningKey> {
     let text = text.trim();
     if text.len() != 64 {
