@@ -6,13 +6,13 @@
 
 mod central;
 mod env;
+mod gateway;
 mod raw;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use http::uri::{Authority, Scheme};
 use url::Url;
 
 pub use crate::error::ConfigError;
@@ -20,7 +20,8 @@ pub use central::{
     is_loopback, CentralConfig, ClientAuth, ClientConfig, Protocol, ProviderConfig, ProviderKind,
     Secret,
 };
-use raw::{RawConfig, RawGateway, RawLimits, RawRoute, RawTls};
+pub use gateway::{Allow, GatewayConfig, Login, LoginSource, Route, Target, UpstreamSettings};
+use raw::{RawConfig, RawLimits, RawTls};
 
 /// The validated configuration of one `oauthgate` process.
 #[derive(Debug, Clone)]
@@ -62,42 +63,6 @@ pub struct Limits {
     pub max_header_bytes: usize,
     /// How long in-flight requests may take to finish after SIGTERM.
     pub shutdown_grace: Duration,
-}
-
-#[derive(Debug, Clone)]
-pub struct GatewayConfig {
-    /// The gateway's own endpoints (`/_auth/health`, …); routes cannot shadow it.
-    pub auth_prefix: String,
-    pub upstream: UpstreamSettings,
-    pub routes: Vec<Route>,
-}
-
-#[derive(Debug, Clone)]
-pub struct UpstreamSettings {
-    pub connect_timeout: Duration,
-    /// Time allowed from sending the request to receiving the response head.
-    pub response_timeout: Duration,
-    pub idle_timeout: Duration,
-}
-
-#[derive(Debug, Clone)]
-pub struct Route {
-    /// Normalised prefix: starts with `/`, no trailing `/` except for the root.
-    pub prefix: String,
-    pub target: Target,
-    /// Send the client's `Host` upstream (default) rather than the upstream's authority.
-    pub preserve_host: bool,
-}
-
-#[derive(Debug, Clone)]
-pub enum Target {
-    /// An HTTP or HTTPS origin; the normalised request path is forwarded unchanged.
-    Http {
-        scheme: Scheme,
-        authority: Authority,
-    },
-    /// A directory of static files (GET and HEAD only), looked up by the request path.
-    Files(PathBuf),
 }
 
 impl Config {
@@ -160,7 +125,11 @@ impl TryFrom<RawConfig> for Config {
                 ));
             }
         }
-        let gateway = raw.gateway.map(gateway_config).transpose()?;
+        let mut central = central;
+        let gateway = raw
+            .gateway
+            .map(|g| gateway::gateway_config(g, &public_url, central.as_mut()))
+            .transpose()?;
         if let (Some(_), Some(g)) = (&central, &gateway) {
             let oauth = crate::central::PREFIX;
             if crate::gateway::routes::under(&g.auth_prefix, oauth) {
@@ -200,13 +169,6 @@ impl TryFrom<RawConfig> for Config {
     }
 }
 
-fn not_yet(path: &str, what: &str) -> ConfigError {
-    ConfigError::at(
-        path,
-        format!("{what} is not supported by this version of oauthgate yet"),
-    )
-}
-
 fn public_url(text: &str) -> Result<Url, ConfigError> {
     let err = |m: &str| ConfigError::at("public_url", format!("`{text}` {m}"));
     let url = Url::parse(text).map_err(|e| err(&format!("is not a URL: {e}")))?;
@@ -224,7 +186,11 @@ fn public_url(text: &str) -> Result<Url, ConfigError> {
     Ok(url)
 }
 
-fn duration(path: &str, text: Option<&str>, default: Duration) -> Result<Duration, ConfigError> {
+pub(super) fn duration(
+    path: &str,
+    text: Option<&str>,
+    default: Duration,
+) -> Result<Duration, ConfigError> {
     match text {
         None => Ok(default),
         Some(t) => match humantime::parse_duration(t) {
@@ -301,166 +267,6 @@ fn limits(raw: RawLimits) -> Result<Limits, ConfigError> {
             Duration::from_secs(10),
         )?,
     })
-}
-
-fn gateway_config(raw: RawGateway) -> Result<GatewayConfig, ConfigError> {
-    if raw.oauth_proxy.is_some() {
-        return Err(not_yet(
-            "gateway.oauth_proxy",
-            "login through a central server",
-        ));
-    }
-    if raw.session.is_some() {
-        return Err(not_yet("gateway.session", "the login session"));
-    }
-    let auth_prefix = match raw.auth_prefix {
-        None => "/_auth".to_owned(),
-        Some(p) => {
-            let p = prefix(&p).map_err(|m| ConfigError::at("gateway.auth_prefix", m))?;
-            if p == "/" {
-                return Err(ConfigError::at("gateway.auth_prefix", "cannot be `/`"));
-            }
-            p
-        }
-    };
-    let u = raw.upstream;
-    let upstream = UpstreamSettings {
-        connect_timeout: duration(
-            "gateway.upstream.connect_timeout",
-            u.connect_timeout.as_deref(),
-            Duration::from_secs(5),
-        )?,
-        response_timeout: duration(
-            "gateway.upstream.response_timeout",
-            u.response_timeout.as_deref(),
-            Duration::from_secs(60),
-        )?,
-        idle_timeout: duration(
-            "gateway.upstream.idle_timeout",
-            u.idle_timeout.as_deref(),
-            Duration::from_secs(90),
-        )?,
-    };
-    if raw.routes.is_empty() {
-        return Err(ConfigError::at(
-            "gateway.routes",
-            "needs at least one route",
-        ));
-    }
-    let mut routes: Vec<Route> = Vec::with_capacity(raw.routes.len());
-    for (i, r) in raw.routes.into_iter().enumerate() {
-        let at = |key: &str| format!("gateway.routes[{i}].{key}");
-        let route = route(r, &at)?;
-        if crate::gateway::routes::under(&route.prefix, &auth_prefix) {
-            return Err(ConfigError::at(
-                &at("prefix"),
-                format!(
-                    "`{}` would shadow the gateway's own {auth_prefix}",
-                    route.prefix
-                ),
-            ));
-        }
-        if let Some(j) = routes.iter().position(|o| o.prefix == route.prefix) {
-            return Err(ConfigError::at(
-                &at("prefix"),
-                format!("`{}` is already used by gateway.routes[{j}]", route.prefix),
-            ));
-        }
-        routes.push(route);
-    }
-    Ok(GatewayConfig {
-        auth_prefix,
-        upstream,
-        routes,
-    })
-}
-
-fn route(raw: RawRoute, at: &dyn Fn(&str) -> String) -> Result<Route, ConfigError> {
-    let prefix = prefix(&raw.prefix).map_err(|m| ConfigError::at(&at("prefix"), m))?;
-    match raw.login.as_deref() {
-        None | Some("none") => {}
-        Some("required" | "optional") => {
-            return Err(not_yet(&at("login"), "login (needs gateway.oauth_proxy)"))
-        }
-        Some(other) => {
-            return Err(ConfigError::at(
-                &at("login"),
-                format!("`{other}` is not one of required, optional, none"),
-            ))
-        }
-    }
-    if raw.allow.is_some() {
-        return Err(not_yet(&at("allow"), "`allow` (needs login)"));
-    }
-    Ok(Route {
-        prefix,
-        target: target(&raw.upstream).map_err(|m| ConfigError::at(&at("upstream"), m))?,
-        preserve_host: raw.preserve_host.unwrap_or(true),
-    })
-}
-
-/// Checks a route prefix and returns it without a trailing slash (except for `/`).
-fn prefix(text: &str) -> Result<String, String> {
-    if !text.starts_with('/') {
-        return Err(format!("`{text}` must start with /"));
-    }
-    let trimmed = text.trim_end_matches('/');
-    let bad_segment = trimmed
-        .split('/')
-        .skip(1)
-        .any(|s| s.is_empty() || s == "." || s == "..");
-    let bad_char = trimmed
-        .chars()
-        .any(|c| c.is_control() || matches!(c, '?' | '#' | '%' | ';' | '\\' | ' '));
-    if bad_segment || bad_char {
-        return Err(format!(
-            "`{text}` must be a plain path like /chat: no empty or dot segments, no ? # % ; \\ or spaces"
-        ));
-    }
-    Ok(if trimmed.is_empty() {
-        "/".to_owned()
-    } else {
-        trimmed.to_owned()
-    })
-}
-
-fn target(text: &str) -> Result<Target, String> {
-    if let Some(dir) = text.strip_prefix("file://") {
-        let dir = PathBuf::from(dir);
-        if !dir.is_dir() {
-            return Err(format!("`{text}`: {} is not a directory", dir.display()));
-        }
-        return Ok(Target::Files(dir));
-    }
-    let url = Url::parse(text).map_err(|e| format!("`{text}` is not a URL: {e}"))?;
-    let scheme = match url.scheme() {
-        "http" => Scheme::HTTP,
-        "https" => Scheme::HTTPS,
-        other => {
-            return Err(format!(
-                "`{text}`: scheme `{other}` is not one of http, https, file"
-            ))
-        }
-    };
-    if url.path() != "/" || url.query().is_some() || url.fragment().is_some() {
-        return Err(format!(
-            "`{text}` must be an origin like http://127.0.0.1:8080 (the request path is forwarded as is)"
-        ));
-    }
-    if !url.username().is_empty() || url.password().is_some() {
-        return Err(format!("`{text}` must not carry a user or password"));
-    }
-    let host = url
-        .host_str()
-        .ok_or_else(|| format!("`{text}` has no host"))?;
-    let authority = match url.port() {
-        Some(port) => format!("{host}:{port}"),
-        None => host.to_owned(),
-    };
-    let authority = authority
-        .parse()
-        .map_err(|e| format!("`{text}` has a bad host: {e}"))?;
-    Ok(Target::Http { scheme, authority })
 }
 
 #[cfg(test)]

@@ -47,9 +47,12 @@ pub(super) struct RawLimits {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawGateway {
+    pub title: Option<String>,
     pub auth_prefix: Option<String>,
-    pub oauth_proxy: Option<serde_yaml::Value>,
-    pub session: Option<serde_yaml::Value>,
+    pub oauth_proxy: Option<RawOauthProxy>,
+    #[serde(default)]
+    pub session: RawSession,
+    pub trusted_proxies: Option<Vec<String>>,
     #[serde(default)]
     pub upstream: RawUpstreamSettings,
     pub routes: Vec<RawRoute>,
@@ -70,7 +73,43 @@ pub(super) struct RawRoute {
     pub upstream: String,
     pub login: Option<String>,
     pub preserve_host: Option<bool>,
-    pub allow: Option<serde_yaml::Value>,
+    pub allow: Option<RawAllow>,
+}
+
+/// The seed's `oauth_proxy` client: where to log in and how to check what comes back.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawOauthProxy {
+    pub url: Option<String>,
+    pub verify_key: Option<OneOrMany>,
+    pub providers: Option<Vec<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub(super) enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawSession {
+    pub secret: Option<String>,
+    pub ttl: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawAllow {
+    #[serde(default)]
+    pub emails: Vec<String>,
+    #[serde(default)]
+    pub domains: Vec<String>,
+    #[serde(default)]
+    pub logins: Vec<String>,
+    #[serde(default)]
+    pub providers: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]

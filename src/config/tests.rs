@@ -86,8 +86,80 @@ fn top_level_errors_name_their_key() {
 }
 
 #[test]
-fn login_other_than_none_fails_closed_until_supported() {
+fn login_needs_somewhere_to_log_in() {
     let e =
         err("gateway:\n  routes:\n    - {prefix: /, upstream: \"http://a\", login: required}\n");
     assert!(e.starts_with("gateway.routes[0].login:"), "{e}");
+}
+
+const CENTRAL: &str = "central:\n  providers:\n    dev: {kind: dev}\n";
+
+fn routes(lines: &str) -> String {
+    format!("gateway:\n  routes:\n{lines}")
+}
+
+#[test]
+fn routes_require_login_by_default_when_logins_exist() {
+    let c = parse(&format!(
+        "{CENTRAL}{}",
+        routes("    - {prefix: /, upstream: \"http://a\"}\n    - {prefix: /pub, upstream: \"http://a\", login: none}\n")
+    ))
+    .unwrap();
+    let g = c.gateway.unwrap();
+    assert_eq!(g.routes[0].login, Login::Required);
+    assert_eq!(g.routes[1].login, Login::None);
+    // Without any login source, the default is none.
+    let c = parse(&routes("    - {prefix: /, upstream: \"http://a\"}\n")).unwrap();
+    assert_eq!(c.gateway.unwrap().routes[0].login, Login::None);
+}
+
+#[test]
+fn a_gateway_with_a_central_in_process_is_its_client() {
+    let c = parse(&format!(
+        "{CENTRAL}{}",
+        routes("    - {prefix: /, upstream: \"http://a\"}\n")
+    ))
+    .unwrap();
+    let g = c.gateway.unwrap();
+    assert_eq!(g.callback_url, "https://localhost:8443/_auth/callback");
+    let login = g.login.unwrap();
+    assert_eq!(login.url, "https://localhost:8443/oauth");
+    assert_eq!(login.providers, ["dev"]);
+    assert!(c
+        .central
+        .unwrap()
+        .clients
+        .iter()
+        .any(|cl| cl.redirect_url == g.callback_url));
+}
+
+#[test]
+fn oauth_proxy_errors_name_their_keys() {
+    let key = "3b6a27bcceb6a42d62a3a8d02a6f0d73653215771de243a63ac048a18b59da29";
+    let root = "  routes:\n    - {prefix: /, upstream: \"http://a\"}\n";
+    let cases = [
+        (format!("gateway:\n  oauth_proxy: {{url: \"https://auth.example/oauth\", providers: [github]}}\n{root}"), "gateway.oauth_proxy.verify_key:"),
+        (format!("gateway:\n  oauth_proxy: {{url: \"https://auth.example/oauth\", verify_key: [{key}, nothex], providers: [github]}}\n{root}"), "gateway.oauth_proxy.verify_key[1]:"),
+        (format!("gateway:\n  oauth_proxy: {{url: \"https://auth.example/oauth\", verify_key: {key}}}\n{root}"), "gateway.oauth_proxy.providers:"),
+        (format!("gateway:\n  oauth_proxy: {{verify_key: {key}}}\n{root}"), "gateway.oauth_proxy.url:"),
+        (format!("{CENTRAL}gateway:\n  oauth_proxy: {{providers: [github]}}\n{root}"), "gateway.oauth_proxy.providers[0]:"),
+        (format!("{CENTRAL}gateway:\n  session: {{secret: short}}\n{root}"), "gateway.session.secret:"),
+        (format!("{CENTRAL}{}", routes("    - {prefix: /, upstream: \"http://a\", login: optional, allow: {emails: [a@b]}}\n")), "gateway.routes[0].allow:"),
+        (format!("{CENTRAL}{}", routes("    - {prefix: /oauth/x, upstream: \"http://a\"}\n")), "gateway.routes[0].prefix:"),
+    ];
+    for (extra, want) in cases {
+        let got = err(&extra);
+        assert!(
+            got.starts_with(want),
+            "{extra}\n  got:  {got}\n  want: {want}…"
+        );
+    }
+    let ok = parse(&format!(
+        "gateway:\n  oauth_proxy: {{url: \"https://auth.example/oauth/\", verify_key: {key}, providers: [github]}}\n{}",
+        "  routes:\n    - {prefix: /, upstream: \"http://a\", allow: {domains: [\"@Example.COM\"]}}\n"
+    ))
+    .unwrap();
+    let g = ok.gateway.unwrap();
+    assert_eq!(g.login.unwrap().url, "https://auth.example/oauth");
+    assert_eq!(g.routes[0].allow.domains, ["example.com"]);
 }

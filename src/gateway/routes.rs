@@ -60,12 +60,14 @@ fn starts_with<'a, 'b>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Target;
+    use crate::config::{Allow, Login, Target};
 
     fn route(prefix: &str) -> Route {
         Route {
             prefix: prefix.to_owned(),
             target: Target::Files(prefix.into()),
+            login: Login::None,
+            allow: Allow::default(),
             preserve_host: true,
         }
     }

@@ -1,0 +1,445 @@
+//! The `gateway:` section: routes with their login policy, where to log in, the session.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use ed25519_dalek::VerifyingKey;
+use http::uri::{Authority, Scheme};
+use url::Url;
+
+use super::central::{CentralConfig, ClientConfig, Protocol, Secret};
+use super::raw::{OneOrMany, RawAllow, RawGateway, RawOauthProxy, RawRoute};
+use super::{duration, ConfigError};
+
+#[derive(Debug, Clone)]
+pub struct GatewayConfig {
+    /// Shown on the gateway's pages (the threebot's name).
+    pub title: String,
+    /// The gateway's own endpoints (`/_auth/login`, …); routes cannot shadow it.
+    pub auth_prefix: String,
+    /// `public_url` + `auth_prefix` + `/callback`: where the central sends browsers back.
+    pub callback_url: String,
+    /// Where logins happen; `None` when no route needs one.
+    pub login: Option<LoginSource>,
+    /// Cookie key material; generated into `data_dir` when absent.
+    pub session_secret: Option<Secret>,
+    pub session_ttl: Duration,
+    /// Peers whose `X-Original-URI` / `X-Forwarded-Uri` `/_auth/check` believes.
+    pub trusted_proxies: Vec<IpAddr>,
+    pub upstream: UpstreamSettings,
+    pub routes: Vec<Route>,
+}
+
+/// The central server a gateway logs people in with (the seed's `oauth_proxy`).
+#[derive(Debug, Clone)]
+pub struct LoginSource {
+    /// The central's `/oauth` URL: `<url>/authorize` is where logins start; also the
+    /// assertions' expected `iss`.
+    pub url: String,
+    /// Keys an assertion may be signed with (several during a rotation). Empty when the
+    /// central role runs in this process: its own key is used.
+    pub verify_keys: Vec<VerifyingKey>,
+    /// Offered on the login page, in this order.
+    pub providers: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct UpstreamSettings {
+    pub connect_timeout: Duration,
+    /// Time allowed from sending the request to receiving the response head.
+    pub response_timeout: Duration,
+    pub idle_timeout: Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Login {
+    /// Logged-in users only; others are sent to log in (browsers) or get 401 (APIs).
+    Required,
+    /// Identity forwarded when there is a session; no redirect otherwise.
+    Optional,
+    /// No identity; client identity headers are still removed.
+    None,
+}
+
+/// Who may use a `required` route. All lists are ORed; all empty means any logged-in user.
+#[derive(Debug, Clone, Default)]
+pub struct Allow {
+    /// Lower-cased.
+    pub emails: Vec<String>,
+    /// Lower-cased, compared with the part after the last `@`.
+    pub domains: Vec<String>,
+    /// Lower-cased.
+    pub logins: Vec<String>,
+    pub providers: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Route {
+    /// Normalised prefix: starts with `/`, no trailing `/` except for the root.
+    pub prefix: String,
+    pub target: Target,
+    pub login: Login,
+    pub allow: Allow,
+    /// Send the client's `Host` upstream (default) rather than the upstream's authority.
+    pub preserve_host: bool,
+}
+
+#[derive(Debug, Clone)]
+pub enum Target {
+    /// An HTTP or HTTPS origin; the normalised request path is forwarded unchanged.
+    Http {
+        scheme: Scheme,
+        authority: Authority,
+    },
+    /// A directory of static files (GET and HEAD only), looked up by the request path.
+    Files(PathBuf),
+}
+
+pub(super) fn gateway_config(
+    raw: RawGateway,
+    public_url: &Url,
+    central: Option<&mut CentralConfig>,
+) -> Result<GatewayConfig, ConfigError> {
+    let auth_prefix = match raw.auth_prefix {
+        None => "/_auth".to_owned(),
+        Some(p) => {
+            let p = prefix(&p).map_err(|m| ConfigError::at("gateway.auth_prefix", m))?;
+            if p == "/" {
+                return Err(ConfigError::at("gateway.auth_prefix", "cannot be `/`"));
+            }
+            p
+        }
+    };
+    let callback_url = format!(
+        "{}{auth_prefix}/callback",
+        public_url.as_str().trim_end_matches('/')
+    );
+    let login = login_source(raw.oauth_proxy, central, &callback_url)?;
+
+    let session_secret = match raw.session.secret {
+        Some(s) if s.len() < 32 => {
+            return Err(ConfigError::at(
+                "gateway.session.secret",
+                "must be at least 32 characters (e.g. `openssl rand -hex 32`)",
+            ))
+        }
+        s => s.map(Secret),
+    };
+    let session_ttl = duration(
+        "gateway.session.ttl",
+        raw.session.ttl.as_deref(),
+        Duration::from_secs(12 * 3600),
+    )?;
+    let trusted_proxies = match raw.trusted_proxies {
+        None => vec![
+            IpAddr::from([127, 0, 0, 1]),
+            IpAddr::from(std::net::Ipv6Addr::LOCALHOST),
+        ],
+        Some(list) => list
+            .iter()
+            .enumerate()
+            .map(|(i, ip)| {
+                ip.parse().map_err(|_| {
+                    ConfigError::at(
+                        &format!("gateway.trusted_proxies[{i}]"),
+                        format!("`{ip}` is not an IP address"),
+                    )
+                })
+            })
+            .collect::<Result<_, _>>()?,
+    };
+    let u = raw.upstream;
+    let upstream = UpstreamSettings {
+        connect_timeout: duration(
+            "gateway.upstream.connect_timeout",
+            u.connect_timeout.as_deref(),
+            Duration::from_secs(5),
+        )?,
+        response_timeout: duration(
+            "gateway.upstream.response_timeout",
+            u.response_timeout.as_deref(),
+            Duration::from_secs(60),
+        )?,
+        idle_timeout: duration(
+            "gateway.upstream.idle_timeout",
+            u.idle_timeout.as_deref(),
+            Duration::from_secs(90),
+        )?,
+    };
+    if raw.routes.is_empty() {
+        return Err(ConfigError::at(
+            "gateway.routes",
+            "needs at least one route",
+        ));
+    }
+    let mut routes: Vec<Route> = Vec::with_capacity(raw.routes.len());
+    for (i, r) in raw.routes.into_iter().enumerate() {
+        let at = |key: &str| format!("gateway.routes[{i}].{key}");
+        let route = route(r, &at, login.as_ref())?;
+        if crate::gateway::routes::under(&route.prefix, &auth_prefix) {
+            return Err(ConfigError::at(
+                &at("prefix"),
+                format!(
+                    "`{}` would shadow the gateway's own {auth_prefix}",
+                    route.prefix
+                ),
+            ));
+        }
+        if let Some(j) = routes.iter().position(|o| o.prefix == route.prefix) {
+            return Err(ConfigError::at(
+                &at("prefix"),
+                format!("`{}` is already used by gateway.routes[{j}]", route.prefix),
+            ));
+        }
+        routes.push(route);
+    }
+    Ok(GatewayConfig {
+        title: raw
+            .title
+            .unwrap_or_else(|| public_url.host_str().unwrap_or("oauthgate").to_owned()),
+        auth_prefix,
+        callback_url,
+        login,
+        session_secret,
+        session_ttl,
+        trusted_proxies,
+        upstream,
+        routes,
+    })
+}
+
+/// Where this gateway logs people in: `oauth_proxy`, or the central role of this process.
+fn login_source(
+    raw: Option<RawOauthProxy>,
+    central: Option<&mut CentralConfig>,
+    callback_url: &str,
+) -> Result<Option<LoginSource>, ConfigError> {
+    let raw = match (raw, &central) {
+        (Some(raw), _) => raw,
+        (None, Some(_)) => RawOauthProxy {
+            url: None,
+            verify_key: None,
+            providers: None,
+        },
+        (None, None) => return Ok(None),
+    };
+    let keys: Vec<String> = match raw.verify_key {
+        None => Vec::new(),
+        Some(OneOrMany::One(k)) => vec![k],
+        Some(OneOrMany::Many(ks)) => ks,
+    };
+    let verify_keys = keys
+        .iter()
+        .enumerate()
+        .map(|(i, k)| {
+            crate::assertion::parse_verify_key(k).ok_or_else(|| {
+                ConfigError::at(
+                    &format!(
+                        "gateway.oauth_proxy.verify_key{}",
+                        if keys.len() > 1 {
+                            format!("[{i}]")
+                        } else {
+                            String::new()
+                        }
+                    ),
+                    "is not an Ed25519 verify key (64 hex digits, as served at <url>/key)",
+                )
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    match (raw.url, central) {
+        (Some(url), _) => {
+            let parsed = Url::parse(&url).map_err(|e| {
+                ConfigError::at(
+                    "gateway.oauth_proxy.url",
+                    format!("`{url}` is not a URL: {e}"),
+                )
+            })?;
+            if parsed.scheme() != "https" && !super::central::is_loopback(&parsed) {
+                return Err(ConfigError::at(
+                    "gateway.oauth_proxy.url",
+                    format!("`{url}` must be https"),
+                ));
+            }
+            if verify_keys.is_empty() {
+                return Err(ConfigError::at(
+                    "gateway.oauth_proxy.verify_key",
+                    format!("is required with a remote url (get it from {url}/key)"),
+                ));
+            }
+            let providers = raw.providers.unwrap_or_default();
+            if providers.is_empty() {
+                return Err(ConfigError::at(
+                    "gateway.oauth_proxy.providers",
+                    "name at least one provider of the central server",
+                ));
+            }
+            Ok(Some(LoginSource {
+                url: url.trim_end_matches('/').to_owned(),
+                verify_keys,
+                providers,
+            }))
+        }
+        (None, Some(central)) => {
+            let known: Vec<String> = central.providers.iter().map(|p| p.name.clone()).collect();
+            let providers = raw.providers.unwrap_or_else(|| known.clone());
+            if let Some((i, p)) = providers
+                .iter()
+                .enumerate()
+                .find(|(_, p)| !known.contains(p))
+            {
+                return Err(ConfigError::at(
+                    &format!("gateway.oauth_proxy.providers[{i}]"),
+                    format!(
+                        "`{p}` is not a provider of central.providers ({})",
+                        known.join(", ")
+                    ),
+                ));
+            }
+            // The gateway of this process is a client of its own central server.
+            if !central
+                .clients
+                .iter()
+                .any(|c| c.redirect_url == callback_url)
+            {
+                central.clients.push(ClientConfig {
+                    redirect_url: callback_url.to_owned(),
+                    protocol: Protocol::Assertion,
+                });
+            }
+            Ok(Some(LoginSource {
+                url: central.issuer.clone(),
+                verify_keys,
+                providers,
+            }))
+        }
+        (None, None) => Err(ConfigError::at(
+            "gateway.oauth_proxy.url",
+            "is required when this process has no central: section",
+        )),
+    }
+}
+
+fn route(
+    raw: RawRoute,
+    at: &dyn Fn(&str) -> String,
+    login: Option<&LoginSource>,
+) -> Result<Route, ConfigError> {
+    let prefix = prefix(&raw.prefix).map_err(|m| ConfigError::at(&at("prefix"), m))?;
+    let mode = match raw.login.as_deref() {
+        // Fail closed: where logins are possible, a route without `login:` requires one.
+        None if login.is_some() => Login::Required,
+        None | Some("none") => Login::None,
+        Some("required") => Login::Required,
+        Some("optional") => Login::Optional,
+        Some(other) => {
+            return Err(ConfigError::at(
+                &at("login"),
+                format!("`{other}` is not one of required, optional, none"),
+            ))
+        }
+    };
+    if mode != Login::None && login.is_none() {
+        return Err(ConfigError::at(
+            &at("login"),
+            "needs gateway.oauth_proxy (or a central: section) to log people in",
+        ));
+    }
+    let allow = match raw.allow {
+        None => Allow::default(),
+        Some(_) if mode != Login::Required => {
+            return Err(ConfigError::at(
+                &at("allow"),
+                "only applies to routes with login: required",
+            ))
+        }
+        Some(a) => allow(a),
+    };
+    Ok(Route {
+        prefix,
+        target: target(&raw.upstream).map_err(|m| ConfigError::at(&at("upstream"), m))?,
+        login: mode,
+        allow,
+        preserve_host: raw.preserve_host.unwrap_or(true),
+    })
+}
+
+fn allow(raw: RawAllow) -> Allow {
+    let lower = |v: Vec<String>| v.into_iter().map(|s| s.trim().to_lowercase()).collect();
+    Allow {
+        emails: lower(raw.emails),
+        domains: lower(
+            raw.domains
+                .into_iter()
+                .map(|d| d.trim_start_matches('@').to_owned())
+                .collect(),
+        ),
+        logins: lower(raw.logins),
+        providers: raw.providers,
+    }
+}
+
+/// Checks a route prefix and returns it without a trailing slash (except for `/`).
+fn prefix(text: &str) -> Result<String, String> {
+    if !text.starts_with('/') {
+        return Err(format!("`{text}` must start with /"));
+    }
+    let trimmed = text.trim_end_matches('/');
+    let bad_segment = trimmed
+        .split('/')
+        .skip(1)
+        .any(|s| s.is_empty() || s == "." || s == "..");
+    let bad_char = trimmed
+        .chars()
+        .any(|c| c.is_control() || matches!(c, '?' | '#' | '%' | ';' | '\\' | ' '));
+    if bad_segment || bad_char {
+        return Err(format!(
+            "`{text}` must be a plain path like /chat: no empty or dot segments, no ? # % ; \\ or spaces"
+        ));
+    }
+    Ok(if trimmed.is_empty() {
+        "/".to_owned()
+    } else {
+        trimmed.to_owned()
+    })
+}
+
+fn target(text: &str) -> Result<Target, String> {
+    if let Some(dir) = text.strip_prefix("file://") {
+        let dir = PathBuf::from(dir);
+        if !dir.is_dir() {
+            return Err(format!("`{text}`: {} is not a directory", dir.display()));
+        }
+        return Ok(Target::Files(dir));
+    }
+    let url = Url::parse(text).map_err(|e| format!("`{text}` is not a URL: {e}"))?;
+    let scheme = match url.scheme() {
+        "http" => Scheme::HTTP,
+        "https" => Scheme::HTTPS,
+        other => {
+            return Err(format!(
+                "`{text}`: scheme `{other}` is not one of http, https, file"
+            ))
+        }
+    };
+    if url.path() != "/" || url.query().is_some() || url.fragment().is_some() {
+        return Err(format!(
+            "`{text}` must be an origin like http://127.0.0.1:8080 (the request path is forwarded as is)"
+        ));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(format!("`{text}` must not carry a user or password"));
+    }
+    let host = url
+        .host_str()
+        .ok_or_else(|| format!("`{text}` has no host"))?;
+    let authority = match url.port() {
+        Some(port) => format!("{host}:{port}"),
+        None => host.to_owned(),
+    };
+    let authority = authority
+        .parse()
+        .map_err(|e| format!("`{text}` has a bad host: {e}"))?;
+    Ok(Target::Http { scheme, authority })
+}
