@@ -28,7 +28,14 @@ impl AppState {
             None => None,
         };
         let gateway = match &config.gateway {
-            Some(g) => Some(Gateway::new(g)?),
+            Some(g) => {
+                // The central of this process vouches for logins only when the gateway uses it.
+                let own_key = central
+                    .as_ref()
+                    .filter(|c| g.login.as_ref().is_some_and(|l| l.url == c.issuer()))
+                    .map(Central::verifying_key);
+                Some(Gateway::new(g, &config.data_dir, own_key)?)
+            }
             None => None,
         };
         Ok(AppState { central, gateway })

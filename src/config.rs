@@ -17,8 +17,8 @@ use url::Url;
 
 pub use crate::error::ConfigError;
 pub use central::{
-    is_loopback, CentralConfig, ClientAuth, ClientConfig, Protocol, ProviderConfig, ProviderKind,
-    Secret,
+    is_loopback, provider_display_name, CentralConfig, ClientAuth, ClientConfig, Protocol,
+    ProviderConfig, ProviderKind, Secret,
 };
 pub use gateway::{Allow, GatewayConfig, Login, LoginSource, Route, Target, UpstreamSettings};
 use raw::{RawConfig, RawLimits, RawTls};

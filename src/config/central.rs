@@ -104,6 +104,11 @@ struct Preset {
     client_auth: ClientAuth,
 }
 
+/// How a provider is named on pages: the preset's name (GitHub) or the configured one.
+pub fn provider_display_name(name: &str) -> String {
+    preset(name).map_or_else(|| name.to_owned(), |p| p.display_name.to_owned())
+}
+
 fn preset(name: &str) -> Option<Preset> {
     match name {
         "github" => Some(Preset {

@@ -57,6 +57,7 @@ pub async fn forward(
     mut req: Request<Incoming>,
     path: &NormalPath,
     peer: SocketAddr,
+    identity: Option<HeaderValue>,
 ) -> Result<Response<Body>, RequestError> {
     let upgrade = match req.version() {
         Version::HTTP_11 => headers::requested_upgrade(req.headers())
@@ -87,7 +88,11 @@ pub async fn forward(
     let h = req.headers_mut();
     headers::strip_hop_by_hop(h);
     headers::strip_reserved(h);
+    super::session::strip_own_cookies(h);
     headers::set_forwarded(h, peer.ip(), host.as_ref());
+    if let Some(identity) = identity {
+        h.insert(headers::X_USER_INFO.clone(), identity);
+    }
     match (&host, to.preserve_host) {
         (Some(host), true) => {
             h.insert(header::HOST, host.clone());

@@ -1,45 +1,62 @@
 //! The gateway role: a TLS-terminating reverse proxy in front of unmodified apps.
 //!
 //! Each request goes through the same phases, in this order (the first and last in `app`):
-//! normalise the path → the gateway's own endpoints → route → rewrite headers and forward (or
-//! serve files) → access log.
+//! normalise the path → the gateway's own endpoints → route → session → policy → rewrite
+//! headers and forward (or serve files) → access log.
 
 mod files;
 mod forward;
 pub mod headers;
+mod login;
 pub mod path;
+pub mod policy;
 pub mod routes;
+pub mod session;
 
 use std::net::SocketAddr;
+use std::path::Path;
 use std::time::Duration;
 
+use ed25519_dalek::VerifyingKey;
+use http::header::HeaderValue;
 use http::{Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 
-use crate::config::{GatewayConfig, Target};
+use crate::config::{GatewayConfig, Login, Route, Target};
 use crate::error::{RequestError, StartError};
 use crate::pages::{self, Body};
 use forward::{Upstream, UpstreamClient};
+use login::LoginFlow;
 use path::NormalPath;
 use routes::RouteTable;
 
 /// Everything the gateway needs per request, built once at start-up.
 pub struct Gateway {
     auth_prefix: String,
-    health_path: String,
     routes: RouteTable,
     client: UpstreamClient,
     response_timeout: Duration,
+    /// `None` when no route needs a login.
+    login: Option<LoginFlow>,
 }
 
 impl Gateway {
-    pub fn new(config: &GatewayConfig) -> Result<Self, StartError> {
+    /// `central_key` is the verify key of the central role in this process, if any.
+    pub fn new(
+        config: &GatewayConfig,
+        data_dir: &Path,
+        central_key: Option<VerifyingKey>,
+    ) -> Result<Self, StartError> {
+        let login = match &config.login {
+            Some(source) => Some(LoginFlow::new(config, source, data_dir, central_key)?),
+            None => None,
+        };
         Ok(Gateway {
-            health_path: format!("{}/health", config.auth_prefix),
             auth_prefix: config.auth_prefix.clone(),
             routes: RouteTable::new(&config.routes),
             client: forward::client(&config.upstream)?,
             response_timeout: config.upstream.response_timeout,
+            login,
         })
     }
 
@@ -51,10 +68,17 @@ impl Gateway {
         peer: SocketAddr,
     ) -> (Result<Response<Body>, RequestError>, Option<&str>) {
         if routes::under(path.as_str(), &self.auth_prefix) {
-            return (self.own_endpoint(&req, &path), Some(&self.auth_prefix));
+            return (
+                self.own_endpoint(req, &path, peer).await,
+                Some(&self.auth_prefix),
+            );
         }
         let Some(route) = self.routes.find(&path) else {
             return (Err(RequestError::NoRoute), None);
+        };
+        let identity = match self.policy(route, &req, &path) {
+            Verdict::Pass(identity) => identity,
+            Verdict::Stop(answer) => return (answer, Some(&route.prefix)),
         };
         let result = match &route.target {
             Target::Http { scheme, authority } => {
@@ -64,20 +88,51 @@ impl Gateway {
                     preserve_host: route.preserve_host,
                     response_timeout: self.response_timeout,
                 };
-                forward::forward(&self.client, to, req, &path, peer).await
+                forward::forward(&self.client, to, req, &path, peer, identity).await
             }
             Target::Files(dir) => files::serve(dir, req.method(), &path).await,
         };
         (result, Some(&route.prefix))
     }
 
+    /// The session and policy phases: the identity to forward, or the answer that stops
+    /// the request here (login redirect, 401, 403).
+    fn policy(&self, route: &Route, req: &Request<Incoming>, path: &NormalPath) -> Verdict {
+        let Some(login) = &self.login else {
+            return Verdict::Pass(None);
+        };
+        if route.login == Login::None {
+            return Verdict::Pass(None);
+        }
+        let session = login.sessions.current(req.headers());
+        match (route.login, session) {
+            (_, Some(s)) if route.login == Login::Optional || policy::allows(&route.allow, &s) => {
+                Verdict::Pass(Some(s.user_info_header()))
+            }
+            (Login::Optional, None) => Verdict::Pass(None),
+            (_, Some(s)) => Verdict::Stop(Ok(login.forbidden(
+                &s,
+                req.headers(),
+                &target_of(req, path),
+            ))),
+            (_, None) => Verdict::Stop(
+                login.login_needed(&target_of(req, path), pages::is_navigation(req.headers())),
+            ),
+        }
+    }
+
     /// The gateway's endpoints under its own prefix (`/_auth` by default).
-    fn own_endpoint(
+    async fn own_endpoint(
         &self,
-        req: &Request<Incoming>,
+        req: Request<Incoming>,
         path: &NormalPath,
+        peer: SocketAddr,
     ) -> Result<Response<Body>, RequestError> {
-        if path.as_str() == self.health_path {
+        let endpoint = path
+            .as_str()
+            .strip_prefix(self.auth_prefix.as_str())
+            .unwrap_or("");
+        if endpoint == "/health" {
             if req.method() != Method::GET && req.method() != Method::HEAD {
                 return Err(RequestError::MethodNotAllowed);
             }
@@ -86,6 +141,28 @@ impl Gateway {
                 &serde_json::json!({ "status": "ok" }),
             ));
         }
-        Err(RequestError::NotFound)
+        match &self.login {
+            Some(login) => match login.endpoint(endpoint, req, &self.routes, peer).await {
+                Some(result) => result,
+                None => Err(RequestError::NotFound),
+            },
+            None => Err(RequestError::NotFound),
+        }
+    }
+}
+
+/// What the policy phase decided.
+enum Verdict {
+    /// Go on, forwarding this identity (if any).
+    Pass(Option<HeaderValue>),
+    /// Answer now: a login redirect, 401 or 403.
+    Stop(Result<Response<Body>, RequestError>),
+}
+
+/// The normalised path and original query: where to come back to after logging in.
+fn target_of(req: &Request<Incoming>, path: &NormalPath) -> String {
+    match req.uri().query() {
+        Some(q) => format!("{}?{q}", path.encoded()),
+        None => path.encoded(),
     }
 }

@@ -1,0 +1,402 @@
+//! The gateway's login endpoints under `/_auth`: `login` (provider chooser), `callback`
+//! (assertion → session), `logout`, `userinfo`, and `check` for nginx `auth_request` and
+//! forward-auth proxies.
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use base64::Engine;
+use ed25519_dalek::VerifyingKey;
+use http::header::{self, HeaderName, HeaderValue};
+use http::{Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+use tracing::{info, warn};
+
+use super::path::NormalPath;
+use super::policy::{allows, safe_next};
+use super::routes::RouteTable;
+use super::session::{Session, Sessions, SESSION_COOKIE};
+use crate::assertion::{self, Expected};
+use crate::central::{now, random_token, Query};
+use crate::config::{provider_display_name, GatewayConfig, Login, LoginSource};
+use crate::cookies;
+use crate::error::{RequestError, StartError};
+use crate::pages::{self, escape, Body};
+
+/// How long a login may take, from the gateway's redirect to its callback.
+const LOGIN_TTL: Duration = Duration::from_secs(600);
+const LOGIN_COOKIE: &str = "__Host-oauthgate-login-";
+static X_ORIGINAL_URI: HeaderName = HeaderName::from_static("x-original-uri");
+static X_FORWARDED_URI: HeaderName = HeaderName::from_static("x-forwarded-uri");
+
+/// A login in flight, sealed in this browser's login cookie.
+#[derive(Serialize, Deserialize)]
+struct Pending {
+    /// The nonce sent as `state`; the assertion must carry it.
+    n: String,
+    /// Where to go afterwards (already checked by `safe_next`).
+    next: String,
+    exp: u64,
+}
+
+/// Everything the login endpoints need, built once.
+pub struct LoginFlow {
+    central_url: String,
+    keys: Vec<VerifyingKey>,
+    providers: Vec<String>,
+    callback_url: String,
+    pub auth_prefix: String,
+    title: String,
+    pub sessions: Sessions,
+    trusted_proxies: Vec<IpAddr>,
+}
+
+impl LoginFlow {
+    pub fn new(
+        config: &GatewayConfig,
+        source: &LoginSource,
+        data_dir: &std::path::Path,
+        in_process_key: Option<VerifyingKey>,
+    ) -> Result<Self, StartError> {
+        let mut keys = source.verify_keys.clone();
+        keys.extend(in_process_key);
+        if keys.is_empty() {
+            return Err(StartError::Key(
+                "the gateway has no key to verify logins with".into(),
+            ));
+        }
+        Ok(LoginFlow {
+            central_url: source.url.clone(),
+            keys,
+            providers: source.providers.clone(),
+            callback_url: config.callback_url.clone(),
+            auth_prefix: config.auth_prefix.clone(),
+            title: config.title.clone(),
+            sessions: Sessions::new(config.session_secret.as_ref(), data_dir, config.session_ttl)?,
+            trusted_proxies: config.trusted_proxies.clone(),
+        })
+    }
+
+    /// Handles `<auth_prefix>/<endpoint>`; `None` when the endpoint is not a login one.
+    pub async fn endpoint(
+        &self,
+        endpoint: &str,
+        req: Request<Incoming>,
+        routes: &RouteTable,
+        peer: SocketAddr,
+    ) -> Option<Result<Response<Body>, RequestError>> {
+        let get = req.method() == Method::GET || req.method() == Method::HEAD;
+        Some(match endpoint {
+            "/login" if get => self.login(&req),
+            "/callback" if get => self.callback(&req),
+            "/logout" if get => Ok(self.logout_page(&req)),
+            "/logout" if req.method() == Method::POST => self.logout(req).await,
+            "/userinfo" if get => Ok(self.userinfo(&req)),
+            "/check" => Ok(self.check(&req, routes, peer)),
+            "/login" | "/callback" | "/logout" | "/userinfo" => Err(RequestError::MethodNotAllowed),
+            _ => return None,
+        })
+    }
+
+    /// The answer for a `required` route without a session: a redirect to log in for
+    /// browser navigations, 401 JSON for API calls (no redirect loops for XHR).
+    pub fn login_needed(
+        &self,
+        path_and_query: &str,
+        navigation: bool,
+    ) -> Result<Response<Body>, RequestError> {
+        let login_url = self.login_url(path_and_query);
+        if navigation {
+            return pages::redirect(StatusCode::FOUND, &login_url);
+        }
+        let mut res = pages::json(
+            StatusCode::UNAUTHORIZED,
+            &serde_json::json!({ "error": "login_required", "login_url": login_url }),
+        );
+        res.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Cookie realm=\"oauthgate\""),
+        );
+        Ok(res)
+    }
+
+    fn login_url(&self, next: &str) -> String {
+        let q = url::form_urlencoded::Serializer::new(String::new())
+            .append_pair("next", next)
+            .finish();
+        format!("{}/login?{q}", self.auth_prefix)
+    }
+
+    /// The 403 page for a logged-in user outside a route's `allow`.
+    pub fn forbidden(
+        &self,
+        session: &Session,
+        req_headers: &http::HeaderMap,
+        next: &str,
+    ) -> Response<Body> {
+        let body = format!(
+            "<p>You are logged in as <strong>{who}</strong> (through {provider}), and this account \
+             may not use this page.</p>{logout}\
+             <p><a href=\"{again}\">Log in with another account</a></p>",
+            who = escape(&session.display_name()),
+            provider = escape(&provider_display_name(&session.provider)),
+            logout = self.logout_form(req_headers),
+            again = escape(&self.login_url(next)),
+        );
+        pages::html_page(StatusCode::FORBIDDEN, &self.page("Access denied", &body))
+    }
+
+    fn page(&self, title: &str, body: &str) -> String {
+        pages::page(&format!("{title} · {}", self.title), body)
+    }
+
+    /// `GET /_auth/login?next=/path[&provider=P]`
+    fn login(&self, req: &Request<Incoming>) -> Result<Response<Body>, RequestError> {
+        let q = Query::of(req);
+        let next = safe_next(q.get("next").unwrap_or("/"), &self.auth_prefix);
+        let provider = match (q.get("provider"), self.providers.as_slice()) {
+            (Some(p), _) if self.providers.iter().any(|x| x == p) => p.to_owned(),
+            (Some(_), _) => {
+                return Err(RequestError::Invalid(
+                    "That login provider is not offered here.".into(),
+                ))
+            }
+            (None, [only]) => only.clone(),
+            (None, _) => return Ok(self.chooser(&next)),
+        };
+        let nonce = random_token();
+        let pending = Pending {
+            n: nonce.clone(),
+            next,
+            exp: now() + LOGIN_TTL.as_secs(),
+        };
+        let query = url::form_urlencoded::Serializer::new(String::new())
+            .append_pair("provider", &provider)
+            .append_pair("state", &nonce)
+            .append_pair("redirect_url", &self.callback_url)
+            .finish();
+        let mut res = pages::redirect(
+            StatusCode::FOUND,
+            &format!("{}/authorize?{query}", self.central_url),
+        )?;
+        let value = serde_json::to_string(&pending).unwrap_or_default();
+        res.headers_mut().append(
+            header::SET_COOKIE,
+            self.sessions
+                .logins()
+                .seal(&login_cookie(&nonce), &value, LOGIN_TTL),
+        );
+        Ok(res)
+    }
+
+    fn chooser(&self, next: &str) -> Response<Body> {
+        let mut list = String::from("<ul class=\"providers\">");
+        for p in &self.providers {
+            let q = url::form_urlencoded::Serializer::new(String::new())
+                .append_pair("next", next)
+                .append_pair("provider", p)
+                .finish();
+            list.push_str(&format!(
+                "<li><a class=\"button\" href=\"{}/login?{}\">Continue with {}</a></li>",
+                escape(&self.auth_prefix),
+                escape(&q),
+                escape(&provider_display_name(p)),
+            ));
+        }
+        list.push_str("</ul>");
+        let body = format!(
+            "<p>Choose how to log in to {}.</p>{list}",
+            escape(&self.title)
+        );
+        pages::html_page(StatusCode::OK, &self.page("Log in", &body))
+    }
+
+    /// `GET /_auth/callback?assertion&state`: the central server sends the browser back.
+    fn callback(&self, req: &Request<Incoming>) -> Result<Response<Body>, RequestError> {
+        let q = Query::of(req);
+        let restart = |message: &str| RequestError::Login {
+            status: StatusCode::BAD_REQUEST,
+            message: message.to_owned(),
+            retry: Some(format!("{}/login", self.auth_prefix)),
+        };
+        let state = q
+            .get("state")
+            .filter(|s| s.len() >= 16)
+            .ok_or_else(|| restart("This login link is incomplete."))?;
+        let stale = || {
+            restart("This login has expired, was already used, or was started in another browser.")
+        };
+        let cookie = login_cookie(state);
+        let pending: Pending = self
+            .sessions
+            .logins()
+            .open(req.headers(), &cookie)
+            .and_then(|v| serde_json::from_str(&v).ok())
+            .ok_or_else(stale)?;
+        if !bool::from(pending.n.as_bytes().ct_eq(state.as_bytes())) || pending.exp < now() {
+            return Err(stale());
+        }
+        let token = q
+            .get("assertion")
+            .ok_or_else(|| restart("The login server sent no assertion."))?;
+        let expected = Expected {
+            iss: &self.central_url,
+            aud: &self.callback_url,
+            nonce: &pending.n,
+            now: now(),
+        };
+        let claims = assertion::verify(token, &self.keys, &expected).map_err(|e| {
+            warn!(error = %e, "assertion refused");
+            restart("The login could not be verified.")
+        })?;
+        let session = Session {
+            sub: claims.sub,
+            provider: claims.provider,
+            user: claims.user,
+            exp: now() + self.sessions.ttl.as_secs(),
+        };
+        info!(sub = %session.sub, "logged in");
+        // A fresh session cookie replaces whatever the browser had (no fixation).
+        let mut res = pages::redirect(StatusCode::SEE_OTHER, &pending.next)?;
+        let h = res.headers_mut();
+        h.append(header::SET_COOKIE, self.sessions.issue(&session));
+        h.append(header::SET_COOKIE, cookies::removal(&cookie));
+        Ok(res)
+    }
+
+    fn logout_token(&self, headers: &http::HeaderMap) -> Option<String> {
+        let raw = self.sessions.raw_cookie(headers)?;
+        let digest = Sha256::digest(format!("oauthgate logout\0{raw}").as_bytes());
+        Some(B64.encode(&digest[..18]))
+    }
+
+    fn logout_form(&self, headers: &http::HeaderMap) -> String {
+        let token = self.logout_token(headers).unwrap_or_default();
+        format!(
+            "<form method=\"post\" action=\"{}/logout\"><input type=\"hidden\" name=\"token\" value=\"{}\">\
+             <button type=\"submit\">Log out</button></form>",
+            escape(&self.auth_prefix),
+            escape(&token)
+        )
+    }
+
+    /// `GET /_auth/logout`: asks for confirmation (a GET never logs out).
+    fn logout_page(&self, req: &Request<Incoming>) -> Response<Body> {
+        let body = match self.sessions.current(req.headers()) {
+            Some(s) => format!(
+                "<p>You are logged in as <strong>{}</strong>.</p>{}",
+                escape(&s.display_name()),
+                self.logout_form(req.headers())
+            ),
+            None => "<p>You are not logged in.</p><p><a href=\"/\">Continue</a></p>".to_owned(),
+        };
+        pages::html_page(StatusCode::OK, &self.page("Log out", &body))
+    }
+
+    /// `POST /_auth/logout` with the form's token (bound to this session: CSRF-safe).
+    async fn logout(&self, req: Request<Incoming>) -> Result<Response<Body>, RequestError> {
+        let (parts, body) = req.into_parts();
+        let bytes = Limited::new(body, 4096)
+            .collect()
+            .await
+            .map_err(|_| RequestError::Invalid("The form is too large.".into()))?
+            .to_bytes();
+        let form = Query::parse(&String::from_utf8_lossy(&bytes));
+        if let Some(expected) = self.logout_token(&parts.headers) {
+            let given = form.get("token").unwrap_or("");
+            if !bool::from(given.as_bytes().ct_eq(expected.as_bytes())) {
+                return Err(RequestError::Login {
+                    status: StatusCode::FORBIDDEN,
+                    message: "This logout form is out of date.".into(),
+                    retry: Some(format!("{}/logout", self.auth_prefix)),
+                });
+            }
+        }
+        let body = format!(
+            "<p>You are logged out of {}.</p><p><a class=\"button\" href=\"{}/login\">Log in again</a></p>",
+            escape(&self.title),
+            escape(&self.auth_prefix)
+        );
+        let mut res = pages::html_page(StatusCode::OK, &self.page("Logged out", &body));
+        res.headers_mut()
+            .append(header::SET_COOKIE, cookies::removal(SESSION_COOKIE));
+        Ok(res)
+    }
+
+    /// `GET /_auth/userinfo`: the session as JSON, or 401.
+    fn userinfo(&self, req: &Request<Incoming>) -> Response<Body> {
+        match self.sessions.current(req.headers()) {
+            Some(s) => pages::json(
+                StatusCode::OK,
+                &serde_json::to_value(&s).unwrap_or_default(),
+            ),
+            None => pages::json(
+                StatusCode::UNAUTHORIZED,
+                &serde_json::json!({ "error": "login_required", "login_url": self.login_url("/") }),
+            ),
+        }
+    }
+
+    /// `/_auth/check`: 200 with `X-User-Info` when the session may see the original URI,
+    /// 401 without a session, 403 outside `allow`. The original URI is only believed from
+    /// trusted proxies; otherwise any valid session passes.
+    fn check(
+        &self,
+        req: &Request<Incoming>,
+        routes: &RouteTable,
+        peer: SocketAddr,
+    ) -> Response<Body> {
+        let original = self
+            .trusted_proxies
+            .contains(&peer.ip())
+            .then(|| {
+                req.headers()
+                    .get(&X_ORIGINAL_URI)
+                    .or_else(|| req.headers().get(&X_FORWARDED_URI))
+            })
+            .flatten()
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let route = original.as_deref().and_then(|uri| {
+            let path = uri.split(['?', '#']).next().unwrap_or("");
+            NormalPath::parse(path).ok().and_then(|p| routes.find(&p))
+        });
+        let session = self.sessions.current(req.headers());
+        let needs_login = route.is_none_or(|r| r.login == Login::Required);
+        let mut res = match (&session, needs_login) {
+            (None, true) => pages::json(
+                StatusCode::UNAUTHORIZED,
+                &serde_json::json!({ "error": "login_required", "login_url": self.login_url(original.as_deref().unwrap_or("/")) }),
+            ),
+            (Some(s), _)
+                if route.is_some_and(|r| r.login == Login::Required && !allows(&r.allow, s)) =>
+            {
+                pages::json(
+                    StatusCode::FORBIDDEN,
+                    &serde_json::json!({ "error": "forbidden" }),
+                )
+            }
+            _ => pages::json(StatusCode::OK, &serde_json::json!({ "ok": true })),
+        };
+        if let (Some(s), StatusCode::OK) = (&session, res.status()) {
+            res.headers_mut()
+                .insert(super::headers::X_USER_INFO.clone(), s.user_info_header());
+        }
+        res
+    }
+}
+
+/// One login cookie per login in flight, so two tabs do not overwrite each other.
+fn login_cookie(nonce: &str) -> String {
+    let short: String = nonce
+        .chars()
+        .take(16)
+        .filter(char::is_ascii_alphanumeric)
+        .collect();
+    format!("{LOGIN_COOKIE}{short}")
+}

@@ -1,0 +1,139 @@
+//! Who may pass: the `allow` lists of a route, and where a browser may be sent after login.
+
+use serde_json::Value;
+
+use super::session::Session;
+use crate::config::Allow;
+
+/// Whether `session` may use a route with this `allow`. Lists are ORed; all empty allows
+/// any logged-in user. Emails and logins compare case-insensitively; a domain matches the
+/// part of the email after its last `@`, exactly.
+pub fn allows(allow: &Allow, session: &Session) -> bool {
+    if allow.emails.is_empty()
+        && allow.domains.is_empty()
+        && allow.logins.is_empty()
+        && allow.providers.is_empty()
+    {
+        return true;
+    }
+    let field = |k: &str| {
+        session
+            .user
+            .get(k)
+            .and_then(Value::as_str)
+            .map(str::to_lowercase)
+    };
+    let email = field("email");
+    let domain = email
+        .as_deref()
+        .and_then(|e| e.rsplit_once('@'))
+        .map(|(_, d)| d.to_owned());
+    let login = field("login");
+    email.is_some_and(|e| allow.emails.contains(&e))
+        || domain.is_some_and(|d| allow.domains.contains(&d))
+        || login.is_some_and(|l| allow.logins.contains(&l))
+        || allow.providers.contains(&session.provider)
+}
+
+/// `next` if it is a same-origin path, else `/`. Refused: anything not starting with exactly
+/// one `/` (`//e.com`, `/\e.com`, `https:…`, `javascript:`), backslashes, control characters
+/// and spaces (`/\t/e.com`, CR/LF), non-ASCII, and the gateway's own endpoints (no loops).
+pub fn safe_next(next: &str, auth_prefix: &str) -> String {
+    let bytes = next.as_bytes();
+    let ok = bytes.first() == Some(&b'/')
+        && !matches!(bytes.get(1), Some(b'/' | b'\\'))
+        && bytes
+            .iter()
+            .all(|&b| (0x21..0x7f).contains(&b) && b != b'\\')
+        && !super::routes::under(next.split(['?', '#']).next().unwrap_or(""), auth_prefix);
+    if ok {
+        next.to_owned()
+    } else {
+        "/".to_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::Map;
+
+    fn session(email: &str, login: &str, provider: &str) -> Session {
+        let mut user = Map::new();
+        user.insert("email".into(), email.into());
+        user.insert("login".into(), login.into());
+        Session {
+            sub: format!("{provider}:1"),
+            provider: provider.into(),
+            user,
+            exp: u64::MAX,
+        }
+    }
+
+    fn allow(emails: &[&str], domains: &[&str], logins: &[&str], providers: &[&str]) -> Allow {
+        let v = |x: &[&str]| x.iter().map(|s| s.to_string()).collect();
+        Allow {
+            emails: v(emails),
+            domains: v(domains),
+            logins: v(logins),
+            providers: v(providers),
+        }
+    }
+
+    #[test]
+    fn allow_lists_are_ored_and_exact() {
+        let alice = session("Alice@Example.com", "alice", "github");
+        assert!(allows(&Allow::default(), &alice));
+        assert!(allows(
+            &allow(&["alice@example.com"], &[], &[], &[]),
+            &alice
+        ));
+        assert!(allows(&allow(&[], &["example.com"], &[], &[]), &alice));
+        assert!(allows(&allow(&[], &[], &["alice"], &[]), &alice));
+        assert!(allows(&allow(&[], &[], &[], &["github"]), &alice));
+        assert!(allows(
+            &allow(&["bob@x.org"], &["example.com"], &[], &[]),
+            &alice
+        ));
+        assert!(!allows(
+            &allow(&["bob@x.org"], &["x.org"], &["bob"], &["google"]),
+            &alice
+        ));
+        // Domains are exact: no suffix or look-alike matches.
+        let sneaky = session("mallory@evilexample.com", "m", "github");
+        assert!(!allows(&allow(&[], &["example.com"], &[], &[]), &sneaky));
+        let sub = session("mallory@sub.example.com", "m", "github");
+        assert!(!allows(&allow(&[], &["example.com"], &[], &[]), &sub));
+        let at = session("mallory@example.com@evil.com", "m", "github");
+        assert!(!allows(&allow(&[], &["example.com"], &[], &[]), &at));
+    }
+
+    #[test]
+    fn next_is_a_same_origin_path_or_root() {
+        for good in ["/", "/chat", "/chat/room?x=1&y=/z", "/a%2Fb", "/%09/e.com"] {
+            assert_eq!(safe_next(good, "/_auth"), good, "{good}");
+        }
+        for bad in [
+            "//e.com",
+            "/\\e.com",
+            "\\/e.com",
+            "/\t/e.com",
+            "%2F%2Fe.com",
+            "https:e.com",
+            "https://ok@e.com",
+            "https://ok.e.com",
+            "javascript:alert(1)",
+            "data:text/html,x",
+            "/x\r\nLocation: https://e.com",
+            "/x\nSet-Cookie: a=b",
+            "",
+            "e.com",
+            "/café",
+            "/_auth/logout",
+            "/_auth/login?next=//e.com",
+            "/ x",
+        ] {
+            assert_eq!(safe_next(bad, "/_auth"), "/", "{bad:?}");
+        }
+    }
+}

@@ -1,0 +1,213 @@
+//! The login session: who is logged in, sealed in the `__Host-oauthgate-session` cookie, and
+//! the identity headers derived from it.
+
+use std::path::Path;
+use std::time::Duration;
+
+use http::header::{self, HeaderMap, HeaderValue};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::central::now;
+use crate::config::Secret;
+use crate::cookies::{self, CookieCodec};
+use crate::error::StartError;
+
+pub const SESSION_COOKIE: &str = "__Host-oauthgate-session";
+/// Every cookie of the gateway starts with this; none of them is sent upstream.
+pub const COOKIE_PREFIX: &str = "__Host-oauthgate-";
+
+/// A logged-in user, as the verified assertion described them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Session {
+    pub sub: String,
+    pub provider: String,
+    pub user: Map<String, Value>,
+    /// Unix time after which the session is over, whatever the browser keeps.
+    pub exp: u64,
+}
+
+impl Session {
+    /// The `X-User-Info` value: compact JSON with `provider`, `sub` and the user fields, ASCII
+    /// only (anything else escaped as `\uXXXX`), so every HTTP stack passes it intact.
+    pub fn user_info_header(&self) -> HeaderValue {
+        let mut info = Map::with_capacity(self.user.len() + 2);
+        info.insert("provider".into(), self.provider.clone().into());
+        info.insert("sub".into(), self.sub.clone().into());
+        for (k, v) in &self.user {
+            if k != "provider" && k != "sub" {
+                info.insert(k.clone(), v.clone());
+            }
+        }
+        let json = ascii_json(&Value::Object(info));
+        HeaderValue::from_str(&json).unwrap_or_else(|_| HeaderValue::from_static("{}"))
+    }
+
+    /// How the user is named on pages: email, else login, else the subject.
+    pub fn display_name(&self) -> String {
+        ["email", "login", "name"]
+            .iter()
+            .find_map(|k| self.user.get(*k).and_then(Value::as_str))
+            .map_or_else(|| self.sub.clone(), str::to_owned)
+    }
+}
+
+/// Serialises `value` as compact JSON with every non-ASCII character escaped. Inside JSON
+/// text such characters only occur within strings, so escaping them there is exact.
+pub fn ascii_json(value: &Value) -> String {
+    let json = value.to_string();
+    let mut out = String::with_capacity(json.len());
+    for c in json.chars() {
+        if c.is_ascii() {
+            out.push(c);
+        } else {
+            let mut units = [0u16; 2];
+            for unit in c.encode_utf16(&mut units) {
+                out.push_str(&format!("\\u{unit:04x}"));
+            }
+        }
+    }
+    out
+}
+
+/// Seals and opens sessions, and the short-lived login cookies.
+pub struct Sessions {
+    sessions: CookieCodec,
+    logins: CookieCodec,
+    pub ttl: Duration,
+}
+
+impl Sessions {
+    pub fn new(
+        secret: Option<&Secret>,
+        data_dir: &Path,
+        ttl: Duration,
+    ) -> Result<Self, StartError> {
+        let secret = match secret {
+            Some(s) => s.0.as_bytes().to_vec(),
+            None => generated_secret(&data_dir.join("session.key"))?,
+        };
+        Ok(Sessions {
+            sessions: CookieCodec::derive(&secret, "oauthgate gateway session v1"),
+            logins: CookieCodec::derive(&secret, "oauthgate gateway login v1"),
+            ttl,
+        })
+    }
+
+    /// The request's session, if it has a valid, unexpired one.
+    pub fn current(&self, headers: &HeaderMap) -> Option<Session> {
+        let session: Session =
+            serde_json::from_str(&self.sessions.open(headers, SESSION_COOKIE)?).ok()?;
+        (session.exp > now()).then_some(session)
+    }
+
+    /// The `Set-Cookie` value that starts `session`.
+    pub fn issue(&self, session: &Session) -> HeaderValue {
+        let value = serde_json::to_string(session).unwrap_or_default();
+        self.sessions.seal(SESSION_COOKIE, &value, self.ttl)
+    }
+
+    pub fn logins(&self) -> &CookieCodec {
+        &self.logins
+    }
+
+    /// The raw sealed session cookie (for deriving the logout form's token).
+    pub fn raw_cookie(&self, headers: &HeaderMap) -> Option<String> {
+        cookies::request_cookies(headers)
+            .find(|c| c.name() == SESSION_COOKIE)
+            .map(|c| c.value().to_owned())
+    }
+}
+
+/// The secret in `path`, created (32 random bytes, hex, mode 0600) when missing.
+fn generated_secret(path: &Path) -> Result<Vec<u8>, StartError> {
+    match std::fs::read_to_string(path) {
+        Ok(text) if text.trim().len() >= 32 => Ok(text.trim().as_bytes().to_vec()),
+        Ok(_) => Err(StartError::Key(format!(
+            "{} is too short to be a session secret",
+            path.display()
+        ))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let secret = crate::assertion::hex(crate::central::keys::generate().as_bytes());
+            crate::fsutil::write_private(path, format!("{secret}\n").as_bytes())?;
+            Ok(secret.into_bytes())
+        }
+        Err(source) => Err(StartError::Io {
+            what: "cannot read the session secret",
+            path: path.to_owned(),
+            source,
+        }),
+    }
+}
+
+/// Removes the gateway's own cookies from the `Cookie` header sent upstream.
+pub fn strip_own_cookies(headers: &mut HeaderMap) {
+    let has_ours = cookies::request_cookies(headers).any(|c| c.name().starts_with(COOKIE_PREFIX));
+    if !has_ours {
+        return;
+    }
+    let kept: Vec<String> = headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .map(str::trim)
+        .filter(|pair| !pair.is_empty() && !pair.starts_with(COOKIE_PREFIX))
+        .map(str::to_owned)
+        .collect();
+    headers.remove(header::COOKIE);
+    if !kept.is_empty() {
+        if let Ok(v) = HeaderValue::from_str(&kept.join("; ")) {
+            headers.insert(header::COOKIE, v);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn user_info_is_ascii_json_with_provider_and_sub_first() {
+        let mut user = Map::new();
+        user.insert("name".into(), "Zoë 😀".into());
+        user.insert("sub".into(), "spoofed".into());
+        let s = Session {
+            sub: "github:1".into(),
+            provider: "github".into(),
+            user,
+            exp: 0,
+        };
+        let h = s.user_info_header();
+        let text = h.to_str().unwrap();
+        assert_eq!(
+            text,
+            r#"{"provider":"github","sub":"github:1","name":"Zo\u00eb \ud83d\ude00"}"#
+        );
+        let back: Value = serde_json::from_str(text).unwrap();
+        assert_eq!(back["name"], "Zoë 😀");
+    }
+
+    #[test]
+    fn own_cookies_are_stripped_and_others_kept() {
+        let mut h = HeaderMap::new();
+        h.append(
+            header::COOKIE,
+            HeaderValue::from_static("app=1; __Host-oauthgate-session=abc"),
+        );
+        h.append(
+            header::COOKIE,
+            HeaderValue::from_static("__Host-oauthgate-login-x=y; theme=dark"),
+        );
+        strip_own_cookies(&mut h);
+        assert_eq!(h.get_all(header::COOKIE).iter().count(), 1);
+        assert_eq!(h[header::COOKIE], "app=1; theme=dark");
+        let mut only = HeaderMap::new();
+        only.insert(
+            header::COOKIE,
+            HeaderValue::from_static("__Host-oauthgate-session=abc"),
+        );
+        strip_own_cookies(&mut only);
+        assert!(!only.contains_key(header::COOKIE));
+    }
+}
