@@ -4,6 +4,7 @@
 pub mod backend;
 pub mod client;
 pub mod fakes;
+pub mod flow;
 pub mod python;
 
 use std::io::{BufRead, BufReader};
@@ -41,6 +42,19 @@ impl Gateway {
     /// Like [`Gateway::start`], with extra top-level YAML (e.g. a `limits:` section).
     pub fn start_with(gateway_yaml: &str, top_yaml: &str) -> Gateway {
         Self::start_raw(&format!("{top_yaml}\ngateway:\n{gateway_yaml}\n"))
+    }
+
+    /// Starts oauthgate on `port` with `public_url: https://localhost:<port>`, for setups
+    /// where other processes must know the URL in advance (see [`free_port`]).
+    pub fn start_public(port: u16, body: &str) -> Gateway {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let config = format!(
+            "listen: 127.0.0.1:{port}\npublic_url: https://localhost:{port}\ndata_dir: data\n\
+             tls: {{self_signed: true}}\n{body}\n"
+        );
+        let path = dir.path().join("config.yaml");
+        std::fs::write(&path, config).expect("write config");
+        Self::spawn(dir.path().to_owned(), Some(dir), &path)
     }
 
     /// Starts oauthgate on `body` (any sections) below the common listen/TLS header.
@@ -206,6 +220,31 @@ impl Drop for Gateway {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// A port that was free a moment ago (bound to 127.0.0.1:0, then released), for configs
+/// that must name their own public URL before the process starts.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+/// A client that trusts the certificates of all `servers`, keeps cookies in `jar`, and
+/// follows no redirects: a browser without JavaScript, step by step.
+pub fn browser(servers: &[&Gateway], jar: std::sync::Arc<reqwest::cookie::Jar>) -> reqwest::Client {
+    let mut b = reqwest::Client::builder()
+        .tls_built_in_root_certs(false)
+        .cookie_provider(jar)
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(30));
+    for s in servers {
+        b = b
+            .add_root_certificate(reqwest::Certificate::from_pem(&s.cert_pem()).expect("pem"))
+            .resolve("localhost", s.addr);
+    }
+    b.build().expect("browser")
 }
 
 /// A `key=value` field of a log line.

@@ -1,0 +1,139 @@
+//! Two real processes, a central server with the dev provider and a gateway in front of a
+//! backend, and a cookie-keeping client that walks the login the way a browser does.
+
+use std::sync::Arc;
+
+use reqwest::cookie::{CookieStore, Jar};
+use url::Url;
+
+use super::{browser, free_port, Backend, Gateway};
+
+pub struct World {
+    pub central: Gateway,
+    pub gateway: Gateway,
+    pub backend: Backend,
+}
+
+impl World {
+    /// `routes` is the gateway's `routes:` list (its upstream written as BACKEND);
+    /// `extra` more gateway keys (e.g. `session:`).
+    pub async fn start(routes: &str, extra: &str) -> World {
+        let backend = Backend::start().await;
+        let (cport, gport) = (free_port(), free_port());
+        let central = Gateway::start_public(
+            cport,
+            &format!(
+                "central:\n  providers:\n    dev: {{kind: dev}}\n  clients:\n    - redirect_url: https://localhost:{gport}/_auth/callback\n"
+            ),
+        );
+        let key = central
+            .client()
+            .get(central.url("/oauth/key"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let gateway = Gateway::start_public(
+            gport,
+            &format!(
+                "gateway:\n  title: Test threebot\n  oauth_proxy:\n    url: https://localhost:{cport}/oauth\n    verify_key: {key}\n    providers: [dev]\n{extra}  routes:\n{}",
+                routes.replace("BACKEND", &backend.url())
+            ),
+        );
+        World {
+            central,
+            gateway,
+            backend,
+        }
+    }
+
+    /// A new browser (its own cookie jar) trusting both processes.
+    pub fn browser(&self) -> Browser {
+        let jar = Arc::new(Jar::default());
+        Browser {
+            client: browser(&[&self.central, &self.gateway], jar.clone()),
+            jar,
+        }
+    }
+
+    /// The central's signing key (to forge assertions a real central would sign).
+    pub fn signing_key(&self) -> ed25519_dalek::SigningKey {
+        let hex = std::fs::read_to_string(self.central.data_dir().join("signing.key")).unwrap();
+        let bytes: Vec<u8> = (0..32)
+            .map(|i| u8::from_str_radix(&hex.trim()[2 * i..2 * i + 2], 16).unwrap())
+            .collect();
+        ed25519_dalek::SigningKey::from_bytes(&bytes.try_into().unwrap())
+    }
+}
+
+pub struct Browser {
+    pub client: reqwest::Client,
+    pub jar: Arc<Jar>,
+}
+
+impl Browser {
+    /// GETs `url` as a navigation and follows redirects; returns the last URL and response.
+    pub async fn navigate(&self, url: &str) -> (Url, reqwest::Response) {
+        let mut url = Url::parse(url).unwrap();
+        for _ in 0..10 {
+            let res = self
+                .client
+                .get(url.clone())
+                .header("accept", "text/html")
+                .send()
+                .await
+                .unwrap();
+            match res.headers().get("location") {
+                Some(loc) if res.status().is_redirection() => {
+                    url = url.join(loc.to_str().unwrap()).unwrap();
+                }
+                _ => return (url, res),
+            }
+        }
+        panic!("redirect loop at {url}");
+    }
+
+    /// Logs in through the dev provider starting from `start` (a gateway URL), as `login`;
+    /// returns where the browser lands and what it shows.
+    pub async fn log_in(&self, start: &str, login: &str, email: &str) -> (Url, reqwest::Response) {
+        let (form_url, form) = self.navigate(start).await;
+        assert_eq!(
+            form_url.path(),
+            "/oauth/dev",
+            "expected the dev login form, got {form_url}"
+        );
+        assert_eq!(form.status(), 200);
+        let state = form_url
+            .query_pairs()
+            .find(|(k, _)| k == "state")
+            .unwrap()
+            .1
+            .into_owned();
+        let res = self
+            .client
+            .post(form_url.join("/oauth/dev").unwrap())
+            .form(&[
+                ("state", state.as_str()),
+                ("login", login),
+                ("email", email),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 303, "{}", res.text().await.unwrap());
+        let next = form_url
+            .join(res.headers()["location"].to_str().unwrap())
+            .unwrap();
+        self.navigate(next.as_str()).await
+    }
+
+    /// The `Cookie` header this browser would send to `url`.
+    pub fn cookies(&self, url: &str) -> String {
+        self.jar
+            .cookies(&Url::parse(url).unwrap())
+            .map(|v| v.to_str().unwrap().to_owned())
+            .unwrap_or_default()
+    }
+}

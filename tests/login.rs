@@ -1,0 +1,645 @@
+//! The gateway's login, central and gateway as separate processes with different keys:
+//! protected page → login → provider → central → callback → backend sees X-User-Info;
+//! logout; and the SPEC §6 attacks on redirects, paths, headers, sessions and assertions.
+
+mod common;
+
+use common::client::get;
+use common::flow::World;
+use oauthgate::assertion::{self, Claims};
+use serde_json::{json, Value};
+
+const ROUTES: &str = concat!(
+    "    - {prefix: /private, upstream: \"BACKEND\", login: required}\n",
+    "    - {prefix: /staff, upstream: \"BACKEND\", login: required, allow: {domains: [example.com]}}\n",
+    "    - {prefix: /maybe, upstream: \"BACKEND\", login: optional}\n",
+    "    - {prefix: /, upstream: \"BACKEND\", login: none}\n",
+);
+
+fn user_info(seen: &common::backend::Seen) -> Option<Value> {
+    let all: Vec<_> = seen.headers.get_all("x-user-info").iter().collect();
+    assert!(all.len() <= 1, "several X-User-Info headers: {all:?}");
+    all.first()
+        .map(|v| serde_json::from_str(v.to_str().unwrap()).unwrap())
+}
+
+#[tokio::test]
+async fn login_logout_round_trip_through_two_processes() {
+    let w = World::start(ROUTES, "").await;
+    let b = w.browser();
+    let deep = w.gateway.url("/private/page?x=1&y=%2F");
+    let (landed, res) = b.log_in(&deep, "alice", "alice@example.com").await;
+    assert_eq!(
+        landed.as_str(),
+        deep,
+        "back on the deep link with its query"
+    );
+    assert_eq!(res.status(), 200);
+    let seen = w.backend.last();
+    assert_eq!(seen.target, "/private/page?x=1&y=%2F");
+    assert_eq!(
+        user_info(&seen).unwrap(),
+        json!({"provider": "dev", "sub": "dev:alice", "email": "alice@example.com", "login": "alice"})
+    );
+    // The gateway's own cookies never reach the app.
+    assert!(seen
+        .headers
+        .get("cookie")
+        .is_none_or(|c| !c.to_str().unwrap().contains("oauthgate")));
+
+    // userinfo and optional routes see the session; public routes get no identity.
+    let info: Value = b
+        .client
+        .get(w.gateway.url("/_auth/userinfo"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(info["sub"], "dev:alice");
+    b.client
+        .get(w.gateway.url("/maybe/x"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(user_info(&w.backend.last()).unwrap()["sub"], "dev:alice");
+    b.client.get(w.gateway.url("/public")).send().await.unwrap();
+    assert_eq!(user_info(&w.backend.last()), None);
+
+    // Logout: a GET only asks; the POST needs the form's token.
+    let page = b
+        .client
+        .get(w.gateway.url("/_auth/logout"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains("alice@example.com") && page.contains("method=\"post\""),
+        "{page}"
+    );
+    let token = page
+        .split("name=\"token\" value=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .to_owned();
+    let forged = b
+        .client
+        .post(w.gateway.url("/_auth/logout"))
+        .form(&[("token", "forged")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), 403);
+    assert_eq!(
+        b.client
+            .get(w.gateway.url("/_auth/userinfo"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    let out = b
+        .client
+        .post(w.gateway.url("/_auth/logout"))
+        .form(&[("token", token.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(out.status(), 200);
+    assert_eq!(
+        b.client
+            .get(w.gateway.url("/_auth/userinfo"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        401
+    );
+    let again = b
+        .client
+        .get(w.gateway.url("/private/page"))
+        .header("accept", "text/html")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), 302);
+    assert!(again.headers()["location"]
+        .to_str()
+        .unwrap()
+        .starts_with("/_auth/login?next="));
+}
+
+#[tokio::test]
+async fn api_calls_get_401_json_and_optional_routes_pass_without_a_session() {
+    let w = World::start(ROUTES, "").await;
+    let b = w.browser();
+    for (accept, mode) in [
+        ("application/json", None),
+        ("*/*", None),
+        ("text/html", Some("cors")),
+        ("text/html", Some("no-cors")),
+    ] {
+        let mut req = b
+            .client
+            .get(w.gateway.url("/private/api?q=1"))
+            .header("accept", accept);
+        if let Some(m) = mode {
+            req = req.header("sec-fetch-mode", m);
+        }
+        let res = req.send().await.unwrap();
+        assert_eq!(res.status(), 401, "{accept} {mode:?}");
+        let body: Value = res.json().await.unwrap();
+        assert_eq!(body["error"], "login_required");
+        assert_eq!(
+            body["login_url"],
+            "/_auth/login?next=%2Fprivate%2Fapi%3Fq%3D1"
+        );
+    }
+    let nav = b
+        .client
+        .get(w.gateway.url("/private"))
+        .header("sec-fetch-mode", "navigate")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(nav.status(), 302);
+    assert_eq!(
+        w.backend.count(),
+        0,
+        "nothing reaches a required route without a session"
+    );
+    assert_eq!(
+        b.client
+            .get(w.gateway.url("/maybe/x"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    assert_eq!(user_info(&w.backend.last()), None);
+}
+
+#[tokio::test]
+async fn users_outside_allow_get_a_403_page_naming_them() {
+    let w = World::start(ROUTES, "").await;
+    let b = w.browser();
+    let (_, res) = b
+        .log_in(
+            &w.gateway.url("/staff/board"),
+            "mallory",
+            "mallory@evilexample.com",
+        )
+        .await;
+    assert_eq!(res.status(), 403);
+    let page = res.text().await.unwrap();
+    assert!(page.contains("mallory@evilexample.com"), "{page}");
+    assert!(page.contains("action=\"/_auth/logout\""), "{page}");
+    assert!(w
+        .backend
+        .seen()
+        .iter()
+        .all(|s| !s.target.starts_with("/staff")));
+    let b2 = w.browser();
+    let (_, res) = b2
+        .log_in(&w.gateway.url("/staff/board"), "bob", "Bob@Example.com")
+        .await;
+    assert_eq!(res.status(), 200);
+    assert_eq!(w.backend.last().target, "/staff/board");
+}
+
+#[tokio::test]
+async fn open_redirect_payloads_in_next_land_on_root() {
+    let w = World::start(ROUTES, "").await;
+    let payloads = [
+        "//e.com",
+        "/\\e.com",
+        "\\/e.com",
+        "/%09/e.com",
+        "/\t/e.com",
+        "%2F%2Fe.com",
+        "https:e.com",
+        "https://ok@e.com",
+        "https://ok.e.com",
+        "javascript:alert(1)",
+        "data:text/html,x",
+        "/x\r\nLocation: https://e.com",
+        "/_auth/logout",
+    ];
+    for payload in payloads {
+        let b = w.browser();
+        let q = url::form_urlencoded::Serializer::new(String::new())
+            .append_pair("next", payload)
+            .finish();
+        let start = w.gateway.url(&format!("/_auth/login?{q}"));
+        let (landed, _) = b.log_in(&start, "alice", "alice@example.com").await;
+        let root = w.gateway.url("/");
+        let ok = landed.as_str() == root
+            || (payload == "/%09/e.com" && landed.as_str() == w.gateway.url("/%09/e.com"));
+        assert!(ok, "{payload:?} landed on {landed}");
+        assert_eq!(landed.host_str(), Some("localhost"));
+    }
+}
+
+#[tokio::test]
+async fn path_tricks_never_skip_the_login() {
+    let w = World::start(ROUTES, "").await;
+    let cert = w.gateway.cert_pem();
+    let payloads = [
+        "/public/../private",
+        "/%2e%2e/private",
+        "/private%2F",
+        "/private;x",
+        "/private?x=/public",
+        "/./private",
+        "//private",
+        "/private#x",
+        "/public/%2e%2e/private/x",
+        "/PUBLIC/../private",
+        "/private/",
+        "/%70rivate",
+        "/staff;a=b/x",
+    ];
+    for p in payloads {
+        let before = w.backend.count();
+        let res = get(w.gateway.addr, &cert, p, "Accept: application/json\r\n").await;
+        assert!(matches!(res.status, 400 | 401), "{p}: {}", res.status);
+        assert_eq!(w.backend.count(), before, "{p} reached the backend");
+    }
+    // `/privatex` is another path: the public route serves it, and only it.
+    let res = get(w.gateway.addr, &cert, "/privatex", "").await;
+    assert_eq!(res.status, 200);
+    assert_eq!(w.backend.last().target, "/privatex");
+}
+
+#[tokio::test]
+async fn spoofed_identity_headers_are_replaced_on_every_kind_of_route() {
+    let w = World::start(ROUTES, "").await;
+    let b = w.browser();
+    b.log_in(&w.gateway.url("/private"), "alice", "alice@example.com")
+        .await;
+    let spoof = r#"{"provider":"github","sub":"github:1","email":"admin@example.com"}"#;
+    for (method, path, want) in [
+        ("GET", "/private/x", Some("dev:alice")),
+        ("OPTIONS", "/private/x", Some("dev:alice")),
+        ("POST", "/maybe/x", Some("dev:alice")),
+        ("GET", "/public", None),
+        ("OPTIONS", "/public", None),
+    ] {
+        let res = b
+            .client
+            .request(method.parse().unwrap(), w.gateway.url(path))
+            .header("X-User-Info", spoof)
+            .header("x_user_info", spoof)
+            .header("X-User-Email", "admin@example.com")
+            .header("Connection", "X-User-Info")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200, "{method} {path}");
+        let seen = w.backend.last();
+        assert_eq!(seen.method, method);
+        assert_eq!(
+            user_info(&seen).map(|v| v["sub"].clone()),
+            want.map(Value::from),
+            "{method} {path}"
+        );
+        assert!(seen.headers.keys().all(|k| {
+            let k = k.as_str().replace('_', "-");
+            k == "x-user-info" || !k.starts_with("x-user")
+        }));
+    }
+}
+
+/// Starts a login in `b` and returns the state (nonce) the gateway sent to the central.
+async fn start_login(w: &World, b: &common::flow::Browser) -> String {
+    let res = b
+        .client
+        .get(w.gateway.url("/_auth/login?next=/private"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 302);
+    let loc = url::Url::parse(res.headers()["location"].to_str().unwrap()).unwrap();
+    loc.query_pairs()
+        .find(|(k, _)| k == "state")
+        .unwrap()
+        .1
+        .into_owned()
+}
+
+async fn callback(
+    w: &World,
+    b: &common::flow::Browser,
+    token: &str,
+    state: &str,
+) -> reqwest::Response {
+    let q = url::form_urlencoded::Serializer::new(String::new())
+        .append_pair("assertion", token)
+        .append_pair("state", state)
+        .finish();
+    b.client
+        .get(w.gateway.url(&format!("/_auth/callback?{q}")))
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn forged_and_misdirected_assertions_are_refused() {
+    let w = World::start(ROUTES, "").await;
+    let key = w.signing_key();
+    let cport = w.central.addr.port();
+    let gport = w.gateway.addr.port();
+    let now = oauthgate::central::now();
+    let good = move |nonce: &str| Claims {
+        iss: format!("https://localhost:{cport}/oauth"),
+        aud: format!("https://localhost:{gport}/_auth/callback"),
+        sub: "dev:eve".into(),
+        provider: "dev".into(),
+        nonce: nonce.into(),
+        iat: now,
+        exp: now + 60,
+        user: serde_json::Map::new(),
+    };
+    let b64 = |v: &[u8]| {
+        use base64::Engine;
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v)
+    };
+    // Sanity: a correctly signed assertion for this browser's nonce is accepted.
+    let b = w.browser();
+    let state = start_login(&w, &b).await;
+    let res = callback(&w, &b, &assertion::sign(&key, &good(&state)), &state).await;
+    assert_eq!(res.status(), 303, "{}", res.text().await.unwrap());
+
+    type Forge = Box<dyn Fn(&str) -> String>;
+    let k = key.clone();
+    let foreign = oauthgate::central::keys::generate();
+    let vk_bytes = key.verifying_key().to_bytes();
+    let cases: Vec<(&str, Forge)> = vec![
+        (
+            "foreign key",
+            Box::new(move |n| assertion::sign(&foreign, &good(n))),
+        ),
+        (
+            "alg none",
+            Box::new(move |n| {
+                format!(
+                    "{}.{}.",
+                    b64(br#"{"alg":"none","typ":"JWT"}"#),
+                    b64(&serde_json::to_vec(&good(n)).unwrap())
+                )
+            }),
+        ),
+        (
+            "HS256 with the public key",
+            Box::new(move |n| {
+                use hmac::Mac;
+                let signing_input = format!(
+                    "{}.{}",
+                    b64(br#"{"alg":"HS256","typ":"JWT"}"#),
+                    b64(&serde_json::to_vec(&good(n)).unwrap())
+                );
+                let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(&vk_bytes).unwrap();
+                mac.update(signing_input.as_bytes());
+                format!("{signing_input}.{}", b64(&mac.finalize().into_bytes()))
+            }),
+        ),
+        (
+            "wrong aud",
+            Box::new({
+                let k = k.clone();
+                move |n| {
+                    assertion::sign(
+                        &k,
+                        &Claims {
+                            aud: "https://evil.example/_auth/callback".into(),
+                            ..good(n)
+                        },
+                    )
+                }
+            }),
+        ),
+        (
+            "wrong iss",
+            Box::new({
+                let k = k.clone();
+                move |n| {
+                    assertion::sign(
+                        &k,
+                        &Claims {
+                            iss: "https://evil.example/oauth".into(),
+                            ..good(n)
+                        },
+                    )
+                }
+            }),
+        ),
+        (
+            "expired",
+            Box::new({
+                let k = k.clone();
+                move |n| {
+                    assertion::sign(
+                        &k,
+                        &Claims {
+                            iat: now - 600,
+                            exp: now - 540,
+                            ..good(n)
+                        },
+                    )
+                }
+            }),
+        ),
+        (
+            "another browser's nonce",
+            Box::new({
+                let k = k.clone();
+                move |_| assertion::sign(&k, &good("nonce-of-another-browser-login"))
+            }),
+        ),
+        (
+            "tampered",
+            Box::new({
+                let k = k.clone();
+                move |n| {
+                    let t = assertion::sign(&k, &good(n));
+                    let mut parts: Vec<String> = t.split('.').map(str::to_owned).collect();
+                    parts[1] = b64(&serde_json::to_vec(&Claims {
+                        sub: "dev:admin".into(),
+                        ..good(n)
+                    })
+                    .unwrap());
+                    parts.join(".")
+                }
+            }),
+        ),
+        ("garbage", Box::new(|_| "not.a.jws".into())),
+    ];
+    for (name, forge) in cases {
+        let b = w.browser();
+        let state = start_login(&w, &b).await;
+        let res = callback(&w, &b, &forge(&state), &state).await;
+        assert_eq!(res.status(), 400, "{name}");
+        assert!(
+            res.headers()
+                .get_all("set-cookie")
+                .iter()
+                .all(|c| !c.to_str().unwrap().starts_with("__Host-oauthgate-session=")),
+            "{name} started a session"
+        );
+        assert_eq!(
+            b.client
+                .get(w.gateway.url("/_auth/userinfo"))
+                .send()
+                .await
+                .unwrap()
+                .status(),
+            401,
+            "{name}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_leaked_assertion_is_useless_in_another_browser() {
+    let w = World::start(ROUTES, "").await;
+    let victim = w.browser();
+    // The victim goes through the provider; we stop before the gateway's callback.
+    let (form_url, _) = victim.navigate(&w.gateway.url("/private")).await;
+    let state = form_url
+        .query_pairs()
+        .find(|(k, _)| k == "state")
+        .unwrap()
+        .1
+        .into_owned();
+    let res = victim
+        .client
+        .post(form_url.join("/oauth/dev").unwrap())
+        .form(&[("state", state.as_str()), ("login", "victim")])
+        .send()
+        .await
+        .unwrap();
+    let leaked = res.headers()["location"].to_str().unwrap().to_owned();
+    assert!(leaked.contains("/_auth/callback?assertion="));
+    // The attacker replays it: without the victim's login cookie, and with one of their own.
+    let attacker = w.browser();
+    assert_eq!(
+        attacker.client.get(&leaked).send().await.unwrap().status(),
+        400
+    );
+    start_login(&w, &attacker).await;
+    assert_eq!(
+        attacker.client.get(&leaked).send().await.unwrap().status(),
+        400
+    );
+    assert_eq!(
+        attacker
+            .client
+            .get(w.gateway.url("/_auth/userinfo"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        401
+    );
+    // The victim's own browser completes it, once.
+    assert_eq!(
+        victim.client.get(&leaked).send().await.unwrap().status(),
+        303
+    );
+    let again = w.browser();
+    assert_eq!(
+        again.client.get(&leaked).send().await.unwrap().status(),
+        400
+    );
+}
+
+#[tokio::test]
+async fn tampered_foreign_and_expired_session_cookies_count_as_no_session() {
+    let w = World::start(ROUTES, "  session: {ttl: 2s}\n").await;
+    let other = World::start(ROUTES, "").await;
+    let b = w.browser();
+    b.log_in(&w.gateway.url("/private"), "alice", "alice@example.com")
+        .await;
+    let cookie = b.cookies(&w.gateway.url("/"));
+    let session = cookie
+        .split("; ")
+        .find(|c| c.starts_with("__Host-oauthgate-session="))
+        .unwrap()
+        .to_owned();
+    let ask = |c: String, gw: &common::Gateway| {
+        let client = gw.client();
+        let url = gw.url("/_auth/userinfo");
+        async move {
+            client
+                .get(url)
+                .header("cookie", c)
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }
+    };
+    assert_eq!(ask(session.clone(), &w.gateway).await, 200);
+    // Tampered: one character flipped in the sealed value.
+    let mut bytes = session.clone().into_bytes();
+    let i = bytes.len() - 5;
+    bytes[i] = if bytes[i] == b'A' { b'B' } else { b'A' };
+    assert_eq!(
+        ask(String::from_utf8(bytes).unwrap(), &w.gateway).await,
+        401
+    );
+    // Foreign: sealed by another gateway's secret.
+    assert_eq!(ask(session.clone(), &other.gateway).await, 401);
+    // Expired: the session's own exp is enforced, whatever the browser keeps.
+    tokio::time::sleep(std::time::Duration::from_millis(3100)).await;
+    assert_eq!(ask(session, &w.gateway).await, 401);
+}
+
+#[tokio::test]
+async fn a_session_cookie_planted_before_login_does_not_survive_it() {
+    let w = World::start(ROUTES, "").await;
+    let attacker = w.browser();
+    attacker
+        .log_in(
+            &w.gateway.url("/private"),
+            "attacker",
+            "attacker@example.com",
+        )
+        .await;
+    let planted = attacker.cookies(&w.gateway.url("/"));
+    let planted = planted
+        .split("; ")
+        .find(|c| c.starts_with("__Host-oauthgate-session="))
+        .unwrap()
+        .to_owned();
+    let victim = w.browser();
+    let url = url::Url::parse(&w.gateway.url("/")).unwrap();
+    victim
+        .jar
+        .add_cookie_str(&format!("{planted}; Path=/; Secure; HttpOnly"), &url);
+    // The victim starts from a clean login (e.g. the planted session looks like someone else).
+    let (_, res) = victim
+        .log_in(
+            &w.gateway.url("/_auth/login?next=/private/me"),
+            "victim",
+            "victim@example.com",
+        )
+        .await;
+    assert_eq!(res.status(), 200);
+    let now = victim.cookies(&w.gateway.url("/"));
+    assert!(
+        !now.contains(&planted),
+        "the planted session survived the login"
+    );
+    assert_eq!(user_info(&w.backend.last()).unwrap()["sub"], "dev:victim");
+}
