@@ -5,6 +5,7 @@ pub mod backend;
 pub mod client;
 pub mod fakes;
 pub mod flow;
+pub mod nginx;
 pub mod python;
 
 use std::io::{BufRead, BufReader};
