@@ -18,12 +18,32 @@ impl World {
     /// `routes` is the gateway's `routes:` list (its upstream written as BACKEND);
     /// `extra` more gateway keys (e.g. `session:`).
     pub async fn start(routes: &str, extra: &str) -> World {
+        Self::start_full(
+            free_port(),
+            free_port(),
+            "    dev: {kind: dev}\n",
+            "[dev]",
+            routes,
+            extra,
+        )
+        .await
+    }
+
+    /// Like [`World::start`] on given ports, with the central's `providers:` entries and the
+    /// gateway's `providers` list.
+    pub async fn start_full(
+        cport: u16,
+        gport: u16,
+        providers: &str,
+        names: &str,
+        routes: &str,
+        extra: &str,
+    ) -> World {
         let backend = Backend::start().await;
-        let (cport, gport) = (free_port(), free_port());
         let central = Gateway::start_public(
             cport,
             &format!(
-                "central:\n  providers:\n    dev: {{kind: dev}}\n  clients:\n    - redirect_url: https://localhost:{gport}/_auth/callback\n"
+                "central:\n  providers:\n{providers}  clients:\n    - redirect_url: https://localhost:{gport}/_auth/callback\n"
             ),
         );
         let key = central
@@ -38,7 +58,7 @@ impl World {
         let gateway = Gateway::start_public(
             gport,
             &format!(
-                "gateway:\n  title: Test threebot\n  oauth_proxy:\n    url: https://localhost:{cport}/oauth\n    verify_key: {key}\n    providers: [dev]\n{extra}  routes:\n{}",
+                "gateway:\n  title: Test threebot\n  oauth_proxy:\n    url: https://localhost:{cport}/oauth\n    verify_key: {key}\n    providers: {names}\n{extra}  routes:\n{}",
                 routes.replace("BACKEND", &backend.url())
             ),
         );

@@ -6,6 +6,7 @@ pub mod client;
 pub mod fakes;
 pub mod flow;
 pub mod nginx;
+pub mod oidc;
 pub mod python;
 
 use std::io::{BufRead, BufReader};
