@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod backend;
+pub mod chrome;
 pub mod client;
 pub mod fakes;
 pub mod flow;
@@ -53,6 +54,24 @@ impl Gateway {
         let config = format!(
             "listen: 127.0.0.1:{port}\npublic_url: https://localhost:{port}\ndata_dir: data\n\
              tls: {{self_signed: true}}\n{body}\n"
+        );
+        let path = dir.path().join("config.yaml");
+        std::fs::write(&path, config).expect("write config");
+        Self::spawn(dir.path().to_owned(), Some(dir), &path)
+    }
+
+    /// Starts oauthgate on `port` (public_url `https://localhost:<port>`) serving the browser
+    /// tests' certificate.
+    pub fn start_with_cert(port: u16, cert: &chrome::TestCert, body: &str) -> Gateway {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (crt, key) = cert.write(dir.path(), "tls");
+        // Where `cert_pem` looks, so the pinned clients trust it too.
+        cert.write(&dir.path().join("data/tls"), "localhost");
+        let config = format!(
+            "listen: 127.0.0.1:{port}\npublic_url: https://localhost:{port}\ndata_dir: data\n\
+             tls: {{cert: {}, key: {}}}\n{body}\n",
+            crt.display(),
+            key.display()
         );
         let path = dir.path().join("config.yaml");
         std::fs::write(&path, config).expect("write config");
