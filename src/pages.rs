@@ -120,7 +120,10 @@ footer{text-align:center;color:#4a5360;font-size:.85rem;margin:1rem}\
 a.button,button{display:inline-block;font:inherit;padding:.5rem 1rem;border-radius:6px;border:0;\
 background:#1f5fbf;color:#fff;text-decoration:none;cursor:pointer}\
 a.button:focus,button:focus,input:focus{outline:3px solid #f5a623;outline-offset:2px}\
-label{display:block;margin:.75rem 0 .25rem}input{font:inherit;padding:.4rem;width:100%;box-sizing:border-box}";
+label{display:block;margin:.75rem 0 .25rem}input{font:inherit;padding:.4rem;width:100%;box-sizing:border-box}\
+ul.providers{list-style:none;padding:0}ul.providers li{margin:.5rem 0}\
+ul.providers a.button{display:block;text-align:center}\
+@media (max-width:36rem){main{margin:0;border-radius:0;box-shadow:none}}";
 
 /// Escapes text for HTML content and attribute values.
 pub fn escape(text: &str) -> String {

@@ -23,8 +23,8 @@ pub fn form(central: &Central, req: &Request<Incoming>) -> Result<Response<Body>
         return Err(RequestError::NotFound);
     }
     let body = format!(
-        "<p>This is the <strong>development</strong> login of {name}: any name is accepted. \
-         Never use it in production.</p>\
+        "<p>{name} accepts <strong>any</strong> login name: it is meant for trying oauthgate \
+         out and for development, never for production.</p>\
          <form method=\"post\" action=\"/oauth/dev\">\
          <input type=\"hidden\" name=\"state\" value=\"{state}\">\
          <label for=\"login\">Login name</label>\
