@@ -178,7 +178,7 @@ async fn apart(
 
 async fn provider_login(chrome: &Chrome, op: &OidcProvider, login: &str, shots: Option<&str>) {
     let issuer = op.issuer();
-    chrome
+    let login_page = chrome
         .wait_url("the provider's login page", |u| {
             u.as_str().starts_with(&issuer)
         })
@@ -205,13 +205,19 @@ async fn provider_login(chrome: &Chrome, op: &OidcProvider, login: &str, shots: 
         .click()
         .await
         .unwrap();
-    // The consent page.
+    // The consent page has its own interaction URL (and no login field).
     chrome
         .wait_url("the provider's consent page", |u| {
-            u.as_str().starts_with(&issuer) && u.path().starts_with("/interaction/")
+            u.as_str().starts_with(&issuer)
+                && u.path().starts_with("/interaction/")
+                && *u != login_page
         })
         .await;
     let button = chrome.wait_css("button[type=submit]").await;
+    assert!(
+        c.find(Locator::Css("input[name=login]")).await.is_err(),
+        "still on the login page"
+    );
     if let Some(s) = shots {
         chrome.screenshot(&format!("{s}-provider-consent")).await;
     }
