@@ -178,6 +178,11 @@ pub fn jwks(keys: &[VerifyingKey]) -> Value {
 
 /// Parses a verify key as `/oauth/key` serves it: 64 hex digits.
 pub fn parse_verify_key(hex: &str) -> Option<VerifyingKey> {
+    VerifyingKey::from_bytes(&parse_hex32(hex)?).ok()
+}
+
+/// 32 bytes from 64 hex digits (surrounding white space ignored).
+pub fn parse_hex32(hex: &str) -> Option<[u8; 32]> {
     let hex = hex.trim();
     if hex.len() != 64 {
         return None;
@@ -186,7 +191,7 @@ pub fn parse_verify_key(hex: &str) -> Option<VerifyingKey> {
     for (i, b) in bytes.iter_mut().enumerate() {
         *b = u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok()?;
     }
-    VerifyingKey::from_bytes(&bytes).ok()
+    Some(bytes)
 }
 
 /// Lower-case hex of bytes (keys and signatures as the seed serves them).

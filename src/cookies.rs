@@ -49,6 +49,17 @@ impl CookieCodec {
     }
 }
 
+/// The name of a per-login cookie: `prefix` plus the first characters of the login's random
+/// state, so that logins in two tabs do not overwrite each other.
+pub fn per_login_name(prefix: &str, state: &str) -> String {
+    let short: String = state
+        .chars()
+        .take(16)
+        .filter(char::is_ascii_alphanumeric)
+        .collect();
+    format!("{prefix}{short}")
+}
+
 /// A `Set-Cookie` value that deletes cookie `name`.
 pub fn removal(name: &str) -> HeaderValue {
     let cookie = attributes(Cookie::new(name.to_owned(), ""), Duration::ZERO);

@@ -58,15 +58,7 @@ pub fn write_new(path: &Path, key: &SigningKey) -> Result<(), StartError> {
 }
 
 fn parse(text: &str) -> Option<SigningKey> {
-    let text = text.trim();
-    if text.len() != 64 {
-        return None;
-    }
-    let mut seed = [0u8; 32];
-    for (i, b) in seed.iter_mut().enumerate() {
-        *b = u8::from_str_radix(text.get(2 * i..2 * i + 2)?, 16).ok()?;
-    }
-    Some(SigningKey::from_bytes(&seed))
+    crate::assertion::parse_hex32(text).map(|seed| SigningKey::from_bytes(&seed))
 }
 
 #[cfg(test)]
