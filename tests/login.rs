@@ -643,3 +643,63 @@ async fn a_session_cookie_planted_before_login_does_not_survive_it() {
     );
     assert_eq!(user_info(&w.backend.last()).unwrap()["sub"], "dev:victim");
 }
+
+#[tokio::test]
+async fn a_session_too_large_for_a_cookie_is_refused_instead_of_looping() {
+    use common::fakes::{Fake, Recorded};
+    let fake = Fake::start(|r: &Recorded| match r.path.as_str() {
+        "/token" => (
+            200,
+            "application/json",
+            r#"{"access_token":"t","token_type":"bearer"}"#.into(),
+        ),
+        "/user" => (
+            200,
+            "application/json",
+            json!({"id": 1, "name": "x".repeat(6000)}).to_string(),
+        ),
+        _ => (404, "text/plain", String::new()),
+    })
+    .await;
+    let provider = format!(
+        "    big:\n      kind: oauth2\n      client_id: a\n      client_secret: b\n      authorize_url: {}\n      access_token_url: {}\n      user_info_url: {}\n      user_info_fields: [name]\n",
+        fake.url("/authorize"),
+        fake.url("/token"),
+        fake.url("/user")
+    );
+    let w = World::start_full(
+        common::free_port(),
+        common::free_port(),
+        &provider,
+        "[big]",
+        ROUTES,
+        "",
+    )
+    .await;
+    let b = w.browser();
+    let (at_provider, _) = b.navigate(&w.gateway.url("/private")).await;
+    assert_eq!(at_provider.path(), "/authorize");
+    let state = at_provider
+        .query_pairs()
+        .find(|(k, _)| k == "state")
+        .unwrap()
+        .1
+        .into_owned();
+    let (_, res) = b
+        .navigate(
+            &w.central
+                .url(&format!("/oauth/callback?code=c&state={state}")),
+        )
+        .await;
+    assert_eq!(res.status(), 400);
+    assert!(res.text().await.unwrap().contains("too large"));
+    assert_eq!(
+        b.client
+            .get(w.gateway.url("/_auth/userinfo"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        401
+    );
+}

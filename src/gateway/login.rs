@@ -31,6 +31,8 @@ use crate::pages::{self, escape, Body};
 /// How long a login may take, from the gateway's redirect to its callback.
 const LOGIN_TTL: Duration = Duration::from_secs(600);
 const LOGIN_COOKIE: &str = "__Host-oauthgate-login-";
+/// The largest `Set-Cookie` browsers are sure to keep (RFC 6265 §6.1 asks for 4096 bytes).
+const MAX_COOKIE: usize = 4000;
 static X_ORIGINAL_URI: HeaderName = HeaderName::from_static("x-original-uri");
 static X_FORWARDED_URI: HeaderName = HeaderName::from_static("x-forwarded-uri");
 
@@ -260,11 +262,17 @@ impl LoginFlow {
             user: claims.user,
             exp: now() + self.sessions.ttl.as_secs(),
         };
+        let session_cookie = self.sessions.issue(&session);
+        if session_cookie.len() > MAX_COOKIE {
+            // Browsers drop larger cookies silently, which would loop the user through logins.
+            warn!(sub = %session.sub, bytes = session_cookie.len(), "session too large for a cookie");
+            return Err(restart("Your account's details are too large to keep; ask the administrator to keep fewer user_info_fields."));
+        }
         info!(sub = %session.sub, "logged in");
         // A fresh session cookie replaces whatever the browser had (no fixation).
         let mut res = pages::redirect(StatusCode::SEE_OTHER, &pending.next)?;
         let h = res.headers_mut();
-        h.append(header::SET_COOKIE, self.sessions.issue(&session));
+        h.append(header::SET_COOKIE, session_cookie);
         h.append(header::SET_COOKIE, cookies::removal(&cookie));
         Ok(res)
     }
