@@ -1,8 +1,15 @@
 #!/usr/bin/env bash
 # Throughput/latency/memory benchmark: backend direct vs nginx TLS proxy vs oauthgate.
 #
-#   bench/proxy.sh                      # ROUNDS=5 DURATION=10s
+#   bench/proxy.sh                      # ROUNDS=5 DURATION=10s, builds the working tree
 #   ROUNDS=3 DURATION=5s bench/proxy.sh
+#   OAUTHGATE_REF=<commit> bench/proxy.sh   # build a clean snapshot of a commit instead
+#   OAUTHGATE_BIN=/path/oauthgate bench/proxy.sh   # no build
+#
+# Environment: ROUNDS (5), DURATION (10s), CONNS (64), MEM_CONNS (1000), WARMUP (3s),
+# OTHER_MAX (0.05: a run in which other processes used more than this fraction of all cores
+# is repeated), RETRIES (3), BUILD_DIR (/tmp/oauthgate-bench-build, for OAUTHGATE_REF).
+# The report is rendered by bench/report.py (rerunnable on a saved bench/out/<run>/).
 #
 # Everything runs on 127.0.0.1 on ports picked at runtime, from a temp dir that is removed
 # on exit. Raw wrk outputs go to bench/out/<timestamp>/ (git-ignored).

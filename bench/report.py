@@ -60,7 +60,7 @@ print()
 print("All columns except the last are medians over the rounds (the info row is a single run).\n")
 per_round = ", ".join("%.2f" % (a["rps"] / b["rps"]) for a, b in zip(runs["oauthgate"], runs["nginx"]))
 print(f"**oauthgate / nginx (median req/s): {med['oauthgate']['rps']/med['nginx']['rps']:.3f}**; per round: {per_round}  ")
-print(f"The RUST_LOG=info process wrote {env['INFO_LOG_LINES']} log lines ({env['INFO_LOG_BYTES']/1e6:.1f} MB) to a file "
+print(f"The RUST_LOG=info process wrote {env['INFO_LOG_LINES']} log lines ({env['INFO_LOG_BYTES']/1048576:.1f} MiB) to a file "
       f"over its lifetime (warm-up + measured run{'s' if env['DISCARDED'] else ''}).\n")
 
 print("### Per round: req/s, p50 ms, p99 ms; CPU seconds server / backend / wrk / other\n")
@@ -80,9 +80,9 @@ mg = parse(os.path.join(out, "mem-oauthgate.txt"))
 mn = parse(os.path.join(out, "mem-nginx.txt"))
 MB = lambda kb: kb / 1024
 print(f"### Memory at {mg['cmd'].split()[2][2:]} keep-alive connections\n")
-print(f"- oauthgate (fresh process, RUST_LOG=warn, {env['G_THREADS']} threads at idle): idle VmRSS {MB(env['G_RSS0']):.1f} MB (VmHWM {MB(env['G_HWM0']):.1f} MB); "
-      f"after the run VmHWM **{MB(env['G_HWM1']):.1f} MB** (highest sampled VmRSS {MB(env['G_RSS_MAX']):.1f} MB, VmRSS after {MB(env['G_RSS1']):.1f} MB). "
+print(f"- oauthgate (fresh process, RUST_LOG=warn, {env['G_THREADS']} threads at idle): idle VmRSS {MB(env['G_RSS0']):.1f} MiB (VmHWM {MB(env['G_HWM0']):.1f} MiB); "
+      f"after the run VmHWM **{MB(env['G_HWM1']):.1f} MiB** (highest sampled VmRSS {MB(env['G_RSS_MAX']):.1f} MiB, VmRSS after {MB(env['G_RSS1']):.1f} MiB). "
       f"wrk: {mg['rps']:.0f} req/s, p99 {mg['p99']:.1f} ms, non-2xx/socket errors {errs([mg])}.")
-print(f"- nginx TLS proxy (master + {env['N_WORKERS']} workers, after the throughput rounds): before RSS sum {MB(env['N_RSS0']):.1f} MB / PSS sum {MB(env['N_PSS0']):.1f} MB; "
-      f"highest sampled during the run RSS sum **{MB(env['N_RSS_MAX']):.1f} MB** / PSS sum {MB(env['N_PSS_MAX']):.1f} MB. "
+print(f"- nginx TLS proxy (master + {env['N_WORKERS']} workers, after the throughput rounds): before RSS sum {MB(env['N_RSS0']):.1f} MiB / PSS sum {MB(env['N_PSS0']):.1f} MiB; "
+      f"highest sampled during the run RSS sum **{MB(env['N_RSS_MAX']):.1f} MiB** / PSS sum {MB(env['N_PSS_MAX']):.1f} MiB. "
       f"wrk: {mn['rps']:.0f} req/s, p99 {mn['p99']:.1f} ms, non-2xx/socket errors {errs([mn])}.")

@@ -483,12 +483,33 @@ async fn main() -> std::process::ExitCode {
             return std::process::ExitCode::from(2);
         }
     };
-    match run(&opts).await {
+    // On Ctrl-C or SIGTERM the run is dropped, which kills oauthgate and removes the temp dir.
+    let result = tokio::select! {
+        r = run(&opts) => r,
+        s = interrupted() => Err(format!("interrupted by {s}")),
+    };
+    match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("login_bench: {e}");
             std::process::ExitCode::FAILURE
         }
+    }
+}
+
+/// Resolves on the first SIGINT or SIGTERM, with its name.
+async fn interrupted() -> &'static str {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut int), Ok(mut term)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) else {
+        // Without signal handlers, never resolve: the default actions apply.
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = int.recv() => "SIGINT",
+        _ = term.recv() => "SIGTERM",
     }
 }
 

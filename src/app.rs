@@ -61,7 +61,7 @@ impl AppState {
             path = %raw_path,
             status = res.status().as_u16(),
             route = route.unwrap_or("-"),
-            ms = started.elapsed().as_secs_f64() * 1000.0,
+            ms = %format_args!("{:.3}", started.elapsed().as_secs_f64() * 1000.0),
         );
         res
     }

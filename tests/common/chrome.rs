@@ -167,10 +167,9 @@ impl Chrome {
         std::fs::write(dir.join(format!("{name}.png")), png).unwrap();
     }
 
-    pub async fn close(mut self) {
+    /// Ends the session (and with it the browser), then the driver (in `Drop`).
+    pub async fn close(self) {
         let _ = self.client.clone().close().await;
-        let _ = self.driver.kill();
-        let _ = self.driver.wait();
     }
 }
 
@@ -178,5 +177,14 @@ impl Drop for Chrome {
     fn drop(&mut self) {
         let _ = self.driver.kill();
         let _ = self.driver.wait();
+        // A test that failed never closed its session: end the browser it left behind,
+        // recognisable by its own profile folder.
+        let _ = Command::new("pkill")
+            .arg("-f")
+            .arg(format!(
+                "--user-data-dir={}",
+                self._profile.path().display()
+            ))
+            .status();
     }
 }
