@@ -298,7 +298,7 @@ impl LoginFlow {
         let body = match self.sessions.current(req.headers()) {
             Some(s) => format!(
                 "<p>You are logged in as <strong>{}</strong>.</p>{}",
-                escape(&s.display_name()),
+                escape(&s.session.display_name()),
                 self.logout_form(req.headers())
             ),
             None => "<p>You are not logged in.</p><p><a href=\"/\">Continue</a></p>".to_owned(),
@@ -341,7 +341,7 @@ impl LoginFlow {
         match self.sessions.current(req.headers()) {
             Some(s) => pages::json(
                 StatusCode::OK,
-                &serde_json::to_value(&s).unwrap_or_default(),
+                &serde_json::to_value(&s.session).unwrap_or_default(),
             ),
             None => pages::json(
                 StatusCode::UNAUTHORIZED,
@@ -382,7 +382,9 @@ impl LoginFlow {
                 &serde_json::json!({ "error": "login_required", "login_url": self.login_url(original.as_deref().unwrap_or("/")) }),
             ),
             (Some(s), _)
-                if route.is_some_and(|r| r.login == Login::Required && !allows(&r.allow, s)) =>
+                if route.is_some_and(|r| {
+                    r.login == Login::Required && !allows(&r.allow, &s.session)
+                }) =>
             {
                 pages::json(
                     StatusCode::FORBIDDEN,
@@ -393,7 +395,7 @@ impl LoginFlow {
         };
         if let (Some(s), StatusCode::OK) = (&session, res.status()) {
             res.headers_mut()
-                .insert(super::headers::X_USER_INFO.clone(), s.user_info_header());
+                .insert(super::headers::X_USER_INFO.clone(), s.user_info.clone());
         }
         res
     }

@@ -106,12 +106,14 @@ impl Gateway {
         }
         let session = login.sessions.current(req.headers());
         match (route.login, session) {
-            (_, Some(s)) if route.login == Login::Optional || policy::allows(&route.allow, &s) => {
-                Verdict::Pass(Some(s.user_info_header()))
+            (_, Some(v))
+                if route.login == Login::Optional || policy::allows(&route.allow, &v.session) =>
+            {
+                Verdict::Pass(Some(v.user_info.clone()))
             }
             (Login::Optional, None) => Verdict::Pass(None),
-            (_, Some(s)) => Verdict::Stop(Ok(login.forbidden(
-                &s,
+            (_, Some(v)) => Verdict::Stop(Ok(login.forbidden(
+                &v.session,
                 req.headers(),
                 &target_of(req, path),
             ))),

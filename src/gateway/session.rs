@@ -1,7 +1,9 @@
 //! The login session: who is logged in, sealed in the `__Host-oauthgate-session` cookie, and
 //! the identity headers derived from it.
 
+use std::collections::HashMap;
 use std::path::Path;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use http::header::{self, HeaderMap, HeaderValue};
@@ -70,11 +72,25 @@ pub fn ascii_json(value: &Value) -> String {
     out
 }
 
+/// A session opened from its cookie, with the identity header derived from it.
+#[derive(Debug)]
+pub struct Verified {
+    pub session: Session,
+    pub user_info: HeaderValue,
+}
+
+/// How many opened sessions are remembered (then the memo starts afresh).
+const MEMO_CAPACITY: usize = 10_000;
+
 /// Seals and opens sessions, and the short-lived login cookies.
 pub struct Sessions {
     sessions: CookieCodec,
     logins: CookieCodec,
     pub ttl: Duration,
+    /// Sealed cookie value → what it opened to. Opening is deterministic for a given value,
+    /// so this only saves the decryption, JSON parsing and header building that every request
+    /// of a logged-in user would repeat; `exp` is still checked on every use.
+    memo: Mutex<HashMap<Box<str>, Arc<Verified>>>,
 }
 
 impl Sessions {
@@ -91,14 +107,33 @@ impl Sessions {
             sessions: CookieCodec::derive(&secret, "oauthgate gateway session v1"),
             logins: CookieCodec::derive(&secret, "oauthgate gateway login v1"),
             ttl,
+            memo: Mutex::new(HashMap::new()),
         })
     }
 
     /// The request's session, if it has a valid, unexpired one.
-    pub fn current(&self, headers: &HeaderMap) -> Option<Session> {
+    pub fn current(&self, headers: &HeaderMap) -> Option<Arc<Verified>> {
+        let raw = session_cookie_value(headers)?;
+        let now = now();
+        if let Some(hit) = self.memo.lock().ok().and_then(|m| m.get(raw).cloned()) {
+            return (hit.session.exp > now).then_some(hit);
+        }
         let session: Session =
             serde_json::from_str(&self.sessions.open(headers, SESSION_COOKIE)?).ok()?;
-        (session.exp > now()).then_some(session)
+        if session.exp <= now {
+            return None;
+        }
+        let verified = Arc::new(Verified {
+            user_info: session.user_info_header(),
+            session,
+        });
+        if let Ok(mut memo) = self.memo.lock() {
+            if memo.len() >= MEMO_CAPACITY {
+                memo.clear();
+            }
+            memo.insert(raw.into(), verified.clone());
+        }
+        Some(verified)
     }
 
     /// The `Set-Cookie` value that starts `session`.
@@ -113,10 +148,18 @@ impl Sessions {
 
     /// The raw sealed session cookie (for deriving the logout form's token).
     pub fn raw_cookie(&self, headers: &HeaderMap) -> Option<String> {
-        cookies::request_cookies(headers)
-            .find(|c| c.name() == SESSION_COOKIE)
-            .map(|c| c.value().to_owned())
+        session_cookie_value(headers).map(str::to_owned)
     }
+}
+
+/// The sealed session cookie's value in a request, found without allocating.
+fn session_cookie_value(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .find_map(|pair| pair.trim().strip_prefix(SESSION_COOKIE)?.strip_prefix('='))
 }
 
 /// The secret in `path`, created (32 random bytes, hex, mode 0600) when missing.
