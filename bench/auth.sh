@@ -1,0 +1,91 @@
+#!/usr/bin/env bash
+# Authenticated proxied requests (SPEC §5): oauthgate with a session cookie on a
+# `login: required` route, the same oauthgate on a `login: none` route, and nginx proxy_pass
+# (no auth), alternating, in one run. Quicker and simpler than proxy.sh (no contention checks).
+#
+#   bench/auth.sh                 # ROUNDS=3 DURATION=5s CONNS=64
+#   OAUTHGATE_BIN=/path bench/auth.sh
+#
+# Everything on 127.0.0.1, ports picked at runtime, temp dir removed on exit.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROUNDS=${ROUNDS:-3}; DURATION=${DURATION:-5s}; CONNS=${CONNS:-64}
+BIN=${OAUTHGATE_BIN:-target/release/oauthgate}
+[ -n "${OAUTHGATE_BIN:-}" ] || (set -x; cargo build --release --locked --bin oauthgate)
+command -v wrk >/dev/null && [ -x /usr/sbin/nginx ] || { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q wrk nginx-light; }
+ulimit -n 20000 2>/dev/null || true
+
+D=$(mktemp -d); PIDS=()
+cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$D"; }
+trap cleanup EXIT
+port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
+ready() { for _ in $(seq 150); do curl -sk -o /dev/null "$1" && return 0; sleep 0.1; done; echo "not ready: $1" >&2; exit 1; }
+BP=$(port); NP=$(port); RP=$(port); OP=$(port)
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout "$D/key.pem" \
+  -out "$D/cert.pem" -days 2 -subj /CN=localhost 2>/dev/null
+temps() { for t in body proxy fastcgi uwsgi scgi; do printf '%s_temp_path %s/%s-%s;\n' "$t" "$D" "$1" "$t" | sed 's/^body_/client_body_/'; done; }
+
+cat > "$D/backend.conf" <<NG
+daemon off; master_process off; worker_processes 1; pid $D/backend.pid; error_log $D/backend.err;
+events { worker_connections 4096; }
+http { access_log off; keepalive_requests 1000000; $(temps backend)
+  server { listen 127.0.0.1:$BP; location / { return 200 "hello\n"; } } }
+NG
+cat > "$D/proxy.conf" <<NG
+daemon off; worker_processes 2; pid $D/proxy.pid; error_log $D/proxy.err;
+events { worker_connections 4096; }
+http { access_log off; keepalive_requests 1000000; $(temps proxy)
+  upstream backend { server 127.0.0.1:$BP; keepalive 64; keepalive_requests 1000000; }
+  server { listen 127.0.0.1:$NP ssl; ssl_certificate $D/cert.pem; ssl_certificate_key $D/key.pem;
+    ssl_protocols TLSv1.2 TLSv1.3;
+    location / { proxy_pass http://backend; proxy_http_version 1.1; proxy_set_header Connection "";
+      proxy_set_header X-Forwarded-For \$remote_addr; proxy_set_header X-Forwarded-Proto https; } } }
+NG
+/usr/sbin/nginx -p "$D" -c "$D/backend.conf" & PIDS+=($!)
+/usr/sbin/nginx -p "$D" -c "$D/proxy.conf" & PIDS+=($!)
+
+# One oauthgate process: central (dev provider) + gateway; /open is login: none, the rest
+# requires a login.
+cat > "$D/oauthgate.yaml" <<Y
+listen: 127.0.0.1:$OP
+public_url: https://localhost:$OP
+data_dir: $D/data
+tls: {cert: $D/cert.pem, key: $D/key.pem}
+central:
+  providers:
+    dev: {kind: dev}
+gateway:
+  routes:
+    - {prefix: /open, upstream: "http://127.0.0.1:$BP", login: none}
+    - {prefix: /, upstream: "http://127.0.0.1:$BP", login: required}
+Y
+RUST_LOG=warn "$BIN" --config "$D/oauthgate.yaml" 2>"$D/oauthgate.err" & PIDS+=($!)
+ready "http://127.0.0.1:$BP/"; ready "https://127.0.0.1:$NP/"; ready "https://127.0.0.1:$OP/_auth/health"
+
+# A real login through the dev provider, as a browser would, to get a session cookie.
+J="$D/jar"; c() { curl -sk -c "$J" -b "$J" -o /dev/null -w '%{redirect_url}' "$@"; }
+to_central=$(c "https://localhost:$OP/_auth/login?next=/")
+form=$(c "$to_central")
+back=$(c -d "state=${form##*state=}&login=bench&email=bench@example.com" "https://localhost:$OP/oauth/dev")
+c "$back" >/dev/null
+COOKIE=$(awk '$6=="__Host-oauthgate-session"{print $6"="$7}' "$J")
+[ "$(curl -sk -o /dev/null -w '%{http_code}' -H "Cookie: $COOKIE" "https://127.0.0.1:$OP/")" = 200 ]
+[ "$(curl -sk -o /dev/null -w '%{http_code}' "https://127.0.0.1:$OP/")" = 401 ]
+
+run() { # name url [wrk args]
+  local name=$1 url=$2; shift 2
+  local out; out=$(set -x; wrk -t1 -c"$CONNS" -d"$DURATION" --latency "$@" "$url" 2>&1)
+  printf '%-24s %s  p50 %s  p99 %s%s\n' "$name" "$(awk '/Requests\/sec/{print $2}' <<<"$out")" \
+    "$(awk '$1=="50%"{print $2}' <<<"$out")" "$(awk '$1=="99%"{print $2}' <<<"$out")" \
+    "$(grep -q Non-2xx <<<"$out" && echo "  NON-2xx: $(awk '/Non-2xx/{print $4}' <<<"$out")")"
+}
+for t in "https://127.0.0.1:$NP/" "https://127.0.0.1:$OP/open" "https://127.0.0.1:$OP/"; do
+  wrk -t1 -c"$CONNS" -d2s -H "Cookie: $COOKIE" "$t" >/dev/null 2>&1   # warm-up
+done
+echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2), $(uname -r); $(/usr/sbin/nginx -v 2>&1)"
+for r in $(seq "$ROUNDS"); do
+  echo "round $r"
+  run "nginx proxy_pass" "https://127.0.0.1:$NP/"
+  run "oauthgate login: none" "https://127.0.0.1:$OP/open"
+  run "oauthgate authenticated" "https://127.0.0.1:$OP/" -H "Cookie: $COOKIE"
+done
