@@ -151,15 +151,7 @@ async fn apart(
             op.issuer()
         ),
     );
-    let key = central
-        .client()
-        .get(central.url("/oauth/key"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let key = central.text("/oauth/key").await;
     let gateway = Gateway::start_with_cert(
         gport,
         cert,

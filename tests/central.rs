@@ -117,14 +117,7 @@ async fn login(
 }
 
 async fn verify_key(gw: &Gateway) -> String {
-    gw.client()
-        .get(gw.url("/oauth/key"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap()
+    gw.text("/oauth/key").await
 }
 
 #[tokio::test]
@@ -205,15 +198,7 @@ async fn github_login_end_to_end_with_an_assertion_any_jwt_library_verifies() {
     );
 
     // PyJWT, with the JWKS, agrees.
-    let jwks = gw
-        .client()
-        .get(gw.url("/oauth/jwks"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let jwks = gw.text("/oauth/jwks").await;
     let (ok, out, err) = python::script("verify_assertion.py", &[&jwks, &token, ISSUER, APP]);
     assert!(ok, "PyJWT refused the assertion: {err}");
     let py: serde_json::Value = serde_json::from_str(&out).unwrap();

@@ -10,15 +10,7 @@ use common::Gateway;
 #[tokio::test]
 async fn key_prints_what_the_server_serves_at_oauth_key() {
     let gw = Gateway::start_raw("central:\n  providers:\n    dev: {kind: dev}\n");
-    let served = gw
-        .client()
-        .get(gw.url("/oauth/key"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let served = gw.text("/oauth/key").await;
     let out = Command::new(common::bin())
         .args(["key", "--config", "config.yaml"])
         .current_dir(&gw.dir)

@@ -70,15 +70,7 @@ async fn a_real_oidc_provider_logs_people_in_with_pkce_and_a_checked_id_token() 
         &["https://localhost/oauth/callback".to_owned()],
     );
     let gw = central(&op);
-    let key_hex = gw
-        .client()
-        .get(gw.url("/oauth/key"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let key_hex = gw.text("/oauth/key").await;
     let key = assertion::parse_verify_key(&key_hex).unwrap();
 
     let res = login(&gw, &op, "alice", "op-1", false).await;

@@ -46,15 +46,7 @@ impl World {
                 "central:\n  providers:\n{providers}  clients:\n    - redirect_url: https://localhost:{gport}/_auth/callback\n"
             ),
         );
-        let key = central
-            .client()
-            .get(central.url("/oauth/key"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let key = central.text("/oauth/key").await;
         let gateway = Gateway::start_public(
             gport,
             &format!(

@@ -168,6 +168,17 @@ impl Gateway {
             .timeout(Duration::from_secs(60))
     }
 
+    /// GETs `path` with [`Gateway::client`] and returns the body.
+    pub async fn text(&self, path: &str) -> String {
+        let res = self
+            .client()
+            .get(self.url(path))
+            .send()
+            .await
+            .expect("request");
+        res.text().await.expect("body")
+    }
+
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
