@@ -8,13 +8,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
-use tracing::{debug, info, info_span, warn, Instrument};
+use tracing::{debug, debug_span, info, info_span, warn, Instrument};
 
 use crate::app::AppState;
 use crate::config::{Config, Limits, TlsSource};
@@ -25,7 +25,7 @@ pub struct Server {
     listener: TcpListener,
     acceptor: TlsAcceptor,
     state: Arc<AppState>,
-    http: Arc<auto::Builder<TokioExecutor>>,
+    http: Arc<auto::Builder<InSpan>>,
     limits: Limits,
     handshake_timeout: Duration,
     reload: Option<tokio::task::JoinHandle<()>>,
@@ -118,8 +118,23 @@ impl Server {
     }
 }
 
-fn http_builder(limits: &Limits) -> auto::Builder<TokioExecutor> {
-    let mut builder = auto::Builder::new(TokioExecutor::new());
+/// Spawns hyper's tasks (HTTP/2 streams) inside the span of the connection that spawns them,
+/// so their log lines carry `conn{peer=…}` like HTTP/1.1 ones.
+#[derive(Clone, Copy)]
+struct InSpan;
+
+impl<F> hyper::rt::Executor<F> for InSpan
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    fn execute(&self, fut: F) {
+        tokio::spawn(fut.in_current_span());
+    }
+}
+
+fn http_builder(limits: &Limits) -> auto::Builder<InSpan> {
+    let mut builder = auto::Builder::new(InSpan);
     builder
         .http1()
         .timer(TokioTimer::new())
@@ -137,7 +152,7 @@ fn http_builder(limits: &Limits) -> auto::Builder<TokioExecutor> {
 struct Connection {
     acceptor: TlsAcceptor,
     state: Arc<AppState>,
-    http: Arc<auto::Builder<TokioExecutor>>,
+    http: Arc<auto::Builder<InSpan>>,
     handshake_timeout: Duration,
 }
 
@@ -159,7 +174,8 @@ impl Connection {
         let state = self.state;
         let service = service_fn(move |req| {
             let state = state.clone();
-            async move { Ok::<_, Infallible>(state.handle(req, peer).await) }
+            let span = debug_span!("request", method = %req.method(), path = %req.uri().path());
+            async move { Ok::<_, Infallible>(state.handle(req, peer).await) }.instrument(span)
         });
         let conn = self
             .http
