@@ -120,6 +120,25 @@ async fn verify_key(gw: &Gateway) -> String {
     gw.text("/oauth/key").await
 }
 
+/// The claims of the assertion in `back` (the redirect to the client), verified with the
+/// central's published key for the expected issuer, audience and `nonce`.
+async fn verified(gw: &Gateway, back: &Url, nonce: &str) -> assertion::Claims {
+    let key = assertion::parse_verify_key(&verify_key(gw).await).unwrap();
+    let token = param(back, "assertion").expect("an assertion");
+    let now = oauthgate::central::now();
+    assertion::verify(
+        &token,
+        &[key],
+        &Expected {
+            iss: ISSUER,
+            aud: APP,
+            nonce,
+            now,
+        },
+    )
+    .unwrap()
+}
+
 #[tokio::test]
 async fn github_login_end_to_end_with_an_assertion_any_jwt_library_verifies() {
     let fake = github().await;
@@ -176,19 +195,7 @@ async fn github_login_end_to_end_with_an_assertion_any_jwt_library_verifies() {
     assert!(back.as_str().starts_with(APP));
     assert_eq!(param(&back, "state").as_deref(), Some("gateway-nonce-1"));
     let token = param(&back, "assertion").unwrap();
-    let key = assertion::parse_verify_key(&verify_key(&gw).await).unwrap();
-    let now = oauthgate::central::now();
-    let claims = assertion::verify(
-        &token,
-        &[key],
-        &Expected {
-            iss: ISSUER,
-            aud: APP,
-            nonce: "gateway-nonce-1",
-            now,
-        },
-    )
-    .unwrap();
+    let claims = verified(&gw, &back, "gateway-nonce-1").await;
     assert_eq!(claims.sub, "github:583231");
     assert_eq!(claims.provider, "github");
     assert!(claims.exp - claims.iat <= 120);
@@ -348,20 +355,9 @@ async fn google_login(gw: &Gateway, g: &FakeGoogle, state: &str) -> reqwest::Res
 async fn google_oidc_id_token_is_verified_and_unverified_emails_are_dropped() {
     let g = google().await;
     let gw = central(&google_provider(&g.fake), "");
-    let key = assertion::parse_verify_key(&verify_key(&gw).await).unwrap();
     let res = google_login(&gw, &g, "g1").await;
     assert_eq!(res.status(), 303, "{}", res.text().await.unwrap());
-    let claims = assertion::verify(
-        &param(&location(&res), "assertion").unwrap(),
-        &[key],
-        &Expected {
-            iss: ISSUER,
-            aud: APP,
-            nonce: "g1",
-            now: oauthgate::central::now(),
-        },
-    )
-    .unwrap();
+    let claims = verified(&gw, &location(&res), "g1").await;
     assert_eq!(claims.sub, "google:1093");
     assert_eq!(
         serde_json::Value::Object(claims.user),
@@ -374,17 +370,7 @@ async fn google_oidc_id_token_is_verified_and_unverified_emails_are_dropped() {
     *g.email_verified.lock().unwrap() = false;
     let res = google_login(&gw, &g, "g2").await;
     assert_eq!(res.status(), 303);
-    let claims = assertion::verify(
-        &param(&location(&res), "assertion").unwrap(),
-        &[key],
-        &Expected {
-            iss: ISSUER,
-            aud: APP,
-            nonce: "g2",
-            now: oauthgate::central::now(),
-        },
-    )
-    .unwrap();
+    let claims = verified(&gw, &location(&res), "g2").await;
     assert_eq!(
         serde_json::Value::Object(claims.user),
         serde_json::json!({"name": "Jane Doe"}),
@@ -437,18 +423,7 @@ async fn facebook_is_asked_for_fields() {
     let gw = central(&provider, "");
     let (_, res) = login(&gw, &browser(&gw), "facebook", "f1", APP, "c").await;
     assert_eq!(res.status(), 303);
-    let key = assertion::parse_verify_key(&verify_key(&gw).await).unwrap();
-    let claims = assertion::verify(
-        &param(&location(&res), "assertion").unwrap(),
-        &[key],
-        &Expected {
-            iss: ISSUER,
-            aud: APP,
-            nonce: "f1",
-            now: oauthgate::central::now(),
-        },
-    )
-    .unwrap();
+    let claims = verified(&gw, &location(&res), "f1").await;
     assert_eq!(claims.sub, "facebook:10158");
     assert_eq!(claims.user["email"], "mark@example.com");
     assert!(fake.to("/me")[0].param("fields").unwrap().contains("email"));
@@ -753,18 +728,7 @@ async fn the_dev_provider_logs_in_through_its_form() {
         .await
         .unwrap();
     assert_eq!(res.status(), 303);
-    let key = assertion::parse_verify_key(&verify_key(&gw).await).unwrap();
-    let claims = assertion::verify(
-        &param(&location(&res), "assertion").unwrap(),
-        &[key],
-        &Expected {
-            iss: ISSUER,
-            aud: APP,
-            nonce: "d1",
-            now: oauthgate::central::now(),
-        },
-    )
-    .unwrap();
+    let claims = verified(&gw, &location(&res), "d1").await;
     assert_eq!(claims.sub, "dev:alice");
     assert_eq!(
         serde_json::Value::Object(claims.user),

@@ -81,14 +81,7 @@ async fn login_logout_round_trip_through_two_processes() {
         page.contains("alice@example.com") && page.contains("method=\"post\""),
         "{page}"
     );
-    let token = page
-        .split("name=\"token\" value=\"")
-        .nth(1)
-        .unwrap()
-        .split('"')
-        .next()
-        .unwrap()
-        .to_owned();
+    let token = common::flow::logout_token(&page);
     let forged = b
         .client
         .post(w.gateway.url("/_auth/logout"))
@@ -97,15 +90,7 @@ async fn login_logout_round_trip_through_two_processes() {
         .await
         .unwrap();
     assert_eq!(forged.status(), 403);
-    assert_eq!(
-        b.client
-            .get(w.gateway.url("/_auth/userinfo"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
+    assert_eq!(b.userinfo_status(&w.gateway).await, 200);
     let out = b
         .client
         .post(w.gateway.url("/_auth/logout"))
@@ -114,15 +99,7 @@ async fn login_logout_round_trip_through_two_processes() {
         .await
         .unwrap();
     assert_eq!(out.status(), 200);
-    assert_eq!(
-        b.client
-            .get(w.gateway.url("/_auth/userinfo"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        401
-    );
+    assert_eq!(b.userinfo_status(&w.gateway).await, 401);
     let again = b
         .client
         .get(w.gateway.url("/private/page"))
@@ -496,16 +473,7 @@ async fn forged_and_misdirected_assertions_are_refused() {
                 .all(|c| !c.to_str().unwrap().starts_with("__Host-oauthgate-session=")),
             "{name} started a session"
         );
-        assert_eq!(
-            b.client
-                .get(w.gateway.url("/_auth/userinfo"))
-                .send()
-                .await
-                .unwrap()
-                .status(),
-            401,
-            "{name}"
-        );
+        assert_eq!(b.userinfo_status(&w.gateway).await, 401, "{name}");
     }
 }
 
@@ -541,16 +509,7 @@ async fn a_leaked_assertion_is_useless_in_another_browser() {
         attacker.client.get(&leaked).send().await.unwrap().status(),
         400
     );
-    assert_eq!(
-        attacker
-            .client
-            .get(w.gateway.url("/_auth/userinfo"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        401
-    );
+    assert_eq!(attacker.userinfo_status(&w.gateway).await, 401);
     // The victim's own browser completes it, once.
     assert_eq!(
         victim.client.get(&leaked).send().await.unwrap().status(),
@@ -693,13 +652,5 @@ async fn a_session_too_large_for_a_cookie_is_refused_instead_of_looping() {
         .await;
     assert_eq!(res.status(), 400);
     assert!(res.text().await.unwrap().contains("too large"));
-    assert_eq!(
-        b.client
-            .get(w.gateway.url("/_auth/userinfo"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        401
-    );
+    assert_eq!(b.userinfo_status(&w.gateway).await, 401);
 }

@@ -141,6 +141,34 @@ impl Browser {
         self.navigate(next.as_str()).await
     }
 
+    /// The status of this browser's `/_auth/userinfo` at `gateway`: 200 with a session.
+    pub async fn userinfo_status(&self, gateway: &Gateway) -> u16 {
+        let res = self
+            .client
+            .get(gateway.url("/_auth/userinfo"))
+            .send()
+            .await
+            .unwrap();
+        res.status().as_u16()
+    }
+
+    /// Logs out at `gateway` the way the logout page does: its form, with its token.
+    pub async fn log_out(&self, gateway: &Gateway) -> reqwest::Response {
+        let page = self
+            .client
+            .get(gateway.url("/_auth/logout"))
+            .send()
+            .await
+            .unwrap();
+        let page = page.text().await.unwrap();
+        let token = logout_token(&page);
+        let res = self
+            .client
+            .post(gateway.url("/_auth/logout"))
+            .form(&[("token", token)]);
+        res.send().await.unwrap()
+    }
+
     /// The `Cookie` header this browser would send to `url`.
     pub fn cookies(&self, url: &str) -> String {
         self.jar
@@ -148,4 +176,13 @@ impl Browser {
             .map(|v| v.to_str().unwrap().to_owned())
             .unwrap_or_default()
     }
+}
+
+/// The hidden token of a logout form.
+pub fn logout_token(page: &str) -> String {
+    let after = page
+        .split("name=\"token\" value=\"")
+        .nth(1)
+        .expect("a logout form");
+    after.split('"').next().unwrap_or_default().to_owned()
 }
