@@ -15,6 +15,7 @@ pub mod pages;
 pub mod server;
 pub mod shutdown;
 pub mod tls;
+pub mod util;
 
 pub use config::Config;
 pub use server::Server;

@@ -125,7 +125,7 @@ async fn verify_key(gw: &Gateway) -> String {
 async fn verified(gw: &Gateway, back: &Url, nonce: &str) -> assertion::Claims {
     let key = assertion::parse_verify_key(&verify_key(gw).await).unwrap();
     let token = param(back, "assertion").expect("an assertion");
-    let now = oauthgate::central::now();
+    let now = oauthgate::util::now();
     assertion::verify(
         &token,
         &[key],
@@ -298,7 +298,7 @@ async fn google() -> FakeGoogle {
             if !r.header("authorization").is_some_and(|a| a.starts_with("Basic ")) {
                 return (401, "application/json", r#"{"error":"invalid_client"}"#.into());
             }
-            let now = oauthgate::central::now();
+            let now = oauthgate::util::now();
             let claims = serde_json::json!({
                 "iss": *iss.lock().unwrap(), "aud": "g-id", "sub": "1093", "iat": now, "exp": now + 300,
                 "nonce": *n.lock().unwrap(), "email": "jane@example.com", "email_verified": *v.lock().unwrap(),

@@ -336,7 +336,7 @@ async fn forged_and_misdirected_assertions_are_refused() {
     let key = w.signing_key();
     let cport = w.central.addr.port();
     let gport = w.gateway.addr.port();
-    let now = oauthgate::central::now();
+    let now = oauthgate::util::now();
     let good = move |nonce: &str| Claims {
         iss: format!("https://localhost:{cport}/oauth"),
         aud: format!("https://localhost:{gport}/_auth/callback"),

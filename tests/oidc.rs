@@ -77,7 +77,7 @@ async fn a_real_oidc_provider_logs_people_in_with_pkce_and_a_checked_id_token() 
     assert_eq!(res.status(), 303, "{}", res.text().await.unwrap());
     let back = Url::parse(res.headers()["location"].to_str().unwrap()).unwrap();
     assert!(back.as_str().starts_with(APP));
-    let now = oauthgate::central::now();
+    let now = oauthgate::util::now();
     let claims = assertion::verify(
         &param(&back, "assertion").unwrap(),
         &[key],

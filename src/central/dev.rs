@@ -7,10 +7,11 @@ use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 
 use super::providers::Identity;
-use super::{Central, Query};
+use super::Central;
 use crate::config::ProviderKind;
 use crate::error::RequestError;
 use crate::pages::{self, escape, Body};
+use crate::util::Query;
 
 const MAX_FORM: usize = 8 * 1024;
 

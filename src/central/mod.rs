@@ -11,15 +11,12 @@ pub mod keys;
 mod oidc;
 pub mod providers;
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
-use base64::Engine;
 use ed25519_dalek::{SigningKey, VerifyingKey};
 use http::header::{self, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
-use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq;
 use tracing::{info, warn};
@@ -31,6 +28,7 @@ use crate::cookies::{self, CookieCodec};
 use crate::error::{RequestError, StartError};
 use crate::gateway::path::NormalPath;
 use crate::pages::{self, Body};
+use crate::util::{now, random_token, Query};
 use providers::{Identity, Provider, ProviderError};
 
 /// The prefix of every central endpoint.
@@ -372,49 +370,6 @@ fn cookie_name(state: &str) -> String {
     format!("{ROUND_TRIP_COOKIE}{short}")
 }
 
-/// 24 random bytes, URL-safe base64.
-pub fn random_token() -> String {
-    let mut bytes = [0u8; 24];
-    rand::rngs::OsRng.fill_bytes(&mut bytes);
-    B64.encode(bytes)
-}
-
-pub fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
-
 fn truncate(s: &str, max: usize) -> String {
     s.chars().filter(|c| !c.is_control()).take(max).collect()
-}
-
-/// A request's query parameters (first value wins).
-pub struct Query(Vec<(String, String)>);
-
-impl Query {
-    pub fn of<B>(req: &Request<B>) -> Self {
-        Self::parse(req.uri().query().unwrap_or(""))
-    }
-
-    pub fn parse(text: &str) -> Self {
-        Query(
-            url::form_urlencoded::parse(text.as_bytes())
-                .into_owned()
-                .collect(),
-        )
-    }
-
-    pub fn get(&self, key: &str) -> Option<&str> {
-        self.0
-            .iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.as_str())
-    }
-
-    pub fn require(&self, key: &str) -> Result<&str, RequestError> {
-        self.get(key)
-            .filter(|v| !v.is_empty())
-            .ok_or_else(|| RequestError::Invalid(format!("The {key} parameter is missing.")))
-    }
 }

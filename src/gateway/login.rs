@@ -22,11 +22,11 @@ use super::policy::{allows, safe_next};
 use super::routes::RouteTable;
 use super::session::{Session, Sessions, SESSION_COOKIE};
 use crate::assertion::{self, Expected};
-use crate::central::{now, random_token, Query};
 use crate::config::{provider_display_name, GatewayConfig, Login, LoginSource};
 use crate::cookies;
 use crate::error::{RequestError, StartError};
 use crate::pages::{self, escape, Body};
+use crate::util::{now, random_token, Query};
 
 /// How long a login may take, from the gateway's redirect to its callback.
 const LOGIN_TTL: Duration = Duration::from_secs(600);

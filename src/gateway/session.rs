@@ -10,10 +10,10 @@ use http::header::{self, HeaderMap, HeaderValue};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::central::now;
 use crate::config::Secret;
 use crate::cookies::{self, CookieCodec};
 use crate::error::StartError;
+use crate::util::now;
 
 pub const SESSION_COOKIE: &str = "__Host-oauthgate-session";
 /// Every cookie of the gateway starts with this; none of them is sent upstream.

@@ -1,0 +1,54 @@
+//! Small helpers both roles share: query strings, Unix time, random tokens.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use base64::Engine;
+use http::Request;
+use rand::RngCore;
+
+use crate::error::RequestError;
+
+/// 24 random bytes, URL-safe base64.
+pub fn random_token() -> String {
+    let mut bytes = [0u8; 24];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    B64.encode(bytes)
+}
+
+/// Seconds since the Unix epoch (0 if the clock is before it).
+pub fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// A request's query parameters (first value wins).
+pub struct Query(Vec<(String, String)>);
+
+impl Query {
+    pub fn of<B>(req: &Request<B>) -> Self {
+        Self::parse(req.uri().query().unwrap_or(""))
+    }
+
+    pub fn parse(text: &str) -> Self {
+        Query(
+            url::form_urlencoded::parse(text.as_bytes())
+                .into_owned()
+                .collect(),
+        )
+    }
+
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn require(&self, key: &str) -> Result<&str, RequestError> {
+        self.get(key)
+            .filter(|v| !v.is_empty())
+            .ok_or_else(|| RequestError::Invalid(format!("The {key} parameter is missing.")))
+    }
+}
