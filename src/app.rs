@@ -46,11 +46,12 @@ impl AppState {
         let started = Instant::now();
         let method = req.method().clone();
         let html = pages::is_navigation(req.headers());
-        let raw_path = req.uri().path().to_owned();
+        // A Uri clone shares its bytes: no copy of the path for the log line.
+        let uri = req.uri().clone();
         let (result, route) = self.dispatch(req, peer).await;
         let res = result.unwrap_or_else(|e| {
             if e.status().is_server_error() {
-                warn!(error = %e, path = %raw_path, "request failed");
+                warn!(error = %e, path = %uri.path(), "request failed");
             }
             pages::error_response(&e, html)
         });
@@ -58,7 +59,7 @@ impl AppState {
             target: "access",
             peer = %peer.ip(),
             method = %method,
-            path = %raw_path,
+            path = %uri.path(),
             status = res.status().as_u16(),
             route = route.unwrap_or("-"),
             ms = %format_args!("{:.3}", started.elapsed().as_secs_f64() * 1000.0),
