@@ -81,7 +81,10 @@ impl AppState {
         };
         if let Some(central) = &self.central {
             if routes::under(path.as_str(), central::PREFIX) {
-                return (central.handle(req, &path).await, Some(central::PREFIX));
+                // Boxed, as are the gateway's own endpoints: the login flows' futures are large,
+                // and the future of every proxied request would otherwise be as large.
+                let answer = Box::pin(central.handle(req, &path)).await;
+                return (answer, Some(central::PREFIX));
             }
         }
         match &self.gateway {

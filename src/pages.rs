@@ -5,12 +5,11 @@ use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderValue};
 use http::{Response, StatusCode};
 use http_body_util::{Either, Full};
-use hyper::body::Incoming;
 
 use crate::error::RequestError;
 
 /// Every response body: an upstream's streamed body, or one of ours.
-pub type Body = Either<Incoming, Full<Bytes>>;
+pub type Body = Either<crate::gateway::UpstreamBody, Full<Bytes>>;
 
 /// Whether a request is a browser navigation (SPEC §4): `Sec-Fetch-Mode: navigate`, or, where
 /// that header is absent (older clients, curl), an `Accept` naming `text/html`.

@@ -50,6 +50,8 @@ pub struct UpstreamSettings {
     /// Time allowed from sending the request to receiving the response head.
     pub response_timeout: Duration,
     pub idle_timeout: Duration,
+    /// Idle keep-alive connections kept per upstream origin; more are closed.
+    pub max_idle: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -95,6 +97,9 @@ pub enum Target {
     /// A directory of static files (GET and HEAD only), looked up by the request path.
     Files(PathBuf),
 }
+
+/// Idle connections kept per upstream origin unless `gateway.upstream.max_idle` says otherwise.
+const DEFAULT_MAX_IDLE: usize = 128;
 
 pub(super) fn gateway_config(
     raw: RawGateway,
@@ -166,6 +171,7 @@ pub(super) fn gateway_config(
             u.idle_timeout.as_deref(),
             Duration::from_secs(90),
         )?,
+        max_idle: u.max_idle.unwrap_or(DEFAULT_MAX_IDLE),
     };
     if raw.routes.is_empty() {
         return Err(ConfigError::at(

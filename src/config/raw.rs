@@ -64,6 +64,7 @@ pub(super) struct RawUpstreamSettings {
     pub connect_timeout: Option<String>,
     pub response_timeout: Option<String>,
     pub idle_timeout: Option<String>,
+    pub max_idle: Option<usize>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -1,58 +1,33 @@
 //! Forwarding to HTTP(S) upstreams over one pooled keep-alive client: bodies stream both ways,
 //! `Upgrade` requests (WebSocket and others) are tunnelled, failures become 502 or 504.
 
-use std::error::Error as _;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use http::header::{self, HeaderValue};
-use http::uri::{Authority, PathAndQuery, Scheme};
+use http::uri::PathAndQuery;
 use http::{Request, Response, StatusCode, Uri, Version};
 use http_body_util::Either;
 use hyper::body::Incoming;
-use hyper_rustls::HttpsConnector;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::rt::TokioIo;
 use tracing::{debug, warn};
 
 use super::headers;
 use super::path::NormalPath;
-use crate::config::UpstreamSettings;
-use crate::error::{RequestError, StartError};
+use super::upstream::Pool;
+use crate::error::RequestError;
 use crate::pages::Body;
-
-pub type UpstreamClient = Client<HttpsConnector<HttpConnector>, Incoming>;
-
-/// The one upstream client of the process: pooled, HTTP/1.1, no redirects followed.
-pub fn client(settings: &UpstreamSettings) -> Result<UpstreamClient, StartError> {
-    let mut http = HttpConnector::new();
-    http.enforce_http(false);
-    http.set_nodelay(true);
-    http.set_connect_timeout(Some(settings.connect_timeout));
-    let https = hyper_rustls::HttpsConnectorBuilder::new()
-        .with_provider_and_webpki_roots(crate::tls::provider())
-        .map_err(|e| StartError::Tls(e.to_string()))?
-        .https_or_http()
-        .enable_http1()
-        .wrap_connector(http);
-    Ok(Client::builder(TokioExecutor::new())
-        .pool_timer(TokioTimer::new())
-        .pool_idle_timeout(settings.idle_timeout)
-        .build(https))
-}
 
 /// Where and how one request goes upstream.
 pub struct Upstream<'a> {
-    pub scheme: &'a Scheme,
-    pub authority: &'a Authority,
+    pub pool: &'a Arc<Pool>,
     pub preserve_host: bool,
     pub response_timeout: Duration,
 }
 
 /// Sends `req` (already routed, path normalised) to the upstream and returns its response.
 pub async fn forward(
-    client: &UpstreamClient,
     to: Upstream<'_>,
     mut req: Request<Incoming>,
     path: &NormalPath,
@@ -77,12 +52,7 @@ pub async fn forward(
     }
     let path_and_query = PathAndQuery::try_from(path_and_query)
         .map_err(|_| RequestError::BadPath("The request path cannot be forwarded."))?;
-    *req.uri_mut() = Uri::builder()
-        .scheme(to.scheme.clone())
-        .authority(to.authority.clone())
-        .path_and_query(path_and_query)
-        .build()
-        .map_err(|_| RequestError::BadPath("The request path cannot be forwarded."))?;
+    *req.uri_mut() = Uri::from(path_and_query);
     *req.version_mut() = Version::HTTP_11;
 
     let h = req.headers_mut();
@@ -93,23 +63,23 @@ pub async fn forward(
     if let Some(identity) = identity {
         h.insert(headers::X_USER_INFO.clone(), identity);
     }
-    match (&host, to.preserve_host) {
-        (Some(host), true) => {
-            h.insert(header::HOST, host.clone());
-        }
-        _ => {
-            h.remove(header::HOST);
-        }
-    }
+    match (host, to.preserve_host) {
+        (Some(host), true) => h.insert(header::HOST, host),
+        _ => h.insert(header::HOST, to.pool.host.clone()),
+    };
     if let Some((protocol, _)) = &upgrade {
         headers::set_upgrade(h, protocol.clone());
     }
 
-    let mut res = match tokio::time::timeout(to.response_timeout, client.request(req)).await {
-        Err(_) => return Err(RequestError::UpstreamTimeout),
-        Ok(Err(e)) => return Err(classify(&e)),
-        Ok(Ok(res)) => res,
+    let sent = async {
+        match &upgrade {
+            None => to.pool.send(req).await,
+            Some(_) => Box::pin(to.pool.send_upgrade(req)).await,
+        }
     };
+    let mut res = tokio::time::timeout(to.response_timeout, sent)
+        .await
+        .map_err(|_| RequestError::UpstreamTimeout)??;
 
     let switched = res.status() == StatusCode::SWITCHING_PROTOCOLS;
     let res_upgrade = res.headers().get(header::UPGRADE).cloned();
@@ -135,21 +105,4 @@ pub async fn forward(
         });
     }
     Ok(res.map(Either::Left))
-}
-
-/// 504 when the upstream timed out (connecting included), 502 for anything else.
-fn classify(e: &hyper_util::client::legacy::Error) -> RequestError {
-    let mut source = e.source();
-    let mut detail = e.to_string();
-    while let Some(s) = source {
-        if s.downcast_ref::<std::io::Error>()
-            .is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut)
-        {
-            return RequestError::UpstreamTimeout;
-        }
-        detail.push_str(": ");
-        detail.push_str(&s.to_string());
-        source = s.source();
-    }
-    RequestError::Upstream(detail)
 }

@@ -372,7 +372,10 @@ impl LoginFlow {
             .map(str::to_owned);
         let route = original.as_deref().and_then(|uri| {
             let path = uri.split(['?', '#']).next().unwrap_or("");
-            NormalPath::parse(path).ok().and_then(|p| routes.find(&p))
+            NormalPath::parse(path)
+                .ok()
+                .and_then(|p| routes.find(&p))
+                .map(|r| &r.route)
         });
         let session = self.sessions.current(req.headers());
         let needs_login = route.is_none_or(|r| r.login == Login::Required);

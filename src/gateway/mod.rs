@@ -12,9 +12,14 @@ pub mod path;
 pub mod policy;
 pub mod routes;
 pub mod session;
+mod upstream;
 
+pub use upstream::UpstreamBody;
+
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use ed25519_dalek::VerifyingKey;
@@ -25,16 +30,15 @@ use hyper::body::Incoming;
 use crate::config::{GatewayConfig, Login, Route, Target};
 use crate::error::{RequestError, StartError};
 use crate::pages::{self, Body};
-use forward::{Upstream, UpstreamClient};
+use forward::Upstream;
 use login::LoginFlow;
 use path::NormalPath;
-use routes::RouteTable;
+use routes::{Destination, RouteTable};
 
 /// Everything the gateway needs per request, built once at start-up.
 pub struct Gateway {
     auth_prefix: String,
     routes: RouteTable,
-    client: UpstreamClient,
     response_timeout: Duration,
     /// `None` when no route needs a login.
     login: Option<LoginFlow>,
@@ -53,8 +57,7 @@ impl Gateway {
         };
         Ok(Gateway {
             auth_prefix: config.auth_prefix.clone(),
-            routes: RouteTable::new(&config.routes),
-            client: forward::client(&config.upstream)?,
+            routes: upstreams(config)?,
             response_timeout: config.upstream.response_timeout,
             login,
         })
@@ -69,28 +72,28 @@ impl Gateway {
     ) -> (Result<Response<Body>, RequestError>, Option<&str>) {
         if routes::under(path.as_str(), &self.auth_prefix) {
             return (
-                self.own_endpoint(req, &path, peer).await,
+                Box::pin(self.own_endpoint(req, &path, peer)).await,
                 Some(&self.auth_prefix),
             );
         }
-        let Some(route) = self.routes.find(&path) else {
+        let Some(routed) = self.routes.find(&path) else {
             return (Err(RequestError::NoRoute), None);
         };
+        let route = &routed.route;
         let identity = match self.policy(route, &req, &path) {
             Verdict::Pass(identity) => identity,
             Verdict::Stop(answer) => return (answer, Some(&route.prefix)),
         };
-        let result = match &route.target {
-            Target::Http { scheme, authority } => {
+        let result = match &routed.to {
+            Destination::Files(dir) => Box::pin(files::serve(dir, req.method(), &path)).await,
+            Destination::Upstream(pool) => {
                 let to = Upstream {
-                    scheme,
-                    authority,
+                    pool,
                     preserve_host: route.preserve_host,
                     response_timeout: self.response_timeout,
                 };
-                forward::forward(&self.client, to, req, &path, peer, identity).await
+                forward::forward(to, req, &path, peer, identity).await
             }
-            Target::Files(dir) => files::serve(dir, req.method(), &path).await,
         };
         (result, Some(&route.prefix))
     }
@@ -151,6 +154,26 @@ impl Gateway {
             None => Err(RequestError::NotFound),
         }
     }
+}
+
+/// The route table, with one connection pool per upstream origin.
+fn upstreams(config: &GatewayConfig) -> Result<RouteTable, StartError> {
+    let mut pools: HashMap<String, Arc<upstream::Pool>> = HashMap::new();
+    RouteTable::new(&config.routes, |route| match &route.target {
+        Target::Files(dir) => Ok(Destination::Files(dir.clone())),
+        Target::Http { scheme, authority } => {
+            let origin = format!("{scheme}://{authority}");
+            let pool = match pools.get(&origin) {
+                Some(pool) => pool.clone(),
+                None => {
+                    let pool = upstream::Pool::new(scheme, authority, &config.upstream)?;
+                    pools.insert(origin, pool.clone());
+                    pool
+                }
+            };
+            Ok(Destination::Upstream(pool))
+        }
+    })
 }
 
 /// What the policy phase decided.

@@ -4,37 +4,61 @@
 //! for matching (`/private;x` is under `/private`), because servlet-style upstreams ignore them
 //! too: matching them literally would let `/private;x` skip the policy of `/private`.
 
+use std::path::PathBuf;
+use std::sync::Arc;
+
 use crate::config::Route;
+use crate::error::StartError;
 
 use super::path::NormalPath;
+use super::upstream::Pool;
 
 #[derive(Debug)]
 pub struct RouteTable {
     /// Routes with their prefix segments, longest first.
-    routes: Vec<(Vec<String>, Route)>,
+    routes: Vec<(Vec<String>, Routed)>,
+}
+
+/// A route, with where its requests go.
+#[derive(Debug)]
+pub struct Routed {
+    pub route: Route,
+    pub to: Destination,
+}
+
+#[derive(Debug)]
+pub enum Destination {
+    /// The connection pool of the route's HTTP(S) origin.
+    Upstream(Arc<Pool>),
+    /// A directory of static files.
+    Files(PathBuf),
 }
 
 impl RouteTable {
-    pub fn new(routes: &[Route]) -> Self {
-        let mut routes: Vec<_> = routes
-            .iter()
-            .map(|r| {
-                (
-                    segments(&r.prefix).map(str::to_owned).collect::<Vec<_>>(),
-                    r.clone(),
-                )
-            })
-            .collect();
-        routes.sort_by_key(|(segments, _)| std::cmp::Reverse(segments.len()));
-        RouteTable { routes }
+    /// `destination` says where each route's requests go.
+    pub fn new(
+        routes: &[Route],
+        mut destination: impl FnMut(&Route) -> Result<Destination, StartError>,
+    ) -> Result<Self, StartError> {
+        let mut table = Vec::with_capacity(routes.len());
+        for r in routes {
+            let segments = segments(&r.prefix).map(str::to_owned).collect::<Vec<_>>();
+            let routed = Routed {
+                route: r.clone(),
+                to: destination(r)?,
+            };
+            table.push((segments, routed));
+        }
+        table.sort_by_key(|(segments, _)| std::cmp::Reverse(segments.len()));
+        Ok(RouteTable { routes: table })
     }
 
     /// The route whose prefix is the longest whole-segment prefix of `path`.
-    pub fn find(&self, path: &NormalPath) -> Option<&Route> {
+    pub fn find(&self, path: &NormalPath) -> Option<&Routed> {
         self.routes
             .iter()
             .find(|(prefix, _)| starts_with(path.segments(), prefix.iter().map(String::as_str)))
-            .map(|(_, route)| route)
+            .map(|(_, routed)| routed)
     }
 }
 
@@ -75,12 +99,15 @@ mod tests {
     fn find<'a>(table: &'a RouteTable, path: &str) -> Option<&'a str> {
         table
             .find(&NormalPath::parse(path).unwrap())
-            .map(|r| r.prefix.as_str())
+            .map(|r| r.route.prefix.as_str())
     }
 
     #[test]
     fn longest_whole_segment_prefix_wins() {
-        let table = RouteTable::new(&[route("/"), route("/chat"), route("/chat/admin")]);
+        let table = RouteTable::new(&[route("/"), route("/chat"), route("/chat/admin")], |r| {
+            Ok(Destination::Files(r.prefix.clone().into()))
+        })
+        .unwrap();
         assert_eq!(find(&table, "/"), Some("/"));
         assert_eq!(find(&table, "/chat"), Some("/chat"));
         assert_eq!(find(&table, "/chat/"), Some("/chat"));
@@ -96,7 +123,10 @@ mod tests {
 
     #[test]
     fn no_root_route_means_no_match() {
-        let table = RouteTable::new(&[route("/chat")]);
+        let table = RouteTable::new(&[route("/chat")], |r| {
+            Ok(Destination::Files(r.prefix.clone().into()))
+        })
+        .unwrap();
         assert_eq!(find(&table, "/"), None);
         assert_eq!(find(&table, "/other"), None);
     }

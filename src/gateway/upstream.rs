@@ -1,0 +1,447 @@
+//! Keep-alive HTTP/1.1 connections to one upstream origin, driven by the requests that use them.
+//!
+//! Each origin has a [`Pool`]: a stack of idle connections, the most recently used on top.
+//! A request takes one (or opens one) and polls it from its own task, first while waiting for
+//! the response head, then from the response body ([`UpstreamBody`]). So a proxied request costs
+//! no task, channel hand-over or wake-up beyond the client connection's own, as in an
+//! event-driven proxy. A connection goes back to the pool once its response body has been read
+//! to the end; a body dropped before that (the client went away) closes it.
+//!
+//! Idle connections are not polled. An upstream that closed one while it idled is noticed when
+//! it is taken: the connection is polled once, reads the end of stream and is dropped. A request
+//! that the upstream's close kept from being sent is sent again on a new connection.
+//!
+//! `Upgrade` requests get a connection of their own, in a task of its own, that is never pooled.
+
+use std::fmt;
+use std::future::{poll_fn, Future};
+use std::io;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::header::HeaderValue;
+use http::uri::{Authority, Scheme};
+use http::{Request, Response};
+use hyper::body::{Body, Frame, Incoming, SizeHint};
+use hyper::client::conn::http1::{self, Connection, SendRequest};
+use hyper_util::rt::TokioIo;
+use rustls_pki_types::ServerName;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+use tokio_rustls::client::TlsStream;
+use tokio_rustls::TlsConnector;
+use tracing::debug;
+
+use crate::config::UpstreamSettings;
+use crate::error::{RequestError, StartError};
+
+/// The connections to one origin (`scheme://host:port`).
+pub struct Pool {
+    /// `host:port`, for connecting.
+    address: String,
+    /// The origin's authority, the `Host` of requests that do not keep the client's.
+    pub host: HeaderValue,
+    tls: Option<(TlsConnector, ServerName<'static>)>,
+    connect_timeout: Duration,
+    idle_timeout: Duration,
+    max_idle: usize,
+    idle: Mutex<Vec<Idle>>,
+}
+
+impl fmt::Debug for Pool {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Pool")
+            .field("address", &self.address)
+            .field("tls", &self.tls.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+struct Idle {
+    conn: Box<Conn>,
+    since: Instant,
+}
+
+impl Pool {
+    pub fn new(
+        scheme: &Scheme,
+        authority: &Authority,
+        settings: &UpstreamSettings,
+    ) -> Result<Arc<Self>, StartError> {
+        let https = *scheme == Scheme::HTTPS;
+        let port = authority.port_u16().unwrap_or(if https { 443 } else { 80 });
+        let host = authority.host();
+        let tls = if https {
+            let name = host.trim_start_matches('[').trim_end_matches(']');
+            let name = ServerName::try_from(name.to_owned())
+                .map_err(|e| StartError::Tls(format!("upstream host {host}: {e}")))?;
+            Some((TlsConnector::from(tls_client_config()?), name))
+        } else {
+            None
+        };
+        let pool = Arc::new(Pool {
+            address: format!("{host}:{port}"),
+            host: HeaderValue::from_str(authority.as_str())
+                .map_err(|e| StartError::Tls(format!("upstream authority {authority}: {e}")))?,
+            tls,
+            connect_timeout: settings.connect_timeout,
+            idle_timeout: settings.idle_timeout,
+            max_idle: settings.max_idle,
+            idle: Mutex::new(Vec::new()),
+        });
+        tokio::spawn(reap(Arc::downgrade(&pool)));
+        Ok(pool)
+    }
+
+    /// Sends `req` and returns the response head; its body keeps driving the connection.
+    /// `Err` is the request's answer: 502 or 504 (the caller bounds the wait).
+    pub async fn send(
+        self: &Arc<Self>,
+        req: Request<Incoming>,
+    ) -> Result<Response<UpstreamBody>, RequestError> {
+        let mut req = req;
+        loop {
+            let (mut conn, reused) = match self.take().await {
+                Some(conn) => (conn, true),
+                // Boxed: connecting (a TLS handshake, maybe) is rare, and its future large.
+                None => (Box::pin(self.connect()).await?, false),
+            };
+            match conn.send(req).await {
+                Ok(res) => {
+                    return Ok(res.map(|body| UpstreamBody {
+                        body,
+                        conn: Some((conn, self.clone())),
+                    }));
+                }
+                // The connection closed before the request went out: a pooled one that the
+                // upstream timed out just now. Send it again on a new connection.
+                Err(mut e) if reused && e.message().is_some() => {
+                    debug!(error = %e.error(), "pooled upstream connection closed; retrying");
+                    req = e.take_message().expect("checked above");
+                }
+                Err(e) => return Err(RequestError::Upstream(error_chain(e.error()))),
+            }
+        }
+    }
+
+    /// Sends an `Upgrade` request on a new connection of its own, driven by a task that hands
+    /// the connection over to the upgrade once the upstream switches protocols.
+    pub async fn send_upgrade(
+        &self,
+        req: Request<Incoming>,
+    ) -> Result<Response<UpstreamBody>, RequestError> {
+        let io = self.open().await?;
+        let (mut tx, driver) = http1::Builder::new()
+            .handshake(TokioIo::new(io))
+            .await
+            .map_err(|e| RequestError::Upstream(error_chain(&e)))?;
+        tokio::spawn(async move {
+            if let Err(e) = driver.with_upgrades().await {
+                debug!(error = %e, "upstream connection ended with an error");
+            }
+        });
+        let res = tx
+            .send_request(req)
+            .await
+            .map_err(|e| RequestError::Upstream(error_chain(&e)))?;
+        Ok(res.map(|body| UpstreamBody { body, conn: None }))
+    }
+
+    /// The most recently used idle connection that is still open and ready.
+    async fn take(&self) -> Option<Box<Conn>> {
+        loop {
+            let idle = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop()?;
+            if idle.since.elapsed() >= self.idle_timeout {
+                continue;
+            }
+            let mut conn = idle.conn;
+            // Polling reads what arrived while the connection idled: nothing, or its end. A
+            // connection whose last response has only just ended may need a moment more.
+            if poll_fn(|cx| conn.poll_ready(cx)).await {
+                return Some(conn);
+            }
+        }
+    }
+
+    fn put_back(&self, conn: Box<Conn>) {
+        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        if idle.len() < self.max_idle {
+            idle.push(Idle {
+                conn,
+                since: Instant::now(),
+            });
+        }
+    }
+
+    /// Boxed, so that requests move a pointer, not the connection's state, around.
+    async fn connect(&self) -> Result<Box<Conn>, RequestError> {
+        let io = self.open().await?;
+        let (tx, driver) = http1::Builder::new()
+            .handshake(TokioIo::new(io))
+            .await
+            .map_err(|e| RequestError::Upstream(error_chain(&e)))?;
+        Ok(Box::new(Conn {
+            tx,
+            driver: Some(driver),
+        }))
+    }
+
+    /// A TCP (and, for `https`, TLS) connection within the connect timeout.
+    async fn open(&self) -> Result<Stream, RequestError> {
+        let connect = async {
+            let tcp = TcpStream::connect(&self.address).await?;
+            let _ = tcp.set_nodelay(true);
+            Ok::<_, io::Error>(match &self.tls {
+                None => Stream::Plain(tcp),
+                Some((connector, name)) => {
+                    Stream::Tls(Box::new(connector.connect(name.clone(), tcp).await?))
+                }
+            })
+        };
+        match tokio::time::timeout(self.connect_timeout, connect).await {
+            Err(_) => Err(RequestError::UpstreamTimeout),
+            Ok(Err(e)) if e.kind() == io::ErrorKind::TimedOut => Err(RequestError::UpstreamTimeout),
+            Ok(Err(e)) => Err(RequestError::Upstream(format!(
+                "connecting to {}: {e}",
+                self.address
+            ))),
+            Ok(Ok(stream)) => Ok(stream),
+        }
+    }
+}
+
+/// Drops the idle connections older than the idle timeout, every half of it, for as long as
+/// the pool exists.
+async fn reap(pool: std::sync::Weak<Pool>) {
+    let period = match pool.upgrade() {
+        Some(p) => (p.idle_timeout / 2).max(Duration::from_millis(100)),
+        None => return,
+    };
+    loop {
+        tokio::time::sleep(period).await;
+        let Some(pool) = pool.upgrade() else { return };
+        let expired: Vec<Idle> = {
+            let mut idle = pool.idle.lock().unwrap_or_else(|e| e.into_inner());
+            let keep = idle
+                .iter()
+                .position(|i| i.since.elapsed() < pool.idle_timeout)
+                .unwrap_or(idle.len());
+            idle.drain(..keep).collect()
+        };
+        // closed outside the lock
+        drop(expired);
+    }
+}
+
+fn tls_client_config() -> Result<Arc<rustls::ClientConfig>, StartError> {
+    let roots = rustls::RootCertStore::from_iter(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    let mut config = rustls::ClientConfig::builder_with_provider(crate::tls::provider())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| StartError::Tls(e.to_string()))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
+}
+
+/// One HTTP/1.1 connection: the handle requests go through and the state machine that does
+/// the I/O, polled by whichever task is using the connection.
+struct Conn {
+    tx: SendRequest<Incoming>,
+    /// `None` once the connection has closed.
+    driver: Option<Connection<TokioIo<Stream>, Incoming>>,
+}
+
+impl Conn {
+    /// Does the connection's pending I/O; false once it has closed.
+    fn drive(&mut self, cx: &mut Context<'_>) -> bool {
+        let Some(driver) = &mut self.driver else {
+            return false;
+        };
+        match Pin::new(driver).poll(cx) {
+            Poll::Pending => true,
+            Poll::Ready(result) => {
+                if let Err(e) = result {
+                    debug!(error = %e, "upstream connection ended with an error");
+                }
+                self.driver = None;
+                false
+            }
+        }
+    }
+
+    /// Ready(true) when a request can be sent, Ready(false) when the connection has closed.
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<bool> {
+        let open = self.drive(cx);
+        match self.tx.poll_ready(cx) {
+            Poll::Ready(Ok(())) => Poll::Ready(open),
+            Poll::Ready(Err(_)) => Poll::Ready(false),
+            Poll::Pending if open => Poll::Pending,
+            Poll::Pending => Poll::Ready(false),
+        }
+    }
+
+    /// Sends the request and drives the connection until the response head is in.
+    async fn send(
+        &mut self,
+        req: Request<Incoming>,
+    ) -> Result<Response<Incoming>, hyper::client::conn::TrySendError<Request<Incoming>>> {
+        let mut response = std::pin::pin!(self.tx.try_send_request(req));
+        poll_fn(|cx| {
+            // Write the request (and read the response) first, then look for the head. A
+            // closed connection has settled the response future with its error.
+            self.drive(cx);
+            response.as_mut().poll(cx)
+        })
+        .await
+    }
+}
+
+/// A response body from the upstream. Polling it also drives its connection (the rest of the
+/// request body included); once it has ended, the connection goes back to its pool.
+pub struct UpstreamBody {
+    body: Incoming,
+    conn: Option<(Box<Conn>, Arc<Pool>)>,
+}
+
+impl UpstreamBody {
+    /// The response has ended: the connection goes back to the pool if it is ready for the
+    /// next request. It may not be when the request body is still being sent (the upstream
+    /// answered early); then it closes, as a pooled connection must never make its next user
+    /// wait for a stranger's upload.
+    fn release(&mut self, cx: Option<&mut Context<'_>>) {
+        if let Some((mut conn, pool)) = self.conn.take() {
+            if let Some(cx) = cx {
+                conn.drive(cx);
+            }
+            if conn.driver.is_some() && conn.tx.is_ready() {
+                pool.put_back(conn);
+            }
+        }
+    }
+}
+
+impl Body for UpstreamBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        let this = self.get_mut();
+        let mut frame = Pin::new(&mut this.body).poll_frame(cx);
+        if frame.is_pending() {
+            // Read what the upstream sent (asking for more data above may be what lets the
+            // connection go on), then look again.
+            if let Some((conn, _)) = &mut this.conn {
+                conn.drive(cx);
+                frame = Pin::new(&mut this.body).poll_frame(cx);
+            }
+        }
+        match &frame {
+            Poll::Ready(None) => this.release(Some(cx)),
+            Poll::Ready(Some(Ok(_))) if this.body.is_end_stream() => this.release(Some(cx)),
+            Poll::Ready(Some(Err(_))) => this.conn = None,
+            _ => {}
+        }
+        frame
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
+    }
+}
+
+impl Drop for UpstreamBody {
+    fn drop(&mut self) {
+        // A body without content (HEAD, 204, 304) is never polled: its end is known already.
+        // Any other body still unread means the connection is mid-response: it closes.
+        if self.body.is_end_stream() {
+            self.release(None);
+        }
+    }
+}
+
+/// A connection to an upstream: plain TCP or TLS.
+enum Stream {
+    Plain(TcpStream),
+    Tls(Box<TlsStream<TcpStream>>),
+}
+
+impl AsyncRead for Stream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            Stream::Tls(s) => Pin::new(s).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Stream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            Stream::Tls(s) => Pin::new(s).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_write_vectored(cx, bufs),
+            Stream::Tls(s) => Pin::new(s).poll_write_vectored(cx, bufs),
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        match self {
+            Stream::Plain(s) => s.is_write_vectored(),
+            Stream::Tls(s) => s.is_write_vectored(),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_flush(cx),
+            Stream::Tls(s) => Pin::new(s).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            Stream::Tls(s) => Pin::new(s).poll_shutdown(cx),
+        }
+    }
+}
+
+/// An error and its sources, for the log and the 502 detail.
+fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut detail = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        detail.push_str(": ");
+        detail.push_str(&s.to_string());
+        source = s.source();
+    }
+    detail
+}
