@@ -12,7 +12,7 @@ use crate::central::{self, Central};
 use crate::config::Config;
 use crate::error::{RequestError, StartError};
 use crate::gateway::path::NormalPath;
-use crate::gateway::{routes, Gateway};
+use crate::gateway::{routes, Gateway, Step};
 use crate::pages::{self, Body};
 
 /// Built once at start-up; one `Arc` of it is shared by every connection.
@@ -48,7 +48,12 @@ impl AppState {
         let html = pages::is_navigation(req.headers());
         // A Uri clone shares its bytes: no copy of the path for the log line.
         let uri = req.uri().clone();
-        let (result, route) = self.dispatch(req, peer).await;
+        let (step, route) = self.dispatch(req, peer);
+        let result = match step {
+            Step::Answer(answer) => answer,
+            Step::Forward(prepared) => prepared.send().await,
+            Step::Later(work) => work.await,
+        };
         let res = result.unwrap_or_else(|e| {
             if e.status().is_server_error() {
                 warn!(error = %e, path = %uri.path(), "request failed");
@@ -67,29 +72,24 @@ impl AppState {
         res
     }
 
-    async fn dispatch(
-        &self,
-        req: Request<Incoming>,
-        peer: SocketAddr,
-    ) -> (Result<Response<Body>, RequestError>, Option<&str>) {
+    /// Normalises the path and hands the request to its role; nothing here waits.
+    fn dispatch(&self, req: Request<Incoming>, peer: SocketAddr) -> (Step<'_>, Option<&str>) {
         if req.method() == Method::CONNECT {
-            return (Err(RequestError::MethodNotAllowed), None);
+            return (Step::Answer(Err(RequestError::MethodNotAllowed)), None);
         }
         let path = match NormalPath::parse(req.uri().path()) {
             Ok(p) => p,
-            Err(e) => return (Err(e), None),
+            Err(e) => return (Step::Answer(Err(e)), None),
         };
         if let Some(central) = &self.central {
             if routes::under(path.as_str(), central::PREFIX) {
-                // Boxed, as are the gateway's own endpoints: the login flows' futures are large,
-                // and the future of every proxied request would otherwise be as large.
-                let answer = Box::pin(central.handle(req, &path)).await;
-                return (answer, Some(central::PREFIX));
+                let answer = Box::pin(async move { central.handle(req, &path).await });
+                return (Step::Later(answer), Some(central::PREFIX));
             }
         }
         match &self.gateway {
-            Some(gateway) => gateway.serve(req, path, peer).await,
-            None => (Err(RequestError::NoRoute), None),
+            Some(gateway) => gateway.serve(req, path, peer),
+            None => (Step::Answer(Err(RequestError::NoRoute)), None),
         }
     }
 }

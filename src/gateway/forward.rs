@@ -10,6 +10,7 @@ use http::uri::PathAndQuery;
 use http::{Request, Response, StatusCode, Uri, Version};
 use http_body_util::Either;
 use hyper::body::Incoming;
+use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
 use tracing::{debug, warn};
 
@@ -26,14 +27,24 @@ pub struct Upstream<'a> {
     pub response_timeout: Duration,
 }
 
-/// Sends `req` (already routed, path normalised) to the upstream and returns its response.
-pub async fn forward(
-    to: Upstream<'_>,
+/// A request rewritten for its upstream, ready to go.
+pub struct Prepared<'a> {
+    pool: &'a Arc<Pool>,
+    req: Request<Incoming>,
+    response_timeout: Duration,
+    /// The protocol a client asked to switch to, and its side of the upgrade.
+    upgrade: Option<(HeaderValue, OnUpgrade)>,
+}
+
+/// Rewrites `req` (already routed, path normalised) for the upstream: target, hop-by-hop and
+/// identity headers, forwarding headers, `Host`.
+pub fn prepare<'a>(
+    to: Upstream<'a>,
     mut req: Request<Incoming>,
     path: &NormalPath,
     peer: SocketAddr,
     identity: Option<HeaderValue>,
-) -> Result<Response<Body>, RequestError> {
+) -> Result<Prepared<'a>, RequestError> {
     let upgrade = match req.version() {
         Version::HTTP_11 => headers::requested_upgrade(req.headers())
             .map(|protocol| (protocol, hyper::upgrade::on(&mut req))),
@@ -70,39 +81,63 @@ pub async fn forward(
     if let Some((protocol, _)) = &upgrade {
         headers::set_upgrade(h, protocol.clone());
     }
+    Ok(Prepared {
+        pool: to.pool,
+        req,
+        response_timeout: to.response_timeout,
+        upgrade,
+    })
+}
 
-    let sent = async {
-        match &upgrade {
-            None => to.pool.send(req).await,
-            Some(_) => Box::pin(to.pool.send_upgrade(req)).await,
+impl Prepared<'_> {
+    /// Sends the request; the response's body streams from the upstream as the client reads.
+    pub async fn send(self) -> Result<Response<Body>, RequestError> {
+        if self.upgrade.is_some() {
+            return Box::pin(self.send_upgrade()).await;
         }
-    };
-    let mut res = tokio::time::timeout(to.response_timeout, sent)
-        .await
-        .map_err(|_| RequestError::UpstreamTimeout)??;
-
-    let switched = res.status() == StatusCode::SWITCHING_PROTOCOLS;
-    let res_upgrade = res.headers().get(header::UPGRADE).cloned();
-    headers::strip_hop_by_hop(res.headers_mut());
-    if switched {
-        let (Some((_, client_side)), Some(protocol)) = (upgrade, res_upgrade) else {
-            return Err(RequestError::Upstream(
-                "101 Switching Protocols to a request that asked for no upgrade".into(),
-            ));
-        };
-        headers::set_upgrade(res.headers_mut(), protocol);
-        let upstream_side = hyper::upgrade::on(&mut res);
-        tokio::spawn(async move {
-            match tokio::try_join!(client_side, upstream_side) {
-                Ok((c, u)) => {
-                    let (mut c, mut u) = (TokioIo::new(c), TokioIo::new(u));
-                    if let Err(e) = tokio::io::copy_bidirectional(&mut c, &mut u).await {
-                        debug!(error = %e, "upgraded connection ended");
-                    }
-                }
-                Err(e) => warn!(error = %e, "upgrade failed"),
-            }
-        });
+        let mut res = tokio::time::timeout(self.response_timeout, self.pool.send(self.req))
+            .await
+            .map_err(|_| RequestError::UpstreamTimeout)??;
+        if res.status() == StatusCode::SWITCHING_PROTOCOLS {
+            return Err(not_asked_to_switch());
+        }
+        headers::strip_hop_by_hop(res.headers_mut());
+        Ok(res.map(Either::Left))
     }
-    Ok(res.map(Either::Left))
+
+    /// An `Upgrade` request: once the upstream switches protocols, a task of its own copies
+    /// bytes both ways between the client and the upstream.
+    async fn send_upgrade(self) -> Result<Response<Body>, RequestError> {
+        let sent = self.pool.send_upgrade(self.req);
+        let mut res = tokio::time::timeout(self.response_timeout, sent)
+            .await
+            .map_err(|_| RequestError::UpstreamTimeout)??;
+        let upgrade = self.upgrade;
+        let switched = res.status() == StatusCode::SWITCHING_PROTOCOLS;
+        let res_upgrade = res.headers().get(header::UPGRADE).cloned();
+        headers::strip_hop_by_hop(res.headers_mut());
+        if switched {
+            let (Some((_, client_side)), Some(protocol)) = (upgrade, res_upgrade) else {
+                return Err(not_asked_to_switch());
+            };
+            headers::set_upgrade(res.headers_mut(), protocol);
+            let upstream_side = hyper::upgrade::on(&mut res);
+            tokio::spawn(async move {
+                match tokio::try_join!(client_side, upstream_side) {
+                    Ok((c, u)) => {
+                        let (mut c, mut u) = (TokioIo::new(c), TokioIo::new(u));
+                        if let Err(e) = tokio::io::copy_bidirectional(&mut c, &mut u).await {
+                            debug!(error = %e, "upgraded connection ended");
+                        }
+                    }
+                    Err(e) => warn!(error = %e, "upgrade failed"),
+                }
+            });
+        }
+        Ok(res.map(Either::Left))
+    }
+}
+
+fn not_asked_to_switch() -> RequestError {
+    RequestError::Upstream("101 Switching Protocols to a request that asked for no upgrade".into())
 }

@@ -17,8 +17,10 @@ mod upstream;
 pub use upstream::UpstreamBody;
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::net::SocketAddr;
 use std::path::Path;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -63,39 +65,43 @@ impl Gateway {
         })
     }
 
-    /// Serves one request whose path is already normalised; returns the route it took.
-    pub async fn serve(
+    /// Takes one request whose path is already normalised as far as it can without waiting;
+    /// returns what is left to do and the route it took.
+    pub fn serve(
         &self,
         req: Request<Incoming>,
         path: NormalPath,
         peer: SocketAddr,
-    ) -> (Result<Response<Body>, RequestError>, Option<&str>) {
+    ) -> (Step<'_>, Option<&str>) {
         if routes::under(path.as_str(), &self.auth_prefix) {
-            return (
-                Box::pin(self.own_endpoint(req, &path, peer)).await,
-                Some(&self.auth_prefix),
-            );
+            let answer = Box::pin(async move { self.own_endpoint(req, &path, peer).await });
+            return (Step::Later(answer), Some(&self.auth_prefix));
         }
         let Some(routed) = self.routes.find(&path) else {
-            return (Err(RequestError::NoRoute), None);
+            return (Step::Answer(Err(RequestError::NoRoute)), None);
         };
         let route = &routed.route;
         let identity = match self.policy(route, &req, &path) {
             Verdict::Pass(identity) => identity,
-            Verdict::Stop(answer) => return (answer, Some(&route.prefix)),
+            Verdict::Stop(answer) => return (Step::Answer(answer), Some(&route.prefix)),
         };
-        let result = match &routed.to {
-            Destination::Files(dir) => Box::pin(files::serve(dir, req.method(), &path)).await,
+        let step = match &routed.to {
+            Destination::Files(dir) => Step::Later(Box::pin(async move {
+                files::serve(dir, req.method(), &path).await
+            })),
             Destination::Upstream(pool) => {
                 let to = Upstream {
                     pool,
                     preserve_host: route.preserve_host,
                     response_timeout: self.response_timeout,
                 };
-                forward::forward(to, req, &path, peer, identity).await
+                match forward::prepare(to, req, &path, peer, identity) {
+                    Ok(prepared) => Step::Forward(prepared),
+                    Err(e) => Step::Answer(Err(e)),
+                }
             }
         };
-        (result, Some(&route.prefix))
+        (step, Some(&route.prefix))
     }
 
     /// The session and policy phases: the identity to forward, or the answer that stops
@@ -174,6 +180,18 @@ fn upstreams(config: &GatewayConfig) -> Result<RouteTable, StartError> {
             Ok(Destination::Upstream(pool))
         }
     })
+}
+
+/// What is left to do for a request once it has been routed, without waiting, as far as it
+/// goes. Only the proxied request, the common case, is awaited in place; the rest is boxed, so
+/// that the future of every request stays small (it is moved and kept per connection).
+pub enum Step<'a> {
+    /// The answer is known.
+    Answer(Result<Response<Body>, RequestError>),
+    /// A request ready for its upstream.
+    Forward(forward::Prepared<'a>),
+    /// Anything else that waits: login endpoints, files, the central role.
+    Later(Pin<Box<dyn Future<Output = Result<Response<Body>, RequestError>> + Send + 'a>>),
 }
 
 /// What the policy phase decided.

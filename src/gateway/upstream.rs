@@ -100,16 +100,24 @@ impl Pool {
     /// `Err` is the request's answer: 502 or 504 (the caller bounds the wait).
     pub async fn send(
         self: &Arc<Self>,
-        req: Request<Incoming>,
+        mut req: Request<Incoming>,
     ) -> Result<Response<UpstreamBody>, RequestError> {
-        let mut req = req;
         loop {
             let (mut conn, reused) = match self.take().await {
                 Some(conn) => (conn, true),
                 // Boxed: connecting (a TLS handshake, maybe) is rare, and its future large.
                 None => (Box::pin(self.connect()).await?, false),
             };
-            match conn.send(req).await {
+            // Sends the request and drives the connection until the response head is in.
+            let mut response = std::pin::pin!(conn.tx.try_send_request(req));
+            let sent = poll_fn(|cx| {
+                // Write the request (and read the response) first, then look for the head. A
+                // closed connection has settled the response future with its error.
+                conn.drive(cx);
+                response.as_mut().poll(cx)
+            })
+            .await;
+            match sent {
                 Ok(res) => {
                     return Ok(res.map(|body| UpstreamBody {
                         body,
@@ -282,21 +290,6 @@ impl Conn {
             Poll::Pending if open => Poll::Pending,
             Poll::Pending => Poll::Ready(false),
         }
-    }
-
-    /// Sends the request and drives the connection until the response head is in.
-    async fn send(
-        &mut self,
-        req: Request<Incoming>,
-    ) -> Result<Response<Incoming>, hyper::client::conn::TrySendError<Request<Incoming>>> {
-        let mut response = std::pin::pin!(self.tx.try_send_request(req));
-        poll_fn(|cx| {
-            // Write the request (and read the response) first, then look for the head. A
-            // closed connection has settled the response future with its error.
-            self.drive(cx);
-            response.as_mut().poll(cx)
-        })
-        .await
     }
 }
 
