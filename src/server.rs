@@ -14,7 +14,7 @@ use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
-use tracing::{debug, debug_span, info, info_span, warn, Instrument};
+use tracing::{debug, debug_span, info, warn, Instrument};
 
 use crate::app::AppState;
 use crate::config::{Config, Limits, TlsSource};
@@ -98,7 +98,9 @@ impl Server {
                             conn.serve(tcp, peer, watcher).await;
                             drop(slot);
                         }
-                        .instrument(info_span!("conn", peer = %peer)),
+                        // Debug level: an enabled span costs an enter and exit on every poll of
+                        // the connection. Lines logged for a request name its peer themselves.
+                        .instrument(debug_span!("conn", peer = %peer)),
                     );
                 }
             }
@@ -174,8 +176,7 @@ impl Connection {
         let state = self.state;
         let service = service_fn(move |req| {
             let state = state.clone();
-            let span = debug_span!("request", method = %req.method(), path = %req.uri().path());
-            async move { Ok::<_, Infallible>(state.handle(req, peer).await) }.instrument(span)
+            async move { Ok::<_, Infallible>(state.handle(req, peer).await) }
         });
         let conn = self
             .http

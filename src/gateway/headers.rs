@@ -48,12 +48,18 @@ pub fn requested_upgrade(headers: &HeaderMap) -> Option<HeaderValue> {
         .flatten()
 }
 
-/// Removes hop-by-hop headers, those named in `Connection` first.
+/// Removes hop-by-hop headers, and those named in `Connection`. One pass over the names
+/// present: only a header that is there gets looked up to be removed.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    let named: Vec<HeaderName> = connection_tokens(headers)
-        .filter_map(|t| HeaderName::from_bytes(t.as_bytes()).ok())
+    let named: Vec<&str> = connection_tokens(headers).collect();
+    let doomed: Vec<HeaderName> = headers
+        .keys()
+        .filter(|name| {
+            HOP_BY_HOP.contains(name) || named.iter().any(|t| t.eq_ignore_ascii_case(name.as_str()))
+        })
+        .cloned()
         .collect();
-    for name in named.iter().chain(HOP_BY_HOP.iter()) {
+    for name in doomed {
         headers.remove(name);
     }
 }
