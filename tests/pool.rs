@@ -1,0 +1,240 @@
+//! Upstream keep-alive connections: reused, never handed on mid-response, not used after the
+//! upstream closed them, and closed when there are too many idle or they idled too long.
+//!
+//! The upstream here is a small raw HTTP/1.1 server that counts the connections it accepts
+//! and the ones that were closed by the gateway, so the tests see the pool from the outside.
+
+mod common;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::Gateway;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+/// Paths: `/slow` answers after 300 ms, `/big` streams 8 MB slowly, `/bye` answers and then
+/// closes the connection (without saying so), anything else answers `ok <n>`, where n counts
+/// the requests on that connection.
+struct Upstream {
+    addr: std::net::SocketAddr,
+    accepted: Arc<AtomicUsize>,
+    /// Connections whose other end (the gateway) closed them.
+    closed_by_peer: Arc<AtomicUsize>,
+}
+
+impl Upstream {
+    async fn start() -> Upstream {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let closed_by_peer = Arc::new(AtomicUsize::new(0));
+        let (a, c) = (accepted.clone(), closed_by_peer.clone());
+        tokio::spawn(async move {
+            while let Ok((tcp, _)) = listener.accept().await {
+                a.fetch_add(1, Ordering::SeqCst);
+                tokio::spawn(serve(tcp, c.clone()));
+            }
+        });
+        Upstream {
+            addr,
+            accepted,
+            closed_by_peer,
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    fn accepted(&self) -> usize {
+        self.accepted.load(Ordering::SeqCst)
+    }
+
+    fn closed_by_peer(&self) -> usize {
+        self.closed_by_peer.load(Ordering::SeqCst)
+    }
+}
+
+async fn serve(mut tcp: TcpStream, closed_by_peer: Arc<AtomicUsize>) {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    let mut served = 0;
+    loop {
+        let head_end = loop {
+            if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                break i + 4;
+            }
+            match tcp.read(&mut chunk).await {
+                Ok(0) | Err(_) => {
+                    closed_by_peer.fetch_add(1, Ordering::SeqCst);
+                    return;
+                }
+                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            }
+        };
+        let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
+        buf.drain(..head_end);
+        served += 1;
+        let path = head.split(' ').nth(1).unwrap_or("/").to_owned();
+        let wrote = match path.as_str() {
+            "/slow" => {
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                answer(&mut tcp, "slow").await
+            }
+            "/big" => {
+                let total = 8 * 1024 * 1024;
+                let head = format!("HTTP/1.1 200 OK\r\nContent-Length: {total}\r\n\r\n");
+                let mut ok = tcp.write_all(head.as_bytes()).await.is_ok();
+                let block = vec![b'x'; 64 * 1024];
+                for _ in 0..total / block.len() {
+                    if !ok {
+                        break;
+                    }
+                    ok = tcp.write_all(&block).await.is_ok();
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+                ok
+            }
+            "/bye" => {
+                let _ = answer(&mut tcp, "bye").await;
+                return;
+            }
+            _ => answer(&mut tcp, &format!("ok {served}")).await,
+        };
+        if !wrote {
+            // A write fails once the gateway has closed the connection.
+            closed_by_peer.fetch_add(1, Ordering::SeqCst);
+            return;
+        }
+    }
+}
+
+async fn answer(tcp: &mut TcpStream, body: &str) -> bool {
+    let res = format!(
+        "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nContent-Type: text/plain\r\n\r\n{body}",
+        body.len()
+    );
+    tcp.write_all(res.as_bytes()).await.is_ok()
+}
+
+fn gateway(upstream: &Upstream, settings: &str) -> Gateway {
+    Gateway::start(&format!(
+        "  upstream: {{{settings}}}\n  routes:\n    - {{prefix: /, upstream: \"{}\"}}\n",
+        upstream.url()
+    ))
+}
+
+async fn get(client: &reqwest::Client, gw: &Gateway, path: &str) -> (u16, String) {
+    let res = client.get(gw.url(path)).send().await.expect("request");
+    let status = res.status().as_u16();
+    (status, res.text().await.expect("body"))
+}
+
+/// Polls `cond` every 20 ms for at most `limit`.
+async fn eventually(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if cond() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    cond()
+}
+
+#[tokio::test]
+async fn one_upstream_connection_serves_requests_one_after_another() {
+    let upstream = Upstream::start().await;
+    let gw = gateway(&upstream, "");
+    for http1 in [true, false] {
+        let client = match http1 {
+            true => gw.client_builder().http1_only().build().unwrap(),
+            false => gw.client(),
+        };
+        for _ in 0..10 {
+            assert_eq!(get(&client, &gw, "/").await.0, 200);
+        }
+    }
+    assert_eq!(upstream.accepted(), 1, "20 requests, one at a time");
+    // The upstream saw them all on that one connection.
+    assert_eq!(get(&gw.client(), &gw, "/").await.1, "ok 21");
+}
+
+#[tokio::test]
+async fn a_connection_the_upstream_closed_while_idle_is_not_used() {
+    let upstream = Upstream::start().await;
+    let gw = gateway(&upstream, "");
+    let client = gw.client();
+    for _ in 0..5 {
+        // `/bye` answers, then the upstream closes: as a keep-alive timeout would.
+        assert_eq!(get(&client, &gw, "/bye").await, (200, "bye".into()));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert_eq!(get(&client, &gw, "/").await, (200, "ok 1".into()));
+    }
+    assert_eq!(upstream.accepted(), 6);
+}
+
+#[tokio::test]
+async fn a_response_the_client_abandoned_closes_its_upstream_connection() {
+    let upstream = Upstream::start().await;
+    let gw = gateway(&upstream, "");
+    for http1 in [true, false] {
+        let client = match http1 {
+            true => gw.client_builder().http1_only().build().unwrap(),
+            false => gw.client(),
+        };
+        let mut res = client.get(gw.url("/big")).send().await.unwrap();
+        assert_eq!(res.status(), 200);
+        let first = res.chunk().await.unwrap().expect("some of the body");
+        assert!(first.iter().all(|&b| b == b'x'));
+        drop(res);
+        // The rest of /big must never reach another request: those get their own answers.
+        for _ in 0..5 {
+            let (status, body) = get(&client, &gw, "/").await;
+            assert_eq!(status, 200);
+            assert!(body.starts_with("ok "), "got {:.40}", body);
+        }
+    }
+    assert!(
+        eventually(Duration::from_secs(5), || upstream.closed_by_peer() >= 2).await,
+        "the two abandoned /big connections are closed, {} were",
+        upstream.closed_by_peer()
+    );
+}
+
+#[tokio::test]
+async fn idle_connections_beyond_max_idle_are_closed() {
+    let upstream = Upstream::start().await;
+    let gw = gateway(&upstream, "max_idle: 1");
+    let client = gw.client();
+    let slow = (0..3).map(|_| get(&client, &gw, "/slow"));
+    for (status, body) in futures_util::future::join_all(slow).await {
+        assert_eq!((status, body.as_str()), (200, "slow"));
+    }
+    assert_eq!(
+        upstream.accepted(),
+        3,
+        "three at once need three connections"
+    );
+    assert!(
+        eventually(Duration::from_secs(5), || upstream.closed_by_peer() == 2).await,
+        "two of three closed, one kept: {} closed",
+        upstream.closed_by_peer()
+    );
+    assert_eq!(get(&client, &gw, "/").await.0, 200);
+    assert_eq!(upstream.accepted(), 3, "the kept one is reused");
+}
+
+#[tokio::test]
+async fn idle_connections_are_closed_after_the_idle_timeout() {
+    let upstream = Upstream::start().await;
+    let gw = gateway(&upstream, "idle_timeout: 400ms");
+    assert_eq!(get(&gw.client(), &gw, "/").await.0, 200);
+    assert_eq!(upstream.closed_by_peer(), 0);
+    assert!(
+        eventually(Duration::from_secs(5), || upstream.closed_by_peer() == 1).await,
+        "the idle connection is closed"
+    );
+}
