@@ -54,23 +54,25 @@ async fn an_upstream_closing_mid_body_cuts_the_client_off_and_the_gateway_surviv
         "  routes:\n    - {{prefix: /cut, upstream: \"http://{upstream}\"}}\n    - {{prefix: /, upstream: \"{}\"}}\n",
         backend.url()
     ));
-    for (client, http2) in [
-        (gw.client_builder().http1_only().build().unwrap(), false),
-        (gw.client(), true),
+    for client in [
+        gw.client_builder().http1_only().build().unwrap(),
+        gw.client(),
     ] {
-        match client.get(gw.url("/cut")).send().await {
+        // Whether the head reaches the client before the error depends on whether the
+        // upstream's close is read before the head is flushed: the client gets either a 200
+        // whose body fails, or a failed request (HTTP/1.1 connection cut, HTTP/2 stream reset).
+        // Never a body that looks complete.
+        let outcome = match client.get(gw.url("/cut")).send().await {
             Ok(res) => {
                 assert_eq!(res.status(), 200);
-                let body = res.bytes().await;
-                assert!(
-                    body.is_err(),
-                    "a truncated body must surface as an error, got {body:?}"
-                );
+                res.bytes().await.map(|b| b.len())
             }
-            // HTTP/2 resets the stream; when the upstream's end comes before the response
-            // head has gone out, the client sees the reset instead of a head.
-            Err(e) => assert!(http2, "HTTP/1.1 must get the head, then an error: {e}"),
-        }
+            Err(e) => Err(e),
+        };
+        assert!(
+            outcome.is_err(),
+            "a truncated body must surface as an error, got {outcome:?}"
+        );
         assert_eq!(
             client.get(gw.url("/ok")).send().await.unwrap().status(),
             200

@@ -14,9 +14,9 @@ use common::Gateway;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-/// Paths: `/slow` answers after 300 ms, `/big` streams 8 MB slowly, `/bye` answers and then
-/// closes the connection (without saying so), anything else answers `ok <n>`, where n counts
-/// the requests on that connection.
+/// Paths: `/slow` answers after 300 ms, `/hang` never answers, `/big` streams 8 MB slowly,
+/// `/bye` answers and then closes the connection (without saying so), anything else answers
+/// `ok <n>`, where n counts the requests on that connection.
 struct Upstream {
     addr: std::net::SocketAddr,
     accepted: Arc<AtomicUsize>,
@@ -82,6 +82,10 @@ async fn serve(mut tcp: TcpStream, closed_by_peer: Arc<AtomicUsize>) {
             "/slow" => {
                 tokio::time::sleep(Duration::from_millis(300)).await;
                 answer(&mut tcp, "slow").await
+            }
+            "/hang" => {
+                tokio::time::sleep(Duration::from_secs(3600)).await;
+                false
             }
             "/big" => {
                 let total = 8 * 1024 * 1024;
@@ -237,4 +241,28 @@ async fn idle_connections_are_closed_after_the_idle_timeout() {
         eventually(Duration::from_secs(5), || upstream.closed_by_peer() == 1).await,
         "the idle connection is closed"
     );
+}
+
+#[tokio::test]
+async fn the_response_timeout_counts_from_each_request_on_a_reused_connection() {
+    let upstream = Upstream::start().await;
+    let gw = gateway(&upstream, "response_timeout: 1s");
+    let client = gw.client();
+    assert_eq!(get(&client, &gw, "/").await.0, 200);
+    // The connection's timer was armed for the first request; it goes off during the second,
+    // which must still get its whole second.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let started = Instant::now();
+    assert_eq!(get(&client, &gw, "/hang").await.0, 504);
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_millis(950) && took < Duration::from_secs(5),
+        "504 after {took:?}"
+    );
+    assert_eq!(
+        upstream.accepted(),
+        1,
+        "the hanging request reused the connection"
+    );
+    assert_eq!(get(&client, &gw, "/").await.0, 200);
 }

@@ -95,9 +95,7 @@ impl Prepared<'_> {
         if self.upgrade.is_some() {
             return Box::pin(self.send_upgrade()).await;
         }
-        let mut res = tokio::time::timeout(self.response_timeout, self.pool.send(self.req))
-            .await
-            .map_err(|_| RequestError::UpstreamTimeout)??;
+        let mut res = self.pool.send(self.req, self.response_timeout).await?;
         if res.status() == StatusCode::SWITCHING_PROTOCOLS {
             return Err(not_asked_to_switch());
         }

@@ -19,7 +19,7 @@ use std::io;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::header::HeaderValue;
@@ -31,6 +31,7 @@ use hyper_util::rt::TokioIo;
 use rustls_pki_types::ServerName;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
+use tokio::time::{Instant, Sleep};
 use tokio_rustls::client::TlsStream;
 use tokio_rustls::TlsConnector;
 use tracing::debug;
@@ -97,16 +98,18 @@ impl Pool {
     }
 
     /// Sends `req` and returns the response head; its body keeps driving the connection.
-    /// `Err` is the request's answer: 502 or 504 (the caller bounds the wait).
+    /// `Err` is the request's answer: 502, or 504 when no head came within `timeout`.
     pub async fn send(
         self: &Arc<Self>,
         mut req: Request<Incoming>,
+        timeout: Duration,
     ) -> Result<Response<UpstreamBody>, RequestError> {
+        let deadline = Instant::now() + timeout;
         loop {
             let (mut conn, reused) = match self.take().await {
                 Some(conn) => (conn, true),
                 // Boxed: connecting (a TLS handshake, maybe) is rare, and its future large.
-                None => (Box::pin(self.connect()).await?, false),
+                None => (Box::pin(self.connect(deadline)).await?, false),
             };
             // Sends the request and drives the connection until the response head is in.
             let mut response = std::pin::pin!(conn.tx.try_send_request(req));
@@ -114,9 +117,19 @@ impl Pool {
                 // Write the request (and read the response) first, then look for the head. A
                 // closed connection has settled the response future with its error.
                 conn.drive(cx);
-                response.as_mut().poll(cx)
+                if let Poll::Ready(sent) = response.as_mut().poll(cx) {
+                    return Poll::Ready(Some(sent));
+                }
+                match conn.expired(deadline, cx) {
+                    true => Poll::Ready(None),
+                    false => Poll::Pending,
+                }
             })
             .await;
+            let Some(sent) = sent else {
+                // The connection is mid-request: it closes with `conn`.
+                return Err(RequestError::UpstreamTimeout);
+            };
             match sent {
                 Ok(res) => {
                     return Ok(res.map(|body| UpstreamBody {
@@ -187,7 +200,7 @@ impl Pool {
     }
 
     /// Boxed, so that requests move a pointer, not the connection's state, around.
-    async fn connect(&self) -> Result<Box<Conn>, RequestError> {
+    async fn connect(&self, deadline: Instant) -> Result<Box<Conn>, RequestError> {
         let io = self.open().await?;
         let (tx, driver) = http1::Builder::new()
             .handshake(TokioIo::new(io))
@@ -196,6 +209,7 @@ impl Pool {
         Ok(Box::new(Conn {
             tx,
             driver: Some(driver),
+            timer: Box::pin(tokio::time::sleep_until(deadline)),
         }))
     }
 
@@ -263,6 +277,10 @@ struct Conn {
     tx: SendRequest<Incoming>,
     /// `None` once the connection has closed.
     driver: Option<Connection<TokioIo<Stream>, Incoming>>,
+    /// Bounds the wait for a response head. One timer per connection, re-armed only when it
+    /// goes off before the current request's deadline: setting a timer for every request
+    /// would cost two timer-wheel updates each.
+    timer: Pin<Box<Sleep>>,
 }
 
 impl Conn {
@@ -281,6 +299,21 @@ impl Conn {
                 false
             }
         }
+    }
+
+    /// Whether `deadline` has passed; if not, the timer will wake the task by then.
+    fn expired(&mut self, deadline: Instant, cx: &mut Context<'_>) -> bool {
+        if self.timer.deadline() > deadline {
+            self.timer.as_mut().reset(deadline);
+        }
+        while self.timer.as_mut().poll(cx).is_ready() {
+            if Instant::now() >= deadline {
+                return true;
+            }
+            // Armed for an earlier request that ended in time.
+            self.timer.as_mut().reset(deadline);
+        }
+        false
     }
 
     /// Ready(true) when a request can be sent, Ready(false) when the connection has closed.
