@@ -15,6 +15,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 /// Paths: `/slow` answers after 300 ms, `/hang` never answers, `/big` streams 8 MB slowly,
+/// `/early` answers before reading the request body (then drains it),
 /// `/bye` answers and then closes the connection (without saying so), anything else answers
 /// `ok <n>`, where n counts the requests on that connection.
 struct Upstream {
@@ -82,6 +83,27 @@ async fn serve(mut tcp: TcpStream, closed_by_peer: Arc<AtomicUsize>) {
             "/slow" => {
                 tokio::time::sleep(Duration::from_millis(300)).await;
                 answer(&mut tcp, "slow").await
+            }
+            "/early" => {
+                // Refuses an upload at once, then reads and drops its body, as nginx does.
+                let length: usize = head
+                    .lines()
+                    .find_map(|l| {
+                        let (k, v) = l.split_once(':')?;
+                        k.eq_ignore_ascii_case("content-length")
+                            .then(|| v.trim().parse().ok())?
+                    })
+                    .unwrap_or(0);
+                let ok = answer(&mut tcp, "denied").await;
+                let mut left = length.saturating_sub(buf.len());
+                buf.clear();
+                while ok && left > 0 {
+                    match tcp.read(&mut chunk).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => left = left.saturating_sub(n),
+                    }
+                }
+                ok && left == 0
             }
             "/hang" => {
                 tokio::time::sleep(Duration::from_secs(3600)).await;
@@ -265,4 +287,25 @@ async fn the_response_timeout_counts_from_each_request_on_a_reused_connection() 
         "the hanging request reused the connection"
     );
     assert_eq!(get(&client, &gw, "/").await.0, 200);
+}
+
+#[tokio::test]
+async fn an_upload_answered_before_its_end_still_goes_through() {
+    let upstream = Upstream::start().await;
+    let gw = gateway(&upstream, "");
+    for http1 in [true, false] {
+        let client = match http1 {
+            true => gw.client_builder().http1_only().build().unwrap(),
+            false => gw.client(),
+        };
+        let res = client
+            .post(gw.url("/early"))
+            .body(vec![b'u'; 8 * 1024 * 1024])
+            .send()
+            .await
+            .expect("the early answer, not a reset");
+        assert_eq!(res.status(), 200);
+        assert_eq!(res.text().await.unwrap(), "denied");
+        assert!(get(&client, &gw, "/").await.1.starts_with("ok "));
+    }
 }

@@ -110,13 +110,14 @@ pub fn set_forwarded(headers: &mut HeaderMap, peer: IpAddr, host: Option<&Header
     }
 }
 
+/// The tokens of every `Connection` header. Split as bytes, so that one non-UTF-8 token does
+/// not hide the others.
 fn connection_tokens(headers: &HeaderMap) -> impl Iterator<Item = &str> {
     headers
         .get_all(header::CONNECTION)
         .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(str::trim)
+        .flat_map(|v| v.as_bytes().split(|&b| b == b','))
+        .filter_map(|t| std::str::from_utf8(t.trim_ascii()).ok())
         .filter(|t| !t.is_empty())
 }
 
@@ -191,6 +192,19 @@ mod tests {
         set_forwarded(&mut h, "10.0.0.1".parse().unwrap(), None);
         assert_eq!(h.get(&X_FORWARDED_FOR).unwrap(), "10.0.0.1");
         assert!(!h.contains_key("x-user-info"));
+    }
+
+    #[test]
+    fn connection_tokens_survive_a_non_utf8_neighbour() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::CONNECTION,
+            HeaderValue::from_bytes(b"x-\xe9, X-Secret").unwrap(),
+        );
+        h.insert("x-secret", HeaderValue::from_static("1"));
+        h.insert("accept", HeaderValue::from_static("*/*"));
+        strip_hop_by_hop(&mut h);
+        assert_eq!(h.len(), 1, "{h:?}");
     }
 
     #[test]

@@ -111,6 +111,29 @@ impl Pool {
                 // Boxed: connecting (a TLS handshake, maybe) is rare, and its future large.
                 None => (Box::pin(self.connect(deadline)).await?, false),
             };
+            if !req.body().is_end_stream() {
+                // A request with a body: the upload may still be going when the response
+                // comes back, and the client may read the response only once it has sent
+                // everything. A task of its own drives such a connection, so that neither
+                // direction waits for the other, and pools it when both are done.
+                let response = conn.tx.try_send_request(req);
+                let pool = self.clone();
+                tokio::spawn(async move {
+                    if poll_fn(|cx| conn.poll_ready(cx)).await {
+                        pool.put_back(conn);
+                    }
+                });
+                match tokio::time::timeout_at(deadline, response).await {
+                    Err(_) => return Err(RequestError::UpstreamTimeout),
+                    Ok(Ok(res)) => return Ok(res.map(|body| UpstreamBody { body, conn: None })),
+                    Ok(Err(mut e)) if reused && e.message().is_some() => {
+                        debug!(error = %e.error(), "pooled upstream connection closed; retrying");
+                        req = e.take_message().expect("checked above");
+                        continue;
+                    }
+                    Ok(Err(e)) => return Err(upstream_error(e.error())),
+                }
+            }
             // Sends the request and drives the connection until the response head is in.
             let mut response = std::pin::pin!(conn.tx.try_send_request(req));
             let sent = poll_fn(|cx| {
@@ -143,7 +166,7 @@ impl Pool {
                     debug!(error = %e.error(), "pooled upstream connection closed; retrying");
                     req = e.take_message().expect("checked above");
                 }
-                Err(e) => return Err(RequestError::Upstream(error_chain(e.error()))),
+                Err(e) => return Err(upstream_error(e.error())),
             }
         }
     }
@@ -158,16 +181,13 @@ impl Pool {
         let (mut tx, driver) = http1::Builder::new()
             .handshake(TokioIo::new(io))
             .await
-            .map_err(|e| RequestError::Upstream(error_chain(&e)))?;
+            .map_err(|e| upstream_error(&e))?;
         tokio::spawn(async move {
             if let Err(e) = driver.with_upgrades().await {
                 debug!(error = %e, "upstream connection ended with an error");
             }
         });
-        let res = tx
-            .send_request(req)
-            .await
-            .map_err(|e| RequestError::Upstream(error_chain(&e)))?;
+        let res = tx.send_request(req).await.map_err(|e| upstream_error(&e))?;
         Ok(res.map(|body| UpstreamBody { body, conn: None }))
     }
 
@@ -181,9 +201,10 @@ impl Pool {
                 .unwrap_or_else(|e| e.into_inner())
                 .pop()?
                 .conn;
-            // Polling reads what arrived while the connection idled: nothing, or its end. A
-            // connection whose last response has only just ended may need a moment more.
-            if poll_fn(|cx| conn.poll_ready(cx)).await {
+            // Polling once reads what arrived while the connection idled: nothing, or its
+            // end. A pooled connection was ready when it was put back; one that is not ready
+            // now is not trusted.
+            if poll_fn(|cx| Poll::Ready(conn.poll_ready(cx))).await == Poll::Ready(true) {
                 return Some(conn);
             }
         }
@@ -205,7 +226,7 @@ impl Pool {
         let (tx, driver) = http1::Builder::new()
             .handshake(TokioIo::new(io))
             .await
-            .map_err(|e| RequestError::Upstream(error_chain(&e)))?;
+            .map_err(|e| upstream_error(&e))?;
         Ok(Box::new(Conn {
             tx,
             driver: Some(driver),
@@ -372,7 +393,10 @@ impl Body for UpstreamBody {
         }
         match &frame {
             Poll::Ready(None) => this.release(Some(cx)),
-            Poll::Ready(Some(Ok(_))) if this.body.is_end_stream() => this.release(Some(cx)),
+            // hyper stops polling a body at its trailers, so they end it too.
+            Poll::Ready(Some(Ok(f))) if f.is_trailers() || this.body.is_end_stream() => {
+                this.release(Some(cx))
+            }
             Poll::Ready(Some(Err(_))) => this.conn = None,
             _ => {}
         }
@@ -460,6 +484,20 @@ impl AsyncWrite for Stream {
             Stream::Tls(s) => Pin::new(s).poll_shutdown(cx),
         }
     }
+}
+
+/// 504 when the upstream timed out (an I/O timeout anywhere in the chain), 502 otherwise.
+fn upstream_error(e: &hyper::Error) -> RequestError {
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        if s.downcast_ref::<io::Error>()
+            .is_some_and(|io| io.kind() == io::ErrorKind::TimedOut)
+        {
+            return RequestError::UpstreamTimeout;
+        }
+        source = s.source();
+    }
+    RequestError::Upstream(error_chain(e))
 }
 
 /// An error and its sources, for the log and the 502 detail.
