@@ -194,10 +194,12 @@ fn generated_secret(path: &Path) -> Result<Vec<u8>, StartError> {
 pub fn strip_own_cookies(headers: &mut HeaderMap) {
     let prefix = COOKIE_PREFIX.as_bytes();
     // A plain substring test first: most requests to most routes carry none of ours.
-    let has_ours = headers
-        .get_all(header::COOKIE)
-        .iter()
-        .any(|v| v.as_bytes().windows(prefix.len()).any(|w| w == prefix));
+    let has_ours = headers.get_all(header::COOKIE).iter().any(|v| {
+        // The first-byte test keeps this from comparing at every position.
+        v.as_bytes()
+            .windows(prefix.len())
+            .any(|w| w[0] == prefix[0] && w == prefix)
+    });
     if !has_ours {
         return;
     }
