@@ -17,6 +17,18 @@ pub fn random_token() -> String {
 }
 
 /// Seconds since the Unix epoch (0 if the clock is before it).
+/// An error and its sources, joined with ": ", for logs and error details.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
+}
+
 pub fn now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)

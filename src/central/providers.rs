@@ -19,6 +19,7 @@ use url::Url;
 
 use super::oidc::{Discovery, Oidc};
 use crate::config::{ClientAuth, ProviderConfig, ProviderKind};
+use crate::util::error_chain;
 
 /// The largest user-info or metadata document read from a provider.
 const MAX_DOCUMENT: usize = 1024 * 1024;
@@ -330,21 +331,10 @@ fn token_error<RE: std::error::Error + 'static>(
 ) -> ProviderError {
     match e {
         RequestTokenError::ServerResponse(r) => ProviderError::Refused(r.error().to_string()),
-        RequestTokenError::Request(e) => ProviderError::Unreachable(chain(&e)),
+        RequestTokenError::Request(e) => ProviderError::Unreachable(error_chain(&e)),
         RequestTokenError::Parse(e, _) => ProviderError::BadAnswer(format!("token response: {e}")),
         RequestTokenError::Other(m) => ProviderError::BadAnswer(m),
     }
-}
-
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        source = s.source();
-    }
-    out
 }
 
 /// GETs a JSON document (with a bearer token when given), bounded in size; non-2xx is an error.
@@ -362,7 +352,7 @@ pub async fn get_json<T: serde::de::DeserializeOwned>(
     let res = request
         .send()
         .await
-        .map_err(|e| ProviderError::Unreachable(chain(&e)))?;
+        .map_err(|e| ProviderError::Unreachable(error_chain(&e)))?;
     let status = res.status();
     if !status.is_success() {
         return Err(ProviderError::BadAnswer(format!("{url} answered {status}")));
@@ -376,7 +366,7 @@ pub async fn get_json<T: serde::de::DeserializeOwned>(
     let body = res
         .bytes()
         .await
-        .map_err(|e| ProviderError::Unreachable(chain(&e)))?;
+        .map_err(|e| ProviderError::Unreachable(error_chain(&e)))?;
     if body.len() > MAX_DOCUMENT {
         return Err(ProviderError::BadAnswer(format!("{url} answered too much")));
     }

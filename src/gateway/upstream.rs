@@ -38,6 +38,7 @@ use tracing::debug;
 
 use crate::config::UpstreamSettings;
 use crate::error::{RequestError, StartError};
+use crate::util::error_chain;
 
 /// The connections to one origin (`scheme://host:port`).
 pub struct Pool {
@@ -498,16 +499,4 @@ fn upstream_error(e: &hyper::Error) -> RequestError {
         source = s.source();
     }
     RequestError::Upstream(error_chain(e))
-}
-
-/// An error and its sources, for the log and the 502 detail.
-fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut detail = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        detail.push_str(": ");
-        detail.push_str(&s.to_string());
-        source = s.source();
-    }
-    detail
 }
