@@ -54,10 +54,7 @@ async fn an_upstream_closing_mid_body_cuts_the_client_off_and_the_gateway_surviv
         "  routes:\n    - {{prefix: /cut, upstream: \"http://{upstream}\"}}\n    - {{prefix: /, upstream: \"{}\"}}\n",
         backend.url()
     ));
-    for client in [
-        gw.client_builder().http1_only().build().unwrap(),
-        gw.client(),
-    ] {
+    for client in gw.both_protocols() {
         // Whether the head reaches the client before the error depends on whether the
         // upstream's close is read before the head is flushed: the client gets either a 200
         // whose body fails, or a failed request (HTTP/1.1 connection cut, HTTP/2 stream reset).

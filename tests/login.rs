@@ -82,22 +82,10 @@ async fn login_logout_round_trip_through_two_processes() {
         "{page}"
     );
     let token = common::flow::logout_token(&page);
-    let forged = b
-        .client
-        .post(w.gateway.url("/_auth/logout"))
-        .form(&[("token", "forged")])
-        .send()
-        .await
-        .unwrap();
+    let forged = b.post_logout(&w.gateway, "forged").await;
     assert_eq!(forged.status(), 403);
     assert_eq!(b.userinfo_status(&w.gateway).await, 200);
-    let out = b
-        .client
-        .post(w.gateway.url("/_auth/logout"))
-        .form(&[("token", token.as_str())])
-        .send()
-        .await
-        .unwrap();
+    let out = b.post_logout(&w.gateway, &token).await;
     assert_eq!(out.status(), 200);
     assert_eq!(b.userinfo_status(&w.gateway).await, 401);
     let again = b
@@ -196,22 +184,12 @@ async fn users_outside_allow_get_a_403_page_naming_them() {
 #[tokio::test]
 async fn open_redirect_payloads_in_next_land_on_root() {
     let w = World::start(ROUTES, "").await;
-    let payloads = [
-        "//e.com",
-        "/\\e.com",
-        "\\/e.com",
-        "/%09/e.com",
-        "/\t/e.com",
-        "%2F%2Fe.com",
-        "https:e.com",
-        "https://ok@e.com",
-        "https://ok.e.com",
-        "javascript:alert(1)",
+    let ours = [
         "data:text/html,x",
         "/x\r\nLocation: https://e.com",
         "/_auth/logout",
     ];
-    for payload in payloads {
+    for payload in common::OPEN_REDIRECTS.iter().chain(&ours).copied() {
         let b = w.browser();
         let q = url::form_urlencoded::Serializer::new(String::new())
             .append_pair("next", payload)

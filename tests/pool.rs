@@ -158,14 +158,6 @@ async fn get(client: &reqwest::Client, gw: &Gateway, path: &str) -> (u16, String
     (status, res.text().await.expect("body"))
 }
 
-/// An HTTP/1.1-only client and one that speaks HTTP/2.
-fn both_protocols(gw: &Gateway) -> [reqwest::Client; 2] {
-    [
-        gw.client_builder().http1_only().build().unwrap(),
-        gw.client(),
-    ]
-}
-
 /// Polls `cond` every 20 ms for at most `limit`.
 async fn eventually(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + limit;
@@ -182,7 +174,7 @@ async fn eventually(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
 async fn one_upstream_connection_serves_requests_one_after_another() {
     let upstream = Upstream::start().await;
     let gw = gateway(&upstream, "");
-    for client in both_protocols(&gw) {
+    for client in gw.both_protocols() {
         for _ in 0..10 {
             assert_eq!(get(&client, &gw, "/").await.0, 200);
         }
@@ -210,7 +202,7 @@ async fn a_connection_the_upstream_closed_while_idle_is_not_used() {
 async fn a_response_the_client_abandoned_closes_its_upstream_connection() {
     let upstream = Upstream::start().await;
     let gw = gateway(&upstream, "");
-    for client in both_protocols(&gw) {
+    for client in gw.both_protocols() {
         let mut res = client.get(gw.url("/big")).send().await.unwrap();
         assert_eq!(res.status(), 200);
         let first = res.chunk().await.unwrap().expect("some of the body");
@@ -293,7 +285,7 @@ async fn the_response_timeout_counts_from_each_request_on_a_reused_connection() 
 async fn an_upload_answered_before_its_end_still_goes_through() {
     let upstream = Upstream::start().await;
     let gw = gateway(&upstream, "");
-    for client in both_protocols(&gw) {
+    for client in gw.both_protocols() {
         let res = client
             .post(gw.url("/early"))
             .body(vec![b'u'; 8 * 1024 * 1024])

@@ -33,13 +33,21 @@ async fn warm_up(gw: &Gateway, client: &reqwest::Client) {
     assert_eq!(res.bytes().await.unwrap().len(), 1 << 20);
 }
 
+/// The gateway's peak RSS grew by less than [`GROWTH_LIMIT_KB`] since `before` (kB).
+fn assert_small_growth(gw: &Gateway, before: u64, version: reqwest::Version) {
+    let peak = gw.memory_kb("VmHWM");
+    let growth = peak.saturating_sub(before);
+    eprintln!("{version:?}: peak RSS {peak} kB, grew by {growth} kB");
+    assert!(
+        growth < GROWTH_LIMIT_KB,
+        "{version:?}: peak RSS grew by {growth} kB"
+    );
+}
+
 #[tokio::test]
 async fn a_100mb_download_streams_in_constant_memory() {
     let (gw, _backend) = setup().await;
-    for client in [
-        gw.client_builder().http1_only().build().unwrap(),
-        gw.client(),
-    ] {
+    for client in gw.both_protocols() {
         warm_up(&gw, &client).await;
         let before = gw.memory_kb("VmHWM");
         let res = client
@@ -55,25 +63,14 @@ async fn a_100mb_download_streams_in_constant_memory() {
             total += chunk.unwrap().len() as u64;
         }
         assert_eq!(total, HUNDRED_MB, "{version:?}");
-        let growth = gw.memory_kb("VmHWM").saturating_sub(before);
-        eprintln!(
-            "{version:?}: peak RSS {} kB, grew by {growth} kB",
-            gw.memory_kb("VmHWM")
-        );
-        assert!(
-            growth < GROWTH_LIMIT_KB,
-            "{version:?}: peak RSS grew by {growth} kB"
-        );
+        assert_small_growth(&gw, before, version);
     }
 }
 
 #[tokio::test]
 async fn a_100mb_upload_streams_in_constant_memory() {
     let (gw, _backend) = setup().await;
-    for client in [
-        gw.client_builder().http1_only().build().unwrap(),
-        gw.client(),
-    ] {
+    for client in gw.both_protocols() {
         warm_up(&gw, &client).await;
         let before = gw.memory_kb("VmHWM");
         let chunk = bytes::Bytes::from(vec![7u8; 64 * 1024]);
@@ -93,15 +90,7 @@ async fn a_100mb_upload_streams_in_constant_memory() {
             HUNDRED_MB.to_string(),
             "{version:?}"
         );
-        let growth = gw.memory_kb("VmHWM").saturating_sub(before);
-        eprintln!(
-            "{version:?}: peak RSS {} kB, grew by {growth} kB",
-            gw.memory_kb("VmHWM")
-        );
-        assert!(
-            growth < GROWTH_LIMIT_KB,
-            "{version:?}: peak RSS grew by {growth} kB"
-        );
+        assert_small_growth(&gw, before, version);
     }
 }
 

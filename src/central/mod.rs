@@ -213,8 +213,11 @@ impl Central {
             serde_json::to_string(&trip).map_err(|_| RequestError::Invalid("state".into()))?;
         res.headers_mut().append(
             header::SET_COOKIE,
-            self.cookies
-                .seal(&cookie_name(&trip.s), &value, ROUND_TRIP_TTL),
+            self.cookies.seal(
+                &cookies::per_login_name(ROUND_TRIP_COOKIE, &trip.s),
+                &value,
+                ROUND_TRIP_TTL,
+            ),
         );
         Ok(res)
     }
@@ -267,7 +270,10 @@ impl Central {
         let state = state.filter(|s| s.len() >= 16).ok_or_else(stale)?;
         let value = self
             .cookies
-            .open(req.headers(), &cookie_name(state))
+            .open(
+                req.headers(),
+                &cookies::per_login_name(ROUND_TRIP_COOKIE, state),
+            )
             .ok_or_else(stale)?;
         let trip: RoundTrip = serde_json::from_str(&value).map_err(|_| stale())?;
         if !bool::from(trip.s.as_bytes().ct_eq(state.as_bytes())) || trip.exp < now() {
@@ -316,8 +322,10 @@ impl Central {
         }
         info!(provider = %provider.config.name, client = %client.redirect_url, "login completed");
         let mut res = pages::redirect(StatusCode::SEE_OTHER, url.as_str())?;
-        res.headers_mut()
-            .append(header::SET_COOKIE, cookies::removal(&cookie_name(&trip.s)));
+        res.headers_mut().append(
+            header::SET_COOKIE,
+            cookies::removal(&cookies::per_login_name(ROUND_TRIP_COOKIE, &trip.s)),
+        );
         Ok(res)
     }
 
@@ -358,16 +366,6 @@ fn retry_url(trip: &RoundTrip) -> String {
         .append_pair("redirect_url", &trip.r)
         .finish();
     format!("{PREFIX}/authorize?{query}")
-}
-
-/// One cookie per login in flight, so two tabs do not overwrite each other.
-fn cookie_name(state: &str) -> String {
-    let short: String = state
-        .chars()
-        .take(16)
-        .filter(char::is_ascii_alphanumeric)
-        .collect();
-    format!("{ROUND_TRIP_COOKIE}{short}")
 }
 
 fn truncate(s: &str, max: usize) -> String {

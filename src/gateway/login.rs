@@ -189,9 +189,11 @@ impl LoginFlow {
         let value = serde_json::to_string(&pending).unwrap_or_default();
         res.headers_mut().append(
             header::SET_COOKIE,
-            self.sessions
-                .logins()
-                .seal(&login_cookie(&nonce), &value, LOGIN_TTL),
+            self.sessions.logins().seal(
+                &cookies::per_login_name(LOGIN_COOKIE, &nonce),
+                &value,
+                LOGIN_TTL,
+            ),
         );
         Ok(res)
     }
@@ -233,7 +235,7 @@ impl LoginFlow {
         let stale = || {
             restart("This login has expired, was already used, or was started in another browser.")
         };
-        let cookie = login_cookie(state);
+        let cookie = cookies::per_login_name(LOGIN_COOKIE, state);
         let pending: Pending = self
             .sessions
             .logins()
@@ -402,14 +404,4 @@ impl LoginFlow {
         }
         res
     }
-}
-
-/// One login cookie per login in flight, so two tabs do not overwrite each other.
-fn login_cookie(nonce: &str) -> String {
-    let short: String = nonce
-        .chars()
-        .take(16)
-        .filter(char::is_ascii_alphanumeric)
-        .collect();
-    format!("{LOGIN_COOKIE}{short}")
 }

@@ -161,11 +161,13 @@ impl Browser {
             .await
             .unwrap();
         let page = page.text().await.unwrap();
-        let token = logout_token(&page);
-        let res = self
-            .client
-            .post(gateway.url("/_auth/logout"))
-            .form(&[("token", token)]);
+        self.post_logout(gateway, &logout_token(&page)).await
+    }
+
+    /// POSTs the logout form with `token`.
+    pub async fn post_logout(&self, gateway: &Gateway, token: &str) -> reqwest::Response {
+        let form = [("token", token)];
+        let res = self.client.post(gateway.url("/_auth/logout")).form(&form);
         res.send().await.unwrap()
     }
 

@@ -18,6 +18,21 @@ use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+/// Open-redirect payloads (SPEC §6) that every "where to go back to" parameter must refuse:
+/// protocol-relative, backslash and tab tricks, encoded slashes, other hosts, scripts.
+pub const OPEN_REDIRECTS: &[&str] = &[
+    "//e.com",
+    "/\\e.com",
+    "\\/e.com",
+    "/%09/e.com",
+    "/\t/e.com",
+    "%2F%2Fe.com",
+    "https:e.com",
+    "https://ok@e.com",
+    "https://ok.e.com",
+    "javascript:alert(1)",
+];
+
 #[allow(unused_imports)]
 pub use backend::Backend;
 
@@ -157,6 +172,12 @@ impl Gateway {
     /// `localhost` to it.
     pub fn client(&self) -> reqwest::Client {
         self.client_builder().build().expect("client")
+    }
+
+    /// An HTTP/1.1-only client and one that speaks HTTP/2 (both as [`Gateway::client`]).
+    pub fn both_protocols(&self) -> [reqwest::Client; 2] {
+        let h1 = self.client_builder().http1_only().build().expect("client");
+        [h1, self.client()]
     }
 
     pub fn client_builder(&self) -> reqwest::ClientBuilder {
