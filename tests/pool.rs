@@ -95,12 +95,19 @@ async fn serve(mut tcp: TcpStream, closed_by_peer: Arc<AtomicUsize>) {
                     })
                     .unwrap_or(0);
                 let ok = answer(&mut tcp, "denied").await;
-                let mut left = length.saturating_sub(buf.len());
-                buf.clear();
+                // Drop exactly the body: what follows it is the next request on this
+                // connection, which the gateway may send as soon as the body is out.
+                let buffered = buf.len().min(length);
+                buf.drain(..buffered);
+                let mut left = length - buffered;
                 while ok && left > 0 {
                     match tcp.read(&mut chunk).await {
                         Ok(0) | Err(_) => break,
-                        Ok(n) => left = left.saturating_sub(n),
+                        Ok(n) => {
+                            let body = n.min(left);
+                            left -= body;
+                            buf.extend_from_slice(&chunk[body..n]);
+                        }
                     }
                 }
                 ok && left == 0
