@@ -20,7 +20,9 @@
 #   B nginx      nginx TLS termination + proxy_pass to A (upstream keepalive 64)
 #   C oauthgate  target/release/oauthgate, route / -> A, RUST_LOG=warn
 # Then: one oauthgate run with the default RUST_LOG=info (access log line per request, to a
-# file), and peak RSS of a fresh oauthgate (and of nginx) at MEM_CONNS keep-alive connections.
+# file); memory of a fresh oauthgate (and of nginx) holding MEM_CONNS quiet keep-alive
+# connections (bench/hold.py: one request each, then silence); and peak RSS of a fresh
+# oauthgate (and of nginx) at MEM_CONNS busy keep-alive connections (wrk -cMEM_CONNS).
 set -euo pipefail
 
 ROUNDS=${ROUNDS:-5}
@@ -399,6 +401,33 @@ nginx_sum() { # $1 = master pid, $2 = Rss|Pss  (from smaps_rollup)
     echo "$total"
 }
 
+# Quiet keep-alive connections: each made one request and now waits, as browsers leave them.
+# hold.py prints "open N" once all N are open; memory is read 1.5 s later.
+hold_quiet() { # $1 = port, $2 = output file; returns when all connections are open + 1.5 s
+    python3 "$HERE/hold.py" "$1" "$MEM_CONNS" 6 >"$2" 2>&1 &
+    HOLD_PID=$!
+    for _ in $(seq 600); do
+        grep -q '^open' "$2" && break
+        kill -0 "$HOLD_PID" 2>/dev/null || die "hold.py failed: $(cat "$2")"
+        sleep 0.1
+    done
+    sleep 1.5
+}
+start_gate warn quiet
+wait_quiet
+Q_RSS0=$(kb "$GATE_PID" VmRSS)
+log "oauthgate: $MEM_CONNS quiet keep-alive connections"
+hold_quiet "$GATE_PORT" "$OUT/quiet-oauthgate.txt"
+Q_RSS1=$(kb "$GATE_PID" VmRSS); Q_HWM1=$(kb "$GATE_PID" VmHWM)
+wait "$HOLD_PID" || die "hold.py failed against oauthgate: $(cat "$OUT/quiet-oauthgate.txt")"
+stop_gate
+wait_quiet
+QN_RSS0=$(nginx_sum "$NGINX_PID" Rss); QN_PSS0=$(nginx_sum "$NGINX_PID" Pss)
+log "nginx: $MEM_CONNS quiet keep-alive connections"
+hold_quiet "$NGINX_PORT" "$OUT/quiet-nginx.txt"
+QN_RSS1=$(nginx_sum "$NGINX_PID" Rss); QN_PSS1=$(nginx_sum "$NGINX_PID" Pss)
+wait "$HOLD_PID" || die "hold.py failed against nginx: $(cat "$OUT/quiet-nginx.txt")"
+
 start_gate warn mem
 wait_quiet
 G_RSS0=$(kb "$GATE_PID" VmRSS); G_HWM0=$(kb "$GATE_PID" VmHWM)
@@ -431,6 +460,7 @@ N_WORKERS=$(pgrep -P "$NGINX_PID" | wc -l)
 cat >"$OUT/memory.env" <<ENV
 G_RSS0=$G_RSS0 G_HWM0=$G_HWM0 G_HWM1=$G_HWM1 G_RSS1=$G_RSS1 G_RSS_MAX=$G_RSS_MAX G_THREADS=$G_THREADS
 N_RSS0=$N_RSS0 N_PSS0=$N_PSS0 N_RSS_MAX=$N_RSS_MAX N_PSS_MAX=$N_PSS_MAX N_WORKERS=$N_WORKERS
+Q_RSS0=$Q_RSS0 Q_RSS1=$Q_RSS1 Q_HWM1=$Q_HWM1 QN_RSS0=$QN_RSS0 QN_PSS0=$QN_PSS0 QN_RSS1=$QN_RSS1 QN_PSS1=$QN_PSS1
 INFO_LOG_LINES=$INFO_LOG_LINES INFO_LOG_BYTES=$INFO_LOG_BYTES DISCARDED=$DISCARDED
 ENV
 

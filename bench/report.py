@@ -76,10 +76,19 @@ print(f"\nLargest CPU used by other processes during one kept run: {worst:.2f} s
       f"(out of {os.cpu_count()} cores x the run duration). "
       f"Runs discarded and repeated because other processes were busy: {env['DISCARDED']}.\n")
 
+MB = lambda kb: kb / 1024
+conns = open(os.path.join(out, "quiet-oauthgate.txt")).read().split()[1]
+print(f"### Memory at {conns} quiet keep-alive connections (bench/hold.py: one request each, then silence)\n")
+print(f"- oauthgate (fresh process): idle VmRSS {MB(env['Q_RSS0']):.1f} MiB; holding them VmRSS **{MB(env['Q_RSS1']):.1f} MiB**, "
+      f"VmHWM (the peak, opening included) **{MB(env['Q_HWM1']):.1f} MiB**; "
+      f"{(env['Q_RSS1'] - env['Q_RSS0']) / int(conns):.1f} KiB per connection.")
+print(f"- nginx TLS proxy (after the throughput rounds): RSS sum {MB(env['QN_RSS0']):.1f} -> **{MB(env['QN_RSS1']):.1f} MiB**, "
+      f"PSS sum {MB(env['QN_PSS0']):.1f} -> {MB(env['QN_PSS1']):.1f} MiB; "
+      f"{(env['QN_RSS1'] - env['QN_RSS0']) / int(conns):.1f} KiB RSS per connection.\n")
+
 mg = parse(os.path.join(out, "mem-oauthgate.txt"))
 mn = parse(os.path.join(out, "mem-nginx.txt"))
-MB = lambda kb: kb / 1024
-print(f"### Memory at {mg['cmd'].split()[2][2:]} keep-alive connections\n")
+print(f"### Memory at {mg['cmd'].split()[2][2:]} busy keep-alive connections (wrk)\n")
 print(f"- oauthgate (fresh process, RUST_LOG=warn, {env['G_THREADS']} threads at idle): idle VmRSS {MB(env['G_RSS0']):.1f} MiB (VmHWM {MB(env['G_HWM0']):.1f} MiB); "
       f"after the run VmHWM **{MB(env['G_HWM1']):.1f} MiB** (highest sampled VmRSS {MB(env['G_RSS_MAX']):.1f} MiB, VmRSS after {MB(env['G_RSS1']):.1f} MiB). "
       f"wrk: {mg['rps']:.0f} req/s, p99 {mg['p99']:.1f} ms, non-2xx/socket errors {errs([mg])}.")

@@ -1,5 +1,7 @@
-//! The HTTPS listener: accept, TLS handshake (bounded), HTTP/1.1 or HTTP/2 with upgrades, and a
+//! The HTTPS listener: accept, TLS handshake (bounded), HTTP/2 or HTTP/1.1 by ALPN, and a
 //! graceful shutdown that stops accepting and drains in-flight requests for a bounded time.
+
+mod h1;
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -7,12 +9,12 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use hyper::server::conn::{http1, http2};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
+use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
+use tokio_rustls::server::TlsStream;
 use tokio_rustls::TlsAcceptor;
 use tracing::{debug, debug_span, info, warn, Instrument};
 
@@ -25,7 +27,7 @@ pub struct Server {
     listener: TcpListener,
     acceptor: TlsAcceptor,
     state: Arc<AppState>,
-    http: Arc<auto::Builder<InSpan>>,
+    http: Arc<Http>,
     limits: Limits,
     handshake_timeout: Duration,
     reload: Option<tokio::task::JoinHandle<()>>,
@@ -51,7 +53,7 @@ impl Server {
             listener,
             acceptor: TlsAcceptor::from(tls),
             state,
-            http: Arc::new(http_builder(&config.limits)),
+            http: Arc::new(Http::new(&config.limits)),
             handshake_timeout: config.tls.handshake_timeout,
             limits: config.limits,
             reload,
@@ -65,7 +67,9 @@ impl Server {
     /// Serves until `shutdown` resolves, then drains in-flight requests for at most
     /// `limits.shutdown_grace`.
     pub async fn run(self, shutdown: impl Future<Output = ()>) {
-        let graceful = GracefulShutdown::new();
+        // Every connection holds a receiver: `stop` tells them to finish, and `closed()` is
+        // when the last one has.
+        let (stop, stopped) = watch::channel(());
         let slots = Arc::new(Semaphore::new(self.limits.max_connections));
         tokio::pin!(shutdown);
         loop {
@@ -92,15 +96,15 @@ impl Server {
                         http: self.http.clone(),
                         handshake_timeout: self.handshake_timeout,
                     };
-                    let watcher = graceful.watcher();
+                    let hold = Hold {
+                        _slot: slot,
+                        stop: stopped.clone(),
+                    };
                     tokio::spawn(
-                        async move {
-                            conn.serve(tcp, peer, watcher).await;
-                            drop(slot);
-                        }
-                        // Debug level: an enabled span costs an enter and exit on every poll of
-                        // the connection. Lines logged for a request name its peer themselves.
-                        .instrument(debug_span!("conn", peer = %peer)),
+                        conn.start(tcp, peer, hold)
+                            // Debug level: an enabled span costs an enter and exit on every poll
+                            // of the connection. Lines logged for a request name its peer.
+                            .instrument(debug_span!("conn", peer = %peer)),
                     );
                 }
             }
@@ -109,10 +113,12 @@ impl Server {
         if let Some(reload) = self.reload {
             reload.abort();
         }
-        let open = graceful.count();
+        drop(stopped);
+        let open = stop.receiver_count();
         info!(open, "stopped accepting; draining connections");
+        stop.send_replace(());
         tokio::select! {
-            () = graceful.shutdown() => info!("all connections drained"),
+            () = stop.closed() => info!("all connections drained"),
             () = tokio::time::sleep(self.limits.shutdown_grace) => {
                 warn!(grace = ?self.limits.shutdown_grace, "grace period over; closing the remaining connections");
             }
@@ -135,31 +141,58 @@ where
     }
 }
 
-fn http_builder(limits: &Limits) -> auto::Builder<InSpan> {
-    let mut builder = auto::Builder::new(InSpan);
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(limits.header_read_timeout)
-        .max_buf_size(limits.max_header_bytes);
-    builder
-        .http2()
-        .timer(TokioTimer::new())
-        .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX))
-        .max_concurrent_streams(256)
-        .keep_alive_interval(Some(Duration::from_secs(30)));
-    builder
+/// How connections speak HTTP, per protocol.
+struct Http {
+    h1: http1::Builder,
+    h2: http2::Builder<InSpan>,
+    /// How long an HTTP/1.1 connection waits for its next request.
+    idle: Duration,
+}
+
+impl Http {
+    fn new(limits: &Limits) -> Self {
+        let mut h1 = http1::Builder::new();
+        h1.timer(TokioTimer::new())
+            .header_read_timeout(limits.header_read_timeout)
+            .max_buf_size(limits.max_header_bytes);
+        let mut h2 = http2::Builder::new(InSpan);
+        h2.timer(TokioTimer::new())
+            .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX))
+            .max_concurrent_streams(256)
+            .keep_alive_interval(Some(Duration::from_secs(30)));
+        Http {
+            h1,
+            h2,
+            idle: limits.header_read_timeout,
+        }
+    }
+}
+
+/// A connection's hold on the server: its place under `limits.max_connections`, and the
+/// signal to finish up.
+struct Hold {
+    _slot: OwnedSemaphorePermit,
+    stop: watch::Receiver<()>,
+}
+
+impl Hold {
+    /// Resolves when the server is shutting down.
+    async fn stopping(&mut self) {
+        let _ = self.stop.changed().await;
+    }
 }
 
 struct Connection {
     acceptor: TlsAcceptor,
     state: Arc<AppState>,
-    http: Arc<auto::Builder<InSpan>>,
+    http: Arc<Http>,
     handshake_timeout: Duration,
 }
 
 impl Connection {
-    async fn serve(self, tcp: TcpStream, peer: SocketAddr, watcher: Watcher) {
+    /// The TLS handshake. The connection then goes on in a task of its own, so that it does
+    /// not carry the room the handshake's state took for as long as it lives.
+    async fn start(self, tcp: TcpStream, peer: SocketAddr, hold: Hold) {
         let _ = tcp.set_nodelay(true);
         let tls =
             match tokio::time::timeout(self.handshake_timeout, self.acceptor.accept(tcp)).await {
@@ -173,16 +206,36 @@ impl Connection {
                     return;
                 }
             };
-        let state = self.state;
-        let service = service_fn(move |req| {
-            let state = state.clone();
-            async move { Ok::<_, Infallible>(state.handle(req, peer).await) }
-        });
-        let conn = self
-            .http
-            .serve_connection_with_upgrades(TokioIo::new(tls), service);
-        if let Err(e) = watcher.watch(conn.into_owned()).await {
-            debug!(error = %e, "connection ended with an error");
+        let span = tracing::Span::current();
+        // HTTP/2 over TLS is chosen by ALPN only (RFC 9113 §3.2); anything else is HTTP/1.1.
+        if tls.get_ref().1.alpn_protocol() == Some(b"h2") {
+            tokio::spawn(serve_h2(tls, self.state, peer, self.http, hold).instrument(span));
+        } else {
+            tokio::spawn(h1::serve(tls, self.state, peer, self.http, hold).instrument(span));
         }
+    }
+}
+
+async fn serve_h2(
+    tls: TlsStream<TcpStream>,
+    state: Arc<AppState>,
+    peer: SocketAddr,
+    http: Arc<Http>,
+    mut hold: Hold,
+) {
+    let service = service_fn(move |req| {
+        let state = state.clone();
+        async move { Ok::<_, Infallible>(state.handle(req, peer).await) }
+    });
+    let mut conn = std::pin::pin!(http.h2.serve_connection(TokioIo::new(tls), service));
+    let ended = tokio::select! {
+        ended = conn.as_mut() => ended,
+        () = hold.stopping() => {
+            conn.as_mut().graceful_shutdown();
+            conn.await
+        }
+    };
+    if let Err(e) = ended {
+        debug!(error = %e, "connection ended with an error");
     }
 }

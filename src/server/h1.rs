@@ -1,0 +1,373 @@
+//! HTTP/1.1 connections that hold no HTTP state while they wait for the next request.
+//!
+//! hyper keeps two 8 KiB buffers (and its connection state) for as long as a connection lives,
+//! busy or not; a thousand idle keep-alive connections held 16 MiB that way. Here a connection
+//! is served in rounds: a round is one hyper connection, started when the client has sent
+//! something. Once a request has been answered completely, and only then, the round is ended
+//! with hyper's own graceful close of an idle connection, the TLS stream and any bytes hyper
+//! read ahead (a pipelined request) are taken back, and the connection waits for readability
+//! holding nothing but its TLS state. The next round starts with those bytes.
+//!
+//! A round ends early only after a request that leaves nothing unread or unwritten: no request
+//! body, HTTP/1.1 keep-alive on both sides, no upgrade, and a response body that ended cleanly.
+//! Anything else (an upload, `Connection: close`, a failed body, an upgrade) leaves the round to
+//! hyper, which then closes or upgrades the connection as it always does.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::pin::{pin, Pin};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU8, Ordering::Relaxed};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::{Buf, Bytes, BytesMut};
+use http::{header, HeaderMap, Request, StatusCode, Version};
+use hyper::body::{Body, Frame, Incoming, SizeHint};
+use hyper::rt::{Read, ReadBufCursor, Write};
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use tokio::io::AsyncWriteExt as _;
+use tokio::net::TcpStream;
+use tokio::time::{Instant, Sleep};
+use tokio_rustls::server::TlsStream;
+use tracing::debug;
+
+use super::{Hold, Http};
+use crate::app::AppState;
+use crate::pages::Body as ResBody;
+
+/// Serves one HTTP/1.1 connection until it closes, it idles out, or the server stops.
+///
+/// Not an `async fn`: the stream is moved into the future once, not kept twice in it.
+pub(super) fn serve(
+    tls: TlsStream<TcpStream>,
+    state: Arc<AppState>,
+    peer: SocketAddr,
+    http: Arc<Http>,
+    mut hold: Hold,
+) -> impl Future<Output = ()> + Send + 'static {
+    let round = Arc::new(Round::default());
+    let mut io = Io {
+        tls: TokioIo::new(tls),
+        ahead: Bytes::new(),
+        round: round.clone(),
+    };
+    let mut service = {
+        let round = round.clone();
+        service_fn(move |req: Request<Incoming>| {
+            let reusable = round.start(&req);
+            let (state, round) = (state.clone(), round.clone());
+            async move {
+                let res = state.handle(req, peer).await;
+                let reusable = reusable
+                    && res.status() != StatusCode::SWITCHING_PROTOCOLS
+                    && !res.headers().contains_key(header::CONNECTION);
+                Ok::<_, Infallible>(res.map(|body| Tracked {
+                    body,
+                    round,
+                    reusable,
+                    ended: false,
+                }))
+            }
+        })
+    };
+    async move {
+        let idle = http.idle;
+        let mut stop = pin!(hold.stopping());
+        let mut timer = Box::pin(tokio::time::sleep(idle));
+        loop {
+            round.reset();
+            if io.ahead.is_empty() && !io.has_plaintext() {
+                let waited = tokio::select! {
+                    biased;
+                    () = &mut stop => "stopping",
+                    r = io.tls.inner().get_ref().0.readable() => match r {
+                        Ok(()) => "",
+                        Err(_) => "error",
+                    },
+                    () = expired(&mut timer, Instant::now() + idle) => "idle",
+                };
+                if !waited.is_empty() {
+                    debug!(reason = waited, "closing a connection between requests");
+                    let _ = tokio::select! {
+                        r = io.tls.inner_mut().shutdown() => r,
+                        () = expired(&mut timer, Instant::now() + SHUTDOWN_WRITE) => Ok(()),
+                    };
+                    return;
+                }
+            }
+            // Boxed, so that the task holds no room for hyper's state between rounds.
+            let mut conn = Box::pin(http.h1.serve_connection(io, service).with_upgrades());
+            let mut stopping = false;
+            // When this round was first seen between requests, and after which request.
+            let mut quiet: Option<(u32, Instant)> = None;
+            let ended = std::future::poll_fn(|cx| loop {
+                if let Poll::Ready(r) = conn.as_mut().poll(cx) {
+                    return Poll::Ready(r);
+                }
+                if stopping {
+                    return Poll::Pending;
+                }
+                if let Some(request) = round.between() {
+                    let since = match quiet {
+                        Some((seen, since)) if seen == request => since,
+                        _ => quiet.insert((request, Instant::now())).1,
+                    } + RELEASE_AFTER;
+                    if poll_expired(&mut timer, since, cx) {
+                        round.released.store(true, Relaxed);
+                        conn.as_mut().graceful_shutdown();
+                        continue;
+                    }
+                }
+                if stop.as_mut().poll(cx).is_ready() {
+                    stopping = true;
+                    conn.as_mut().graceful_shutdown();
+                    continue;
+                }
+                return Poll::Pending;
+            })
+            .await;
+            if let Err(e) = ended {
+                debug!(error = %e, "connection ended with an error");
+                return;
+            }
+            if !round.released.load(Relaxed) || stopping {
+                // hyper closed the connection itself and shut the stream down.
+                return;
+            }
+            // `None`: upgraded; the tunnel owns the stream now (not reachable when released).
+            let Some(parts) = Pin::into_inner(conn).into_parts() else {
+                return;
+            };
+            io = parts.io;
+            service = parts.service;
+            io.ahead = join(parts.read_buf, std::mem::take(&mut io.ahead));
+        }
+    }
+}
+
+/// How long a connection stays quiet before its round ends and hyper's buffers are freed. A
+/// client sending more than a few requests a second keeps its round (building one costs about
+/// a microsecond and a half of CPU per request); one that pauses holds no buffers.
+const RELEASE_AFTER: Duration = Duration::from_millis(250);
+
+/// How long closing a connection may wait for the peer to take our close_notify.
+const SHUTDOWN_WRITE: Duration = Duration::from_secs(1);
+
+/// Resolves once `deadline` has passed.
+async fn expired(timer: &mut Pin<Box<Sleep>>, deadline: Instant) {
+    std::future::poll_fn(|cx| {
+        if poll_expired(timer, deadline, cx) {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
+    })
+    .await
+}
+
+/// Whether `deadline` has passed; if not, `timer` wakes the task by then. The timer is moved
+/// only when it went off early (armed for an earlier deadline), so a deadline that keeps moving
+/// later costs a timer-wheel update at most once per period, not once per request.
+fn poll_expired(timer: &mut Pin<Box<Sleep>>, deadline: Instant, cx: &mut Context<'_>) -> bool {
+    if timer.deadline() > deadline {
+        timer.as_mut().reset(deadline);
+    }
+    while timer.as_mut().poll(cx).is_ready() {
+        if Instant::now() >= deadline {
+            return true;
+        }
+        timer.as_mut().reset(deadline);
+    }
+    false
+}
+
+/// What the service and the stream tell the connection about the current round.
+#[derive(Default)]
+struct Round {
+    /// [`IDLE`], [`BUSY`], [`DONE`] or [`KEEP`].
+    phase: AtomicU8,
+    /// Requests seen in this round.
+    requests: AtomicU32,
+    /// The last read from the client found nothing to read.
+    read_pending: AtomicBool,
+    /// The round is being ended early: hyper's shutdown of the stream must not reach it.
+    released: AtomicBool,
+}
+
+/// No request seen yet in this round.
+const IDLE: u8 = 0;
+/// A request is being answered.
+const BUSY: u8 = 1;
+/// The last request was answered completely and left nothing unread: the round may end.
+const DONE: u8 = 2;
+/// The last request leaves the rest of the round to hyper.
+const KEEP: u8 = 3;
+
+impl Round {
+    fn reset(&self) {
+        self.phase.store(IDLE, Relaxed);
+        self.read_pending.store(false, Relaxed);
+        self.released.store(false, Relaxed);
+    }
+
+    /// A request arrives; whether it can be the last of a round that ends early.
+    fn start(&self, req: &Request<Incoming>) -> bool {
+        self.phase.store(BUSY, Relaxed);
+        self.requests.fetch_add(1, Relaxed);
+        req.version() == Version::HTTP_11
+            && req.body().is_end_stream()
+            && !asks_to_close(req.headers())
+    }
+
+    /// If the round is between requests, with nothing left to read or write and no next
+    /// request in sight: which request it is after.
+    fn between(&self) -> Option<u32> {
+        (self.phase.load(Relaxed) == DONE && self.read_pending.load(Relaxed))
+            .then(|| self.requests.load(Relaxed))
+    }
+}
+
+/// `Connection: close` among the request's connection options.
+fn asks_to_close(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .flat_map(|v| v.as_bytes().split(|&b| b == b','))
+        .any(|t| t.trim_ascii().eq_ignore_ascii_case(b"close"))
+}
+
+/// The client's TLS stream as hyper sees it: first the bytes read ahead by the last round, and
+/// a record of whether the last read found nothing.
+struct Io {
+    tls: TokioIo<TlsStream<TcpStream>>,
+    ahead: Bytes,
+    round: Arc<Round>,
+}
+
+impl Io {
+    /// Whether TLS has decrypted bytes no one has read yet (they make no socket readiness).
+    fn has_plaintext(&mut self) -> bool {
+        let (_, tls) = self.tls.inner_mut().get_mut();
+        tls.process_new_packets()
+            .is_ok_and(|s| s.plaintext_bytes_to_read() > 0)
+    }
+}
+
+impl Read for Io {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        mut buf: ReadBufCursor<'_>,
+    ) -> Poll<io::Result<()>> {
+        if !self.ahead.is_empty() {
+            let n = self.ahead.len().min(buf.remaining());
+            buf.put_slice(&self.ahead[..n]);
+            self.ahead.advance(n);
+            return Poll::Ready(Ok(()));
+        }
+        let read = Pin::new(&mut self.tls).poll_read(cx, buf);
+        self.round.read_pending.store(read.is_pending(), Relaxed);
+        read
+    }
+}
+
+impl Write for Io {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.tls).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.tls).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.tls.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.tls).poll_flush(cx)
+    }
+
+    /// hyper shuts the stream down when its connection is done; a round ended early only
+    /// flushes, and the stream goes on.
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        if self.round.released.load(Relaxed) {
+            Pin::new(&mut self.tls).poll_flush(cx)
+        } else {
+            Pin::new(&mut self.tls).poll_shutdown(cx)
+        }
+    }
+}
+
+/// A response body that tells the round, when hyper drops it, whether the exchange is over with
+/// nothing left behind.
+struct Tracked {
+    body: ResBody,
+    round: Arc<Round>,
+    reusable: bool,
+    ended: bool,
+}
+
+impl Body for Tracked {
+    type Data = Bytes;
+    type Error = <ResBody as Body>::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        let frame = Pin::new(&mut self.body).poll_frame(cx);
+        match &frame {
+            Poll::Ready(None) => self.ended = true,
+            // hyper stops at trailers, or when the body says it has ended.
+            Poll::Ready(Some(Ok(f))) if f.is_trailers() || self.body.is_end_stream() => {
+                self.ended = true
+            }
+            _ => {}
+        }
+        frame
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
+    }
+}
+
+impl Drop for Tracked {
+    fn drop(&mut self) {
+        // A body hyper never polled (empty from the start) ends where it stands.
+        let ended = self.ended || self.body.is_end_stream();
+        let phase = if self.reusable && ended { DONE } else { KEEP };
+        self.round.phase.store(phase, Relaxed);
+    }
+}
+
+/// Bytes hyper read ahead go before those it had not been given yet.
+fn join(first: Bytes, then: Bytes) -> Bytes {
+    match (first.is_empty(), then.is_empty()) {
+        (true, _) => then,
+        (_, true) => first,
+        _ => {
+            let mut b = BytesMut::with_capacity(first.len() + then.len());
+            b.extend_from_slice(&first);
+            b.extend_from_slice(&then);
+            b.freeze()
+        }
+    }
+}
