@@ -114,7 +114,7 @@ impl Server {
             reload.abort();
         }
         drop(stopped);
-        let open = stop.receiver_count();
+        let open = self.limits.max_connections - slots.available_permits();
         info!(open, "stopped accepting; draining connections");
         stop.send_replace(());
         tokio::select! {
@@ -176,9 +176,19 @@ struct Hold {
 }
 
 impl Hold {
-    /// Resolves when the server is shutting down.
-    async fn stopping(&mut self) {
-        let _ = self.stop.changed().await;
+    /// Resolves when the server is shutting down. Once polled, it stays registered for a
+    /// wake-up; polling it again takes a lock shared by all connections, so hot paths ask
+    /// [`Hold::stopping`] first.
+    fn stop_signal(&self) -> impl Future<Output = ()> + Send + 'static {
+        let mut stop = self.stop.clone();
+        async move {
+            let _ = stop.changed().await;
+        }
+    }
+
+    /// Whether the server is shutting down: one atomic load.
+    fn stopping(&self) -> bool {
+        self.stop.has_changed().unwrap_or(true)
     }
 }
 
@@ -221,7 +231,7 @@ async fn serve_h2(
     state: Arc<AppState>,
     peer: SocketAddr,
     http: Arc<Http>,
-    mut hold: Hold,
+    hold: Hold,
 ) {
     let service = service_fn(move |req| {
         let state = state.clone();
@@ -230,7 +240,7 @@ async fn serve_h2(
     let mut conn = std::pin::pin!(http.h2.serve_connection(TokioIo::new(tls), service));
     let ended = tokio::select! {
         ended = conn.as_mut() => ended,
-        () = hold.stopping() => {
+        () = hold.stop_signal() => {
             conn.as_mut().graceful_shutdown();
             conn.await
         }

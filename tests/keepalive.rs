@@ -294,6 +294,16 @@ async fn sigterm_closes_quiet_connections_at_once() {
         assert_answered(&next_response(&mut tls, &mut buf).await, &path);
         quiet.push(tls);
     }
+    // After an upload the round stays with hyper, which must be told to stop too.
+    let mut tls = connect(gw.addr, tls_config(&gw.cert_pem(), &[b"http/1.1"]))
+        .await
+        .unwrap();
+    tls.write_all(b"POST /upload HTTP/1.1\r\nHost: localhost\r\nContent-Length: 3\r\n\r\nabc")
+        .await
+        .unwrap();
+    let res = next_response(&mut tls, &mut Vec::new()).await;
+    assert_eq!((res.status, res.body.as_slice()), (200, &b"3"[..]));
+    quiet.push(tls);
     tokio::time::sleep(PAUSE).await;
     let started = Instant::now();
     gw.terminate();

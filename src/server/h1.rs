@@ -47,7 +47,7 @@ pub(super) fn serve(
     state: Arc<AppState>,
     peer: SocketAddr,
     http: Arc<Http>,
-    mut hold: Hold,
+    hold: Hold,
 ) -> impl Future<Output = ()> + Send + 'static {
     let round = Arc::new(Round::default());
     let mut io = Io {
@@ -76,11 +76,14 @@ pub(super) fn serve(
     };
     async move {
         let idle = http.idle;
-        let mut stop = pin!(hold.stopping());
+        let mut stop = pin!(hold.stop_signal());
+        // Whether `stop` has been polled once, and so will wake the task.
+        let mut stop_armed = false;
         let mut timer = Box::pin(tokio::time::sleep(idle));
         loop {
             round.reset();
             if io.ahead.is_empty() && !io.has_plaintext() {
+                stop_armed = true;
                 let waited = tokio::select! {
                     biased;
                     () = &mut stop => "stopping",
@@ -122,10 +125,13 @@ pub(super) fn serve(
                         continue;
                     }
                 }
-                if stop.as_mut().poll(cx).is_ready() {
-                    stopping = true;
-                    conn.as_mut().graceful_shutdown();
-                    continue;
+                if !stop_armed || hold.stopping() {
+                    stop_armed = true;
+                    if stop.as_mut().poll(cx).is_ready() {
+                        stopping = true;
+                        conn.as_mut().graceful_shutdown();
+                        continue;
+                    }
                 }
                 return Poll::Pending;
             })
