@@ -1,11 +1,17 @@
-//! Small helpers both roles share: query strings, Unix time, random tokens.
+//! Small helpers shared across the crate: query strings, Unix time, random tokens, error
+//! chains, and two pieces of the proxy path (a lazily moved timer, the end of a body).
 
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use base64::Engine;
 use http::Request;
+use hyper::body::{Body, Frame};
 use rand::RngCore;
+use tokio::time::{Instant, Sleep};
 
 use crate::error::RequestError;
 
@@ -62,5 +68,38 @@ impl Query {
         self.get(key)
             .filter(|v| !v.is_empty())
             .ok_or_else(|| RequestError::Invalid(format!("The {key} parameter is missing.")))
+    }
+}
+
+/// Whether `deadline` has passed; if not, `timer` wakes the task by then. The timer is moved
+/// only when it goes off early (armed for an earlier deadline that was met), so a deadline
+/// that moves later with every request costs a timer-wheel update at most once per period.
+pub fn deadline_passed(
+    timer: &mut Pin<Box<Sleep>>,
+    deadline: Instant,
+    cx: &mut Context<'_>,
+) -> bool {
+    if timer.deadline() > deadline {
+        timer.as_mut().reset(deadline);
+    }
+    while timer.as_mut().poll(cx).is_ready() {
+        if Instant::now() >= deadline {
+            return true;
+        }
+        timer.as_mut().reset(deadline);
+    }
+    false
+}
+
+/// What `Body::poll_frame` returns.
+pub type PolledFrame<B> = Poll<Option<Result<Frame<<B as Body>::Data>, <B as Body>::Error>>>;
+
+/// Whether `frame`, just polled from `body`, is the last one hyper will ask for: the end, the
+/// trailers, or a data frame after which the body says it has ended.
+pub fn ends_body<B: Body>(frame: &PolledFrame<B>, body: &B) -> bool {
+    match frame {
+        Poll::Ready(None) => true,
+        Poll::Ready(Some(Ok(f))) => f.is_trailers() || body.is_end_stream(),
+        _ => false,
     }
 }

@@ -11,6 +11,8 @@ use common::client::{connect, parse, tls_config, RawResponse};
 use common::{Backend, Gateway};
 use futures_util::{SinkExt, StreamExt};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio_rustls::client::TlsStream;
 use tokio_tungstenite::tungstenite::Message;
 
 /// Longer than the quiet spell after which a connection's round ends (250 ms).
@@ -26,6 +28,13 @@ async fn setup(top_yaml: &str) -> (Gateway, Backend) {
         top_yaml,
     );
     (gw, backend)
+}
+
+/// A TLS connection to the gateway speaking HTTP/1.1.
+async fn open(gw: &Gateway) -> TlsStream<TcpStream> {
+    connect(gw.addr, tls_config(&gw.cert_pem(), &[b"http/1.1"]))
+        .await
+        .expect("connect")
 }
 
 /// Reads one response (with a `content-length`) off `stream`; bytes after it stay in `buf`.
@@ -74,9 +83,7 @@ fn assert_answered(res: &RawResponse, path: &str) {
 #[tokio::test]
 async fn requests_after_pauses_use_the_same_connection() {
     let (gw, backend) = setup("").await;
-    let mut tls = connect(gw.addr, tls_config(&gw.cert_pem(), &[b"http/1.1"]))
-        .await
-        .unwrap();
+    let mut tls = open(&gw).await;
     let mut buf = Vec::new();
     for i in 0..4 {
         let path = format!("/paused/{i}");
@@ -90,9 +97,7 @@ async fn requests_after_pauses_use_the_same_connection() {
 #[tokio::test]
 async fn pipelined_requests_after_a_pause_are_answered_in_order() {
     let (gw, _backend) = setup("").await;
-    let mut tls = connect(gw.addr, tls_config(&gw.cert_pem(), &[b"http/1.1"]))
-        .await
-        .unwrap();
+    let mut tls = open(&gw).await;
     let mut buf = Vec::new();
     tls.write_all(get("/first").as_bytes()).await.unwrap();
     assert_answered(&next_response(&mut tls, &mut buf).await, "/first");
@@ -116,9 +121,7 @@ async fn pipelined_requests_after_a_pause_are_answered_in_order() {
 #[tokio::test]
 async fn a_request_head_split_by_pauses_is_not_lost() {
     let (gw, backend) = setup("").await;
-    let mut tls = connect(gw.addr, tls_config(&gw.cert_pem(), &[b"http/1.1"]))
-        .await
-        .unwrap();
+    let mut tls = open(&gw).await;
     let mut buf = Vec::new();
     tls.write_all(get("/one").as_bytes()).await.unwrap();
     assert_answered(&next_response(&mut tls, &mut buf).await, "/one");
@@ -142,9 +145,7 @@ async fn a_request_head_split_by_pauses_is_not_lost() {
 #[tokio::test]
 async fn uploads_and_upgrades_around_pauses() {
     let (gw, backend) = setup("").await;
-    let mut tls = connect(gw.addr, tls_config(&gw.cert_pem(), &[b"http/1.1"]))
-        .await
-        .unwrap();
+    let mut tls = open(&gw).await;
     let mut buf = Vec::new();
     let body = "x".repeat(100_000);
     let upload = format!(
@@ -192,9 +193,7 @@ async fn uploads_and_upgrades_around_pauses() {
 #[tokio::test]
 async fn a_body_left_unread_by_an_early_answer_is_never_read_as_a_request() {
     let (gw, backend) = setup("").await;
-    let mut tls = connect(gw.addr, tls_config(&gw.cert_pem(), &[b"http/1.1"]))
-        .await
-        .unwrap();
+    let mut tls = open(&gw).await;
     // The gateway answers 400 to the path without reading the body; the body, sent after a
     // pause, is a request of its own.
     let smuggled = get("/smuggled");
@@ -240,9 +239,7 @@ async fn until_closed(
 #[tokio::test]
 async fn connection_close_after_a_pause_closes() {
     let (gw, _backend) = setup("").await;
-    let mut tls = connect(gw.addr, tls_config(&gw.cert_pem(), &[b"http/1.1"]))
-        .await
-        .unwrap();
+    let mut tls = open(&gw).await;
     let mut buf = Vec::new();
     tls.write_all(get("/one").as_bytes()).await.unwrap();
     assert_answered(&next_response(&mut tls, &mut buf).await, "/one");
@@ -260,9 +257,7 @@ async fn connection_close_after_a_pause_closes() {
 #[tokio::test]
 async fn a_quiet_connection_is_closed_after_the_keep_alive_time() {
     let (gw, _backend) = setup("limits: {header_read_timeout: 1s}\n").await;
-    let mut tls = connect(gw.addr, tls_config(&gw.cert_pem(), &[b"http/1.1"]))
-        .await
-        .unwrap();
+    let mut tls = open(&gw).await;
     let mut buf = Vec::new();
     tls.write_all(get("/one").as_bytes()).await.unwrap();
     assert_answered(&next_response(&mut tls, &mut buf).await, "/one");
@@ -273,9 +268,7 @@ async fn a_quiet_connection_is_closed_after_the_keep_alive_time() {
         "closed after {took:?}, before the keep-alive time"
     );
     // A connection that never sends anything gets the same time.
-    let mut silent = connect(gw.addr, tls_config(&gw.cert_pem(), &[b"http/1.1"]))
-        .await
-        .unwrap();
+    let mut silent = open(&gw).await;
     let (took, _) = until_closed(&mut silent, Duration::from_secs(5)).await;
     assert!(took >= Duration::from_millis(800), "{took:?}");
 }
@@ -285,9 +278,7 @@ async fn sigterm_closes_quiet_connections_at_once() {
     let (mut gw, _backend) = setup("").await;
     let mut quiet = Vec::new();
     for i in 0..20 {
-        let mut tls = connect(gw.addr, tls_config(&gw.cert_pem(), &[b"http/1.1"]))
-            .await
-            .unwrap();
+        let mut tls = open(&gw).await;
         let mut buf = Vec::new();
         let path = format!("/q{i}");
         tls.write_all(get(&path).as_bytes()).await.unwrap();
@@ -295,9 +286,7 @@ async fn sigterm_closes_quiet_connections_at_once() {
         quiet.push(tls);
     }
     // After an upload the round stays with hyper, which must be told to stop too.
-    let mut tls = connect(gw.addr, tls_config(&gw.cert_pem(), &[b"http/1.1"]))
-        .await
-        .unwrap();
+    let mut tls = open(&gw).await;
     tls.write_all(b"POST /upload HTTP/1.1\r\nHost: localhost\r\nContent-Length: 3\r\n\r\nabc")
         .await
         .unwrap();

@@ -38,7 +38,7 @@ use tracing::debug;
 
 use crate::config::UpstreamSettings;
 use crate::error::{RequestError, StartError};
-use crate::util::error_chain;
+use crate::util::{deadline_passed, ends_body, error_chain};
 
 /// The connections to one origin (`scheme://host:port`).
 pub struct Pool {
@@ -144,7 +144,7 @@ impl Pool {
                 if let Poll::Ready(sent) = response.as_mut().poll(cx) {
                     return Poll::Ready(Some(sent));
                 }
-                match conn.expired(deadline, cx) {
+                match deadline_passed(&mut conn.timer, deadline, cx) {
                     true => Poll::Ready(None),
                     false => Poll::Pending,
                 }
@@ -323,21 +323,6 @@ impl Conn {
         }
     }
 
-    /// Whether `deadline` has passed; if not, the timer will wake the task by then.
-    fn expired(&mut self, deadline: Instant, cx: &mut Context<'_>) -> bool {
-        if self.timer.deadline() > deadline {
-            self.timer.as_mut().reset(deadline);
-        }
-        while self.timer.as_mut().poll(cx).is_ready() {
-            if Instant::now() >= deadline {
-                return true;
-            }
-            // Armed for an earlier request that ended in time.
-            self.timer.as_mut().reset(deadline);
-        }
-        false
-    }
-
     /// Ready(true) when a request can be sent, Ready(false) when the connection has closed.
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<bool> {
         let open = self.drive(cx);
@@ -392,14 +377,10 @@ impl Body for UpstreamBody {
                 frame = Pin::new(&mut this.body).poll_frame(cx);
             }
         }
-        match &frame {
-            Poll::Ready(None) => this.release(Some(cx)),
-            // hyper stops polling a body at its trailers, so they end it too.
-            Poll::Ready(Some(Ok(f))) if f.is_trailers() || this.body.is_end_stream() => {
-                this.release(Some(cx))
-            }
-            Poll::Ready(Some(Err(_))) => this.conn = None,
-            _ => {}
+        if ends_body(&frame, &this.body) {
+            this.release(Some(cx));
+        } else if let Poll::Ready(Some(Err(_))) = frame {
+            this.conn = None;
         }
         frame
     }

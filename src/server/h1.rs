@@ -38,6 +38,7 @@ use tracing::debug;
 use super::{Hold, Http};
 use crate::app::AppState;
 use crate::pages::Body as ResBody;
+use crate::util::{deadline_passed, ends_body};
 
 /// Serves one HTTP/1.1 connection until it closes, it idles out, or the server stops.
 ///
@@ -119,7 +120,7 @@ pub(super) fn serve(
                         Some((seen, since)) if seen == request => since,
                         _ => quiet.insert((request, Instant::now())).1,
                     } + RELEASE_AFTER;
-                    if poll_expired(&mut timer, since, cx) {
+                    if deadline_passed(&mut timer, since, cx) {
                         round.released.store(true, Relaxed);
                         conn.as_mut().graceful_shutdown();
                         continue;
@@ -166,29 +167,13 @@ const SHUTDOWN_WRITE: Duration = Duration::from_secs(1);
 /// Resolves once `deadline` has passed.
 async fn expired(timer: &mut Pin<Box<Sleep>>, deadline: Instant) {
     std::future::poll_fn(|cx| {
-        if poll_expired(timer, deadline, cx) {
+        if deadline_passed(timer, deadline, cx) {
             Poll::Ready(())
         } else {
             Poll::Pending
         }
     })
     .await
-}
-
-/// Whether `deadline` has passed; if not, `timer` wakes the task by then. The timer is moved
-/// only when it went off early (armed for an earlier deadline), so a deadline that keeps moving
-/// later costs a timer-wheel update at most once per period, not once per request.
-fn poll_expired(timer: &mut Pin<Box<Sleep>>, deadline: Instant, cx: &mut Context<'_>) -> bool {
-    if timer.deadline() > deadline {
-        timer.as_mut().reset(deadline);
-    }
-    while timer.as_mut().poll(cx).is_ready() {
-        if Instant::now() >= deadline {
-            return true;
-        }
-        timer.as_mut().reset(deadline);
-    }
-    false
 }
 
 /// What the service and the stream tell the connection about the current round.
@@ -335,14 +320,7 @@ impl Body for Tracked {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
         let frame = Pin::new(&mut self.body).poll_frame(cx);
-        match &frame {
-            Poll::Ready(None) => self.ended = true,
-            // hyper stops at trailers, or when the body says it has ended.
-            Poll::Ready(Some(Ok(f))) if f.is_trailers() || self.body.is_end_stream() => {
-                self.ended = true
-            }
-            _ => {}
-        }
+        self.ended |= ends_body(&frame, &self.body);
         frame
     }
 
