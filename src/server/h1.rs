@@ -83,7 +83,7 @@ pub(super) fn serve(
         let mut timer = Box::pin(tokio::time::sleep(idle));
         loop {
             round.reset();
-            if io.ahead.is_empty() && !io.has_plaintext() {
+            if io.ahead.is_empty() && !io.tls_has_news() {
                 stop_armed = true;
                 let waited = tokio::select! {
                     biased;
@@ -240,11 +240,14 @@ struct Io {
 }
 
 impl Io {
-    /// Whether TLS has decrypted bytes no one has read yet (they make no socket readiness).
-    fn has_plaintext(&mut self) -> bool {
+    /// Whether TLS already holds something for hyper to read: decrypted bytes, the client's
+    /// close_notify, or an error to report. None of them makes the socket readable again.
+    fn tls_has_news(&mut self) -> bool {
         let (_, tls) = self.tls.inner_mut().get_mut();
-        tls.process_new_packets()
-            .is_ok_and(|s| s.plaintext_bytes_to_read() > 0)
+        match tls.process_new_packets() {
+            Ok(state) => state.plaintext_bytes_to_read() > 0 || state.peer_has_closed(),
+            Err(_) => true,
+        }
     }
 }
 
