@@ -215,6 +215,74 @@ async fn a_body_left_unread_by_an_early_answer_is_never_read_as_a_request() {
     assert!(!targets.iter().any(|t| t == "/smuggled"), "{targets:?}");
 }
 
+/// CPU time (user + system, clock ticks) the gateway process has used.
+fn cpu_ticks(gw: &Gateway) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{}/stat", gw.pid())).expect("stat");
+    let fields: Vec<&str> = stat[stat.rfind(')').expect("comm") + 2..]
+        .split_whitespace()
+        .collect();
+    fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
+}
+
+#[tokio::test]
+async fn a_client_that_stops_reading_a_response_costs_no_cpu() {
+    let (gw, _backend) = setup("").await;
+    // A small receive window and no reads: the end of the response cannot be flushed, and the
+    // round must not be ended (nor retried in a loop) while it waits.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let tcp = socket.connect(gw.addr).await.unwrap();
+    let mut tls = tokio_rustls::TlsConnector::from(tls_config(&gw.cert_pem(), &[b"http/1.1"]))
+        .connect("localhost".try_into().unwrap(), tcp)
+        .await
+        .unwrap();
+    tls.write_all(get("/download?bytes=3000000").as_bytes())
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let before = cpu_ticks(&gw);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let used = cpu_ticks(&gw) - before;
+    // A spinning task takes about 200 ticks in 2 s; an idle gateway none.
+    assert!(
+        used < 40,
+        "the gateway used {used} ticks in 2 s with a stalled reader"
+    );
+    // The response is intact once the client reads again.
+    let mut body = 0usize;
+    let mut buf = Vec::new();
+    let mut chunk = vec![0u8; 65536];
+    while body < 3_000_000 {
+        let n = tokio::time::timeout(Duration::from_secs(10), tls.read(&mut chunk))
+            .await
+            .expect("the download goes on")
+            .unwrap();
+        assert!(n > 0, "closed after {body} body bytes");
+        buf.extend_from_slice(&chunk[..n]);
+        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            body = buf.len() - end - 4;
+        }
+    }
+    assert_eq!(body, 3_000_000);
+}
+
+#[tokio::test]
+async fn an_upgrade_that_was_refused_keeps_the_connection() {
+    let (gw, _backend) = setup("").await;
+    let mut tls = open(&gw).await;
+    let mut buf = Vec::new();
+    // hyper prepares an upgrade for any `Upgrade` header; the answer is a plain 200.
+    tls.write_all(
+        b"GET /plain HTTP/1.1\r\nHost: localhost\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    assert_answered(&next_response(&mut tls, &mut buf).await, "/plain");
+    tokio::time::sleep(PAUSE).await;
+    tls.write_all(get("/next").as_bytes()).await.unwrap();
+    assert_answered(&next_response(&mut tls, &mut buf).await, "/next");
+}
+
 /// Reads until the server closes; what it sent, and how long that took.
 async fn until_closed(
     stream: &mut (impl AsyncRead + Unpin),

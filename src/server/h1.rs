@@ -28,6 +28,7 @@ use http::{header, HeaderMap, Request, StatusCode, Version};
 use hyper::body::{Body, Frame, Incoming, SizeHint};
 use hyper::rt::{Read, ReadBufCursor, Write};
 use hyper::service::service_fn;
+use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
 use tokio::io::AsyncWriteExt as _;
 use tokio::net::TcpStream;
@@ -63,7 +64,9 @@ pub(super) fn serve(
             let (state, round) = (state.clone(), round.clone());
             async move {
                 let res = state.handle(req, peer).await;
+                // hyper closes after an HTTP/1.0 response without a length; a 101 upgrades.
                 let reusable = reusable
+                    && res.version() == Version::HTTP_11
                     && res.status() != StatusCode::SWITCHING_PROTOCOLS
                     && !res.headers().contains_key(header::CONNECTION);
                 Ok::<_, Infallible>(res.map(|body| Tracked {
@@ -121,6 +124,7 @@ pub(super) fn serve(
                         _ => quiet.insert((request, Instant::now())).1,
                     } + RELEASE_AFTER;
                     if deadline_passed(&mut timer, since, cx) {
+                        // Once: hyper, idle, now closes its state and finishes.
                         round.released.store(true, Relaxed);
                         conn.as_mut().graceful_shutdown();
                         continue;
@@ -130,6 +134,8 @@ pub(super) fn serve(
                     stop_armed = true;
                     if stop.as_mut().poll(cx).is_ready() {
                         stopping = true;
+                        // hyper's shutdown of the stream goes through: close_notify, FIN.
+                        round.released.store(false, Relaxed);
                         conn.as_mut().graceful_shutdown();
                         continue;
                     }
@@ -145,7 +151,8 @@ pub(super) fn serve(
                 // hyper closed the connection itself and shut the stream down.
                 return;
             }
-            // `None`: upgraded; the tunnel owns the stream now (not reachable when released).
+            // `None`: upgraded, and the tunnel owns the stream (not after a request that could
+            // be released: see `Round::start`).
             let Some(parts) = Pin::into_inner(conn).into_parts() else {
                 return;
             };
@@ -185,6 +192,8 @@ struct Round {
     requests: AtomicU32,
     /// The last read from the client found nothing to read.
     read_pending: AtomicBool,
+    /// Everything written has been flushed to the socket.
+    flushed: AtomicBool,
     /// The round is being ended early: hyper's shutdown of the stream must not reach it.
     released: AtomicBool,
 }
@@ -202,23 +211,30 @@ impl Round {
     fn reset(&self) {
         self.phase.store(IDLE, Relaxed);
         self.read_pending.store(false, Relaxed);
+        self.flushed.store(true, Relaxed);
         self.released.store(false, Relaxed);
     }
 
-    /// A request arrives; whether it can be the last of a round that ends early.
+    /// A request arrives; whether it can be the last of a round that ends early. Not one that
+    /// hyper prepared an upgrade for (any `Upgrade` header, or CONNECT): hyper hands the stream
+    /// to that upgrade when the connection ends, whatever the answer was.
     fn start(&self, req: &Request<Incoming>) -> bool {
         self.phase.store(BUSY, Relaxed);
         self.requests.fetch_add(1, Relaxed);
         req.version() == Version::HTTP_11
             && req.body().is_end_stream()
+            && req.extensions().get::<OnUpgrade>().is_none()
             && !asks_to_close(req.headers())
     }
 
     /// If the round is between requests, with nothing left to read or write and no next
-    /// request in sight: which request it is after.
+    /// request in sight: which request it is after. Not once it is being ended.
     fn between(&self) -> Option<u32> {
-        (self.phase.load(Relaxed) == DONE && self.read_pending.load(Relaxed))
-            .then(|| self.requests.load(Relaxed))
+        (self.phase.load(Relaxed) == DONE
+            && self.flushed.load(Relaxed)
+            && self.read_pending.load(Relaxed)
+            && !self.released.load(Relaxed))
+        .then(|| self.requests.load(Relaxed))
     }
 }
 
@@ -261,6 +277,10 @@ impl Read for Io {
             let n = self.ahead.len().min(buf.remaining());
             buf.put_slice(&self.ahead[..n]);
             self.ahead.advance(n);
+            if self.ahead.is_empty() {
+                // An empty slice would still keep its whole buffer.
+                self.ahead = Bytes::new();
+            }
             return Poll::Ready(Ok(()));
         }
         let read = Pin::new(&mut self.tls).poll_read(cx, buf);
@@ -275,6 +295,7 @@ impl Write for Io {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
+        self.round.flushed.store(false, Relaxed);
         Pin::new(&mut self.tls).poll_write(cx, buf)
     }
 
@@ -283,6 +304,7 @@ impl Write for Io {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
+        self.round.flushed.store(false, Relaxed);
         Pin::new(&mut self.tls).poll_write_vectored(cx, bufs)
     }
 
@@ -291,7 +313,11 @@ impl Write for Io {
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.tls).poll_flush(cx)
+        let flushed = Pin::new(&mut self.tls).poll_flush(cx);
+        if let Poll::Ready(Ok(())) = flushed {
+            self.round.flushed.store(true, Relaxed);
+        }
+        flushed
     }
 
     /// hyper shuts the stream down when its connection is done; a round ended early only
@@ -300,6 +326,8 @@ impl Write for Io {
         if self.round.released.load(Relaxed) {
             Pin::new(&mut self.tls).poll_flush(cx)
         } else {
+            // hyper is closing the connection: this round must not be ended early any more.
+            self.round.phase.store(KEEP, Relaxed);
             Pin::new(&mut self.tls).poll_shutdown(cx)
         }
     }
@@ -345,16 +373,14 @@ impl Drop for Tracked {
     }
 }
 
-/// Bytes hyper read ahead go before those it had not been given yet.
+/// Bytes hyper read ahead go before those it had not been given yet. Copied: a slice of
+/// hyper's read buffer would keep all of it while the connection waits.
 fn join(first: Bytes, then: Bytes) -> Bytes {
-    match (first.is_empty(), then.is_empty()) {
-        (true, _) => then,
-        (_, true) => first,
-        _ => {
-            let mut b = BytesMut::with_capacity(first.len() + then.len());
-            b.extend_from_slice(&first);
-            b.extend_from_slice(&then);
-            b.freeze()
-        }
+    if first.is_empty() && then.is_empty() {
+        return Bytes::new();
     }
+    let mut b = BytesMut::with_capacity(first.len() + then.len());
+    b.extend_from_slice(&first);
+    b.extend_from_slice(&then);
+    b.freeze()
 }
