@@ -181,9 +181,11 @@ impl Hold {
     /// [`Hold::stopping`] first.
     fn stop_signal(&self) -> impl Future<Output = ()> + Send + 'static {
         let mut stop = self.stop.clone();
-        async move {
+        // Unconstrained: a poll the task's cooperative budget turned into Pending would not
+        // register, and callers poll it again only once it has fired.
+        tokio::task::unconstrained(async move {
             let _ = stop.changed().await;
-        }
+        })
     }
 
     /// Whether the server is shutting down: one atomic load.

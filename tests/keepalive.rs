@@ -281,6 +281,16 @@ async fn an_upgrade_that_was_refused_keeps_the_connection() {
     tokio::time::sleep(PAUSE).await;
     tls.write_all(get("/next").as_bytes()).await.unwrap();
     assert_answered(&next_response(&mut tls, &mut buf).await, "/next");
+    // hyper keeps a refused upgrade until its connection ends, through later requests too.
+    tls.write_all(b"OPTIONS /again HTTP/1.1\r\nHost: localhost\r\nUpgrade: h2c\r\n\r\n")
+        .await
+        .unwrap();
+    assert_eq!(next_response(&mut tls, &mut buf).await.status, 200);
+    tls.write_all(get("/then").as_bytes()).await.unwrap();
+    assert_answered(&next_response(&mut tls, &mut buf).await, "/then");
+    tokio::time::sleep(PAUSE).await;
+    tls.write_all(get("/last").as_bytes()).await.unwrap();
+    assert_answered(&next_response(&mut tls, &mut buf).await, "/last");
 }
 
 /// Reads until the server closes; what it sent, and how long that took.
@@ -320,6 +330,24 @@ async fn connection_close_after_a_pause_closes() {
     let res = parse(&buf);
     assert_answered(&res, "/last");
     assert_eq!(res.header("connection"), Some("close"));
+}
+
+#[tokio::test]
+async fn a_client_closing_a_quiet_connection_gets_a_clean_close() {
+    let (gw, _backend) = setup("").await;
+    let mut tls = open(&gw).await;
+    let mut buf = Vec::new();
+    tls.write_all(get("/one").as_bytes()).await.unwrap();
+    assert_answered(&next_response(&mut tls, &mut buf).await, "/one");
+    tokio::time::sleep(PAUSE).await;
+    // close_notify and FIN from the client; the gateway answers with its own close_notify
+    // (without it, rustls reports an unexpected EOF).
+    tls.shutdown().await.unwrap();
+    let mut chunk = [0u8; 64];
+    let read = tokio::time::timeout(Duration::from_secs(5), tls.read(&mut chunk))
+        .await
+        .expect("closed within 5 s");
+    assert!(matches!(read, Ok(0)), "{read:?}");
 }
 
 #[tokio::test]

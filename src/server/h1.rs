@@ -194,6 +194,9 @@ struct Round {
     read_pending: AtomicBool,
     /// Everything written has been flushed to the socket.
     flushed: AtomicBool,
+    /// The round is left to hyper until it ends: hyper prepared an upgrade (it keeps it
+    /// until the connection ends), or it has begun closing the stream.
+    hyper_owns: AtomicBool,
     /// The round is being ended early: hyper's shutdown of the stream must not reach it.
     released: AtomicBool,
 }
@@ -212,18 +215,21 @@ impl Round {
         self.phase.store(IDLE, Relaxed);
         self.read_pending.store(false, Relaxed);
         self.flushed.store(true, Relaxed);
+        self.hyper_owns.store(false, Relaxed);
         self.released.store(false, Relaxed);
     }
 
-    /// A request arrives; whether it can be the last of a round that ends early. Not one that
-    /// hyper prepared an upgrade for (any `Upgrade` header, or CONNECT): hyper hands the stream
-    /// to that upgrade when the connection ends, whatever the answer was.
+    /// A request arrives; whether it can be the last of a round that ends early. hyper
+    /// prepares an upgrade for any `Upgrade` header or CONNECT and hands the stream to it when
+    /// the connection ends, whatever the answer was: such a round is never ended early.
     fn start(&self, req: &Request<Incoming>) -> bool {
         self.phase.store(BUSY, Relaxed);
         self.requests.fetch_add(1, Relaxed);
+        if req.extensions().get::<OnUpgrade>().is_some() {
+            self.hyper_owns.store(true, Relaxed);
+        }
         req.version() == Version::HTTP_11
             && req.body().is_end_stream()
-            && req.extensions().get::<OnUpgrade>().is_none()
             && !asks_to_close(req.headers())
     }
 
@@ -233,6 +239,7 @@ impl Round {
         (self.phase.load(Relaxed) == DONE
             && self.flushed.load(Relaxed)
             && self.read_pending.load(Relaxed)
+            && !self.hyper_owns.load(Relaxed)
             && !self.released.load(Relaxed))
         .then(|| self.requests.load(Relaxed))
     }
@@ -327,7 +334,7 @@ impl Write for Io {
             Pin::new(&mut self.tls).poll_flush(cx)
         } else {
             // hyper is closing the connection: this round must not be ended early any more.
-            self.round.phase.store(KEEP, Relaxed);
+            self.round.hyper_owns.store(true, Relaxed);
             Pin::new(&mut self.tls).poll_shutdown(cx)
         }
     }
