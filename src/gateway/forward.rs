@@ -34,6 +34,8 @@ pub struct Prepared<'a> {
     response_timeout: Duration,
     /// The protocol a client asked to switch to, and its side of the upgrade.
     upgrade: Option<(HeaderValue, OnUpgrade)>,
+    /// The client speaks HTTP/2 (its HPACK table may keep our response's header values).
+    client_h2: bool,
 }
 
 /// Rewrites `req` (already routed, path normalised) for the upstream: target, hop-by-hop and
@@ -45,6 +47,7 @@ pub fn prepare<'a>(
     peer: SocketAddr,
     identity: Option<HeaderValue>,
 ) -> Result<Prepared<'a>, RequestError> {
+    let client_h2 = req.version() == Version::HTTP_2;
     let upgrade = match req.version() {
         Version::HTTP_11 => headers::requested_upgrade(req.headers())
             .map(|protocol| (protocol, hyper::upgrade::on(&mut req))),
@@ -86,6 +89,7 @@ pub fn prepare<'a>(
         req,
         response_timeout: to.response_timeout,
         upgrade,
+        client_h2,
     })
 }
 
@@ -100,6 +104,9 @@ impl Prepared<'_> {
             return Err(not_asked_to_switch());
         }
         headers::strip_hop_by_hop(res.headers_mut());
+        if self.client_h2 {
+            headers::detach_values(res.headers_mut());
+        }
         Ok(res.map(Either::Left))
     }
 

@@ -6,9 +6,11 @@
 //!   (case, `_` for `-`), and client-sent forwarding headers are removed on every route, before
 //!   the gateway sets its own. Our headers are set last, so `Connection: X-User-Info` cannot
 //!   remove them.
+//! - Values of an upstream's response that go out over HTTP/2 get storage of their own.
 
 use std::net::IpAddr;
 
+use bytes::BytesMut;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 
 pub static X_USER_INFO: HeaderName = HeaderName::from_static("x-user-info");
@@ -112,6 +114,25 @@ pub fn set_forwarded(headers: &mut HeaderMap, peer: IpAddr, host: Option<&Header
 
 /// The tokens of every `Connection` header. Split as bytes, so that one non-UTF-8 token does
 /// not hide the others.
+/// Moves every value into one small allocation of their own. hyper's values are slices of its
+/// read buffer, and an HTTP/2 connection's HPACK table keeps the values it indexes, and with
+/// them that whole buffer (8 KiB or more), for as long as the connection lives.
+pub fn detach_values(headers: &mut HeaderMap) {
+    let mut all = BytesMut::with_capacity(headers.values().map(HeaderValue::len).sum());
+    for v in headers.values() {
+        all.extend_from_slice(v.as_bytes());
+    }
+    let mut all = all.freeze();
+    for v in headers.values_mut() {
+        let own = all.split_to(v.len());
+        // Valid bytes stay valid; the fallback only keeps the old value.
+        if let Ok(mut copy) = HeaderValue::from_maybe_shared(own) {
+            copy.set_sensitive(v.is_sensitive());
+            *v = copy;
+        }
+    }
+}
+
 fn connection_tokens(headers: &HeaderMap) -> impl Iterator<Item = &str> {
     headers
         .get_all(header::CONNECTION)
@@ -192,6 +213,38 @@ mod tests {
         set_forwarded(&mut h, "10.0.0.1".parse().unwrap(), None);
         assert_eq!(h.get(&X_FORWARDED_FOR).unwrap(), "10.0.0.1");
         assert!(!h.contains_key("x-user-info"));
+    }
+
+    #[test]
+    fn detached_values_share_nothing_with_the_read_buffer() {
+        let read_buf = bytes::Bytes::from_static(b"text/plain\x00nginx\x00\xe9t\xe9").slice(..);
+        let mut h = HeaderMap::new();
+        let slice =
+            |r: std::ops::Range<usize>| HeaderValue::from_maybe_shared(read_buf.slice(r)).unwrap();
+        h.insert(header::CONTENT_TYPE, slice(0..10));
+        h.append(header::SERVER, slice(11..16));
+        h.append(header::SERVER, slice(17..20));
+        let mut secret = HeaderValue::from_static("s");
+        secret.set_sensitive(true);
+        h.insert(header::SET_COOKIE, secret);
+        detach_values(&mut h);
+        let within = read_buf.as_ptr_range();
+        for v in h.values() {
+            assert!(
+                !within.contains(&v.as_bytes().as_ptr()),
+                "{v:?} still in the buffer"
+            );
+        }
+        assert_eq!(h[header::CONTENT_TYPE], "text/plain");
+        let servers: Vec<_> = h.get_all(header::SERVER).iter().collect();
+        assert_eq!(
+            servers,
+            [
+                &HeaderValue::from_static("nginx"),
+                &HeaderValue::from_bytes(b"\xe9t\xe9").unwrap()
+            ]
+        );
+        assert!(h[header::SET_COOKIE].is_sensitive());
     }
 
     #[test]
