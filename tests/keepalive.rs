@@ -68,6 +68,12 @@ async fn next_response(stream: &mut (impl AsyncRead + Unpin), buf: &mut Vec<u8>)
     }
 }
 
+/// Sends `GET path` on `tls` and checks the backend's answer to it.
+async fn ask(tls: &mut TlsStream<TcpStream>, buf: &mut Vec<u8>, path: &str) {
+    tls.write_all(get(path).as_bytes()).await.unwrap();
+    assert_answered(&next_response(tls, buf).await, path);
+}
+
 fn get(path: &str) -> String {
     format!("GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n")
 }
@@ -87,8 +93,7 @@ async fn requests_after_pauses_use_the_same_connection() {
     let mut buf = Vec::new();
     for i in 0..4 {
         let path = format!("/paused/{i}");
-        tls.write_all(get(&path).as_bytes()).await.unwrap();
-        assert_answered(&next_response(&mut tls, &mut buf).await, &path);
+        ask(&mut tls, &mut buf, &path).await;
         tokio::time::sleep(PAUSE).await;
     }
     assert_eq!(backend.count(), 4);
@@ -99,8 +104,7 @@ async fn pipelined_requests_after_a_pause_are_answered_in_order() {
     let (gw, _backend) = setup("").await;
     let mut tls = open(&gw).await;
     let mut buf = Vec::new();
-    tls.write_all(get("/first").as_bytes()).await.unwrap();
-    assert_answered(&next_response(&mut tls, &mut buf).await, "/first");
+    ask(&mut tls, &mut buf, "/first").await;
     tokio::time::sleep(PAUSE).await;
     let three = [get("/a"), get("/b"), get("/c")].concat();
     tls.write_all(three.as_bytes()).await.unwrap();
@@ -123,8 +127,7 @@ async fn a_request_head_split_by_pauses_is_not_lost() {
     let (gw, backend) = setup("").await;
     let mut tls = open(&gw).await;
     let mut buf = Vec::new();
-    tls.write_all(get("/one").as_bytes()).await.unwrap();
-    assert_answered(&next_response(&mut tls, &mut buf).await, "/one");
+    ask(&mut tls, &mut buf, "/one").await;
     // Right after an answer, before the round can end.
     let two = get("/two");
     tls.write_all(&two.as_bytes()[..7]).await.unwrap();
@@ -279,18 +282,15 @@ async fn an_upgrade_that_was_refused_keeps_the_connection() {
     .unwrap();
     assert_answered(&next_response(&mut tls, &mut buf).await, "/plain");
     tokio::time::sleep(PAUSE).await;
-    tls.write_all(get("/next").as_bytes()).await.unwrap();
-    assert_answered(&next_response(&mut tls, &mut buf).await, "/next");
+    ask(&mut tls, &mut buf, "/next").await;
     // hyper keeps a refused upgrade until its connection ends, through later requests too.
     tls.write_all(b"OPTIONS /again HTTP/1.1\r\nHost: localhost\r\nUpgrade: h2c\r\n\r\n")
         .await
         .unwrap();
     assert_eq!(next_response(&mut tls, &mut buf).await.status, 200);
-    tls.write_all(get("/then").as_bytes()).await.unwrap();
-    assert_answered(&next_response(&mut tls, &mut buf).await, "/then");
+    ask(&mut tls, &mut buf, "/then").await;
     tokio::time::sleep(PAUSE).await;
-    tls.write_all(get("/last").as_bytes()).await.unwrap();
-    assert_answered(&next_response(&mut tls, &mut buf).await, "/last");
+    ask(&mut tls, &mut buf, "/last").await;
 }
 
 /// Reads until the server closes; what it sent, and how long that took.
@@ -319,8 +319,7 @@ async fn connection_close_after_a_pause_closes() {
     let (gw, _backend) = setup("").await;
     let mut tls = open(&gw).await;
     let mut buf = Vec::new();
-    tls.write_all(get("/one").as_bytes()).await.unwrap();
-    assert_answered(&next_response(&mut tls, &mut buf).await, "/one");
+    ask(&mut tls, &mut buf, "/one").await;
     tokio::time::sleep(PAUSE).await;
     tls.write_all(b"GET /last HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
         .await
@@ -337,8 +336,7 @@ async fn a_client_closing_a_quiet_connection_gets_a_clean_close() {
     let (gw, _backend) = setup("").await;
     let mut tls = open(&gw).await;
     let mut buf = Vec::new();
-    tls.write_all(get("/one").as_bytes()).await.unwrap();
-    assert_answered(&next_response(&mut tls, &mut buf).await, "/one");
+    ask(&mut tls, &mut buf, "/one").await;
     tokio::time::sleep(PAUSE).await;
     // close_notify and FIN from the client; the gateway answers with its own close_notify
     // (without it, rustls reports an unexpected EOF).
@@ -355,8 +353,7 @@ async fn a_quiet_connection_is_closed_after_the_keep_alive_time() {
     let (gw, _backend) = setup("limits: {header_read_timeout: 1s}\n").await;
     let mut tls = open(&gw).await;
     let mut buf = Vec::new();
-    tls.write_all(get("/one").as_bytes()).await.unwrap();
-    assert_answered(&next_response(&mut tls, &mut buf).await, "/one");
+    ask(&mut tls, &mut buf, "/one").await;
     let (took, rest) = until_closed(&mut tls, Duration::from_secs(5)).await;
     assert!(rest.is_empty(), "{rest:?}");
     assert!(
@@ -377,8 +374,7 @@ async fn sigterm_closes_quiet_connections_at_once() {
         let mut tls = open(&gw).await;
         let mut buf = Vec::new();
         let path = format!("/q{i}");
-        tls.write_all(get(&path).as_bytes()).await.unwrap();
-        assert_answered(&next_response(&mut tls, &mut buf).await, &path);
+        ask(&mut tls, &mut buf, &path).await;
         quiet.push(tls);
     }
     // After an upload the round stays with hyper, which must be told to stop too.
@@ -428,8 +424,7 @@ async fn quiet_keep_alive_connections_hold_little_memory() {
         let mut tls = connect(gw.addr, config.clone()).await.unwrap();
         let mut buf = Vec::new();
         let path = format!("/c{i}");
-        tls.write_all(get(&path).as_bytes()).await.unwrap();
-        assert_answered(&next_response(&mut tls, &mut buf).await, &path);
+        ask(&mut tls, &mut buf, &path).await;
         open.push(tls);
     }
     tokio::time::sleep(2 * PAUSE).await;
@@ -443,7 +438,6 @@ async fn quiet_keep_alive_connections_hold_little_memory() {
     let mut buf = Vec::new();
     for (i, tls) in open.iter_mut().enumerate().step_by(40) {
         let path = format!("/again{i}");
-        tls.write_all(get(&path).as_bytes()).await.unwrap();
-        assert_answered(&next_response(tls, &mut buf).await, &path);
+        ask(tls, &mut buf, &path).await;
     }
 }
