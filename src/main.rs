@@ -52,7 +52,10 @@ fn main() -> ExitCode {
         .buffered_lines_limit(16_384)
         .lossy(false)
         .thread_name("oauthgate-log")
-        .finish(std::io::BufWriter::new(std::io::stderr()));
+        .finish(std::io::BufWriter::with_capacity(
+            64 * 1024,
+            std::io::stderr(),
+        ));
     tracing_subscriber::fmt()
         .with_env_filter(
             // rustls warns about every client that sends an IP address as SNI (wrk, some
