@@ -18,7 +18,7 @@ use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::{pin, Pin};
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU8, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering::Relaxed};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -186,8 +186,8 @@ async fn expired(timer: &mut Pin<Box<Sleep>>, deadline: Instant) {
 /// What the service and the stream tell the connection about the current round.
 #[derive(Default)]
 struct Round {
-    /// [`IDLE`], [`BUSY`], [`DONE`] or [`KEEP`].
-    phase: AtomicU8,
+    /// The last request was answered completely and left nothing unread or unwritten.
+    done: AtomicBool,
     /// Requests seen in this round.
     requests: AtomicU32,
     /// The last read from the client found nothing to read.
@@ -201,18 +201,9 @@ struct Round {
     released: AtomicBool,
 }
 
-/// No request seen yet in this round.
-const IDLE: u8 = 0;
-/// A request is being answered.
-const BUSY: u8 = 1;
-/// The last request was answered completely and left nothing unread: the round may end.
-const DONE: u8 = 2;
-/// The last request leaves the rest of the round to hyper.
-const KEEP: u8 = 3;
-
 impl Round {
     fn reset(&self) {
-        self.phase.store(IDLE, Relaxed);
+        self.done.store(false, Relaxed);
         self.read_pending.store(false, Relaxed);
         self.flushed.store(true, Relaxed);
         self.hyper_owns.store(false, Relaxed);
@@ -223,7 +214,7 @@ impl Round {
     /// prepares an upgrade for any `Upgrade` header or CONNECT and hands the stream to it when
     /// the connection ends, whatever the answer was: such a round is never ended early.
     fn start(&self, req: &Request<Incoming>) -> bool {
-        self.phase.store(BUSY, Relaxed);
+        self.done.store(false, Relaxed);
         self.requests.fetch_add(1, Relaxed);
         if req.extensions().get::<OnUpgrade>().is_some() {
             self.hyper_owns.store(true, Relaxed);
@@ -236,7 +227,7 @@ impl Round {
     /// If the round is between requests, with nothing left to read or write and no next
     /// request in sight: which request it is after. Not once it is being ended.
     fn between(&self) -> Option<u32> {
-        (self.phase.load(Relaxed) == DONE
+        (self.done.load(Relaxed)
             && self.flushed.load(Relaxed)
             && self.read_pending.load(Relaxed)
             && !self.hyper_owns.load(Relaxed)
@@ -375,8 +366,7 @@ impl Drop for Tracked {
     fn drop(&mut self) {
         // A body hyper never polled (empty from the start) ends where it stands.
         let ended = self.ended || self.body.is_end_stream();
-        let phase = if self.reusable && ended { DONE } else { KEEP };
-        self.round.phase.store(phase, Relaxed);
+        self.round.done.store(self.reusable && ended, Relaxed);
     }
 }
 
