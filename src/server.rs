@@ -228,26 +228,31 @@ impl Connection {
     }
 }
 
-async fn serve_h2(
+/// Not an `async fn`, for the same reason as [`h1::serve`]: the connection is built (and
+/// boxed) before the future, which then holds a pointer rather than the stream and the
+/// connection side by side.
+fn serve_h2(
     tls: TlsStream<TcpStream>,
     state: Arc<AppState>,
     peer: SocketAddr,
     http: Arc<Http>,
     hold: Hold,
-) {
+) -> impl Future<Output = ()> + Send + 'static {
     let service = service_fn(move |req| {
         let state = state.clone();
         async move { Ok::<_, Infallible>(state.handle(req, peer).await) }
     });
-    let mut conn = std::pin::pin!(http.h2.serve_connection(TokioIo::new(tls), service));
-    let ended = tokio::select! {
-        ended = conn.as_mut() => ended,
-        () = hold.stop_signal() => {
-            conn.as_mut().graceful_shutdown();
-            conn.await
+    let mut conn = Box::pin(http.h2.serve_connection(TokioIo::new(tls), service));
+    async move {
+        let ended = tokio::select! {
+            ended = conn.as_mut() => ended,
+            () = hold.stop_signal() => {
+                conn.as_mut().graceful_shutdown();
+                conn.await
+            }
+        };
+        if let Err(e) = ended {
+            debug!(error = %e, "connection ended with an error");
         }
-    };
-    if let Err(e) = ended {
-        debug!(error = %e, "connection ended with an error");
     }
 }
