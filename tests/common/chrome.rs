@@ -178,13 +178,11 @@ impl Drop for Chrome {
         let _ = self.driver.kill();
         let _ = self.driver.wait();
         // A test that failed never closed its session: end the browser it left behind,
-        // recognisable by its own profile folder.
+        // recognisable by its own profile folder. The pattern must not start with `-`, or
+        // pkill reads it as an option of its own and kills nothing.
         let _ = Command::new("pkill")
             .arg("-f")
-            .arg(format!(
-                "--user-data-dir={}",
-                self._profile.path().display()
-            ))
+            .arg(format!("user-data-dir={}", self._profile.path().display()))
             .status();
     }
 }
