@@ -58,6 +58,12 @@ pub enum StartError {
 pub enum RequestError {
     #[error("bad request path: {0}")]
     BadPath(&'static str),
+    /// A `Host` (or `:authority`) that is not a plain host and port, or two that disagree.
+    #[error("bad host: {0}")]
+    BadHost(&'static str),
+    /// A `Host` this gateway does not serve (RFC 9110 §15.5.20).
+    #[error("misdirected request: host not served here")]
+    Misdirected,
     #[error("method not allowed here")]
     MethodNotAllowed,
     #[error("no route for this path")]
@@ -84,7 +90,8 @@ pub enum RequestError {
 impl RequestError {
     pub fn status(&self) -> StatusCode {
         match self {
-            RequestError::BadPath(_) => StatusCode::BAD_REQUEST,
+            RequestError::BadPath(_) | RequestError::BadHost(_) => StatusCode::BAD_REQUEST,
+            RequestError::Misdirected => StatusCode::MISDIRECTED_REQUEST,
             RequestError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             RequestError::NoRoute | RequestError::NotFound => StatusCode::NOT_FOUND,
             RequestError::Upstream(_) => StatusCode::BAD_GATEWAY,
@@ -97,7 +104,8 @@ impl RequestError {
     /// The short text a client may see; never internal details.
     pub fn public_message(&self) -> std::borrow::Cow<'_, str> {
         std::borrow::Cow::Borrowed(match self {
-            RequestError::BadPath(why) => why,
+            RequestError::BadPath(why) | RequestError::BadHost(why) => why,
+            RequestError::Misdirected => "This site is not served at this address.",
             RequestError::Invalid(why) => why,
             RequestError::Login { message, .. } => message,
             RequestError::MethodNotAllowed => "This method is not allowed here.",

@@ -29,6 +29,101 @@ X-Real-IP: 6.6.6.6\r\n\
 Forwarded: for=6.6.6.6\r\n\
 Connection: X-User-Info, X-Forwarded-For, keep-alive\r\n";
 
+/// SPEC §6.6: headers that backends trust for routing or for who the client is. Each is sent
+/// in three spellings; none may reach the backend (the gateway's own `X-Forwarded-For`,
+/// `-Proto` and `-Host` aside, which replace the client's).
+const TRUSTED_BY_BACKENDS: &[&str] = &[
+    "Forwarded",
+    "X-Forwarded-For",
+    "X-Forwarded-Host",
+    "X-Forwarded-Proto",
+    "X-Forwarded-Port",
+    "X-Forwarded-Prefix",
+    "X-Forwarded-Uri",
+    "X-Forwarded-Server",
+    "X-Forwarded-Ssl",
+    "X-Forwarded-Scheme",
+    "X-Forwarded-User",
+    "X-Forwarded-Email",
+    "X-Original-URL",
+    "X-Original-URI",
+    "X-Rewrite-URL",
+    "X-Real-IP",
+    "X-Client-IP",
+    "True-Client-IP",
+    "CF-Connecting-IP",
+    "Remote-User",
+    "X-Remote-User",
+    "X-Auth-Request-User",
+    "X-Auth-Request-Email",
+    "X-Auth-Request-Groups",
+    "X-User-Info",
+    "X-User-Groups",
+];
+
+fn spellings(name: &str) -> [String; 3] {
+    [
+        name.to_owned(),
+        name.to_ascii_lowercase(),
+        name.to_ascii_uppercase().replace('-', "_"),
+    ]
+}
+
+/// Whether a header the backend saw is one of [`TRUSTED_BY_BACKENDS`] in any spelling, other
+/// than the three forwarding headers the gateway sets itself.
+fn spoof_survived(name: &str) -> bool {
+    let folded = name.to_ascii_lowercase().replace('_', "-");
+    let ours = ["x-forwarded-for", "x-forwarded-proto", "x-forwarded-host"];
+    TRUSTED_BY_BACKENDS
+        .iter()
+        .any(|t| t.to_ascii_lowercase() == folded)
+        && !(ours.contains(&folded.as_str()) && folded == name)
+}
+
+#[tokio::test]
+async fn every_header_backends_trust_is_removed_in_every_spelling_over_both_protocols() {
+    let (gw, backend) = setup("").await;
+    let cert = gw.cert_pem();
+    let mut head = String::from("GET /h1 HTTP/1.1\r\nHost: localhost\r\n");
+    for name in TRUSTED_BY_BACKENDS {
+        for (i, spelled) in spellings(name).iter().enumerate() {
+            head.push_str(&format!("{spelled}: spoof-{i}\r\n"));
+        }
+    }
+    assert_eq!(request(gw.addr, &cert, &head).await.status, 200);
+    let mut h2 = gw.client().get(gw.url("/h2"));
+    for name in TRUSTED_BY_BACKENDS {
+        for (i, spelled) in spellings(name).iter().enumerate() {
+            h2 = h2.header(spelled.as_str(), format!("spoof-{i}"));
+        }
+    }
+    let res = h2.send().await.unwrap();
+    assert_eq!(res.version(), reqwest::Version::HTTP_2);
+    assert_eq!(res.status(), 200);
+    let seen = backend.seen();
+    assert_eq!(seen.len(), 2);
+    for req in &seen {
+        for (name, value) in &req.headers {
+            assert!(
+                !spoof_survived(name.as_str()),
+                "{}: {name}: {value:?} reached the backend",
+                req.target
+            );
+            assert!(
+                !value.as_bytes().starts_with(b"spoof-"),
+                "{}: {name}: {value:?} reached the backend",
+                req.target
+            );
+        }
+        assert_eq!(req.headers["x-forwarded-for"], "127.0.0.1");
+        assert_eq!(req.headers["x-forwarded-proto"], "https");
+        assert!(req.headers["x-forwarded-host"]
+            .to_str()
+            .unwrap()
+            .starts_with("localhost"));
+    }
+}
+
 #[tokio::test]
 async fn spoofed_identity_and_forwarding_headers_never_reach_the_backend() {
     let (gw, backend) = setup("").await;

@@ -87,6 +87,31 @@ async fn nginx_auth_request_protects_a_backend_with_the_gateway_session() {
         "the 403 must not reach the app"
     );
 
+    // Encoded separators and NULs in the original URI: a WSGI upstream would decode
+    // `/staff%2Fboard` to `/staff/board`, so the check fails closed (400, which nginx turns
+    // into 500) instead of judging a path it cannot route.
+    for sneaky in [
+        "/staff%2Fboard",
+        "/staff%2fboard",
+        "/staff%00/board",
+        "/x/..;/staff/board",
+    ] {
+        let before = app.count();
+        let res = plain
+            .get(url(sneaky))
+            .header("cookie", &cookies)
+            .send()
+            .await
+            .unwrap();
+        // 500: nginx's answer to a 400 from the check; nginx refuses `%00` itself (400).
+        assert!(
+            matches!(res.status().as_u16(), 400 | 500),
+            "{sneaky}: {}",
+            res.status()
+        );
+        assert_eq!(app.count(), before, "{sneaky} must not reach the app");
+    }
+
     // A tampered cookie is no session.
     let tampered = cookies.replace("__Host-oauthgate-session=", "__Host-oauthgate-session=x");
     let res = plain
@@ -109,12 +134,73 @@ async fn check_ignores_the_original_uri_from_untrusted_peers() {
     )
     .await;
     let client = w.gateway.client();
-    // From an untrusted peer the header is ignored: no session means 401, even for /open.
+    // From an untrusted peer the URI cannot be believed, and judging without it would skip
+    // the route's `allow`: 403, even for /open.
     let res = client
         .get(w.gateway.url("/_auth/check"))
         .header("x-original-uri", "/open/x")
         .send()
         .await
         .unwrap();
-    assert_eq!(res.status(), 401);
+    assert_eq!(res.status(), 403);
+    assert_eq!(res.text().await.unwrap(), r#"{"error":"untrusted_proxy"}"#);
+}
+
+/// Issue 10 item 3: `/_auth/check` routes and judges the original URI exactly as a proxied
+/// request, and fails closed: 400 for a URI that does not parse, 403 for one that names no
+/// route, never 200 with an identity.
+#[tokio::test]
+async fn check_fails_closed_on_uris_it_cannot_route() {
+    let w = World::start(
+        concat!(
+            "    - {prefix: /open, upstream: \"BACKEND\", login: none}\n",
+            "    - {prefix: /app, upstream: \"BACKEND\", login: required}\n",
+            "    - {prefix: /admin, upstream: \"BACKEND\", login: required, allow: {emails: [boss@example.com]}}\n",
+        ),
+        "",
+    )
+    .await;
+    let b = w.browser();
+    b.log_in(&w.gateway.url("/app"), "alice", "alice@example.com")
+        .await;
+    let cookies = b.cookies(&w.gateway.url("/"));
+    let client = w.gateway.client();
+    let check = |uri: &'static str, cookie: bool| {
+        let mut req = client
+            .get(w.gateway.url("/_auth/check"))
+            .header("x-original-uri", uri);
+        if cookie {
+            req = req.header("cookie", &cookies);
+        }
+        async move {
+            let res = req.send().await.unwrap();
+            let info = res.headers().get("x-user-info").is_some();
+            (res.status().as_u16(), info)
+        }
+    };
+    for (uri, with_session, want) in [
+        ("/app/x?y=1", true, (200, true)),
+        ("/app/x", false, (401, false)),
+        ("/open/x", false, (200, false)),
+        ("/open/x", true, (200, false)),
+        ("/admin/x", true, (403, false)),
+        ("/ADMIN/x", true, (403, false)),
+        ("/admin%2Fx", true, (400, false)),
+        ("/app%2F..%2Fadmin", true, (400, false)),
+        ("/admin%00", true, (400, false)),
+        ("/open/..;/admin/x", true, (400, false)),
+        ("/open/%2e%2e%3b/admin/x", true, (400, false)),
+        ("/open/../admin/x", true, (403, false)),
+        ("https://localhost/admin/x", true, (403, false)),
+        ("admin/x", true, (400, false)),
+        ("*", true, (400, false)),
+        ("/elsewhere", true, (403, false)),
+        ("/", true, (403, false)),
+    ] {
+        assert_eq!(
+            check(uri, with_session).await,
+            want,
+            "{uri} (session: {with_session})"
+        );
+    }
 }

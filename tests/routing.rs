@@ -180,3 +180,164 @@ async fn no_route_is_a_404_page_and_auth_prefix_is_reserved() {
     assert_eq!(res.status, 404);
     assert_eq!(backend.count(), 0);
 }
+
+/// SPEC §6.6: segments that servlet containers (Tomcat, Jetty, Spring) read as dot or empty
+/// segments once they drop `;parameters` are refused, so `/public/..;/private` can never be
+/// routed under `/public` and read as `/private` by the backend. Other `;` pass, each forwarded
+/// the way it arrived (a servlet container treats a raw `;` as parameters, `%3B` as a letter).
+#[tokio::test]
+async fn servlet_dot_segments_are_refused_and_semicolons_forwarded_as_they_came() {
+    let s = setup().await;
+    for payload in [
+        "/public/..;/private",
+        "/public/..;x=1/private/admin",
+        "/public/.;/../private",
+        "/;/private",
+        "/;x/private",
+        "/public/%2e%2e%3b/private",
+        "/public/%2e%2e;/private",
+        "/public/%2E%3B/private",
+        "/public/..%3Bjsessionid=1/private",
+    ] {
+        let (status, hit) = probe(&s, payload).await;
+        assert_eq!(status, 400, "{payload} must be refused");
+        assert_eq!(hit, None, "{payload} must not reach any backend");
+    }
+    for (payload, backend, seen) in [
+        ("/public/a%3Bb", "public", "/public/a%3Bb"),
+        ("/public/a;b", "public", "/public/a;b"),
+        ("/private%3Bx/admin", "admin", "/private%3Bx/admin"),
+        (
+            "/private/x/..%2e;/admin",
+            "private",
+            "/private/x/...;/admin",
+        ),
+        ("/public/a%3b%20;b", "public", "/public/a%3B%20;b"),
+    ] {
+        let (status, hit) = probe(&s, payload).await;
+        assert_eq!(status, 200, "{payload}");
+        assert_eq!(hit, Some((backend, seen.to_owned())), "{payload}");
+    }
+}
+
+/// SPEC §6.6: behind a case-insensitive backend (Express, IIS) `/node/ADMIN` is the admin
+/// page; with `case_insensitive` the route table reads it the same way.
+#[tokio::test]
+async fn case_insensitive_routes_catch_every_spelling_the_backend_accepts() {
+    let node = Backend::start().await;
+    let admin = Backend::start().await;
+    let exact = Backend::start().await;
+    let gw = Gateway::start(&format!(
+        "  case_insensitive: true\n  routes:\n\
+         \x20   - {{prefix: /node, upstream: \"{}\"}}\n\
+         \x20   - {{prefix: /node/admin, upstream: \"{}\"}}\n\
+         \x20   - {{prefix: /node/Exact, upstream: \"{}\", case_insensitive: false}}\n",
+        node.url(),
+        admin.url(),
+        exact.url()
+    ));
+    let cert = gw.cert_pem();
+    for path in [
+        "/node/admin/secret",
+        "/NODE/ADMIN/secret",
+        "/node/Admin",
+        "/node/admin./secret",
+        "/node/admin%20/secret",
+        "/node/ADMIN.%20/secret",
+        "/node/admin;x/secret",
+    ] {
+        let before = admin.count();
+        let res = get(gw.addr, &cert, path, "").await;
+        assert_eq!(res.status, 200, "{path}");
+        assert_eq!(
+            admin.count(),
+            before + 1,
+            "{path} must reach the admin route"
+        );
+    }
+    let before = (node.count(), exact.count());
+    assert_eq!(get(gw.addr, &cert, "/node/exact/x", "").await.status, 200);
+    assert_eq!(
+        get(gw.addr, &cert, "/node/administrator", "").await.status,
+        200
+    );
+    assert_eq!((node.count(), exact.count()), (before.0 + 2, before.1));
+    assert_eq!(get(gw.addr, &cert, "/node/Exact/x", "").await.status, 200);
+    assert_eq!(exact.count(), before.1 + 1);
+}
+
+/// Issue 10 item 11: a request to an upstream must name `public_url`'s host; another host is
+/// 421 (never another site's app), a malformed `Host` is 400; `preserve_host: any` opts out.
+#[tokio::test]
+async fn requests_for_another_host_are_misdirected() {
+    let app = Backend::start().await;
+    let any = Backend::start().await;
+    let gw = Gateway::start(&format!(
+        "  routes:\n\
+         \x20   - {{prefix: /any, upstream: \"{}\", preserve_host: any}}\n\
+         \x20   - {{prefix: /, upstream: \"{}\"}}\n",
+        any.url(),
+        app.url(),
+    ));
+    let cert = gw.cert_pem();
+    let host = |h: &str| format!("GET /x HTTP/1.1\r\nHost: {h}\r\n");
+    for (h, want) in [
+        ("localhost", 200),
+        ("LOCALHOST:8443", 200),
+        ("localhost.", 200),
+        ("evil.example", 421),
+        ("127.0.0.1", 421),
+        ("localhost.evil.example", 421),
+        ("user@localhost", 400),
+        ("localhost/x", 400),
+        ("localhost:x", 400),
+    ] {
+        let res = common::client::request(gw.addr, &cert, &host(h)).await;
+        assert_eq!(res.status, want, "Host: {h}");
+    }
+    let res = common::client::request(
+        gw.addr,
+        &cert,
+        "GET https://evil.example/x HTTP/1.1\r\nHost: evil.example\r\n",
+    )
+    .await;
+    assert_eq!(res.status, 421);
+    let res = common::client::request(
+        gw.addr,
+        &cert,
+        "GET https://evil.example/x HTTP/1.1\r\nHost: localhost\r\n",
+    )
+    .await;
+    assert_eq!(res.status, 400);
+    assert_eq!(app.count(), 3, "only the three good hosts reach the app");
+    let res = common::client::request(
+        gw.addr,
+        &cert,
+        "GET /any/x HTTP/1.1\r\nHost: other.example\r\n",
+    )
+    .await;
+    assert_eq!(res.status, 200);
+    assert_eq!(any.last().headers["host"], "other.example");
+    // The gateway's own endpoints answer whatever the host.
+    let res = common::client::request(
+        gw.addr,
+        &cert,
+        "GET /_auth/health HTTP/1.1\r\nHost: x.example\r\n",
+    )
+    .await;
+    assert_eq!(res.status, 200);
+    // HTTP/2: `:authority` is the host.
+    let res = gw
+        .client_builder()
+        .resolve("evil.example", gw.addr)
+        .danger_accept_invalid_certs(true)
+        .build()
+        .unwrap()
+        .get(format!("https://evil.example:{}/x", gw.addr.port()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.version(), reqwest::Version::HTTP_2);
+    assert_eq!(res.status(), 421);
+    assert_eq!(app.count(), 3);
+}

@@ -9,7 +9,7 @@ use http::uri::{Authority, Scheme};
 use url::Url;
 
 use super::central::{CentralConfig, ClientConfig, Protocol, Secret};
-use super::raw::{OneOrMany, RawAllow, RawGateway, RawOauthProxy, RawRoute};
+use super::raw::{OneOrMany, RawAllow, RawGateway, RawOauthProxy, RawPreserveHost, RawRoute};
 use super::{duration, ConfigError};
 
 #[derive(Debug, Clone)]
@@ -20,6 +20,8 @@ pub struct GatewayConfig {
     pub auth_prefix: String,
     /// `public_url` + `auth_prefix` + `/callback`: where the central sends browsers back.
     pub callback_url: String,
+    /// `public_url`'s host name, lower case: the `Host` that requests to upstreams must name.
+    pub public_host: String,
     /// Where logins happen; `None` when no route needs one.
     pub login: Option<LoginSource>,
     /// Cookie key material; generated into `data_dir` when absent.
@@ -85,6 +87,12 @@ pub struct Route {
     pub allow: Allow,
     /// Send the client's `Host` upstream (default) rather than the upstream's authority.
     pub preserve_host: bool,
+    /// Serve requests whatever their `Host` (`preserve_host: any`); otherwise a `Host` other
+    /// than `public_url`'s gets 421.
+    pub any_host: bool,
+    /// Match the prefix ignoring case, and trailing dots and spaces of a segment, as
+    /// case-insensitive backends (Express by default, IIS) read paths.
+    pub case_insensitive: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -182,7 +190,12 @@ pub(super) fn gateway_config(
     let mut routes: Vec<Route> = Vec::with_capacity(raw.routes.len());
     for (i, r) in raw.routes.into_iter().enumerate() {
         let at = |key: &str| format!("gateway.routes[{i}].{key}");
-        let route = route(r, &at, login.as_ref())?;
+        let route = route(
+            r,
+            &at,
+            login.as_ref(),
+            raw.case_insensitive.unwrap_or(false),
+        )?;
         if crate::gateway::routes::under(&route.prefix, &auth_prefix) {
             return Err(ConfigError::at(
                 &at("prefix"),
@@ -206,6 +219,11 @@ pub(super) fn gateway_config(
             .unwrap_or_else(|| public_url.host_str().unwrap_or("oauthgate").to_owned()),
         auth_prefix,
         callback_url,
+        public_host: public_url
+            .host_str()
+            .unwrap_or_default()
+            .trim_end_matches('.')
+            .to_ascii_lowercase(),
         login,
         session_secret,
         session_ttl,
@@ -331,6 +349,7 @@ fn route(
     raw: RawRoute,
     at: &dyn Fn(&str) -> String,
     login: Option<&LoginSource>,
+    case_insensitive: bool,
 ) -> Result<Route, ConfigError> {
     let prefix = prefix(&raw.prefix).map_err(|m| ConfigError::at(&at("prefix"), m))?;
     let mode = match raw.login.as_deref() {
@@ -362,12 +381,25 @@ fn route(
         }
         Some(a) => allow(a),
     };
+    let (preserve_host, any_host) = match raw.preserve_host {
+        None => (true, false),
+        Some(RawPreserveHost::Flag(keep)) => (keep, false),
+        Some(RawPreserveHost::Word(w)) if w == "any" => (true, true),
+        Some(RawPreserveHost::Word(w)) => {
+            return Err(ConfigError::at(
+                &at("preserve_host"),
+                format!("`{w}` is not one of true, false, any"),
+            ))
+        }
+    };
     Ok(Route {
         prefix,
         target: target(&raw.upstream).map_err(|m| ConfigError::at(&at("upstream"), m))?,
         login: mode,
         allow,
-        preserve_host: raw.preserve_host.unwrap_or(true),
+        preserve_host,
+        any_host,
+        case_insensitive: raw.case_insensitive.unwrap_or(case_insensitive),
     })
 }
 

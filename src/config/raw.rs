@@ -55,6 +55,8 @@ pub(super) struct RawGateway {
     pub trusted_proxies: Option<Vec<String>>,
     #[serde(default)]
     pub upstream: RawUpstreamSettings,
+    /// The default of `routes[].case_insensitive`.
+    pub case_insensitive: Option<bool>,
     pub routes: Vec<RawRoute>,
 }
 
@@ -73,8 +75,17 @@ pub(super) struct RawRoute {
     pub prefix: String,
     pub upstream: String,
     pub login: Option<String>,
-    pub preserve_host: Option<bool>,
+    pub preserve_host: Option<RawPreserveHost>,
+    pub case_insensitive: Option<bool>,
     pub allow: Option<RawAllow>,
+}
+
+/// `preserve_host: true | false | any`.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub(super) enum RawPreserveHost {
+    Flag(bool),
+    Word(String),
 }
 
 /// The seed's `oauth_proxy` client: where to log in and how to check what comes back.

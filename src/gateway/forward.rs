@@ -1,5 +1,5 @@
 //! Forwarding to HTTP(S) upstreams over one pooled keep-alive client: bodies stream both ways,
-//! `Upgrade` requests (WebSocket and others) are tunnelled, failures become 502 or 504.
+//! WebSocket handshakes are tunnelled (no other upgrade is), failures become 502 or 504.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -32,7 +32,7 @@ pub struct Prepared<'a> {
     pool: &'a Arc<Pool>,
     req: Request<Incoming>,
     response_timeout: Duration,
-    /// The protocol a client asked to switch to, and its side of the upgrade.
+    /// A WebSocket handshake's `Sec-WebSocket-Key`, and the client's side of the upgrade.
     upgrade: Option<(HeaderValue, OnUpgrade)>,
     /// The client speaks HTTP/2 (its HPACK table may keep our response's header values).
     client_h2: bool,
@@ -48,18 +48,15 @@ pub fn prepare<'a>(
     identity: Option<HeaderValue>,
 ) -> Result<Prepared<'a>, RequestError> {
     let client_h2 = req.version() == Version::HTTP_2;
-    let upgrade = match req.version() {
-        Version::HTTP_11 => headers::requested_upgrade(req.headers())
-            .map(|protocol| (protocol, hyper::upgrade::on(&mut req))),
-        _ => None,
-    };
+    // Any other `Upgrade` goes upstream as a plain request: its headers are hop-by-hop.
+    let upgrade = headers::websocket_key(&req).map(|key| (key, hyper::upgrade::on(&mut req)));
     let host = req.headers().get(header::HOST).cloned().or_else(|| {
         req.uri()
             .authority()
             .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
     });
 
-    let mut path_and_query = path.encoded();
+    let mut path_and_query = path.encoded().to_owned();
     if let Some(q) = req.uri().query() {
         path_and_query.push('?');
         path_and_query.push_str(q);
@@ -81,8 +78,8 @@ pub fn prepare<'a>(
         (Some(host), true) => h.insert(header::HOST, host),
         _ => h.insert(header::HOST, to.pool.host.clone()),
     };
-    if let Some((protocol, _)) = &upgrade {
-        headers::set_upgrade(h, protocol.clone());
+    if upgrade.is_some() {
+        headers::set_websocket_upgrade(h);
     }
     Ok(Prepared {
         pool: to.pool,
@@ -110,22 +107,25 @@ impl Prepared<'_> {
         Ok(res.map(Either::Left))
     }
 
-    /// An `Upgrade` request: once the upstream switches protocols, a task of its own copies
+    /// A WebSocket handshake: once the upstream has accepted it, a task of its own copies
     /// bytes both ways between the client and the upstream.
     async fn send_upgrade(self) -> Result<Response<Body>, RequestError> {
         let sent = self.pool.send_upgrade(self.req);
         let mut res = tokio::time::timeout(self.response_timeout, sent)
             .await
             .map_err(|_| RequestError::UpstreamTimeout)??;
-        let upgrade = self.upgrade;
+        let Some((key, client_side)) = self.upgrade else {
+            return Err(not_asked_to_switch());
+        };
         let switched = res.status() == StatusCode::SWITCHING_PROTOCOLS;
-        let res_upgrade = res.headers().get(header::UPGRADE).cloned();
+        if switched && !headers::websocket_accepted(res.headers(), &key) {
+            return Err(RequestError::Upstream(
+                "101 Switching Protocols without Upgrade: websocket and the matching Sec-WebSocket-Accept".into(),
+            ));
+        }
         headers::strip_hop_by_hop(res.headers_mut());
         if switched {
-            let (Some((_, client_side)), Some(protocol)) = (upgrade, res_upgrade) else {
-                return Err(not_asked_to_switch());
-            };
-            headers::set_upgrade(res.headers_mut(), protocol);
+            headers::set_websocket_upgrade(res.headers_mut());
             let upstream_side = hyper::upgrade::on(&mut res);
             tokio::spawn(async move {
                 match tokio::try_join!(client_side, upstream_side) {

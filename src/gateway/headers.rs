@@ -1,26 +1,38 @@
 //! Header hygiene between client and upstream.
 //!
 //! - Hop-by-hop headers (RFC 9110 §7.6.1), and every header the `Connection` header names, are
-//!   removed in both directions; an `Upgrade` the client asked for is re-added on purpose.
-//! - Identity headers are ours alone: every client-sent `X-User-*` header, in any spelling
-//!   (case, `_` for `-`), and client-sent forwarding headers are removed on every route, before
-//!   the gateway sets its own. Our headers are set last, so `Connection: X-User-Info` cannot
-//!   remove them.
+//!   removed in both directions. Only a WebSocket handshake (RFC 6455 §4) is marked as an
+//!   upgrade again: any other `Upgrade` (`h2c`, …) would open a tunnel that carries requests
+//!   past the route policy, so it is forwarded as a plain request.
+//! - Identity and forwarding headers are ours alone: every header of [`RESERVED`] a client
+//!   sends, in any spelling (case, `_` for `-`), is removed on every route, before the gateway
+//!   sets its own. Our headers are set last, so `Connection: X-User-Info` cannot remove them.
+//! - The `Host` of a request to an upstream must be `public_url`'s host (RFC 9110 §7.2, §15.5.20).
 //! - Values of an upstream's response that go out over HTTP/2 get storage of their own.
 
 use std::net::IpAddr;
 
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine;
 use bytes::BytesMut;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::{Method, Request, Version};
+use sha1::{Digest, Sha1};
+
+use crate::error::RequestError;
 
 pub static X_USER_INFO: HeaderName = HeaderName::from_static("x-user-info");
 pub static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 pub static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 pub static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+static SEC_WEBSOCKET_KEY: HeaderName = HeaderName::from_static("sec-websocket-key");
+static SEC_WEBSOCKET_VERSION: HeaderName = HeaderName::from_static("sec-websocket-version");
+static SEC_WEBSOCKET_ACCEPT: HeaderName = HeaderName::from_static("sec-websocket-accept");
 
 /// RFC 9110 §7.6.1 (and `Proxy-Connection`, `Keep-Alive` from RFC 2068 practice; the proxy
-/// credentials of RFC 9110 §11.7 belong to this hop only).
-static HOP_BY_HOP: [HeaderName; 9] = [
+/// credentials of RFC 9110 §11.7 belong to this hop only; `HTTP2-Settings` is hop-by-hop by
+/// RFC 7540 §3.2.1).
+static HOP_BY_HOP: [HeaderName; 10] = [
     header::CONNECTION,
     HeaderName::from_static("keep-alive"),
     HeaderName::from_static("proxy-connection"),
@@ -30,24 +42,152 @@ static HOP_BY_HOP: [HeaderName; 9] = [
     header::TRAILER,
     header::TRANSFER_ENCODING,
     header::UPGRADE,
+    HeaderName::from_static("http2-settings"),
 ];
 
-/// Forwarding headers only the gateway may set, compared after folding `_` to `-`.
-const FORWARDING: [&str; 6] = [
-    "forwarded",
-    "x-forwarded-for",
-    "x-forwarded-host",
-    "x-forwarded-port",
-    "x-forwarded-proto",
-    "x-real-ip",
+/// How a [`RESERVED`] entry matches a header name.
+#[derive(Clone, Copy, PartialEq)]
+pub enum Reserved {
+    /// This name exactly.
+    Name,
+    /// Every name that starts with this.
+    Prefix,
+}
+
+/// Request headers that only the gateway may set: identity headers that backends trust for
+/// who the user is, and forwarding headers that they trust for the client's address, scheme,
+/// host or path. Compared in lower case with `_` read as `-`. The README lists this table.
+pub const RESERVED: [(&str, Reserved); 13] = [
+    // Who the user is: ours (`X-User-Info`), and what other gateways send.
+    ("x-user", Reserved::Prefix),
+    ("x-auth-request-", Reserved::Prefix),
+    ("remote-user", Reserved::Name),
+    ("x-remote-user", Reserved::Name),
+    // Where the request came from and what it asked for.
+    ("x-forwarded-", Reserved::Prefix),
+    ("forwarded", Reserved::Name),
+    ("x-real-ip", Reserved::Name),
+    ("x-client-ip", Reserved::Name),
+    ("true-client-ip", Reserved::Name),
+    ("cf-connecting-ip", Reserved::Name),
+    ("x-original-url", Reserved::Name),
+    ("x-original-uri", Reserved::Name),
+    ("x-rewrite-url", Reserved::Name),
 ];
 
-/// The protocol a client asks to switch to (`Connection: upgrade` plus `Upgrade: P`).
-pub fn requested_upgrade(headers: &HeaderMap) -> Option<HeaderValue> {
-    connection_tokens(headers)
-        .any(|t| t.eq_ignore_ascii_case("upgrade"))
-        .then(|| headers.get(header::UPGRADE).cloned())
-        .flatten()
+/// The `Sec-WebSocket-Key` of a well-formed WebSocket opening handshake (RFC 6455 §4.1, §4.2.1):
+/// HTTP/1.1 `GET`, `Connection: upgrade`, `Upgrade: websocket` and nothing else,
+/// `Sec-WebSocket-Version: 13`, a key of 16 bytes in base64. `None` for anything else,
+/// including every other upgrade.
+pub fn websocket_key<B>(req: &Request<B>) -> Option<HeaderValue> {
+    let h = req.headers();
+    if req.version() != Version::HTTP_11
+        || req.method() != Method::GET
+        || !connection_tokens(h).any(|t| t.eq_ignore_ascii_case("upgrade"))
+    {
+        return None;
+    }
+    let mut upgrades = h.get_all(header::UPGRADE).iter();
+    let only_websocket = upgrades
+        .next()
+        .is_some_and(|v| v.as_bytes().trim_ascii().eq_ignore_ascii_case(b"websocket"))
+        && upgrades.next().is_none();
+    let version_13 = h.get_all(&SEC_WEBSOCKET_VERSION).iter().count() == 1
+        && h.get(&SEC_WEBSOCKET_VERSION)
+            .is_some_and(|v| v.as_bytes().trim_ascii() == b"13");
+    let key = h.get(&SEC_WEBSOCKET_KEY)?;
+    let key_ok = h.get_all(&SEC_WEBSOCKET_KEY).iter().count() == 1
+        && B64
+            .decode(key.as_bytes().trim_ascii())
+            .is_ok_and(|k| k.len() == 16);
+    (only_websocket && version_13 && key_ok).then(|| key.clone())
+}
+
+/// The `Sec-WebSocket-Accept` an upstream must answer to `key` (RFC 6455 §4.2.2).
+pub fn websocket_accept(key: &HeaderValue) -> String {
+    let mut sha = Sha1::new();
+    sha.update(key.as_bytes().trim_ascii());
+    sha.update(b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11");
+    B64.encode(sha.finalize())
+}
+
+/// Whether a 101 answers the WebSocket handshake whose key was `key`: `Upgrade: websocket`
+/// and the matching `Sec-WebSocket-Accept`. Anything else would switch to a protocol the
+/// client did not ask for, or to one the upstream did not understand.
+pub fn websocket_accepted(response: &HeaderMap, key: &HeaderValue) -> bool {
+    let upgrade_ok = response
+        .get(header::UPGRADE)
+        .is_some_and(|v| v.as_bytes().trim_ascii().eq_ignore_ascii_case(b"websocket"));
+    let accept_ok = response
+        .get(&SEC_WEBSOCKET_ACCEPT)
+        .is_some_and(|v| v.as_bytes().trim_ascii() == websocket_accept(key).as_bytes());
+    upgrade_ok && accept_ok
+}
+
+/// Checks that a request to an upstream names `public_host`: the `Host` header and the
+/// target's authority (absolute-form in HTTP/1.1, `:authority` in HTTP/2) must be plain
+/// `host[:port]`, agree with each other (400 otherwise) and name `public_host` (421
+/// otherwise; the port is not compared). A request that names no host at all (HTTP/1.0)
+/// passes: it has nothing to misdirect.
+pub fn check_host<B>(req: &Request<B>, public_host: &str) -> Result<(), RequestError> {
+    let mut hosts = req.headers().get_all(header::HOST).iter();
+    let header = hosts.next().map(|v| host_name(v.as_bytes())).transpose()?;
+    if hosts.next().is_some() {
+        return Err(RequestError::BadHost(
+            "The request has more than one Host header.",
+        ));
+    }
+    let target = req
+        .uri()
+        .authority()
+        .map(|a| host_name(a.as_str().as_bytes()))
+        .transpose()?;
+    let name = match (header, target) {
+        (Some(h), Some(t)) if !h.eq_ignore_ascii_case(t) => {
+            return Err(RequestError::BadHost(
+                "The Host header and the request target name different hosts.",
+            ))
+        }
+        (Some(h), _) | (None, Some(h)) => h,
+        (None, None) => return Ok(()),
+    };
+    if name.trim_end_matches('.').eq_ignore_ascii_case(public_host) {
+        Ok(())
+    } else {
+        Err(RequestError::Misdirected)
+    }
+}
+
+/// The host name of a `Host` value: `name`, `name:port`, `[v6]` or `[v6]:port`, nothing else
+/// (no user info, path, query, spaces or an empty name).
+fn host_name(value: &[u8]) -> Result<&str, RequestError> {
+    let bad = || RequestError::BadHost("The Host header is not a host name and port.");
+    let text = std::str::from_utf8(value).map_err(|_| bad())?;
+    let (name, port) = match text.strip_prefix('[') {
+        Some(rest) => {
+            let (v6, after) = rest.split_once(']').ok_or_else(bad)?;
+            v6.parse::<std::net::Ipv6Addr>().map_err(|_| bad())?;
+            (&text[..v6.len() + 2], after.strip_prefix(':'))
+        }
+        None => match text.split_once(':') {
+            Some((name, port)) => (name, Some(port)),
+            None => (text, None),
+        },
+    };
+    if let Some(port) = port {
+        if port.is_empty() || port.len() > 5 || !port.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(bad());
+        }
+    }
+    if !name.starts_with('[')
+        && (name.is_empty()
+            || !name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_')))
+    {
+        return Err(bad());
+    }
+    Ok(name)
 }
 
 /// Removes hop-by-hop headers, and those named in `Connection`. One pass over the names
@@ -66,30 +206,28 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
     }
 }
 
-/// Marks a request or 101 response as an upgrade to `protocol` again after stripping.
-pub fn set_upgrade(headers: &mut HeaderMap, protocol: HeaderValue) {
+/// Marks a request or 101 response as a WebSocket upgrade again after stripping.
+pub fn set_websocket_upgrade(headers: &mut HeaderMap) {
     headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
-    headers.insert(header::UPGRADE, protocol);
+    headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
 }
 
-/// Whether a client may not send this header: `X-User*` identity and forwarding headers,
-/// in any case and with `_` for `-`.
+/// Whether a client may not send this header (see [`RESERVED`]).
 pub fn is_reserved(name: &HeaderName) -> bool {
     let name = name.as_str().as_bytes(); // already lower case
-    let folded = |want: &str| {
-        name.len() == want.len()
-            && name
-                .iter()
-                .zip(want.bytes())
-                .all(|(&got, want)| got == want || (got == b'_' && want == b'-'))
+                                         // Every reserved name starts with one of these: most headers are passed at the first byte.
+    if !matches!(name.first(), Some(b'x' | b'f' | b'r' | b't' | b'c')) {
+        return false;
+    }
+    let same = |got: &[u8], want: &str| {
+        got.iter()
+            .zip(want.bytes())
+            .all(|(&got, want)| got == want || (got == b'_' && want == b'-'))
     };
-    let prefix = b"x-user";
-    let user = name.len() >= prefix.len()
-        && name
-            .iter()
-            .zip(prefix)
-            .all(|(&got, &want)| got == want || (got == b'_' && want == b'-'));
-    user || FORWARDING.iter().any(|f| folded(f))
+    RESERVED.iter().any(|&(want, how)| match how {
+        Reserved::Name => name.len() == want.len() && same(name, want),
+        Reserved::Prefix => name.len() >= want.len() && same(&name[..want.len()], want),
+    })
 }
 
 /// Removes every reserved header a client sent.
@@ -112,8 +250,6 @@ pub fn set_forwarded(headers: &mut HeaderMap, peer: IpAddr, host: Option<&Header
     }
 }
 
-/// The tokens of every `Connection` header. Split as bytes, so that one non-UTF-8 token does
-/// not hide the others.
 /// Moves every value into one small allocation of their own. hyper's values are slices of its
 /// read buffer, and an HTTP/2 connection's HPACK table keeps the values it indexes, and with
 /// them that whole buffer (8 KiB or more), for as long as the connection lives.
@@ -133,6 +269,8 @@ pub fn detach_values(headers: &mut HeaderMap) {
     }
 }
 
+/// The tokens of every `Connection` header. Split as bytes, so that one non-UTF-8 token does
+/// not hide the others.
 fn connection_tokens(headers: &HeaderMap) -> impl Iterator<Item = &str> {
     headers
         .get_all(header::CONNECTION)
@@ -170,6 +308,26 @@ mod tests {
             "X_Forwarded_Host",
             "forwarded",
             "x-real-ip",
+            "X-Forwarded-Prefix",
+            "x_forwarded_uri",
+            "x-forwarded-server",
+            "x-forwarded-ssl",
+            "x-forwarded-scheme",
+            "x-forwarded-user",
+            "x-forwarded-email",
+            "x-forwarded-port",
+            "X-Original-URL",
+            "x_rewrite_url",
+            "x-original-uri",
+            "X-Client-IP",
+            "true_client_ip",
+            "CF-Connecting-IP",
+            "Remote-User",
+            "remote_user",
+            "X-Remote-User",
+            "X-Auth-Request-User",
+            "x_auth_request_email",
+            "x-auth-request-access-token",
         ] {
             let name = HeaderName::from_bytes(name.as_bytes()).unwrap();
             assert!(is_reserved(&name), "{name}");
@@ -180,6 +338,13 @@ mod tests {
             "x-request-id",
             "x-forwarded",
             "accept",
+            "remote-users",
+            "x-auth-request",
+            "cookie",
+            "referer",
+            "te",
+            "forwarded-for",
+            "x-original",
         ] {
             let name = HeaderName::from_bytes(name.as_bytes()).unwrap();
             assert!(!is_reserved(&name), "{name}");
@@ -260,14 +425,121 @@ mod tests {
         assert_eq!(h.len(), 1, "{h:?}");
     }
 
+    fn ws_request(pairs: &[(&str, &str)]) -> Request<()> {
+        let mut req = Request::new(());
+        *req.headers_mut() = map(pairs);
+        req
+    }
+
+    const KEY: &str = "dGhlIHNhbXBsZSBub25jZQ==";
+
     #[test]
-    fn upgrade_needs_both_headers() {
-        let h = map(&[
+    fn only_a_well_formed_websocket_handshake_is_an_upgrade() {
+        let good = [
             ("connection", "keep-alive, Upgrade"),
+            ("upgrade", "WebSocket"),
+            ("sec-websocket-version", "13"),
+            ("sec-websocket-key", KEY),
+        ];
+        assert_eq!(websocket_key(&ws_request(&good)).unwrap(), KEY);
+        let without = |skip: &str| -> Vec<(&str, &str)> {
+            good.iter().filter(|(k, _)| *k != skip).copied().collect()
+        };
+        let with = |k: &'static str, v: &'static str| -> Vec<(&str, &str)> {
+            let mut h = without(k);
+            h.push((k, v));
+            h
+        };
+        for bad in [
+            without("connection"),
+            without("upgrade"),
+            without("sec-websocket-version"),
+            without("sec-websocket-key"),
+            with("upgrade", "h2c"),
+            with("upgrade", "websocket, h2c"),
+            with("upgrade", "foo"),
+            with("sec-websocket-version", "8"),
+            with("sec-websocket-key", "short"),
+            with("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZXh4eA=="),
+            with("connection", "keep-alive"),
+        ] {
+            assert!(websocket_key(&ws_request(&bad)).is_none(), "{bad:?}");
+        }
+        let mut post = ws_request(&good);
+        *post.method_mut() = Method::POST;
+        assert!(websocket_key(&post).is_none());
+        let mut h10 = ws_request(&good);
+        *h10.version_mut() = Version::HTTP_10;
+        assert!(websocket_key(&h10).is_none());
+    }
+
+    #[test]
+    fn a_101_must_carry_the_matching_accept() {
+        let key = HeaderValue::from_static(KEY);
+        // The example of RFC 6455 §1.3.
+        assert_eq!(websocket_accept(&key), "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
+        let ok = map(&[
             ("upgrade", "websocket"),
+            ("sec-websocket-accept", "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="),
         ]);
-        assert_eq!(requested_upgrade(&h).unwrap(), "websocket");
-        assert!(requested_upgrade(&map(&[("upgrade", "websocket")])).is_none());
-        assert!(requested_upgrade(&map(&[("connection", "upgrade")])).is_none());
+        assert!(websocket_accepted(&ok, &key));
+        for bad in [
+            map(&[("upgrade", "websocket"), ("sec-websocket-accept", "x")]),
+            map(&[("upgrade", "websocket")]),
+            map(&[
+                ("upgrade", "h2c"),
+                ("sec-websocket-accept", "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="),
+            ]),
+        ] {
+            assert!(!websocket_accepted(&bad, &key), "{bad:?}");
+        }
+    }
+
+    fn host_of(host: Option<&str>, target: &str) -> Result<(), RequestError> {
+        let mut req = Request::builder().uri(target);
+        if let Some(h) = host {
+            req = req.header("host", h);
+        }
+        check_host(&req.body(()).unwrap(), "app.example.com")
+    }
+
+    #[test]
+    fn host_must_be_the_public_host() {
+        for ok in [
+            "app.example.com",
+            "APP.example.com:8443",
+            "app.example.com.",
+        ] {
+            assert!(host_of(Some(ok), "/").is_ok(), "{ok}");
+        }
+        assert!(host_of(None, "/").is_ok());
+        assert!(host_of(None, "https://app.example.com/x").is_ok());
+        for (host, target) in [
+            (Some("evil.example.com"), "/"),
+            (Some("app.example.com.evil.com"), "/"),
+            (Some("127.0.0.1:8443"), "/"),
+            (Some("[::1]:443"), "/"),
+            (None, "https://evil.example.com/x"),
+        ] {
+            assert!(
+                matches!(host_of(host, target), Err(RequestError::Misdirected)),
+                "{host:?} {target}"
+            );
+        }
+        for (host, target) in [
+            (Some("app.example.com/x"), "/"),
+            (Some("user@app.example.com"), "/"),
+            (Some("app.example.com?x"), "/"),
+            (Some("app.example.com:"), "/"),
+            (Some("app.example.com:80x"), "/"),
+            (Some(""), "/"),
+            (Some("app example.com"), "/"),
+            (Some("app.example.com"), "https://evil.example.com/x"),
+        ] {
+            assert!(
+                matches!(host_of(host, target), Err(RequestError::BadHost(_))),
+                "{host:?} {target}"
+            );
+        }
     }
 }

@@ -18,11 +18,11 @@ use subtle::ConstantTimeEq;
 use tracing::{info, warn};
 
 use super::path::NormalPath;
-use super::policy::{allows, safe_next};
+use super::policy::{decide, safe_next, Decision};
 use super::routes::RouteTable;
 use super::session::{Session, Sessions, SESSION_COOKIE};
 use crate::assertion::{self, Expected};
-use crate::config::{provider_display_name, GatewayConfig, Login, LoginSource};
+use crate::config::{provider_display_name, GatewayConfig, LoginSource};
 use crate::cookies;
 use crate::error::{RequestError, StartError};
 use crate::pages::{self, escape, Body};
@@ -352,56 +352,70 @@ impl LoginFlow {
         }
     }
 
-    /// `/_auth/check`: 200 with `X-User-Info` when the session may see the original URI,
-    /// 401 without a session, 403 outside `allow`. The original URI is only believed from
-    /// trusted proxies; otherwise any valid session passes.
+    /// `/_auth/check`, for nginx `auth_request` and forward-auth proxies. The original URI
+    /// (`X-Original-URI` or `X-Forwarded-Uri`, believed from trusted proxies only) is
+    /// normalised and routed exactly as a proxied request would be, and the route's access
+    /// decision is the answer: 200 (with `X-User-Info` when logged in), 401, or 403. It fails
+    /// closed: a URI that does not parse is 400, one that names no route is 403, and so is a
+    /// URI from a peer that is not a trusted proxy. Without a URI only the session is checked.
     fn check(
         &self,
         req: &Request<Incoming>,
         routes: &RouteTable,
         peer: SocketAddr,
     ) -> Response<Body> {
-        let original = self
-            .trusted_proxies
-            .contains(&peer.ip())
-            .then(|| {
-                req.headers()
-                    .get(&X_ORIGINAL_URI)
-                    .or_else(|| req.headers().get(&X_FORWARDED_URI))
-            })
-            .flatten()
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
-        let route = original.as_deref().and_then(|uri| {
-            let path = uri.split(['?', '#']).next().unwrap_or("");
-            NormalPath::parse(path)
-                .ok()
-                .and_then(|p| routes.find(&p))
-                .map(|r| &r.route)
-        });
-        let session = self.sessions.current(req.headers());
-        let needs_login = route.is_none_or(|r| r.login == Login::Required);
-        let mut res = match (&session, needs_login) {
-            (None, true) => pages::json(
-                StatusCode::UNAUTHORIZED,
-                &serde_json::json!({ "error": "login_required", "login_url": self.login_url(original.as_deref().unwrap_or("/")) }),
-            ),
-            (Some(s), _)
-                if route.is_some_and(|r| {
-                    r.login == Login::Required && !allows(&r.allow, &s.session)
-                }) =>
-            {
-                pages::json(
-                    StatusCode::FORBIDDEN,
-                    &serde_json::json!({ "error": "forbidden" }),
-                )
-            }
-            _ => pages::json(StatusCode::OK, &serde_json::json!({ "ok": true })),
+        let refuse = |status: StatusCode, error: &str| {
+            pages::json(status, &serde_json::json!({ "error": error }))
         };
-        if let (Some(s), StatusCode::OK) = (&session, res.status()) {
-            res.headers_mut()
-                .insert(super::headers::X_USER_INFO.clone(), s.user_info.clone());
+        let header = req
+            .headers()
+            .get(&X_ORIGINAL_URI)
+            .or_else(|| req.headers().get(&X_FORWARDED_URI));
+        let session = self.sessions.current(req.headers());
+        let decision = match header {
+            None => match session {
+                Some(v) => Decision::Pass(Some(v)),
+                None => Decision::Login,
+            },
+            Some(_) if !self.trusted_proxies.contains(&peer.ip()) => {
+                warn!(peer = %peer.ip(), "/check: an original URI from a peer not in gateway.trusted_proxies");
+                return refuse(StatusCode::FORBIDDEN, "untrusted_proxy");
+            }
+            Some(uri) => {
+                let Some(path) = original_path(uri) else {
+                    return refuse(StatusCode::BAD_REQUEST, "bad_uri");
+                };
+                let Some(routed) = routes.find(&path) else {
+                    return refuse(StatusCode::FORBIDDEN, "no_route");
+                };
+                decide(&routed.route, session)
+            }
+        };
+        let original = header.and_then(|v| v.to_str().ok()).unwrap_or("/");
+        match decision {
+            Decision::Pass(identity) => {
+                let mut res = pages::json(StatusCode::OK, &serde_json::json!({ "ok": true }));
+                if let Some(v) = identity {
+                    res.headers_mut()
+                        .insert(super::headers::X_USER_INFO.clone(), v.user_info.clone());
+                }
+                res
+            }
+            Decision::Login => pages::json(
+                StatusCode::UNAUTHORIZED,
+                &serde_json::json!({ "error": "login_required", "login_url": self.login_url(original) }),
+            ),
+            Decision::Forbidden(_) => refuse(StatusCode::FORBIDDEN, "forbidden"),
         }
-        res
     }
+}
+
+/// The normalised path of an original request target, read as hyper reads a request line
+/// (origin-form or absolute-form; the query is not part of the path).
+fn original_path(uri: &HeaderValue) -> Option<NormalPath> {
+    let uri = http::Uri::try_from(uri.as_bytes()).ok()?;
+    if uri.path().is_empty() || uri.path() == "*" {
+        return None;
+    }
+    NormalPath::parse(uri.path()).ok()
 }

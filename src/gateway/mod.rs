@@ -35,11 +35,14 @@ use crate::pages::{self, Body};
 use forward::Upstream;
 use login::LoginFlow;
 use path::NormalPath;
+use policy::Decision;
 use routes::{Destination, RouteTable};
 
 /// Everything the gateway needs per request, built once at start-up.
 pub struct Gateway {
     auth_prefix: String,
+    /// The host requests to upstreams must name (see `headers::check_host`).
+    public_host: String,
     routes: RouteTable,
     response_timeout: Duration,
     /// `None` when no route needs a login.
@@ -59,6 +62,7 @@ impl Gateway {
         };
         Ok(Gateway {
             auth_prefix: config.auth_prefix.clone(),
+            public_host: config.public_host.clone(),
             routes: upstreams(config)?,
             response_timeout: config.upstream.response_timeout,
             login,
@@ -81,6 +85,11 @@ impl Gateway {
             return (Step::Answer(Err(RequestError::NoRoute)), None);
         };
         let route = &routed.route;
+        if let (Destination::Upstream(_), false) = (&routed.to, route.any_host) {
+            if let Err(e) = headers::check_host(&req, &self.public_host) {
+                return (Step::Answer(Err(e)), Some(&route.prefix));
+            }
+        }
         let identity = match self.policy(route, &req, &path) {
             Verdict::Pass(identity) => identity,
             Verdict::Stop(answer) => return (Step::Answer(answer), Some(&route.prefix)),
@@ -111,22 +120,17 @@ impl Gateway {
             return Verdict::Pass(None);
         };
         if route.login == Login::None {
+            // No session to open: `decide` would pass without one.
             return Verdict::Pass(None);
         }
-        let session = login.sessions.current(req.headers());
-        match (route.login, session) {
-            (_, Some(v))
-                if route.login == Login::Optional || policy::allows(&route.allow, &v.session) =>
-            {
-                Verdict::Pass(Some(v.user_info.clone()))
-            }
-            (Login::Optional, None) => Verdict::Pass(None),
-            (_, Some(v)) => Verdict::Stop(Ok(login.forbidden(
+        match policy::decide(route, login.sessions.current(req.headers())) {
+            Decision::Pass(v) => Verdict::Pass(v.map(|v| v.user_info.clone())),
+            Decision::Forbidden(v) => Verdict::Stop(Ok(login.forbidden(
                 &v.session,
                 req.headers(),
                 &target_of(req, path),
             ))),
-            (_, None) => Verdict::Stop(
+            Decision::Login => Verdict::Stop(
                 login.login_needed(&target_of(req, path), pages::is_navigation(req.headers())),
             ),
         }
@@ -206,6 +210,6 @@ enum Verdict {
 fn target_of(req: &Request<Incoming>, path: &NormalPath) -> String {
     match req.uri().query() {
         Some(q) => format!("{}?{q}", path.encoded()),
-        None => path.encoded(),
+        None => path.encoded().to_owned(),
     }
 }

@@ -1,5 +1,5 @@
 //! Request path normalisation: decoded, checked and resolved once, so that the route table and
-//! the upstream see exactly the same path (SPEC §4).
+//! the upstream see exactly the same path (SPEC §4, §6 classes 2 and 6).
 //!
 //! Rules, failing closed with 400:
 //! - the target must be origin-form (start with `/`); `*` and authority-form are refused;
@@ -7,7 +7,15 @@
 //!   separator would let the upstream split the path where the gateway did not);
 //! - a raw `\` is refused (some servers treat it as `/`);
 //! - the decoded path must be UTF-8 without control characters;
+//! - a segment whose part before its first `;` is empty, `.` or `..` (`/;/x`, `/x/.;/y`,
+//!   `/x/..;/y`, `%2e%2e%3b`) is refused: servlet containers (Tomcat, Jetty, Spring) drop the
+//!   `;parameters` first and then resolve the dot segment, so `/public/..;/admin` is
+//!   `/admin` to them while it would be under `/public` here;
 //! - dot segments are removed as RFC 3986 §5.2.4 says, and empty segments (`//`) are merged.
+//!
+//! The forwarded path is the normalised one, re-escaped; a `;` is forwarded as it arrived
+//! (`%3B` stays `%3B`, a raw `;` stays raw), since servlet containers give them different
+//! meanings (a raw one starts path parameters, an escaped one is a literal character).
 
 use percent_encoding::{utf8_percent_encode, AsciiSet, CONTROLS};
 
@@ -32,43 +40,96 @@ const PATH_ESCAPE: &AsciiSet = &CONTROLS
     .add(b'|')
     .add(b'}');
 
-/// A decoded, normalised request path: starts with `/`, no dot or empty segments.
+/// A decoded, normalised request path: starts with `/`, no dot or empty segments, no segment
+/// that reads as a dot segment once its `;parameters` are dropped.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NormalPath(String);
+pub struct NormalPath {
+    decoded: String,
+    /// The path as forwarded, when it differs from `decoded` (most paths need no escaping).
+    encoded: Option<String>,
+}
 
 impl NormalPath {
     pub fn parse(raw: &str) -> Result<Self, RequestError> {
         if !raw.starts_with('/') {
             return Err(RequestError::BadPath("The request path must start with /."));
         }
-        let decoded = String::from_utf8(decode(raw.as_bytes())?)
+        if is_plain(raw.as_bytes()) {
+            // Nothing to decode, resolve or escape: the common case, one copy.
+            return Ok(NormalPath {
+                decoded: raw.to_owned(),
+                encoded: None,
+            });
+        }
+        let (bytes, escaped_semis) = decode(raw.as_bytes())?;
+        let text = String::from_utf8(bytes)
             .map_err(|_| RequestError::BadPath("The request path is not valid UTF-8."))?;
-        if decoded.chars().any(char::is_control) {
+        if text.chars().any(char::is_control) {
             return Err(RequestError::BadPath(
                 "The request path contains control characters.",
             ));
         }
-        Ok(NormalPath(resolve(&decoded)))
+        resolve(&text, &escaped_semis)
     }
 
     /// The decoded path, as the route table sees it.
     pub fn as_str(&self) -> &str {
-        &self.0
+        &self.decoded
     }
 
     /// The segments after the leading `/` (none for `/`).
     pub fn segments(&self) -> impl Iterator<Item = &str> {
-        self.0[1..].split('/').filter(|s| !s.is_empty())
+        self.decoded[1..].split('/').filter(|s| !s.is_empty())
     }
 
     /// The path re-escaped for the request line sent upstream.
-    pub fn encoded(&self) -> String {
-        utf8_percent_encode(&self.0, PATH_ESCAPE).to_string()
+    pub fn encoded(&self) -> &str {
+        self.encoded.as_deref().unwrap_or(&self.decoded)
     }
 }
 
-fn decode(raw: &[u8]) -> Result<Vec<u8>, RequestError> {
+/// Whether `raw` is already normal and needs no escaping: printable ASCII other than `%`, `\`,
+/// `;` and the characters [`PATH_ESCAPE`] escapes, and no empty or dot segment (a final `/`
+/// aside). `;` is left to the slow path, which checks the segments that carry one.
+fn is_plain(raw: &[u8]) -> bool {
+    let chars_ok = raw.iter().all(|&b| {
+        (0x21..0x7f).contains(&b)
+            && !matches!(
+                b,
+                b'%' | b'\\'
+                    | b';'
+                    | b'"'
+                    | b'#'
+                    | b'<'
+                    | b'>'
+                    | b'?'
+                    | b'['
+                    | b']'
+                    | b'^'
+                    | b'`'
+                    | b'{'
+                    | b'|'
+                    | b'}'
+            )
+    });
+    if !chars_ok {
+        return false;
+    }
+    let mut segments = raw[1..].split(|&b| b == b'/').peekable();
+    while let Some(s) = segments.next() {
+        let last = segments.peek().is_none();
+        if s == b"." || s == b".." || (s.is_empty() && !last) {
+            return false;
+        }
+    }
+    true
+}
+
+/// Percent-decodes `raw`; also returns the offsets (in the decoded bytes) of each `;` that
+/// arrived escaped, so that it can be forwarded escaped.
+fn decode(raw: &[u8]) -> Result<(Vec<u8>, Vec<usize>), RequestError> {
     let mut out = Vec::with_capacity(raw.len());
+    let mut escaped_semis = Vec::new();
     let mut i = 0;
     while i < raw.len() {
         match raw[i] {
@@ -88,6 +149,9 @@ fn decode(raw: &[u8]) -> Result<Vec<u8>, RequestError> {
                         "The request path encodes a slash, backslash or NUL.",
                     ));
                 }
+                if byte == b';' {
+                    escaped_semis.push(out.len());
+                }
                 out.push(byte);
                 i += 3;
             }
@@ -102,35 +166,71 @@ fn decode(raw: &[u8]) -> Result<Vec<u8>, RequestError> {
             }
         }
     }
-    Ok(out)
+    Ok((out, escaped_semis))
 }
 
-/// Removes dot segments (RFC 3986 §5.2.4; `..` above the root stays at the root) and merges
-/// empty segments. A trailing `/` (or trailing dot segment) is kept as a trailing `/`.
-fn resolve(decoded: &str) -> String {
-    let mut segments: Vec<&str> = Vec::new();
+/// Removes dot segments (RFC 3986 §5.2.4; `..` above the root stays at the root), merges empty
+/// segments and refuses segments that read as dot or empty ones once `;parameters` are
+/// dropped. A trailing `/` (or trailing dot segment) is kept as a trailing `/`. Builds the
+/// forwarded form beside the decoded one.
+fn resolve(text: &str, escaped_semis: &[usize]) -> Result<NormalPath, RequestError> {
+    let mut decoded = String::with_capacity(text.len());
+    let mut encoded = String::with_capacity(text.len() + 8);
+    // Where each kept segment starts in `decoded` and `encoded`, for `..` to go back to.
+    let mut starts: Vec<(usize, usize)> = Vec::new();
     let mut trailing = false;
-    for segment in decoded[1..].split('/') {
+    let mut offset = 1; // of the current segment in `text`
+    for segment in text[1..].split('/') {
+        let at = offset;
+        offset += segment.len() + 1;
         trailing = matches!(segment, "" | "." | "..");
         match segment {
-            "" | "." => {}
+            "" | "." => continue,
             ".." => {
-                segments.pop();
+                if let Some((d, e)) = starts.pop() {
+                    decoded.truncate(d);
+                    encoded.truncate(e);
+                }
+                continue;
             }
-            s => segments.push(s),
+            _ => {}
         }
+        if matches!(segment.split(';').next(), Some("" | "." | "..")) {
+            return Err(RequestError::BadPath(
+                "The request path has a segment that servers read as a dot or empty segment.",
+            ));
+        }
+        starts.push((decoded.len(), encoded.len()));
+        decoded.push('/');
+        decoded.push_str(segment);
+        encoded.push('/');
+        encode_segment(segment, at, escaped_semis, &mut encoded);
     }
-    let mut out = String::with_capacity(decoded.len());
-    for s in &segments {
-        out.push('/');
-        out.push_str(s);
+    if starts.is_empty() || trailing {
+        decoded.push('/');
+        encoded.push('/');
     }
-    if out.is_empty() || trailing {
-        out.push('/');
-    }
-    out
+    let encoded = (encoded != decoded).then_some(encoded);
+    Ok(NormalPath { decoded, encoded })
 }
 
+/// Appends `segment` (found at byte `at` of the decoded path) escaped for the request line,
+/// with each `;` that arrived escaped escaped again.
+fn encode_segment(segment: &str, at: usize, escaped_semis: &[usize], out: &mut String) {
+    let mut rest = segment;
+    let mut pos = at;
+    for &semi in escaped_semis
+        .iter()
+        .filter(|&&s| s >= at && s < at + segment.len())
+    {
+        let (before, after) = rest.split_at(semi - pos);
+        out.extend(utf8_percent_encode(before, PATH_ESCAPE));
+        out.push_str("%3B");
+        rest = &after[1..];
+        pos = semi + 1;
+    }
+    out.extend(utf8_percent_encode(rest, PATH_ESCAPE));
+}
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -191,7 +291,70 @@ mod tests {
         let p = NormalPath::parse("/a%20b/%3F/caf%C3%A9/%25/x%23y").unwrap();
         assert_eq!(p.as_str(), "/a b/?/café/%/x#y");
         assert_eq!(p.encoded(), "/a%20b/%3F/caf%C3%A9/%25/x%23y");
-        assert_eq!(NormalPath::parse(&p.encoded()).unwrap(), p);
+        assert_eq!(NormalPath::parse(p.encoded()).unwrap(), p);
+    }
+
+    #[test]
+    fn refuses_segments_that_servlet_containers_read_as_dot_segments() {
+        for raw in [
+            "/public/..;/admin/secret",
+            "/public/..;x=1/admin/secret",
+            "/public/.;/admin",
+            "/public/.;x/../admin",
+            "/;/admin/secret",
+            "/;x/admin",
+            "/public/%2e%2e%3b/admin/secret",
+            "/public/%2e%2e;/admin",
+            "/public/%2E;/admin",
+            "/public/..%3Bx/admin",
+            "/a/;",
+        ] {
+            assert!(norm(raw).is_err(), "{raw} should be rejected");
+        }
+        // `;` after a real name is a parameter, not a dot segment.
+        for (raw, want) in [
+            ("/a;b/c", "/a;b/c"),
+            ("/a..;/c", "/a..;/c"),
+            ("/.a;/c", "/.a;/c"),
+            ("/x/...;/c", "/x/...;/c"),
+        ] {
+            assert_eq!(norm(raw).unwrap(), want, "{raw}");
+        }
+    }
+
+    #[test]
+    fn semicolons_are_forwarded_as_they_arrived() {
+        for (raw, decoded, encoded) in [
+            ("/a;b", "/a;b", "/a;b"),
+            ("/a%3Bb", "/a;b", "/a%3Bb"),
+            ("/a%3bb;c/d%3B", "/a;b;c/d;", "/a%3Bb;c/d%3B"),
+            ("/x/../a%3B%20;/", "/a; ;/", "/a%3B%20;/"),
+            ("/caf%C3%A9%3B", "/café;", "/caf%C3%A9%3B"),
+        ] {
+            let p = NormalPath::parse(raw).unwrap();
+            assert_eq!(p.as_str(), decoded, "{raw}");
+            assert_eq!(p.encoded(), encoded, "{raw}");
+        }
+    }
+
+    #[test]
+    fn plain_paths_take_the_fast_path_unchanged() {
+        for raw in ["/", "/a", "/a/b/", "/a-b_c~d/e.f", "/a..b/.c/"] {
+            let p = NormalPath::parse(raw).unwrap();
+            assert_eq!((p.as_str(), p.encoded()), (raw, raw));
+            assert!(is_plain(raw.as_bytes()), "{raw}");
+        }
+        for raw in ["//a", "/a//b", "/./a", "/a/..", "/a/.", "/a;b", "/a%20"] {
+            assert!(!is_plain(raw.as_bytes()), "{raw}");
+        }
+        // The fast path never takes a character that forwarding would escape.
+        for b in 0u8..0x80 {
+            let raw = format!("/a{}", b as char);
+            let escaped = utf8_percent_encode(&raw, PATH_ESCAPE).to_string() != raw;
+            if escaped || b == b';' {
+                assert!(!is_plain(raw.as_bytes()), "{raw:?}");
+            }
+        }
     }
 
     #[test]

@@ -1,9 +1,34 @@
-//! Who may pass: the `allow` lists of a route, and where a browser may be sent after login.
+//! Who may pass: the one access decision for a route (used by proxied requests and by
+//! `/_auth/check` alike), the `allow` lists, and where a browser may be sent after login.
+
+use std::sync::Arc;
 
 use serde_json::Value;
 
-use super::session::Session;
-use crate::config::Allow;
+use super::session::{Session, Verified};
+use crate::config::{Allow, Login, Route};
+
+/// What a route's `login` and `allow` decide for a request with this session.
+#[derive(Debug)]
+pub enum Decision {
+    /// Go on, with the session's identity if there is one.
+    Pass(Option<Arc<Verified>>),
+    /// Nobody is logged in and the route needs someone.
+    Login,
+    /// Logged in, but not someone `allow` lets in.
+    Forbidden(Arc<Verified>),
+}
+
+/// The access decision for `route`, given the request's session (if any).
+pub fn decide(route: &Route, session: Option<Arc<Verified>>) -> Decision {
+    match (route.login, session) {
+        (Login::None, _) => Decision::Pass(None),
+        (Login::Optional, session) => Decision::Pass(session),
+        (Login::Required, None) => Decision::Login,
+        (Login::Required, Some(v)) if allows(&route.allow, &v.session) => Decision::Pass(Some(v)),
+        (Login::Required, Some(v)) => Decision::Forbidden(v),
+    }
+}
 
 /// Whether `session` may use a route with this `allow`. Lists are ORed; all empty allows
 /// any logged-in user. Emails and logins compare case-insensitively; a domain matches the

@@ -3,6 +3,10 @@
 //! `/chat` matches `/chat` and `/chat/x`, never `/chatx`. A segment's `;parameters` are ignored
 //! for matching (`/private;x` is under `/private`), because servlet-style upstreams ignore them
 //! too: matching them literally would let `/private;x` skip the policy of `/private`.
+//!
+//! A `case_insensitive` route matches its prefix the way case-insensitive backends read paths
+//! (Express by default, IIS, anything on a case-insensitive file system): ignoring case, and
+//! trailing dots and spaces of a segment (`/ADMIN./x` and `/admin%20/x` are under `/admin`).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -57,7 +61,14 @@ impl RouteTable {
     pub fn find(&self, path: &NormalPath) -> Option<&Routed> {
         self.routes
             .iter()
-            .find(|(prefix, _)| starts_with(path.segments(), prefix.iter().map(String::as_str)))
+            .find(|(prefix, routed)| {
+                let prefix = prefix.iter().map(String::as_str);
+                if routed.route.case_insensitive {
+                    starts_with_by(path.segments(), prefix, same_folded)
+                } else {
+                    starts_with(path.segments(), prefix)
+                }
+            })
             .map(|(_, routed)| routed)
     }
 }
@@ -72,13 +83,36 @@ fn segments(path: &str) -> impl Iterator<Item = &str> {
 }
 
 fn starts_with<'a, 'b>(
+    path: impl Iterator<Item = &'a str>,
+    prefix: impl Iterator<Item = &'b str>,
+) -> bool {
+    starts_with_by(path, prefix, |got, want| got == want)
+}
+
+/// Whether every segment of `prefix` is `same` as the path's segment at its place, once the
+/// path segment's `;parameters` are dropped.
+fn starts_with_by<'a, 'b>(
     mut path: impl Iterator<Item = &'a str>,
     prefix: impl Iterator<Item = &'b str>,
+    same: impl Fn(&str, &str) -> bool,
 ) -> bool {
     prefix.into_iter().all(|want| {
         path.next()
-            .is_some_and(|got| got.split(';').next() == Some(want))
+            .is_some_and(|got| same(got.split(';').next().unwrap_or(""), want))
     })
+}
+
+/// Equal ignoring case (Unicode lower case, as JavaScript's `i` flag and Windows fold) and
+/// trailing dots and spaces (which Windows file names and IIS drop).
+fn same_folded(got: &str, want: &str) -> bool {
+    let got = got.trim_end_matches(['.', ' ']);
+    let want = want.trim_end_matches(['.', ' ']);
+    if got.is_ascii() && want.is_ascii() {
+        return got.eq_ignore_ascii_case(want);
+    }
+    got.chars()
+        .flat_map(char::to_lowercase)
+        .eq(want.chars().flat_map(char::to_lowercase))
 }
 
 #[cfg(test)]
@@ -93,6 +127,8 @@ mod tests {
             login: Login::None,
             allow: Allow::default(),
             preserve_host: true,
+            any_host: false,
+            case_insensitive: false,
         }
     }
 
@@ -119,6 +155,40 @@ mod tests {
             find(&table, "/chat;jsessionid=1/admin"),
             Some("/chat/admin")
         );
+    }
+
+    #[test]
+    fn case_insensitive_routes_match_as_such_backends_read_paths() {
+        let mut admin = route("/node/admin");
+        admin.case_insensitive = true;
+        let table = RouteTable::new(&[route("/node"), admin, route("/Été")], |r| {
+            Ok(Destination::Files(r.prefix.clone().into()))
+        })
+        .unwrap();
+        for path in [
+            "/node/admin/secret",
+            "/node/ADMIN/secret",
+            "/node/Admin",
+            "/node/admin./secret",
+            "/node/admin%20/secret",
+            "/node/aDmIn.%20./x",
+            "/node/ADMIN;x=1/secret",
+        ] {
+            assert_eq!(find(&table, path), Some("/node/admin"), "{path}");
+        }
+        for path in [
+            "/node/administrator",
+            "/node/admi",
+            "/node/x/admin",
+            "/NODE/x",
+        ] {
+            assert_ne!(find(&table, path), Some("/node/admin"), "{path}");
+        }
+        // Routes without the option stay exact.
+        assert_eq!(find(&table, "/NODE/x"), None);
+        assert_eq!(find(&table, "/%C3%A9t%C3%A9"), None);
+        assert!(same_folded("ÉTÉ", "été"));
+        assert!(!same_folded("ete", "été"));
     }
 
     #[test]
