@@ -9,6 +9,8 @@ pub mod flow;
 pub mod nginx;
 pub mod oidc;
 pub mod python;
+pub mod realbackends;
+pub mod tunnel;
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
