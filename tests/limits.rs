@@ -16,8 +16,9 @@ use http_body_util::{BodyExt, Empty};
 use hyper::client::conn::http2;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpSocket;
+use tokio::net::{TcpListener, TcpSocket};
 use tokio::task::JoinHandle;
+use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::Message;
 
 async fn setup(limits: &str) -> (Gateway, Backend) {
@@ -138,8 +139,107 @@ async fn an_http2_connection_with_a_stream_open_is_not_idle() {
     );
 }
 
+/// A WebSocket backend that answers the handshake, then only reads; it reports when the
+/// gateway closes its side.
+async fn silent_ws_backend() -> (SocketAddr, tokio::sync::mpsc::UnboundedReceiver<Instant>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (closed, rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Ok((mut tcp, _)) = listener.accept().await {
+            let closed = closed.clone();
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                let mut buf = [0u8; 4096];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match tcp.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => head.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let head = String::from_utf8_lossy(&head).into_owned();
+                let key = head
+                    .lines()
+                    .filter_map(|l| l.split_once(':'))
+                    .find(|(name, _)| name.eq_ignore_ascii_case("sec-websocket-key"))
+                    .map_or("", |(_, value)| value.trim())
+                    .to_owned();
+                let answer = format!(
+                    "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\n\
+                     Upgrade: websocket\r\nSec-WebSocket-Accept: {}\r\n\r\n",
+                    derive_accept_key(key.as_bytes())
+                );
+                tcp.write_all(answer.as_bytes()).await.unwrap();
+                while let Ok(n) = tcp.read(&mut buf).await {
+                    if n == 0 {
+                        break;
+                    }
+                }
+                let _ = closed.send(Instant::now());
+            });
+        }
+    });
+    (addr, rx)
+}
+
 fn ws_url(gw: &Gateway) -> String {
     format!("wss://localhost:{}/ws", gw.addr.port())
+}
+
+#[tokio::test]
+async fn a_quiet_websocket_is_closed_on_both_sides() {
+    let (upstream, mut closed) = silent_ws_backend().await;
+    let gw = Gateway::start_with(
+        &format!("  routes:\n    - {{prefix: /, upstream: \"http://{upstream}\"}}\n"),
+        "limits: {tunnel_idle_timeout: 1s}\n",
+    );
+    let tls = connect(gw.addr, tls_config(&gw.cert_pem(), &[b"http/1.1"]))
+        .await
+        .unwrap();
+    let (mut ws, res) = tokio_tungstenite::client_async(ws_url(&gw), tls)
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 101);
+    let opened = Instant::now();
+    let end = tokio::time::timeout(Duration::from_secs(10), ws.next())
+        .await
+        .expect("a quiet WebSocket was never closed");
+    assert!(!matches!(end, Some(Ok(_))), "{end:?}");
+    let took = opened.elapsed();
+    assert!(took >= Duration::from_millis(900), "closed after {took:?}");
+    let upstream_closed = tokio::time::timeout(Duration::from_secs(5), closed.recv())
+        .await
+        .expect("the upstream side was never closed")
+        .unwrap();
+    assert!(upstream_closed.duration_since(opened) >= Duration::from_millis(900));
+}
+
+#[tokio::test]
+async fn a_websocket_with_traffic_stays_open() {
+    let (gw, _backend) = setup("limits: {tunnel_idle_timeout: 1s}\n").await;
+    let tls = connect(gw.addr, tls_config(&gw.cert_pem(), &[b"http/1.1"]))
+        .await
+        .unwrap();
+    let (mut ws, _) = tokio_tungstenite::client_async(ws_url(&gw), tls)
+        .await
+        .unwrap();
+    // A message every 300 ms for three idle times.
+    for i in 0..10 {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let text = format!("message {i}");
+        ws.send(Message::text(text.clone())).await.unwrap();
+        let echo = tokio::time::timeout(Duration::from_secs(5), ws.next())
+            .await
+            .expect("echo in time")
+            .expect("open")
+            .unwrap();
+        assert_eq!(echo.into_text().unwrap().as_str(), text);
+    }
+    // Then quiet: closed.
+    let end = tokio::time::timeout(Duration::from_secs(10), ws.next())
+        .await
+        .expect("closed once quiet");
+    assert!(!matches!(end, Some(Ok(_))), "{end:?}");
 }
 
 #[tokio::test]

@@ -12,6 +12,7 @@ pub mod path;
 pub mod policy;
 pub mod routes;
 pub mod session;
+mod tunnel;
 mod upstream;
 
 pub use upstream::UpstreamBody;
@@ -42,16 +43,19 @@ pub struct Gateway {
     auth_prefix: String,
     routes: RouteTable,
     response_timeout: Duration,
+    tunnel_idle: Duration,
     /// `None` when no route needs a login.
     login: Option<LoginFlow>,
 }
 
 impl Gateway {
-    /// `central_key` is the verify key of the central role in this process, if any.
+    /// `central_key` is the verify key of the central role in this process, if any;
+    /// `tunnel_idle` is `limits.tunnel_idle_timeout`.
     pub fn new(
         config: &GatewayConfig,
         data_dir: &Path,
         central_key: Option<VerifyingKey>,
+        tunnel_idle: Duration,
     ) -> Result<Self, StartError> {
         let login = match &config.login {
             Some(source) => Some(LoginFlow::new(config, source, data_dir, central_key)?),
@@ -61,6 +65,7 @@ impl Gateway {
             auth_prefix: config.auth_prefix.clone(),
             routes: upstreams(config)?,
             response_timeout: config.upstream.response_timeout,
+            tunnel_idle,
             login,
         })
     }
@@ -94,6 +99,7 @@ impl Gateway {
                     pool,
                     preserve_host: route.preserve_host,
                     response_timeout: self.response_timeout,
+                    tunnel_idle: self.tunnel_idle,
                 };
                 match forward::prepare(to, req, &path, peer, identity) {
                     Ok(prepared) => Step::Forward(prepared),
