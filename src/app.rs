@@ -35,7 +35,8 @@ impl AppState {
                     .as_ref()
                     .filter(|c| g.login.as_ref().is_some_and(|l| l.url == c.issuer()))
                     .map(Central::verifying_key);
-                Some(Gateway::new(g, &config.data_dir, own_key)?)
+                let idle = config.limits.tunnel_idle_timeout;
+                Some(Gateway::new(g, &config.data_dir, own_key, idle)?)
             }
             None => None,
         };

@@ -63,7 +63,26 @@ pub struct Limits {
     pub max_header_bytes: usize,
     /// How long in-flight requests may take to finish after SIGTERM.
     pub shutdown_grace: Duration,
+    /// An HTTP/2 connection with no open stream for this long is closed (GOAWAY, then close),
+    /// whether or not it answers our PINGs.
+    pub idle_timeout: Duration,
+    /// A WebSocket tunnel that carries no byte either way for this long is closed, both sides.
+    pub tunnel_idle_timeout: Duration,
+    /// Open client connections one address may hold (IPv6: one /64); 0 means no cap.
+    /// `gateway.trusted_proxies` are exempt.
+    pub max_connections_per_ip: usize,
 }
+
+/// nginx closes an idle HTTP/2 connection after `keepalive_timeout` (75 s; `http2_idle_timeout`
+/// was 3 min before it), Caddy after 5 min. Three minutes keeps a browser's connection across
+/// the pauses between clicks while a quiet connection gives its slot back within minutes.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(180);
+
+/// WebSocket libraries ping every 15 to 30 s (socket.io, SignalR, Phoenix), because nginx's
+/// `proxy_read_timeout` (60 s) and most load balancers cut silent tunnels after a minute or two;
+/// Caddy cuts none. An hour breaks no application that works behind either, and still frees the
+/// tunnels of clients that vanished without a FIN.
+const TUNNEL_IDLE_TIMEOUT: Duration = Duration::from_secs(3600);
 
 impl Config {
     /// Reads, substitutes and validates the file at `path`, with variables from the environment.
@@ -253,8 +272,15 @@ fn limits(raw: RawLimits) -> Result<Limits, ConfigError> {
             "must be at least 1",
         ));
     }
+    // A tenth of all slots per address by default: an office behind one NAT (a browser holds
+    // one HTTP/2 connection per site, at most six HTTP/1.1 ones) fits, and one host alone
+    // cannot take every slot.
+    let max_connections_per_ip = raw
+        .max_connections_per_ip
+        .unwrap_or(max_connections.div_ceil(10));
     Ok(Limits {
         max_connections,
+        max_connections_per_ip,
         header_read_timeout: duration(
             "limits.header_read_timeout",
             raw.header_read_timeout.as_deref(),
@@ -265,6 +291,16 @@ fn limits(raw: RawLimits) -> Result<Limits, ConfigError> {
             "limits.shutdown_grace",
             raw.shutdown_grace.as_deref(),
             Duration::from_secs(10),
+        )?,
+        idle_timeout: duration(
+            "limits.idle_timeout",
+            raw.idle_timeout.as_deref(),
+            IDLE_TIMEOUT,
+        )?,
+        tunnel_idle_timeout: duration(
+            "limits.tunnel_idle_timeout",
+            raw.tunnel_idle_timeout.as_deref(),
+            TUNNEL_IDLE_TIMEOUT,
         )?,
     })
 }

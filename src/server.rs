@@ -2,19 +2,18 @@
 //! graceful shutdown that stops accepting and drains in-flight requests for a bounded time.
 
 mod h1;
+mod h2;
+mod slots;
 
-use std::convert::Infallible;
 use std::future::Future;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
 use hyper::server::conn::{http1, http2};
-use hyper::service::service_fn;
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::TokioTimer;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
-use tokio_rustls::server::TlsStream;
+use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 use tracing::{debug, debug_span, info, warn, Instrument};
 
@@ -29,6 +28,8 @@ pub struct Server {
     state: Arc<AppState>,
     http: Arc<Http>,
     limits: Limits,
+    /// Peers exempt from `limits.max_connections_per_ip`.
+    proxies: Vec<IpAddr>,
     handshake_timeout: Duration,
     reload: Option<tokio::task::JoinHandle<()>>,
 }
@@ -55,6 +56,11 @@ impl Server {
             state,
             http: Arc::new(Http::new(&config.limits)),
             handshake_timeout: config.tls.handshake_timeout,
+            proxies: config
+                .gateway
+                .as_ref()
+                .map(|g| g.trusted_proxies.clone())
+                .unwrap_or_default(),
             limits: config.limits,
             reload,
         })
@@ -70,7 +76,11 @@ impl Server {
         // Every connection holds a receiver: `stop` tells them to finish, and `closed()` is
         // when the last one has.
         let (stop, stopped) = watch::channel(());
-        let slots = Arc::new(Semaphore::new(self.limits.max_connections));
+        let slots = slots::Slots::new(
+            self.limits.max_connections,
+            self.limits.max_connections_per_ip,
+            self.proxies,
+        );
         tokio::pin!(shutdown);
         loop {
             tokio::select! {
@@ -86,9 +96,17 @@ impl Server {
                             continue;
                         }
                     };
-                    let Ok(slot) = slots.clone().try_acquire_owned() else {
-                        debug!(peer = %peer, "connection limit reached, refusing");
-                        continue;
+                    // Refused like a full listen queue: the socket is closed before TLS.
+                    let slot = match slots.take(peer.ip()) {
+                        Ok(slot) => slot,
+                        Err(slots::Full::All) => {
+                            debug!(peer = %peer, "connection limit reached, refusing");
+                            continue;
+                        }
+                        Err(slots::Full::ThisAddress) => {
+                            debug!(peer = %peer, "connection limit for this address reached, refusing");
+                            continue;
+                        }
                     };
                     let conn = Connection {
                         acceptor: self.acceptor.clone(),
@@ -97,11 +115,10 @@ impl Server {
                         handshake_timeout: self.handshake_timeout,
                     };
                     let hold = Hold {
-                        _slot: slot,
                         stop: stopped.clone(),
                     };
                     tokio::spawn(
-                        conn.start(tcp, peer, hold)
+                        conn.start(tcp, peer, hold, slot)
                             // Debug level: an enabled span costs an enter and exit on every poll
                             // of the connection. Lines logged for a request name its peer.
                             .instrument(debug_span!("conn", peer = %peer)),
@@ -114,7 +131,7 @@ impl Server {
             reload.abort();
         }
         drop(stopped);
-        let open = self.limits.max_connections - slots.available_permits();
+        let open = slots.open();
         info!(open, "stopped accepting; draining connections");
         stop.send_replace(());
         tokio::select! {
@@ -147,6 +164,8 @@ struct Http {
     h2: http2::Builder<InSpan>,
     /// How long an HTTP/1.1 connection waits for its next request.
     idle: Duration,
+    /// How long an HTTP/2 connection may have no open stream.
+    h2_idle: Duration,
 }
 
 impl Http {
@@ -164,14 +183,15 @@ impl Http {
             h1,
             h2,
             idle: limits.header_read_timeout,
+            h2_idle: limits.idle_timeout,
         }
     }
 }
 
-/// A connection's hold on the server: its place under `limits.max_connections`, and the
-/// signal to finish up.
+/// A connection's hold on the server: the signal to finish up. (Its place under
+/// `limits.max_connections` is a [`slots::Slot`], which goes with the client's socket: into a
+/// tunnel when the connection is upgraded.)
 struct Hold {
-    _slot: OwnedSemaphorePermit,
     stop: watch::Receiver<()>,
 }
 
@@ -204,7 +224,7 @@ struct Connection {
 impl Connection {
     /// The TLS handshake. The connection then goes on in a task of its own, so that it does
     /// not carry the room the handshake's state took for as long as it lives.
-    async fn start(self, tcp: TcpStream, peer: SocketAddr, hold: Hold) {
+    async fn start(self, tcp: TcpStream, peer: SocketAddr, hold: Hold, slot: slots::Slot) {
         let _ = tcp.set_nodelay(true);
         let tls =
             match tokio::time::timeout(self.handshake_timeout, self.acceptor.accept(tcp)).await {
@@ -221,38 +241,9 @@ impl Connection {
         let span = tracing::Span::current();
         // HTTP/2 over TLS is chosen by ALPN only (RFC 9113 §3.2); anything else is HTTP/1.1.
         if tls.get_ref().1.alpn_protocol() == Some(b"h2") {
-            tokio::spawn(serve_h2(tls, self.state, peer, self.http, hold).instrument(span));
+            tokio::spawn(h2::serve(tls, self.state, peer, self.http, hold, slot).instrument(span));
         } else {
-            tokio::spawn(h1::serve(tls, self.state, peer, self.http, hold).instrument(span));
-        }
-    }
-}
-
-/// Not an `async fn`, for the same reason as [`h1::serve`]: the connection is built (and
-/// boxed) before the future, which then holds a pointer rather than the stream and the
-/// connection side by side.
-fn serve_h2(
-    tls: TlsStream<TcpStream>,
-    state: Arc<AppState>,
-    peer: SocketAddr,
-    http: Arc<Http>,
-    hold: Hold,
-) -> impl Future<Output = ()> + Send + 'static {
-    let service = service_fn(move |req| {
-        let state = state.clone();
-        async move { Ok::<_, Infallible>(state.handle(req, peer).await) }
-    });
-    let mut conn = Box::pin(http.h2.serve_connection(TokioIo::new(tls), service));
-    async move {
-        let ended = tokio::select! {
-            ended = conn.as_mut() => ended,
-            () = hold.stop_signal() => {
-                conn.as_mut().graceful_shutdown();
-                conn.await
-            }
-        };
-        if let Err(e) = ended {
-            debug!(error = %e, "connection ended with an error");
+            tokio::spawn(h1::serve(tls, self.state, peer, self.http, hold, slot).instrument(span));
         }
     }
 }

@@ -42,6 +42,9 @@ pub(super) struct RawLimits {
     pub header_read_timeout: Option<String>,
     pub max_header_bytes: Option<usize>,
     pub shutdown_grace: Option<String>,
+    pub idle_timeout: Option<String>,
+    pub tunnel_idle_timeout: Option<String>,
+    pub max_connections_per_ip: Option<usize>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -163,3 +163,43 @@ fn oauth_proxy_errors_name_their_keys() {
     assert_eq!(g.login.unwrap().url, "https://auth.example/oauth");
     assert_eq!(g.routes[0].allow.domains, ["example.com"]);
 }
+
+#[test]
+fn limits_default_and_parse() {
+    let route = routes("    - {prefix: /, upstream: \"http://a\"}\n");
+    let l = parse(&route).unwrap().limits;
+    assert_eq!(l.max_connections, 10_000);
+    assert_eq!(l.max_connections_per_ip, 1_000);
+    assert_eq!(l.idle_timeout, Duration::from_secs(180));
+    assert_eq!(l.tunnel_idle_timeout, Duration::from_secs(3600));
+    let l = parse(&format!(
+        "limits: {{max_connections: 15, idle_timeout: 2s, tunnel_idle_timeout: 1m}}\n{route}"
+    ))
+    .unwrap()
+    .limits;
+    // The per-address default follows max_connections, rounded up.
+    assert_eq!(l.max_connections_per_ip, 2);
+    assert_eq!(l.idle_timeout, Duration::from_secs(2));
+    assert_eq!(l.tunnel_idle_timeout, Duration::from_secs(60));
+    let l = parse(&format!("limits: {{max_connections_per_ip: 0}}\n{route}"))
+        .unwrap()
+        .limits;
+    assert_eq!(l.max_connections_per_ip, 0, "0 turns the cap off");
+    for (extra, want) in [
+        ("limits: {idle_timeout: 0s}\n", "limits.idle_timeout:"),
+        (
+            "limits: {tunnel_idle_timeout: soon}\n",
+            "limits.tunnel_idle_timeout:",
+        ),
+        (
+            "limits: {max_connections_per_ip: -1}\n",
+            "limits.max_connections_per_ip:",
+        ),
+    ] {
+        let got = err(&format!("{extra}{route}"));
+        assert!(
+            got.starts_with(want),
+            "{extra}\n  got:  {got}\n  want: {want}…"
+        );
+    }
+}

@@ -25,6 +25,8 @@ pub struct Upstream<'a> {
     pub pool: &'a Arc<Pool>,
     pub preserve_host: bool,
     pub response_timeout: Duration,
+    /// `limits.tunnel_idle_timeout`.
+    pub tunnel_idle: Duration,
 }
 
 /// A request rewritten for its upstream, ready to go.
@@ -32,6 +34,7 @@ pub struct Prepared<'a> {
     pool: &'a Arc<Pool>,
     req: Request<Incoming>,
     response_timeout: Duration,
+    tunnel_idle: Duration,
     /// A WebSocket handshake's `Sec-WebSocket-Key`, and the client's side of the upgrade.
     upgrade: Option<(HeaderValue, OnUpgrade)>,
     /// The client speaks HTTP/2 (its HPACK table may keep our response's header values).
@@ -85,6 +88,7 @@ pub fn prepare<'a>(
         pool: to.pool,
         req,
         response_timeout: to.response_timeout,
+        tunnel_idle: to.tunnel_idle,
         upgrade,
         client_h2,
     })
@@ -127,11 +131,12 @@ impl Prepared<'_> {
         if switched {
             headers::set_websocket_upgrade(res.headers_mut());
             let upstream_side = hyper::upgrade::on(&mut res);
+            let idle = self.tunnel_idle;
             tokio::spawn(async move {
                 match tokio::try_join!(client_side, upstream_side) {
                     Ok((c, u)) => {
-                        let (mut c, mut u) = (TokioIo::new(c), TokioIo::new(u));
-                        if let Err(e) = tokio::io::copy_bidirectional(&mut c, &mut u).await {
+                        let (c, u) = (TokioIo::new(c), TokioIo::new(u));
+                        if let Err(e) = super::tunnel::relay(c, u, idle).await {
                             debug!(error = %e, "upgraded connection ended");
                         }
                     }

@@ -12,6 +12,7 @@ pub mod path;
 pub mod policy;
 pub mod routes;
 pub mod session;
+mod tunnel;
 mod upstream;
 
 pub use upstream::UpstreamBody;
@@ -45,16 +46,19 @@ pub struct Gateway {
     public_host: String,
     routes: RouteTable,
     response_timeout: Duration,
+    tunnel_idle: Duration,
     /// `None` when no route needs a login.
     login: Option<LoginFlow>,
 }
 
 impl Gateway {
-    /// `central_key` is the verify key of the central role in this process, if any.
+    /// `central_key` is the verify key of the central role in this process, if any;
+    /// `tunnel_idle` is `limits.tunnel_idle_timeout`.
     pub fn new(
         config: &GatewayConfig,
         data_dir: &Path,
         central_key: Option<VerifyingKey>,
+        tunnel_idle: Duration,
     ) -> Result<Self, StartError> {
         let login = match &config.login {
             Some(source) => Some(LoginFlow::new(config, source, data_dir, central_key)?),
@@ -65,6 +69,7 @@ impl Gateway {
             public_host: config.public_host.clone(),
             routes: upstreams(config)?,
             response_timeout: config.upstream.response_timeout,
+            tunnel_idle,
             login,
         })
     }
@@ -103,6 +108,7 @@ impl Gateway {
                     pool,
                     preserve_host: route.preserve_host,
                     response_timeout: self.response_timeout,
+                    tunnel_idle: self.tunnel_idle,
                 };
                 match forward::prepare(to, req, &path, peer, identity) {
                     Ok(prepared) => Step::Forward(prepared),

@@ -12,6 +12,9 @@
 //! body, HTTP/1.1 keep-alive on both sides, no upgrade, and a response body that ended cleanly.
 //! Anything else (an upload, `Connection: close`, a failed body, an upgrade) leaves the round to
 //! hyper, which then closes or upgrades the connection as it always does.
+//!
+//! The connection's slot under `limits.max_connections` lives in the stream hyper is given, so
+//! an upgraded connection keeps it for as long as its tunnel lasts.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -36,6 +39,7 @@ use tokio::time::{Instant, Sleep};
 use tokio_rustls::server::TlsStream;
 use tracing::debug;
 
+use super::slots::Slot;
 use super::{Hold, Http};
 use crate::app::AppState;
 use crate::pages::Body as ResBody;
@@ -50,12 +54,14 @@ pub(super) fn serve(
     peer: SocketAddr,
     http: Arc<Http>,
     hold: Hold,
+    slot: Slot,
 ) -> impl Future<Output = ()> + Send + 'static {
     let round = Arc::new(Round::default());
     let mut io = Io {
         tls: TokioIo::new(tls),
         ahead: Bytes::new(),
         round: round.clone(),
+        _slot: slot,
     };
     let mut service = {
         let round = round.clone();
@@ -251,6 +257,9 @@ struct Io {
     tls: TokioIo<TlsStream<TcpStream>>,
     ahead: Bytes,
     round: Arc<Round>,
+    /// Freed with the stream: when the connection closes, or when the tunnel it was upgraded
+    /// to ends (hyper hands this `Io` to the upgrade).
+    _slot: Slot,
 }
 
 impl Io {
