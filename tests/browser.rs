@@ -141,7 +141,7 @@ async fn apart(
     let op = OidcProvider::start(
         "oauthgate-test",
         op_secret,
-        &[format!("https://localhost:{cport}/oauth/callback")],
+        &[format!("https://localhost:{cport}/oauth/callback/corp")],
     );
     let central = Gateway::start_with_cert(
         cport,
