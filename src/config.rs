@@ -20,7 +20,9 @@ pub use central::{
     is_loopback, provider_display_name, CentralConfig, ClientAuth, ClientConfig, Protocol,
     ProviderConfig, ProviderKind, Secret, CALLBACK,
 };
-pub use gateway::{Allow, GatewayConfig, Login, LoginSource, Route, Target, UpstreamSettings};
+pub use gateway::{
+    Allow, AllowEntry, GatewayConfig, Login, LoginSource, Route, Target, UpstreamSettings,
+};
 use raw::{RawConfig, RawLimits, RawTls};
 
 /// The validated configuration of one `oauthgate` process.
