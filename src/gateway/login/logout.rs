@@ -49,16 +49,20 @@ impl LoginFlow {
         pages::html_page(StatusCode::OK, &self.page("Log out", &body))
     }
 
-    /// Why a logout POST must be refused as cross-site, if it must: browsers say where a
-    /// request comes from in `Sec-Fetch-Site` and `Origin`; only this origin (or the user
-    /// typing the address) may log a user out.
+    /// Why a logout POST must be refused as cross-site, if it must. Browsers that send
+    /// `Sec-Fetch-Site` say where the request comes from: only this origin, or the user
+    /// typing the address (`none`), may log a user out. Older ones are judged by `Origin`,
+    /// which must be `public_url`'s; `null` is let through to the token check, because our
+    /// pages' `Referrer-Policy: no-referrer` makes browsers send `null` for our own form.
     fn cross_site(&self, headers: &http::HeaderMap) -> Option<&'static str> {
-        let site = headers.get("sec-fetch-site").and_then(|v| v.to_str().ok());
-        if matches!(site, Some("cross-site" | "same-site")) {
-            return Some("Sec-Fetch-Site");
+        if let Some(site) = headers.get("sec-fetch-site") {
+            return (!matches!(site.as_bytes(), b"same-origin" | b"none"))
+                .then_some("Sec-Fetch-Site");
         }
         match headers.get(header::ORIGIN) {
-            Some(origin) if origin.as_bytes() != self.origin.as_bytes() => Some("Origin"),
+            Some(o) if o.as_bytes() != b"null" && o.as_bytes() != self.origin.as_bytes() => {
+                Some("Origin")
+            }
             _ => None,
         }
     }
