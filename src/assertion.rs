@@ -17,7 +17,7 @@ use subtle::ConstantTimeEq;
 /// The longest lifetime an assertion may have, in seconds.
 pub const MAX_LIFETIME: u64 = 120;
 /// Clock skew tolerated between the central server and a gateway, in seconds.
-const LEEWAY: u64 = 30;
+pub const LEEWAY: u64 = 30;
 
 /// The claims of an assertion.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -199,21 +199,38 @@ pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// Legacy Jumpscale wire format: the query string `urlencode(dict(state=S, **user))` exactly
-/// as Python builds it (`quote_plus`, insertion order), and the hex Ed25519 signature over it.
+/// Legacy Jumpscale wire format: the query string sent back to the client, the user fields
+/// as Python's `urlencode(userinfo)` builds them (`quote_plus`, insertion order), then
+/// `signature=<hex>`, the Ed25519 signature over `urlencode(dict(state=S, **userinfo))`.
+///
+/// The state is signed but not sent: the published Jumpscale client rebuilds the payload as
+/// `dict(state=<its session's state>, **request.query)`, which raises a `TypeError` when the
+/// query carries `state` too. The signature covers the state and the user fields only, not
+/// the provider (the format has no field for it).
 pub fn legacy_query(key: &SigningKey, state: &str, user: &Map<String, Value>) -> String {
-    let mut payload = format!("state={}", quote_plus(state));
+    let mut fields = String::new();
     for (k, v) in user {
         if k == "state" || k == "signature" {
             continue;
         }
-        payload.push('&');
-        payload.push_str(&quote_plus(k));
-        payload.push('=');
-        payload.push_str(&quote_plus(&python_str(v)));
+        if !fields.is_empty() {
+            fields.push('&');
+        }
+        fields.push_str(&quote_plus(k));
+        fields.push('=');
+        fields.push_str(&quote_plus(&python_str(v)));
     }
-    let signature = key.sign(payload.as_bytes());
-    format!("{payload}&signature={}", hex(&signature.to_bytes()))
+    let mut signed = format!("state={}", quote_plus(state));
+    if !fields.is_empty() {
+        signed.push('&');
+        signed.push_str(&fields);
+    }
+    let signature = hex(&key.sign(signed.as_bytes()).to_bytes());
+    if fields.is_empty() {
+        format!("signature={signature}")
+    } else {
+        format!("{fields}&signature={signature}")
+    }
 }
 
 /// Python's `str(v)` for the scalars user info holds; arrays and objects as compact JSON.

@@ -18,9 +18,11 @@ use url::Url;
 pub use crate::error::ConfigError;
 pub use central::{
     is_loopback, provider_display_name, CentralConfig, ClientAuth, ClientConfig, Protocol,
-    ProviderConfig, ProviderKind, Secret,
+    ProviderConfig, ProviderKind, Secret, CALLBACK,
 };
-pub use gateway::{Allow, GatewayConfig, Login, LoginSource, Route, Target, UpstreamSettings};
+pub use gateway::{
+    Allow, AllowEntry, GatewayConfig, Login, LoginSource, Route, Target, UpstreamSettings,
+};
 use raw::{RawConfig, RawLimits, RawTls};
 
 /// The validated configuration of one `oauthgate` process.
@@ -134,15 +136,7 @@ impl TryFrom<RawConfig> for Config {
             .map(|c| central::central_config(c, &public_url, &data_dir))
             .transpose()?;
         if let Some(c) = &central {
-            let dev = c.providers.iter().find(|p| p.kind == ProviderKind::Dev);
-            if let (Some(dev), false) = (dev, listen.ip().is_loopback()) {
-                return Err(ConfigError::at(
-                    &format!("central.providers.{}.kind", dev.name),
-                    format!(
-                        "the dev provider lets anyone log in as anyone; it only runs when listen is a loopback address, not {listen}"
-                    ),
-                ));
-            }
+            central::dev_gate(c, listen, &public_url)?;
         }
         let mut central = central;
         let gateway = raw

@@ -81,6 +81,7 @@ fn main() -> ExitCode {
     let result = match command {
         Command::Check => {
             println!("{}: ok", cli.config.display());
+            print_callbacks(&config);
             Ok(())
         }
         Command::Key => print_verify_key(&config),
@@ -93,6 +94,22 @@ fn main() -> ExitCode {
             eprintln!("oauthgate: {e:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// What `check` tells the operator to register at each provider: its own callback URL.
+fn print_callbacks(config: &Config) {
+    let Some(central) = &config.central else {
+        return;
+    };
+    for p in &central.providers {
+        if p.kind == oauthgate::config::ProviderKind::Dev {
+            continue;
+        }
+        println!(
+            "provider {}: register the callback URL {}",
+            p.name, p.redirect_url
+        );
     }
 }
 

@@ -141,7 +141,7 @@ async fn apart(
     let op = OidcProvider::start(
         "oauthgate-test",
         op_secret,
-        &[format!("https://localhost:{cport}/oauth/callback")],
+        &[format!("https://localhost:{cport}/oauth/callback/corp")],
     );
     let central = Gateway::start_with_cert(
         cport,
@@ -407,5 +407,71 @@ async fn provider_errors_show_a_clear_page_with_a_retry() {
     );
     chrome.screenshot("error-provider-down").await;
     assert_eq!(a.backend.count(), 0);
+    chrome.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cross_site_page_cannot_log_a_user_out() {
+    let cert = TestCert::new();
+    let backend = Backend::start().await;
+    let port = free_port();
+    let gw = Gateway::start_with_cert(
+        port,
+        &cert,
+        &format!(
+            "central:\n  providers:\n    dev: {{kind: dev}}\ngateway:\n  routes:\n    - {{prefix: /, upstream: \"{}\"}}\n",
+            backend.url()
+        ),
+    );
+    // Another site (another host, plain http) with a page that posts the logout form as
+    // soon as it opens; it cannot know the token, and sends none.
+    let logout = gw.url("/_auth/logout");
+    let attacker = common::fakes::Fake::start(move |_| {
+        (
+            200,
+            "text/html",
+            format!(
+                "<form id=f method=post action=\"{logout}\"><input name=token value=x></form>\
+                 <script>document.getElementById('f').submit()</script>"
+            ),
+        )
+    })
+    .await;
+
+    let chrome = Chrome::start(&cert).await;
+    let c = &chrome.client;
+    c.goto(&gw.url("/private")).await.unwrap();
+    chrome
+        .wait_css("input#login")
+        .await
+        .send_keys("alice")
+        .await
+        .unwrap();
+    c.find(Locator::Css("button[type=submit]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    chrome
+        .wait_url("the backend", |u| u.path() == "/private")
+        .await;
+    assert!(chrome.text().await.contains("backend GET /private"));
+
+    c.goto(&attacker.url("/attack")).await.unwrap();
+    chrome
+        .wait_url("the posted logout", |u| u.path() == "/_auth/logout")
+        .await;
+    let text = chrome.text().await;
+    chrome.screenshot("logout-csrf").await;
+    assert_eq!(attacker.to("/attack").len(), 1);
+    assert!(!text.contains("You are logged out"), "{text}");
+
+    // Still logged in.
+    c.goto(&gw.url("/private/again")).await.unwrap();
+    chrome
+        .wait_url("the backend again", |u| u.path() == "/private/again")
+        .await;
+    assert!(chrome.text().await.contains("backend GET /private/again"));
     chrome.close().await;
 }

@@ -21,7 +21,8 @@ fn json(body: serde_json::Value) -> (u16, &'static str, String) {
 }
 
 /// A GitHub-shaped provider: JSON only when asked, 200 with an error for a bad code, the API
-/// needs a User-Agent, the email is private (null) and lives at /user/emails.
+/// needs a User-Agent; the profile shows a public email the user typed (GitHub does not
+/// check it), the verified primary address lives at /user/emails.
 async fn github() -> Fake {
     Fake::start(|r: &Recorded| match r.path.as_str() {
         "/login/oauth/access_token" => {
@@ -38,7 +39,7 @@ async fn github() -> Fake {
             (401, "application/json", r#"{"message":"Bad credentials"}"#.into())
         }
         "/user" | "/user/emails" if r.header("user-agent").is_none() => (403, "text/plain", "UA required".into()),
-        "/user" => json(serde_json::json!({"login": "octocat", "id": 583231, "name": "Zoë Ñandú", "email": null, "site_admin": false})),
+        "/user" => json(serde_json::json!({"login": "octocat", "id": 583231, "name": "Zoë Ñandú", "email": "unverified-public@example.org", "site_admin": false})),
         "/user/emails" => json(serde_json::json!([
             {"email": "old@example.com", "primary": false, "verified": true},
             {"email": "octocat@github.com", "primary": true, "verified": true},
@@ -126,10 +127,12 @@ async fn to_provider(
     location(&res)
 }
 
-/// `/oauth/callback` as the provider sends the browser back from `at_provider`.
+/// The callback the provider sends the browser back to from `at_provider`: the
+/// `redirect_uri` it was given (`/oauth/callback/<provider>`), where the central listens.
 fn callback_url(gw: &Gateway, code: &str, at_provider: &Url) -> String {
     let state = param(at_provider, "state").expect("state at the provider");
-    gw.url(&format!("/oauth/callback?code={code}&state={state}"))
+    let back = Url::parse(&param(at_provider, "redirect_uri").expect("a redirect_uri")).unwrap();
+    gw.url(&format!("{}?code={code}&state={state}", back.path()))
 }
 
 async fn verify_key(gw: &Gateway) -> String {
@@ -173,7 +176,7 @@ async fn github_login_end_to_end_with_an_assertion_any_jwt_library_verifies() {
     );
     assert_eq!(
         param(&at_provider, "redirect_uri").as_deref(),
-        Some("https://localhost/oauth/callback")
+        Some("https://localhost/oauth/callback/github")
     );
     assert_eq!(
         param(&at_provider, "scope").as_deref(),
@@ -198,7 +201,7 @@ async fn github_login_end_to_end_with_an_assertion_any_jwt_library_verifies() {
     assert!(token.param("code_verifier").is_some_and(|v| v.len() >= 43));
     assert_eq!(
         token.param("redirect_uri").as_deref(),
-        Some("https://localhost/oauth/callback")
+        Some("https://localhost/oauth/callback/github")
     );
     assert!(token.body.contains("client_secret=gh-secret"));
     assert!(fake.seen().iter().all(|r| !r.query.contains("gh-secret")));
@@ -263,21 +266,23 @@ async fn legacy_jumpscale_clients_get_a_signature_pynacl_verifies() {
     assert!(back.as_str().starts_with(LEGACY));
     let query = back.query().unwrap().to_owned();
     assert!(!query.contains("assertion="));
-    let (ok, out, err) =
-        python::script("verify_legacy.py", &[verify_key(&gw).await.trim(), &query]);
-    assert!(ok, "PyNaCl refused the legacy signature: {err}");
+    // The state is signed, not sent: the client adds the one from its own session.
+    assert!(!query.contains("state="), "{query}");
+    let key = verify_key(&gw).await;
+    let client = |state: &str, query: &str| {
+        python::script("jumpscale_client.py", &[key.trim(), state, query])
+    };
+    let (ok, out, err) = client("js state/1", &query);
+    assert!(ok, "the Jumpscale client refused the callback: {err}");
     let info: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(
         info,
-        serde_json::json!({"state": "js state/1", "email": "octocat@github.com", "login": "octocat", "name": "Zoë Ñandú"})
+        serde_json::json!({"email": "octocat@github.com", "login": "octocat", "name": "Zoë Ñandú"})
     );
-    // A tampered field breaks it.
+    // A tampered field, or another session's state, breaks it.
     let tampered = query.replace("login=octocat", "login=admin");
-    let (ok, _, _) = python::script(
-        "verify_legacy.py",
-        &[verify_key(&gw).await.trim(), &tampered],
-    );
-    assert!(!ok);
+    assert!(!client("js state/1", &tampered).0);
+    assert!(!client("another state", &query).0);
 }
 
 #[tokio::test]
@@ -558,7 +563,7 @@ async fn provider_failures_end_in_a_page_with_a_retry_link() {
     let state = param(&at, "state").unwrap();
     let res = b
         .get(gw.url(&format!(
-            "/oauth/callback?error=access_denied&state={state}"
+            "/oauth/callback/acme?error=access_denied&state={state}"
         )))
         .header("accept", "text/html")
         .send()
@@ -706,13 +711,118 @@ async fn the_dev_provider_logs_in_through_its_form() {
 }
 
 #[test]
-fn the_dev_provider_refuses_a_public_listener() {
-    let (code, err) = common::check(
-        "listen: 0.0.0.0:8443\npublic_url: https://example.com\ntls: {self_signed: true}\ncentral:\n  providers:\n    dev: {kind: dev}\n",
-    );
-    assert_eq!(code, 64);
+fn the_dev_provider_refuses_a_public_listener_or_public_url() {
+    let dev = "tls: {self_signed: true}\ncentral:\n  providers:\n    dev: {kind: dev}\n";
+    for (top, why) in [
+        (
+            "listen: 0.0.0.0:8443\npublic_url: https://example.com\n",
+            "listen",
+        ),
+        // The README's "nginx in front" setup: loopback listener, public site.
+        (
+            "listen: 127.0.0.1:8443\npublic_url: https://example.com\n",
+            "public_url",
+        ),
+        (
+            "listen: \"[::1]:8443\"\npublic_url: https://app.localhost.example.com\n",
+            "public_url",
+        ),
+    ] {
+        let (code, err) = common::check(&format!("{top}{dev}"));
+        assert_eq!(code, 64, "{top}: {err}");
+        assert!(
+            err.contains("central.providers.dev.kind") && err.contains(why),
+            "{top}: {err}"
+        );
+    }
+    for top in [
+        "listen: 127.0.0.1:8443\npublic_url: https://localhost:8443\n",
+        "listen: 127.0.0.1:8443\npublic_url: https://127.0.0.2:8443\n",
+        "listen: \"[::1]:8443\"\npublic_url: \"https://[::1]:8443\"\n",
+    ] {
+        let (code, err) = common::check(&format!("{top}{dev}"));
+        assert_eq!(code, 0, "{top}: {err}");
+    }
+}
+
+/// Runs `oauthgate check` on `yaml`; returns (exit code, stdout, stderr).
+fn check_out(yaml: &str) -> (i32, String, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config.yaml");
+    std::fs::write(&path, yaml).unwrap();
+    let out = std::process::Command::new(common::bin())
+        .args(["check", "--config"])
+        .arg(&path)
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn check_prints_each_providers_own_callback_and_shared_callbacks_are_refused() {
+    let head = "listen: 127.0.0.1:8443\npublic_url: https://auth.example.com\ntls: {self_signed: true}\ncentral:\n  providers:\n";
+    let (code, out, err) = check_out(&format!(
+        "{head}    github: {{client_id: a, client_secret: b}}\n    google: {{client_id: c, client_secret: d}}\n    dev: {{kind: dev}}\n"
+    ));
+    // The dev provider needs no callback, but refuses this public_url.
+    assert_eq!(code, 64, "{out}{err}");
+    let (code, out, err) = check_out(&format!(
+        "{head}    github: {{client_id: a, client_secret: b}}\n    google: {{client_id: c, client_secret: d}}\n"
+    ));
+    assert_eq!(code, 0, "{err}");
     assert!(
-        err.contains("central.providers.dev.kind") && err.contains("loopback"),
-        "{err}"
+        out.contains("provider github: register the callback URL https://auth.example.com/oauth/callback/github\n")
+            && out.contains("provider google: register the callback URL https://auth.example.com/oauth/callback/google\n"),
+        "{out}"
     );
+    // Two providers on one callback is the IdP mix-up; GitHub on the plain one beside another
+    // provider too, since GitHub accepts any callback below the registered one.
+    for (providers, key) in [
+        (
+            "    google: {client_id: c, client_secret: d, redirect_url: https://auth.example.com/oauth/callback}\n    corp: {kind: oidc, issuer: https://corp.example, client_id: c, client_secret: d, redirect_url: https://auth.example.com/oauth/callback}\n",
+            "central.providers.corp.redirect_url",
+        ),
+        (
+            "    github: {client_id: a, client_secret: b, redirect_url: https://auth.example.com/oauth/callback}\n    google: {client_id: c, client_secret: d}\n",
+            "central.providers.github.redirect_url",
+        ),
+        (
+            "    google: {client_id: c, client_secret: d, redirect_url: https://auth.example.com/oauth/callback/github}\n",
+            "central.providers.google.redirect_url",
+        ),
+    ] {
+        let (code, _, err) = check_out(&format!("{head}{providers}"));
+        assert_eq!(code, 64, "{providers}");
+        assert!(err.contains(key), "{providers}: {err}");
+    }
+    // One provider may keep the plain callback it was registered with.
+    let (code, out, err) = check_out(&format!(
+        "{head}    github: {{client_id: a, client_secret: b, redirect_url: https://auth.example.com/oauth/callback}}\n"
+    ));
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("https://auth.example.com/oauth/callback\n"),
+        "{out}"
+    );
+}
+
+#[tokio::test]
+async fn one_provider_also_answers_at_the_plain_callback() {
+    let fake = github().await;
+    let gw = central(&github_provider(&fake), "");
+    let b = browser(&gw);
+    let at = to_provider(&gw, &b, "github", "plain-1", APP).await;
+    let state = param(&at, "state").unwrap();
+    let res = b
+        .get(gw.url(&format!("/oauth/callback?code=good-code&state={state}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 303);
+    verified(&gw, &location(&res), "plain-1").await;
 }

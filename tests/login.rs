@@ -632,3 +632,231 @@ async fn a_session_too_large_for_a_cookie_is_refused_instead_of_looping() {
     assert!(res.text().await.unwrap().contains("too large"));
     assert_eq!(b.userinfo_status(&w.gateway).await, 401);
 }
+
+/// Follows a login from the gateway to the dev form of `provider` (swapping the provider on
+/// the way to the central when asked), posts it as `login`, and returns the gateway callback
+/// URL the central sends back to.
+async fn through_dev(
+    w: &World,
+    b: &common::flow::Browser,
+    ask: &str,
+    swap_to: &str,
+    login: &str,
+) -> String {
+    let res = b
+        .client
+        .get(
+            w.gateway
+                .url(&format!("/_auth/login?provider={ask}&next=/private")),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 302);
+    let authorize = res.headers()["location"]
+        .to_str()
+        .unwrap()
+        .replace(&format!("provider={ask}&"), &format!("provider={swap_to}&"));
+    let (form_url, _) = b.navigate(&authorize).await;
+    assert_eq!(form_url.path(), "/oauth/dev");
+    let state = form_url
+        .query_pairs()
+        .find(|(k, _)| k == "state")
+        .unwrap()
+        .1
+        .into_owned();
+    let res = b
+        .client
+        .post(form_url.join("/oauth/dev").unwrap())
+        .form(&[("state", state.as_str()), ("login", login)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 303);
+    res.headers()["location"].to_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn an_assertion_from_another_provider_than_asked_is_refused() {
+    // The central has two providers; the gateway offers only `dev`.
+    let w = World::start_full(
+        common::free_port(),
+        common::free_port(),
+        "    dev: {kind: dev}\n    other: {kind: dev}\n",
+        "[dev]",
+        ROUTES,
+        "",
+    )
+    .await;
+    let b = w.browser();
+    let back = through_dev(&w, &b, "dev", "other", "mallory").await;
+    let res = b.client.get(&back).send().await.unwrap();
+    assert_eq!(res.status(), 400);
+    assert_eq!(b.userinfo_status(&w.gateway).await, 401);
+    // The provider asked for still works.
+    let back = through_dev(&w, &b, "dev", "dev", "alice").await;
+    assert_eq!(b.client.get(&back).send().await.unwrap().status(), 303);
+
+    // Offering both, a login asked for with one cannot come back from the other.
+    let w = World::start_full(
+        common::free_port(),
+        common::free_port(),
+        "    dev: {kind: dev}\n    other: {kind: dev}\n",
+        "[dev, other]",
+        ROUTES,
+        "",
+    )
+    .await;
+    let b = w.browser();
+    let back = through_dev(&w, &b, "other", "dev", "mallory").await;
+    assert_eq!(b.client.get(&back).send().await.unwrap().status(), 400);
+    assert_eq!(b.userinfo_status(&w.gateway).await, 401);
+}
+
+#[tokio::test]
+async fn a_login_cookie_and_its_assertion_work_once() {
+    let w = World::start(ROUTES, "").await;
+    let victim = w.browser();
+    let back = through_dev(&w, &victim, "dev", "dev", "victim").await;
+    // Someone holding a copy of the victim's cookies at this moment…
+    let cookies = victim.cookies(&w.gateway.url("/"));
+    assert!(cookies.contains("__Host-oauthgate-login-"), "{cookies}");
+    assert_eq!(victim.client.get(&back).send().await.unwrap().status(), 303);
+    // …replays the callback within the assertion's life: refused.
+    let copy = w.browser();
+    let res = copy
+        .client
+        .get(&back)
+        .header("cookie", cookies)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 400);
+    assert!(res
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .all(|c| !c.to_str().unwrap().starts_with("__Host-oauthgate-session=")));
+}
+
+#[tokio::test]
+async fn a_long_next_and_many_logins_cannot_bloat_a_browsers_cookies() {
+    let w = World::start(ROUTES, "").await;
+    let b = w.browser();
+    let long = format!("/private/{}", "x".repeat(60_000));
+    let res = b
+        .client
+        .get(w.gateway.url(&format!("/_auth/login?next={long}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 302);
+    let set_cookie: usize = res
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.len())
+        .sum();
+    assert!(set_cookie < 1000, "Set-Cookie of {set_cookie} bytes");
+    for _ in 0..8 {
+        let res = b
+            .client
+            .get(w.gateway.url("/_auth/login?next=/private"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 302);
+    }
+    let held = b
+        .cookies(&w.gateway.url("/"))
+        .matches("__Host-oauthgate-login-")
+        .count();
+    assert!((1..=5).contains(&held), "{held} login cookies");
+    // The newest login still completes.
+    let (landed, res) = b.log_in(&w.gateway.url("/private/a"), "alice", "").await;
+    assert_eq!((landed.path(), res.status().as_u16()), ("/private/a", 200));
+}
+
+#[tokio::test]
+async fn logout_refuses_cross_site_posts_and_clears_nothing_without_a_session() {
+    let w = World::start(ROUTES, "").await;
+    let b = w.browser();
+    b.log_in(&w.gateway.url("/private"), "alice", "").await;
+    let page = b
+        .client
+        .get(w.gateway.url("/_auth/logout"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let token = common::flow::logout_token(&page);
+    let origin = format!("https://localhost:{}", w.gateway.addr.port());
+    for (header, value) in [
+        ("origin", "https://evil.example"),
+        ("origin", "http://localhost"),
+        ("origin", "https://localhost"),
+        ("sec-fetch-site", "cross-site"),
+        ("sec-fetch-site", "same-site"),
+    ] {
+        let res = b
+            .client
+            .post(w.gateway.url("/_auth/logout"))
+            .header(header, value)
+            .form(&[("token", token.as_str())])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 403, "{header}: {value}");
+        assert!(
+            res.headers().get("set-cookie").is_none(),
+            "{header}: {value}"
+        );
+        assert_eq!(
+            b.userinfo_status(&w.gateway).await,
+            200,
+            "{header}: {value}"
+        );
+    }
+    // A wrong token clears nothing either.
+    let res = b.post_logout(&w.gateway, "wrong").await;
+    assert_eq!(res.status(), 403);
+    assert!(res.headers().get("set-cookie").is_none());
+    // A POST without a session answers without touching cookies.
+    let res = w
+        .browser()
+        .client
+        .post(w.gateway.url("/_auth/logout"))
+        .form(&[("token", "")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert!(res.headers().get("set-cookie").is_none());
+    // Our own origin without Sec-Fetch-Site (older browsers) is not refused for it.
+    let res = b
+        .client
+        .post(w.gateway.url("/_auth/logout"))
+        .header("origin", origin)
+        .form(&[("token", "wrong")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 403);
+    assert!(res.text().await.unwrap().contains("out of date"));
+    // The page's own form as Chromium posts it (our pages say no-referrer, so the Origin
+    // is `null`) logs out.
+    let res = b
+        .client
+        .post(w.gateway.url("/_auth/logout"))
+        .header("origin", "null")
+        .header("sec-fetch-site", "same-origin")
+        .form(&[("token", token.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert!(res.headers().get("set-cookie").is_some());
+    assert_eq!(b.userinfo_status(&w.gateway).await, 401);
+}

@@ -54,7 +54,8 @@ async fn login(
     // The provider sends the browser to the configured redirect_url (no port in these
     // tests); the browser then reaches the central where it really listens.
     let back = walk(&b, at, login, "https://localhost/oauth/callback", abort).await;
-    let cb = gw.url(&format!("/oauth/callback?{}", back.query().unwrap()));
+    assert_eq!(back.path(), "/oauth/callback/corp");
+    let cb = gw.url(&format!("{}?{}", back.path(), back.query().unwrap()));
     b.get(cb)
         .header("accept", "text/html")
         .send()
@@ -67,7 +68,7 @@ async fn a_real_oidc_provider_logs_people_in_with_pkce_and_a_checked_id_token() 
     let op = OidcProvider::start(
         "oauthgate-test",
         "test-secret-1",
-        &["https://localhost/oauth/callback".to_owned()],
+        &["https://localhost/oauth/callback/corp".to_owned()],
     );
     let gw = central(&op);
     let key_hex = gw.text("/oauth/key").await;
@@ -122,7 +123,7 @@ async fn cancelling_at_the_provider_ends_in_a_page_with_a_retry_link() {
     let op = OidcProvider::start(
         "oauthgate-test",
         "test-secret-1",
-        &["https://localhost/oauth/callback".to_owned()],
+        &["https://localhost/oauth/callback/corp".to_owned()],
     );
     let gw = central(&op);
     let res = login(&gw, &op, "alice", "op-3", true).await;
@@ -141,7 +142,7 @@ async fn a_wrong_client_secret_is_a_clear_refusal() {
     let op = OidcProvider::start(
         "oauthgate-test",
         "the-real-secret",
-        &["https://localhost/oauth/callback".to_owned()],
+        &["https://localhost/oauth/callback/corp".to_owned()],
     );
     let gw = central(&op);
     let res = login(&gw, &op, "alice", "op-4", false).await;
@@ -160,7 +161,7 @@ async fn gateway_and_central_apart_with_the_real_provider_end_to_end() {
     let op = OidcProvider::start(
         "oauthgate-test",
         "test-secret-1",
-        &[format!("https://localhost:{cport}/oauth/callback")],
+        &[format!("https://localhost:{cport}/oauth/callback/corp")],
     );
     let providers = format!(
         "    corp:\n      kind: oidc\n      issuer: {}\n      client_id: oauthgate-test\n      client_secret: test-secret-1\n",

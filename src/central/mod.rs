@@ -6,7 +6,10 @@
 //! in and sends the browser back to the client with a signed assertion (or, for clients that
 //! opted in, the legacy Jumpscale signature).
 
+mod callback;
 mod dev;
+mod fetch;
+mod identity;
 pub mod keys;
 mod oidc;
 pub mod providers;
@@ -38,6 +41,8 @@ const ROUND_TRIP_TTL: Duration = Duration::from_secs(600);
 /// How long an assertion is valid (SPEC: at most 120 s).
 const ASSERTION_TTL: u64 = 60;
 const ROUND_TRIP_COOKIE: &str = "__Host-oauthgate-central-";
+/// Logins a browser may have in flight at the central at once; another ends the oldest.
+const MAX_ROUND_TRIPS: usize = 5;
 
 /// What the central server remembers of a login while the browser is at the provider.
 #[derive(Serialize, Deserialize)]
@@ -65,6 +70,8 @@ pub struct Central {
     cookies: CookieCodec,
     providers: Vec<Provider>,
     clients: Vec<ClientConfig>,
+    /// The provider answering at the plain `/oauth/callback`, if any.
+    plain_callback: Option<String>,
     http: reqwest::Client,
 }
 
@@ -72,7 +79,7 @@ impl Central {
     pub async fn new(config: &CentralConfig) -> Result<Self, StartError> {
         let key = keys::load_or_generate(&config.signing_key)?;
         let vk = key.verifying_key();
-        let http = providers::http_client(config.provider_timeout)
+        let http = fetch::http_client(config.provider_timeout)
             .map_err(|e| StartError::Client(e.to_string()))?;
         let providers: Vec<Provider> = config
             .providers
@@ -93,6 +100,7 @@ impl Central {
             key,
             providers,
             clients: config.clients.clone(),
+            plain_callback: config.plain_callback.clone(),
             http,
         })
     }
@@ -114,7 +122,7 @@ impl Central {
         let endpoint = path.as_str().strip_prefix(PREFIX).unwrap_or("");
         match (req.method(), endpoint) {
             (&Method::GET, "/authorize") => self.authorize(&req).await,
-            (&Method::GET, "/callback") => self.callback(&req).await,
+            (&Method::GET, e) if callback::is_callback(e) => self.callback(&req, e).await,
             (&Method::GET, "/dev") => dev::form(self, &req),
             (&Method::POST, "/dev") => dev::submit(self, req).await,
             (&Method::GET, "/key") => Ok(pages::response(
@@ -142,9 +150,10 @@ impl Central {
                     .collect();
                 Ok(pages::json(StatusCode::OK, &serde_json::json!(names)))
             }
-            (_, "/authorize" | "/callback" | "/dev" | "/key" | "/jwks" | "/providers") => {
+            (_, "/authorize" | "/dev" | "/key" | "/jwks" | "/providers") => {
                 Err(RequestError::MethodNotAllowed)
             }
+            (_, e) if callback::is_callback(e) => Err(RequestError::MethodNotAllowed),
             _ => Err(RequestError::NotFound),
         }
     }
@@ -211,6 +220,16 @@ impl Central {
         let mut res = pages::redirect(StatusCode::FOUND, &location)?;
         let value =
             serde_json::to_string(&trip).map_err(|_| RequestError::Invalid("state".into()))?;
+        let stale = self.cookies.excess_logins(
+            req.headers(),
+            ROUND_TRIP_COOKIE,
+            MAX_ROUND_TRIPS - 1,
+            |v| serde_json::from_str::<RoundTrip>(v).ok().map(|t| t.exp),
+        );
+        for name in stale {
+            res.headers_mut()
+                .append(header::SET_COOKIE, cookies::removal(&name));
+        }
         res.headers_mut().append(
             header::SET_COOKIE,
             self.cookies.seal(
@@ -220,39 +239,6 @@ impl Central {
             ),
         );
         Ok(res)
-    }
-
-    /// `GET /oauth/callback?code&state` (or `?error&state`) from the provider.
-    async fn callback(&self, req: &Request<Incoming>) -> Result<Response<Body>, RequestError> {
-        let q = Query::of(req);
-        let trip = self.round_trip(req, q.get("state"))?;
-        let provider = self.provider(&trip.p)?;
-        if let Some(error) = q.get("error") {
-            let name = &provider.config.display_name;
-            let (status, message) = if error == "access_denied" {
-                (
-                    StatusCode::FORBIDDEN,
-                    format!("The login at {name} was cancelled."),
-                )
-            } else {
-                (
-                    StatusCode::BAD_GATEWAY,
-                    format!("{name} reported an error: {}.", truncate(error, 60)),
-                )
-            };
-            info!(provider = %trip.p, error = %truncate(error, 60), "provider returned an error");
-            return Err(RequestError::Login {
-                status,
-                message,
-                retry: Some(retry_url(&trip)),
-            });
-        }
-        let code = q.require("code")?;
-        let identity = provider
-            .finish(&self.http, code, trip.v.as_deref(), &trip.n)
-            .await
-            .map_err(|e| self.login_error(provider, &e, Some(&trip)))?;
-        self.complete(&trip, provider, identity)
     }
 
     /// The round trip whose state the provider echoed, if this browser started it and it

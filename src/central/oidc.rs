@@ -1,6 +1,6 @@
-//! OpenID Connect: discovery (fetched at start-up, refreshed hourly) and `id_token`
-//! verification against the provider's JWKS: an asymmetric algorithm only, a known key, then
-//! `iss`, `aud`, `exp` and the `nonce` this login sent.
+//! OpenID Connect: discovery (fetched at start-up, refreshed hourly, its endpoints https only)
+//! and `id_token` verification against the provider's JWKS: an asymmetric algorithm only, a
+//! known key, then `iss`, `aud` (and `azp`), `exp` and the `nonce` this login sent.
 
 use std::sync::RwLock;
 use std::time::{Duration, Instant};
@@ -11,7 +11,9 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 use url::Url;
 
-use super::providers::{get_json, ProviderError};
+use super::fetch::get_json;
+use super::providers::ProviderError;
+use crate::config::is_loopback;
 
 /// How long a discovery document or key set is trusted before it is fetched again.
 const REFRESH: Duration = Duration::from_secs(3600);
@@ -26,12 +28,44 @@ pub struct Discovery {
     #[serde(default)]
     pub userinfo_endpoint: Option<Url>,
     pub jwks_uri: Url,
+    /// RFC 9207: the provider adds `iss` to every authorization response.
     #[serde(default)]
-    pub code_challenge_methods_supported: Vec<String>,
+    pub authorization_response_iss_parameter_supported: bool,
+}
+
+impl Discovery {
+    /// Refuses endpoints a network attacker could change or that are not web addresses at
+    /// all: https only, plain http only on this machine for an issuer on this machine.
+    fn check_endpoints(&self, provider: &str, issuer: &Url) -> Result<(), ProviderError> {
+        let local_issuer = issuer.scheme() == "http" && is_loopback(issuer);
+        let endpoints = [
+            ("authorization_endpoint", Some(&self.authorization_endpoint)),
+            ("token_endpoint", Some(&self.token_endpoint)),
+            ("userinfo_endpoint", self.userinfo_endpoint.as_ref()),
+            ("jwks_uri", Some(&self.jwks_uri)),
+        ];
+        for (key, url) in endpoints {
+            let Some(url) = url else { continue };
+            let ok = match url.scheme() {
+                "https" => true,
+                "http" => local_issuer && is_loopback(url),
+                _ => false,
+            };
+            if !ok {
+                return Err(ProviderError::BadAnswer(format!(
+                    "provider {provider}: discovery gives {key} {url}, which is not https \
+                     (http only for an issuer on this machine)"
+                )));
+            }
+        }
+        Ok(())
+    }
 }
 
 /// One OIDC provider's cached metadata and keys.
 pub struct Oidc {
+    /// The provider's name, for errors.
+    name: String,
     issuer: Url,
     /// Endpoints given in the config (presets such as Google): no discovery needed.
     fixed: Option<Discovery>,
@@ -40,8 +74,9 @@ pub struct Oidc {
 }
 
 impl Oidc {
-    pub fn new(issuer: Url, fixed: Option<Discovery>) -> Self {
+    pub fn new(name: &str, issuer: Url, fixed: Option<Discovery>) -> Self {
         Oidc {
+            name: name.to_owned(),
             issuer,
             fixed,
             discovery: RwLock::new(None),
@@ -72,6 +107,7 @@ impl Oidc {
                         d.issuer, self.issuer
                     )));
                 }
+                d.check_endpoints(&self.name, &self.issuer)?;
                 if let Ok(mut slot) = self.discovery.write() {
                     *slot = Some((d.clone(), Instant::now()));
                 }
@@ -115,6 +151,18 @@ impl Oidc {
         let data = jsonwebtoken::decode::<Map<String, Value>>(token, &key, &validation)
             .map_err(|e| bad(e.to_string()))?;
         let claims = data.claims;
+        // OIDC Core §3.1.3.7: with several audiences the token must name us as its
+        // authorized party, and an `azp` that is present must be us.
+        let several = claims
+            .get("aud")
+            .and_then(Value::as_array)
+            .is_some_and(|a| a.len() > 1);
+        match claims.get("azp") {
+            Some(Value::String(azp)) if azp == client_id => {}
+            None if !several => {}
+            Some(_) => return Err(bad("azp is another client".into())),
+            None => return Err(bad("several audiences and no azp".into())),
+        }
         if claims.get("nonce").and_then(Value::as_str) != Some(nonce) {
             return Err(bad("nonce does not match this login".into()));
         }

@@ -1,8 +1,6 @@
 //! Upstream identity providers: the authorisation URL, the code exchange (the `oauth2` crate,
 //! PKCE S256, the secret never in a URL), and the user info with each provider's quirks.
 
-use std::time::Duration;
-
 use oauth2::basic::{
     BasicErrorResponse, BasicRevocationErrorResponse, BasicTokenIntrospectionResponse,
     BasicTokenType,
@@ -17,12 +15,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use url::Url;
 
+use super::fetch::{self, FetchError};
 use super::oidc::{Discovery, Oidc};
 use crate::config::{ClientAuth, ProviderConfig, ProviderKind};
-use crate::util::error_chain;
-
-/// The largest user-info or metadata document read from a provider.
-const MAX_DOCUMENT: usize = 1024 * 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ProviderError {
@@ -49,7 +44,7 @@ pub struct IdTokenField {
 }
 impl ExtraTokenFields for IdTokenField {}
 
-type Token = StandardTokenResponse<IdTokenField, BasicTokenType>;
+pub(super) type Token = StandardTokenResponse<IdTokenField, BasicTokenType>;
 type OAuthClient = oauth2::Client<
     BasicErrorResponse,
     Token,
@@ -66,13 +61,13 @@ type OAuthClient = oauth2::Client<
 /// A configured provider at run time.
 pub struct Provider {
     pub config: ProviderConfig,
-    oidc: Option<Oidc>,
+    pub(super) oidc: Option<Oidc>,
 }
 
-struct Endpoints {
+pub(super) struct Endpoints {
     authorize: Url,
     token: Url,
-    user_info: Option<Url>,
+    pub(super) user_info: Option<Url>,
     pkce: bool,
 }
 
@@ -97,11 +92,12 @@ impl Provider {
                     token_endpoint: t.clone(),
                     userinfo_endpoint: config.user_info_url.clone(),
                     jwks_uri: j.clone(),
-                    code_challenge_methods_supported: vec!["S256".into()],
+                    authorization_response_iss_parameter_supported: false,
                 }),
                 _ => None,
             };
             Oidc::new(
+                &config.name,
                 config
                     .issuer
                     .clone()
@@ -120,19 +116,38 @@ impl Provider {
         }
     }
 
+    /// The issuer an RFC 9207 `iss` authorization-response parameter must name, and whether
+    /// the provider promises to send one (OIDC discovery's
+    /// `authorization_response_iss_parameter_supported`). `None`: no issuer is known.
+    pub async fn response_issuer(
+        &self,
+        http: &reqwest::Client,
+    ) -> Result<Option<(String, bool)>, ProviderError> {
+        if let Some(oidc) = &self.oidc {
+            let d = oidc.discovery(http).await?;
+            return Ok(Some((
+                d.issuer,
+                d.authorization_response_iss_parameter_supported,
+            )));
+        }
+        Ok(self
+            .config
+            .issuer
+            .as_ref()
+            .map(|i| (i.as_str().trim_end_matches('/').to_owned(), false)))
+    }
+
     async fn endpoints(&self, http: &reqwest::Client) -> Result<Endpoints, ProviderError> {
         let c = &self.config;
         if let Some(oidc) = &self.oidc {
             let d = oidc.discovery(http).await?;
-            let s256 = d
-                .code_challenge_methods_supported
-                .iter()
-                .any(|m| m == "S256");
+            // S256 even when discovery lists only `plain` or nothing: a server that supports
+            // PKCE supports S256 (RFC 7636 §4.2), and one that does not ignores it.
             return Ok(Endpoints {
                 authorize: c.authorize_url.clone().unwrap_or(d.authorization_endpoint),
                 token: c.token_url.clone().unwrap_or(d.token_endpoint),
                 user_info: c.user_info_url.clone().or(d.userinfo_endpoint),
-                pkce: c.pkce && (s256 || d.code_challenge_methods_supported.is_empty()),
+                pkce: c.pkce,
             });
         }
         let missing = || ProviderError::BadAnswer("provider endpoints are not configured".into());
@@ -197,10 +212,11 @@ impl Provider {
         if let Some(v) = pkce_verifier {
             exchange = exchange.set_pkce_verifier(PkceCodeVerifier::new(v.to_owned()));
         }
-        let token = exchange.request_async(http).await.map_err(token_error)?;
+        let send = |request| fetch::send(http.clone(), request);
+        let token = exchange.request_async(&send).await.map_err(token_error)?;
         let access = token.access_token().secret().clone();
         match self.config.kind {
-            ProviderKind::Oidc => self.oidc_identity(http, &e, &token, &access, nonce).await,
+            ProviderKind::Oidc => self.oidc_identity(http, &e, &token, nonce).await,
             ProviderKind::GitHub => self.github_identity(http, &e, &access).await,
             ProviderKind::Facebook => {
                 let mut url = e.user_info.clone().ok_or_else(no_user_info)?;
@@ -211,80 +227,14 @@ impl Provider {
                     url.query_pairs_mut()
                         .append_pair("fields", &fields.join(","));
                 }
-                let info: Map<String, Value> = get_json(http, url.as_str(), Some(&access)).await?;
-                self.identity(&info, &["id"])
+                self.user_info_identity(http, &url, &access, &["id"]).await
             }
             ProviderKind::OAuth2 | ProviderKind::Dev => {
                 let url = e.user_info.clone().ok_or_else(no_user_info)?;
-                let info: Map<String, Value> = get_json(http, url.as_str(), Some(&access)).await?;
-                self.identity(&info, &["sub", "id"])
+                self.user_info_identity(http, &url, &access, &["sub", "id"])
+                    .await
             }
         }
-    }
-
-    async fn oidc_identity(
-        &self,
-        http: &reqwest::Client,
-        e: &Endpoints,
-        token: &Token,
-        access: &str,
-        nonce: &str,
-    ) -> Result<Identity, ProviderError> {
-        let oidc = self.oidc.as_ref().ok_or_else(no_user_info)?;
-        let id_token =
-            token.extra_fields().id_token.as_deref().ok_or_else(|| {
-                ProviderError::BadAnswer("the token response has no id_token".into())
-            })?;
-        let mut claims = oidc
-            .verify(http, id_token, &self.config.client_id, nonce)
-            .await?;
-        if let Some(url) = &e.user_info {
-            let info: Map<String, Value> = get_json(http, url.as_str(), Some(access)).await?;
-            if info.get("sub") != claims.get("sub") {
-                return Err(ProviderError::BadAnswer(
-                    "userinfo is about another subject than the id_token".into(),
-                ));
-            }
-            for (k, v) in info {
-                claims.entry(k).or_insert(v);
-            }
-        }
-        // An address the provider has not verified is not an identity (OIDC Core §5.1).
-        if claims.get("email_verified") != Some(&Value::Bool(true)) {
-            claims.remove("email");
-        }
-        self.identity(&claims, &["sub"])
-    }
-
-    async fn github_identity(
-        &self,
-        http: &reqwest::Client,
-        e: &Endpoints,
-        access: &str,
-    ) -> Result<Identity, ProviderError> {
-        let url = e.user_info.clone().ok_or_else(no_user_info)?;
-        let mut info: Map<String, Value> = get_json(http, url.as_str(), Some(access)).await?;
-        let has_email = info
-            .get("email")
-            .and_then(Value::as_str)
-            .is_some_and(|s| !s.is_empty());
-        if !has_email && self.config.user_info_fields.iter().any(|f| f == "email") {
-            if let Some(emails_url) = &self.config.emails_url {
-                #[derive(Deserialize)]
-                struct Email {
-                    email: String,
-                    #[serde(default)]
-                    primary: bool,
-                    #[serde(default)]
-                    verified: bool,
-                }
-                let emails: Vec<Email> = get_json(http, emails_url.as_str(), Some(access)).await?;
-                if let Some(primary) = emails.into_iter().find(|m| m.primary && m.verified) {
-                    info.insert("email".into(), Value::String(primary.email));
-                }
-            }
-        }
-        self.identity(&info, &["id"])
     }
 
     /// Picks the stable id (first of `id_keys` present) and the configured fields.
@@ -322,64 +272,15 @@ pub fn keep_fields(info: &Map<String, Value>, fields: &[String]) -> Map<String, 
         .collect()
 }
 
-fn no_user_info() -> ProviderError {
+pub(super) fn no_user_info() -> ProviderError {
     ProviderError::BadAnswer("no user info endpoint is configured".into())
 }
 
-fn token_error<RE: std::error::Error + 'static>(
-    e: RequestTokenError<RE, BasicErrorResponse>,
-) -> ProviderError {
+fn token_error(e: RequestTokenError<FetchError, BasicErrorResponse>) -> ProviderError {
     match e {
         RequestTokenError::ServerResponse(r) => ProviderError::Refused(r.error().to_string()),
-        RequestTokenError::Request(e) => ProviderError::Unreachable(error_chain(&e)),
+        RequestTokenError::Request(e) => e.into(),
         RequestTokenError::Parse(e, _) => ProviderError::BadAnswer(format!("token response: {e}")),
         RequestTokenError::Other(m) => ProviderError::BadAnswer(m),
     }
-}
-
-/// GETs a JSON document (with a bearer token when given), bounded in size; non-2xx is an error.
-pub async fn get_json<T: serde::de::DeserializeOwned>(
-    http: &reqwest::Client,
-    url: &str,
-    bearer: Option<&str>,
-) -> Result<T, ProviderError> {
-    let mut request = http
-        .get(url)
-        .header(reqwest::header::ACCEPT, "application/json");
-    if let Some(token) = bearer {
-        request = request.bearer_auth(token);
-    }
-    let res = request
-        .send()
-        .await
-        .map_err(|e| ProviderError::Unreachable(error_chain(&e)))?;
-    let status = res.status();
-    if !status.is_success() {
-        return Err(ProviderError::BadAnswer(format!("{url} answered {status}")));
-    }
-    if res
-        .content_length()
-        .is_some_and(|n| n > MAX_DOCUMENT as u64)
-    {
-        return Err(ProviderError::BadAnswer(format!("{url} answered too much")));
-    }
-    let body = res
-        .bytes()
-        .await
-        .map_err(|e| ProviderError::Unreachable(error_chain(&e)))?;
-    if body.len() > MAX_DOCUMENT {
-        return Err(ProviderError::BadAnswer(format!("{url} answered too much")));
-    }
-    serde_json::from_slice(&body)
-        .map_err(|e| ProviderError::BadAnswer(format!("{url} did not answer JSON: {e}")))
-}
-
-/// The HTTP client for providers: never follows redirects, bounded in time.
-pub fn http_client(timeout: Duration) -> Result<reqwest::Client, reqwest::Error> {
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .connect_timeout(timeout.min(Duration::from_secs(5)))
-        .timeout(timeout)
-        .user_agent(concat!("oauthgate/", env!("CARGO_PKG_VERSION")))
-        .build()
 }

@@ -19,7 +19,13 @@ pub struct CentralConfig {
     pub issuer: String,
     pub providers: Vec<ProviderConfig>,
     pub clients: Vec<ClientConfig>,
+    /// The provider that answers at the plain `/oauth/callback` (see [`CALLBACK`]): the one
+    /// whose `redirect_url` says so, or the only provider. `None`: every provider has its own.
+    pub plain_callback: Option<String>,
 }
+
+/// The callback path of the central; each provider answers at `CALLBACK/<name>`.
+pub const CALLBACK: &str = "/oauth/callback";
 
 /// A value that must never reach a log.
 #[derive(Clone, PartialEq, Eq)]
@@ -73,6 +79,9 @@ pub struct ProviderConfig {
     pub user_info_fields: Vec<String>,
     pub pkce: bool,
     pub client_auth: ClientAuth,
+    /// Emails from this provider count as verified even when it does not say so
+    /// (`email_verified: true`; Facebook's preset and the dev provider).
+    pub trust_email: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -161,7 +170,7 @@ pub(super) fn central_config(
 ) -> Result<CentralConfig, ConfigError> {
     let base = public_url.as_str().trim_end_matches('/');
     let issuer = format!("{base}/oauth");
-    let default_redirect = format!("{issuer}/callback");
+    let default_redirect = format!("{base}{CALLBACK}");
     if raw.providers.is_empty() {
         return Err(ConfigError::at(
             "central.providers",
@@ -183,6 +192,7 @@ pub(super) fn central_config(
         }
         providers.push(provider(&name, p, &default_redirect, &at)?);
     }
+    let plain_callback = plain_callback(&providers)?;
     let mut clients: Vec<ClientConfig> = Vec::with_capacity(raw.clients.len());
     for (i, c) in raw.clients.into_iter().enumerate() {
         let at = format!("central.clients[{i}]");
@@ -210,7 +220,75 @@ pub(super) fn central_config(
         issuer,
         providers,
         clients,
+        plain_callback,
     })
+}
+
+/// Which provider, if any, answers at the plain `/oauth/callback`. Every callback path must
+/// name exactly one provider, checked against the login's round trip before a code is
+/// redeemed: two providers sharing one is the IdP mix-up (RFC 9700 §4.4), where a code from
+/// one provider is sent to the other's token endpoint.
+fn plain_callback(providers: &[ProviderConfig]) -> Result<Option<String>, ConfigError> {
+    let plain: Vec<&ProviderConfig> = providers
+        .iter()
+        .filter(|p| p.redirect_url.path() == CALLBACK)
+        .collect();
+    match (plain.as_slice(), providers) {
+        ([], [only]) => Ok(Some(only.name.clone())),
+        ([], _) => Ok(None),
+        ([one], [_]) => Ok(Some(one.name.clone())),
+        // GitHub accepts any redirect_uri below the registered callback URL, so a GitHub app
+        // registered at /oauth/callback would also send codes to /oauth/callback/<other>.
+        ([one], _) if one.kind == ProviderKind::GitHub => Err(ConfigError::at(
+            &format!("central.providers.{}.redirect_url", one.name),
+            format!(
+                "GitHub accepts any callback below the registered one, so with several providers \
+                 GitHub needs its own: register and use {}/{} (or remove redirect_url)",
+                CALLBACK, one.name
+            ),
+        )),
+        ([one], _) => Ok(Some(one.name.clone())),
+        ([first, second, ..], _) => Err(ConfigError::at(
+            &format!("central.providers.{}.redirect_url", second.name),
+            format!(
+                "`{}` is also the callback of `{}`: each provider needs its own, so a code \
+                 from one provider can never be redeemed at another (remove redirect_url to get \
+                 {CALLBACK}/{})",
+                second.redirect_url, first.name, second.name
+            ),
+        )),
+    }
+}
+
+/// The dev provider lets anyone log in as anyone: only when both the listener and the
+/// address browsers use are this machine. A loopback `listen` alone is not enough, since
+/// that is also how a site behind nginx or another proxy listens.
+pub(super) fn dev_gate(
+    central: &CentralConfig,
+    listen: std::net::SocketAddr,
+    public_url: &Url,
+) -> Result<(), ConfigError> {
+    let Some(dev) = central
+        .providers
+        .iter()
+        .find(|p| p.kind == ProviderKind::Dev)
+    else {
+        return Ok(());
+    };
+    let why = if !listen.ip().is_loopback() {
+        format!("listen is {listen}")
+    } else if !is_loopback(public_url) {
+        format!("public_url is {public_url}")
+    } else {
+        return Ok(());
+    };
+    Err(ConfigError::at(
+        &format!("central.providers.{}.kind", dev.name),
+        format!(
+            "the dev provider lets anyone log in as anyone; it only runs when listen is a loopback \
+             address and public_url's host is localhost, 127.x or ::1, but {why}"
+        ),
+    ))
 }
 
 fn client(raw: RawClient) -> Result<ClientConfig, (&'static str, String)> {
@@ -265,6 +343,7 @@ pub fn is_loopback(url: &Url) -> bool {
 fn provider(
     name: &str,
     raw: RawProvider,
+    // `public_url` + `/oauth/callback`; each provider's own is below it.
     default_redirect: &str,
     at: &dyn Fn(&str) -> String,
 ) -> Result<ProviderConfig, ConfigError> {
@@ -322,13 +401,24 @@ fn provider(
     let issuer = url("issuer", raw.issuer, p.and_then(|p| p.issuer))?;
     let redirect_text = raw
         .redirect_url
-        .unwrap_or_else(|| default_redirect.to_owned());
+        .unwrap_or_else(|| format!("{default_redirect}/{name}"));
     let redirect_url = Url::parse(&redirect_text).map_err(|e| {
         ConfigError::at(
             &at("redirect_url"),
             format!("`{redirect_text}` is not a URL: {e}"),
         )
     })?;
+    let own_callback = format!("{CALLBACK}/{name}");
+    let path = redirect_url.path();
+    if (path != own_callback && path != CALLBACK)
+        || redirect_url.query().is_some()
+        || redirect_url.fragment().is_some()
+    {
+        return Err(ConfigError::at(
+            &at("redirect_url"),
+            format!("`{redirect_text}` must end in {own_callback} (or {CALLBACK}), with no query"),
+        ));
+    }
 
     let needs_secret = kind != ProviderKind::Dev;
     let client_id = raw.client_id.unwrap_or_default();
@@ -385,6 +475,18 @@ fn provider(
             ))
         }
     };
+    let trust_email = match (kind, raw.email_verified) {
+        // GitHub says per address whether it is verified (`/user/emails`): nothing to trust.
+        (ProviderKind::GitHub, Some(_)) => return Err(ConfigError::at(
+            &at("email_verified"),
+            "does not apply to GitHub, whose verified primary address is read from /user/emails",
+        )),
+        (_, Some(trust)) => trust,
+        // Facebook's Graph API returns only a confirmed address (or none), and the dev
+        // provider's are whatever the developer typed.
+        (ProviderKind::Facebook | ProviderKind::Dev, None) => true,
+        (_, None) => false,
+    };
     Ok(ProviderConfig {
         name: name.to_owned(),
         display_name: raw
@@ -404,5 +506,6 @@ fn provider(
         user_info_fields,
         pkce: raw.pkce.unwrap_or(true),
         client_auth,
+        trust_email,
     })
 }

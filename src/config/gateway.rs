@@ -67,15 +67,31 @@ pub enum Login {
 }
 
 /// Who may use a `required` route. All lists are ORed; all empty means any logged-in user.
+/// An entry of `emails`, `domains` or `logins` written `<provider>:<value>` matches only
+/// sessions from that provider; a plain entry matches the value from any offered provider.
 #[derive(Debug, Clone, Default)]
 pub struct Allow {
     /// Lower-cased.
-    pub emails: Vec<String>,
+    pub emails: Vec<AllowEntry>,
     /// Lower-cased, compared with the part after the last `@`.
-    pub domains: Vec<String>,
+    pub domains: Vec<AllowEntry>,
     /// Lower-cased.
-    pub logins: Vec<String>,
+    pub logins: Vec<AllowEntry>,
     pub providers: Vec<String>,
+}
+
+/// One value of an `allow` list, perhaps tied to one provider.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AllowEntry {
+    pub provider: Option<String>,
+    pub value: String,
+}
+
+impl AllowEntry {
+    /// Whether this entry admits `value` (already lower-cased) from `provider`.
+    pub fn admits(&self, provider: &str, value: &str) -> bool {
+        self.value == value && self.provider.as_deref().is_none_or(|p| p == provider)
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -379,7 +395,7 @@ fn route(
                 "only applies to routes with login: required",
             ))
         }
-        Some(a) => allow(a),
+        Some(a) => allow(a, at, login)?,
     };
     let (preserve_host, any_host) = match raw.preserve_host {
         None => (true, false),
@@ -403,19 +419,48 @@ fn route(
     })
 }
 
-fn allow(raw: RawAllow) -> Allow {
-    let lower = |v: Vec<String>| v.into_iter().map(|s| s.trim().to_lowercase()).collect();
-    Allow {
-        emails: lower(raw.emails),
-        domains: lower(
-            raw.domains
-                .into_iter()
-                .map(|d| d.trim_start_matches('@').to_owned())
-                .collect(),
-        ),
-        logins: lower(raw.logins),
+fn allow(
+    raw: RawAllow,
+    at: &dyn Fn(&str) -> String,
+    login: Option<&LoginSource>,
+) -> Result<Allow, ConfigError> {
+    let offered: &[String] = login.map_or(&[], |l| l.providers.as_slice());
+    let entries = |key: &str, list: Vec<String>, strip_at: bool| {
+        list.into_iter()
+            .enumerate()
+            .map(|(i, text)| {
+                let text = text.trim();
+                let (provider, value) = match text.split_once(':') {
+                    Some((p, v)) if offered.iter().any(|o| o == p) => (Some(p.to_owned()), v),
+                    Some((p, _)) => {
+                        return Err(ConfigError::at(
+                            &at(&format!("allow.{key}[{i}]")),
+                            format!(
+                                "`{text}`: `{p}` is not an offered provider ({}); write <provider>:<value>",
+                                offered.join(", ")
+                            ),
+                        ))
+                    }
+                    None => (None, text),
+                };
+                let value = if strip_at {
+                    value.trim_start_matches('@')
+                } else {
+                    value
+                };
+                Ok(AllowEntry {
+                    provider,
+                    value: value.to_lowercase(),
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()
+    };
+    Ok(Allow {
+        emails: entries("emails", raw.emails, false)?,
+        domains: entries("domains", raw.domains, true)?,
+        logins: entries("logins", raw.logins, false)?,
         providers: raw.providers,
-    }
+    })
 }
 
 /// Checks a route prefix and returns it without a trailing slash (except for `/`).

@@ -156,6 +156,8 @@ pub(super) struct RawProvider {
     pub jwks_url: Option<String>,
     pub pkce: Option<bool>,
     pub client_auth: Option<String>,
+    /// `true`: this provider's emails count as verified even when it does not say so.
+    pub email_verified: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -161,7 +161,33 @@ fn oauth_proxy_errors_name_their_keys() {
     .unwrap();
     let g = ok.gateway.unwrap();
     assert_eq!(g.login.unwrap().url, "https://auth.example/oauth");
-    assert_eq!(g.routes[0].allow.domains, ["example.com"]);
+    assert_eq!(
+        g.routes[0].allow.domains,
+        [AllowEntry {
+            provider: None,
+            value: "example.com".into()
+        }]
+    );
+    // `<provider>:<value>` ties an entry to one offered provider; another prefix is an error.
+    let ok = parse(&format!(
+        "gateway:\n  oauth_proxy: {{url: \"https://auth.example/oauth/\", verify_key: {key}, providers: [github, google]}}\n{}",
+        "  routes:\n    - {prefix: /, upstream: \"http://a\", allow: {logins: [\"github:Alice\"], domains: [\"google:@Example.com\"]}}\n"
+    ))
+    .unwrap();
+    let allow = &ok.gateway.unwrap().routes[0].allow;
+    assert_eq!(
+        allow.logins,
+        [AllowEntry {
+            provider: Some("github".into()),
+            value: "alice".into()
+        }]
+    );
+    assert_eq!(allow.domains[0].value, "example.com");
+    let e = err(&format!(
+        "gateway:\n  oauth_proxy: {{url: \"https://auth.example/oauth/\", verify_key: {key}, providers: [github]}}\n{}",
+        "  routes:\n    - {prefix: /, upstream: \"http://a\", allow: {emails: [\"gitlab:a@b.c\"]}}\n"
+    ));
+    assert!(e.starts_with("gateway.routes[0].allow.emails[0]:"), "{e}");
 }
 
 #[test]

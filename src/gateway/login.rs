@@ -2,25 +2,24 @@
 //! (assertion → session), `logout`, `userinfo`, and `check` for nginx `auth_request` and
 //! forward-auth proxies.
 
+mod logout;
+mod replay;
+
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
-use base64::Engine;
 use ed25519_dalek::VerifyingKey;
 use http::header::{self, HeaderName, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
-use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use tracing::{info, warn};
 
 use super::path::NormalPath;
 use super::policy::{decide, safe_next, Decision};
 use super::routes::RouteTable;
-use super::session::{Session, Sessions, SESSION_COOKIE};
+use super::session::{Session, Sessions};
 use crate::assertion::{self, Expected};
 use crate::config::{provider_display_name, GatewayConfig, LoginSource};
 use crate::cookies;
@@ -31,6 +30,8 @@ use crate::util::{now, random_token, Query};
 /// How long a login may take, from the gateway's redirect to its callback.
 const LOGIN_TTL: Duration = Duration::from_secs(600);
 const LOGIN_COOKIE: &str = "__Host-oauthgate-login-";
+/// Logins a browser may have in flight at once; starting another ends the oldest.
+const MAX_PENDING_LOGINS: usize = 5;
 /// The largest `Set-Cookie` browsers are sure to keep (RFC 6265 §6.1 asks for 4096 bytes).
 const MAX_COOKIE: usize = 4000;
 static X_ORIGINAL_URI: HeaderName = HeaderName::from_static("x-original-uri");
@@ -44,6 +45,9 @@ struct Pending {
     /// Where to go afterwards (already checked by `safe_next`).
     next: String,
     exp: u64,
+    /// The provider asked for: the assertion must come from it.
+    #[serde(default)]
+    p: String,
 }
 
 /// Everything the login endpoints need, built once.
@@ -56,6 +60,10 @@ pub struct LoginFlow {
     title: String,
     pub sessions: Sessions,
     trusted_proxies: Vec<IpAddr>,
+    /// `public_url`'s origin (`https://host[:port]`): the only `Origin` a logout may come from.
+    origin: String,
+    /// Login nonces already used at the callback.
+    used: replay::UsedNonces,
 }
 
 impl LoginFlow {
@@ -81,6 +89,10 @@ impl LoginFlow {
             title: config.title.clone(),
             sessions: Sessions::new(config.session_secret.as_ref(), data_dir, config.session_ttl)?,
             trusted_proxies: config.trusted_proxies.clone(),
+            origin: url::Url::parse(&config.callback_url)
+                .map(|u| u.origin().ascii_serialization())
+                .unwrap_or_default(),
+            used: replay::UsedNonces::default(),
         })
     }
 
@@ -176,6 +188,7 @@ impl LoginFlow {
             n: nonce.clone(),
             next,
             exp: now() + LOGIN_TTL.as_secs(),
+            p: provider.clone(),
         };
         let query = url::form_urlencoded::Serializer::new(String::new())
             .append_pair("provider", &provider)
@@ -187,7 +200,17 @@ impl LoginFlow {
             &format!("{}/authorize?{query}", self.central_url),
         )?;
         let value = serde_json::to_string(&pending).unwrap_or_default();
-        res.headers_mut().append(
+        let stale = self.sessions.logins().excess_logins(
+            req.headers(),
+            LOGIN_COOKIE,
+            MAX_PENDING_LOGINS - 1,
+            |v| serde_json::from_str::<Pending>(v).ok().map(|p| p.exp),
+        );
+        let h = res.headers_mut();
+        for name in stale {
+            h.append(header::SET_COOKIE, cookies::removal(&name));
+        }
+        h.append(
             header::SET_COOKIE,
             self.sessions.logins().seal(
                 &cookies::per_login_name(LOGIN_COOKIE, &nonce),
@@ -258,6 +281,20 @@ impl LoginFlow {
             warn!(error = %e, "assertion refused");
             restart("The login could not be verified.")
         })?;
+        // Only a provider this gateway offers, and the one this login asked for: someone
+        // who swaps `provider=` on the way to the central comes back with another.
+        let asked = pending.p.is_empty() || pending.p == claims.provider;
+        if !asked || !self.providers.contains(&claims.provider) {
+            warn!(provider = %claims.provider, asked = %pending.p, "assertion from a provider this login did not ask for");
+            return Err(restart("That login provider is not offered here."));
+        }
+        if !self
+            .used
+            .first_use(&pending.n, claims.exp + assertion::LEEWAY, now())
+        {
+            warn!(sub = %claims.sub, "login nonce used twice; refused");
+            return Err(stale());
+        }
         let session = Session {
             sub: claims.sub,
             provider: claims.provider,
@@ -276,65 +313,6 @@ impl LoginFlow {
         let h = res.headers_mut();
         h.append(header::SET_COOKIE, session_cookie);
         h.append(header::SET_COOKIE, cookies::removal(&cookie));
-        Ok(res)
-    }
-
-    fn logout_token(&self, headers: &http::HeaderMap) -> Option<String> {
-        let raw = self.sessions.raw_cookie(headers)?;
-        let digest = Sha256::digest(format!("oauthgate logout\0{raw}").as_bytes());
-        Some(B64.encode(&digest[..18]))
-    }
-
-    fn logout_form(&self, headers: &http::HeaderMap) -> String {
-        let token = self.logout_token(headers).unwrap_or_default();
-        format!(
-            "<form method=\"post\" action=\"{}/logout\"><input type=\"hidden\" name=\"token\" value=\"{}\">\
-             <button type=\"submit\">Log out</button></form>",
-            escape(&self.auth_prefix),
-            escape(&token)
-        )
-    }
-
-    /// `GET /_auth/logout`: asks for confirmation (a GET never logs out).
-    fn logout_page(&self, req: &Request<Incoming>) -> Response<Body> {
-        let body = match self.sessions.current(req.headers()) {
-            Some(s) => format!(
-                "<p>You are logged in as <strong>{}</strong>.</p>{}",
-                escape(&s.session.display_name()),
-                self.logout_form(req.headers())
-            ),
-            None => "<p>You are not logged in.</p><p><a href=\"/\">Continue</a></p>".to_owned(),
-        };
-        pages::html_page(StatusCode::OK, &self.page("Log out", &body))
-    }
-
-    /// `POST /_auth/logout` with the form's token (bound to this session: CSRF-safe).
-    async fn logout(&self, req: Request<Incoming>) -> Result<Response<Body>, RequestError> {
-        let (parts, body) = req.into_parts();
-        let bytes = Limited::new(body, 4096)
-            .collect()
-            .await
-            .map_err(|_| RequestError::Invalid("The form is too large.".into()))?
-            .to_bytes();
-        let form = Query::parse(&String::from_utf8_lossy(&bytes));
-        if let Some(expected) = self.logout_token(&parts.headers) {
-            let given = form.get("token").unwrap_or("");
-            if !bool::from(given.as_bytes().ct_eq(expected.as_bytes())) {
-                return Err(RequestError::Login {
-                    status: StatusCode::FORBIDDEN,
-                    message: "This logout form is out of date.".into(),
-                    retry: Some(format!("{}/logout", self.auth_prefix)),
-                });
-            }
-        }
-        let body = format!(
-            "<p>You are logged out of {}.</p><p><a class=\"button\" href=\"{}/login\">Log in again</a></p>",
-            escape(&self.title),
-            escape(&self.auth_prefix)
-        );
-        let mut res = pages::html_page(StatusCode::OK, &self.page("Logged out", &body));
-        res.headers_mut()
-            .append(header::SET_COOKIE, cookies::removal(SESSION_COOKIE));
         Ok(res)
     }
 

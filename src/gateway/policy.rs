@@ -6,7 +6,7 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use super::session::{Session, Verified};
-use crate::config::{Allow, Login, Route};
+use crate::config::{Allow, AllowEntry, Login, Route};
 
 /// What a route's `login` and `allow` decide for a request with this session.
 #[derive(Debug)]
@@ -32,7 +32,9 @@ pub fn decide(route: &Route, session: Option<Arc<Verified>>) -> Decision {
 
 /// Whether `session` may use a route with this `allow`. Lists are ORed; all empty allows
 /// any logged-in user. Emails and logins compare case-insensitively; a domain matches the
-/// part of the email after its last `@`, exactly.
+/// part of the email after its last `@`, exactly. An entry tied to a provider
+/// (`github:alice`) matches only sessions from it; a plain entry matches every provider the
+/// gateway offers, so `logins: [alice]` admits whoever holds the name `alice` at any of them.
 pub fn allows(allow: &Allow, session: &Session) -> bool {
     if allow.emails.is_empty()
         && allow.domains.is_empty()
@@ -48,24 +50,32 @@ pub fn allows(allow: &Allow, session: &Session) -> bool {
             .and_then(Value::as_str)
             .map(str::to_lowercase)
     };
+    let any = |list: &[AllowEntry], value: Option<&str>| {
+        value.is_some_and(|v| list.iter().any(|e| e.admits(&session.provider, v)))
+    };
     let email = field("email");
     let domain = email
         .as_deref()
         .and_then(|e| e.rsplit_once('@'))
-        .map(|(_, d)| d.to_owned());
-    let login = field("login");
-    email.is_some_and(|e| allow.emails.contains(&e))
-        || domain.is_some_and(|d| allow.domains.contains(&d))
-        || login.is_some_and(|l| allow.logins.contains(&l))
+        .map(|(_, d)| d);
+    any(&allow.emails, email.as_deref())
+        || any(&allow.domains, domain)
+        || any(&allow.logins, field("login").as_deref())
         || allow.providers.contains(&session.provider)
 }
 
+/// The longest `next` kept (longer ones fall back to `/`): it travels in the login cookie,
+/// and a huge one would let a page push a browser's cookies past what servers accept.
+pub const MAX_NEXT: usize = 2048;
+
 /// `next` if it is a same-origin path, else `/`. Refused: anything not starting with exactly
 /// one `/` (`//e.com`, `/\e.com`, `https:…`, `javascript:`), backslashes, control characters
-/// and spaces (`/\t/e.com`, CR/LF), non-ASCII, and the gateway's own endpoints (no loops).
+/// and spaces (`/\t/e.com`, CR/LF), non-ASCII, the gateway's own endpoints (no loops), and
+/// anything longer than [`MAX_NEXT`].
 pub fn safe_next(next: &str, auth_prefix: &str) -> String {
     let bytes = next.as_bytes();
-    let ok = bytes.first() == Some(&b'/')
+    let ok = bytes.len() <= MAX_NEXT
+        && bytes.first() == Some(&b'/')
         && !matches!(bytes.get(1), Some(b'/' | b'\\'))
         && bytes
             .iter()
@@ -96,12 +106,25 @@ mod tests {
     }
 
     fn allow(emails: &[&str], domains: &[&str], logins: &[&str], providers: &[&str]) -> Allow {
-        let v = |x: &[&str]| x.iter().map(|s| s.to_string()).collect();
+        let v = |x: &[&str]| {
+            x.iter()
+                .map(|s| match s.split_once(':') {
+                    Some((p, v)) => AllowEntry {
+                        provider: Some(p.into()),
+                        value: v.into(),
+                    },
+                    None => AllowEntry {
+                        provider: None,
+                        value: s.to_string(),
+                    },
+                })
+                .collect()
+        };
         Allow {
             emails: v(emails),
             domains: v(domains),
             logins: v(logins),
-            providers: v(providers),
+            providers: providers.iter().map(|s| s.to_string()).collect(),
         }
     }
 
@@ -134,8 +157,39 @@ mod tests {
     }
 
     #[test]
+    fn entries_tied_to_a_provider_match_only_its_sessions() {
+        let gh = session("alice@example.com", "alice", "github");
+        let other = session("alice@example.com", "alice", "gitlab");
+        let tied = allow(
+            &["github:alice@example.com"],
+            &["github:example.com"],
+            &["github:alice"],
+            &[],
+        );
+        assert!(allows(&tied, &gh));
+        assert!(!allows(&tied, &other));
+        for one in [
+            allow(&["github:alice@example.com"], &[], &[], &[]),
+            allow(&[], &["github:example.com"], &[], &[]),
+            allow(&[], &[], &["github:alice"], &[]),
+        ] {
+            assert!(allows(&one, &gh) && !allows(&one, &other), "{one:?}");
+        }
+        // Plain entries match the value from any provider.
+        assert!(allows(&allow(&[], &[], &["alice"], &[]), &other));
+    }
+
+    #[test]
     fn next_is_a_same_origin_path_or_root() {
-        for good in ["/", "/chat", "/chat/room?x=1&y=/z", "/a%2Fb", "/%09/e.com"] {
+        let longest = format!("/{}", "a".repeat(MAX_NEXT - 1));
+        for good in [
+            "/",
+            "/chat",
+            "/chat/room?x=1&y=/z",
+            "/a%2Fb",
+            "/%09/e.com",
+            &longest,
+        ] {
             assert_eq!(safe_next(good, "/_auth"), good, "{good}");
         }
         for bad in [
@@ -157,6 +211,7 @@ mod tests {
             "/_auth/logout",
             "/_auth/login?next=//e.com",
             "/ x",
+            &format!("/{}", "a".repeat(MAX_NEXT)),
         ] {
             assert_eq!(safe_next(bad, "/_auth"), "/", "{bad:?}");
         }

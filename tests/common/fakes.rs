@@ -1,6 +1,7 @@
 //! Provider-shaped fakes for what no local real peer can play: GitHub's, Google's and
 //! Facebook's own API quirks. A fake is a real HTTP server on 127.0.0.1:0 that records every
-//! request and answers through a closure the test gives it.
+//! request and answers through a closure the test gives it: a plain [`Answer`], or a
+//! [`Reply`] with headers (redirects) or a streamed body of any size.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -8,7 +9,9 @@ use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use http::{HeaderMap, Request, Response, StatusCode};
-use http_body_util::{BodyExt, Full};
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Full, StreamBody};
+use hyper::body::Frame;
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
@@ -42,7 +45,49 @@ impl Recorded {
 
 /// What a fake answers: status, content type, body.
 pub type Answer = (u16, &'static str, String);
-type Handler = dyn Fn(&Recorded) -> Answer + Send + Sync;
+type Handler = dyn Fn(&Recorded) -> Reply + Send + Sync;
+
+/// A full answer: status, headers, and a body given whole or streamed.
+pub struct Reply {
+    pub status: u16,
+    pub headers: Vec<(&'static str, String)>,
+    pub body: ReplyBody,
+}
+
+pub enum ReplyBody {
+    Text(String),
+    /// This many bytes of JSON-looking filler (`[0,0,…`), in 64 KiB chunks, with no
+    /// `Content-Length`: the reader only learns the size by reading.
+    Stream(usize),
+}
+
+impl Reply {
+    pub fn redirect(location: &str) -> Reply {
+        Reply {
+            status: 302,
+            headers: vec![("location", location.to_owned())],
+            body: ReplyBody::Text(String::new()),
+        }
+    }
+
+    pub fn huge(bytes: usize) -> Reply {
+        Reply {
+            status: 200,
+            headers: vec![("content-type", "application/json".into())],
+            body: ReplyBody::Stream(bytes),
+        }
+    }
+}
+
+impl From<Answer> for Reply {
+    fn from((status, content_type, body): Answer) -> Reply {
+        Reply {
+            status,
+            headers: vec![("content-type", content_type.to_owned())],
+            body: ReplyBody::Text(body),
+        }
+    }
+}
 
 pub struct Fake {
     pub addr: SocketAddr,
@@ -51,6 +96,11 @@ pub struct Fake {
 
 impl Fake {
     pub async fn start(handler: impl Fn(&Recorded) -> Answer + Send + Sync + 'static) -> Fake {
+        Self::start_with(move |r| handler(r).into()).await
+    }
+
+    /// A fake whose closure answers with a [`Reply`].
+    pub async fn start_with(handler: impl Fn(&Recorded) -> Reply + Send + Sync + 'static) -> Fake {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind fake");
         let addr = listener.local_addr().expect("addr");
         let seen = Arc::new(Mutex::new(Vec::new()));
@@ -88,7 +138,7 @@ async fn answer(
     req: Request<Incoming>,
     log: Arc<Mutex<Vec<Recorded>>>,
     handler: Arc<Handler>,
-) -> Result<Response<Full<Bytes>>, Infallible> {
+) -> Result<Response<BoxBody<Bytes, Infallible>>, Infallible> {
     let (parts, body) = req.into_parts();
     let body = body
         .collect()
@@ -103,10 +153,26 @@ async fn answer(
         body: String::from_utf8_lossy(&body).into_owned(),
     };
     log.lock().unwrap().push(recorded.clone());
-    let (status, content_type, body) = handler(&recorded);
-    let mut res = Response::new(Full::new(Bytes::from(body)));
-    *res.status_mut() = StatusCode::from_u16(status).expect("status");
-    res.headers_mut()
-        .insert("content-type", content_type.parse().expect("content type"));
+    let reply = handler(&recorded);
+    let body = match reply.body {
+        ReplyBody::Text(text) => Full::new(Bytes::from(text))
+            .map_err(|never| match never {})
+            .boxed(),
+        ReplyBody::Stream(total) => {
+            let chunk = Bytes::from(vec![b'0'; 64 * 1024]);
+            let chunks = (0..total.div_ceil(chunk.len())).map(move |i| {
+                let left = total - i * chunk.len();
+                Ok::<_, Infallible>(Frame::data(chunk.slice(..left.min(chunk.len()))))
+            });
+            let first = std::iter::once(Ok(Frame::data(Bytes::from_static(b"["))));
+            StreamBody::new(futures_util::stream::iter(first.chain(chunks))).boxed()
+        }
+    };
+    let mut res = Response::new(body);
+    *res.status_mut() = StatusCode::from_u16(reply.status).expect("status");
+    for (name, value) in reply.headers {
+        res.headers_mut()
+            .append(name, value.parse().expect("header value"));
+    }
     Ok(res)
 }

@@ -6,6 +6,7 @@ pub mod chrome;
 pub mod client;
 pub mod fakes;
 pub mod flow;
+pub mod idp;
 pub mod nginx;
 pub mod oidc;
 pub mod python;

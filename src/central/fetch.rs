@@ -1,0 +1,120 @@
+//! Talking to providers over HTTP: one client that never follows redirects, and every answer
+//! (token response, user info, emails, discovery, keys) read incrementally and abandoned as
+//! soon as it passes [`MAX_DOCUMENT`], so a provider cannot make the central's memory grow
+//! with the size of what it sends.
+
+use std::time::Duration;
+
+use super::providers::ProviderError;
+use crate::util::error_chain;
+
+/// The largest document read from a provider.
+pub const MAX_DOCUMENT: usize = 1024 * 1024;
+
+/// Why a request to a provider produced no usable answer.
+#[derive(Debug, thiserror::Error)]
+pub enum FetchError {
+    #[error("{0}")]
+    Network(String),
+    #[error("{url} answered more than {MAX_DOCUMENT} bytes")]
+    TooLarge { url: String },
+    #[error("{0}")]
+    Build(String),
+}
+
+impl From<FetchError> for ProviderError {
+    fn from(e: FetchError) -> Self {
+        match e {
+            FetchError::Network(m) => ProviderError::Unreachable(m),
+            FetchError::TooLarge { .. } | FetchError::Build(_) => {
+                ProviderError::BadAnswer(e.to_string())
+            }
+        }
+    }
+}
+
+/// The body of `res`, read chunk by chunk and refused as soon as it passes the cap (a
+/// declared `Content-Length` over the cap is refused before reading anything).
+pub async fn read_capped(mut res: reqwest::Response) -> Result<Vec<u8>, FetchError> {
+    let url = res.url().to_string();
+    let too_large = || FetchError::TooLarge { url: url.clone() };
+    if res
+        .content_length()
+        .is_some_and(|n| n > MAX_DOCUMENT as u64)
+    {
+        return Err(too_large());
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = res
+        .chunk()
+        .await
+        .map_err(|e| FetchError::Network(error_chain(&e)))?
+    {
+        if body.len() + chunk.len() > MAX_DOCUMENT {
+            return Err(too_large());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+/// GETs a JSON document (with a bearer token when given), bounded in size; non-2xx is an error.
+pub async fn get_json<T: serde::de::DeserializeOwned>(
+    http: &reqwest::Client,
+    url: &str,
+    bearer: Option<&str>,
+) -> Result<T, ProviderError> {
+    let mut request = http
+        .get(url)
+        .header(reqwest::header::ACCEPT, "application/json");
+    if let Some(token) = bearer {
+        request = request.bearer_auth(token);
+    }
+    let res = request
+        .send()
+        .await
+        .map_err(|e| ProviderError::Unreachable(error_chain(&e)))?;
+    let status = res.status();
+    if !status.is_success() {
+        return Err(ProviderError::BadAnswer(format!("{url} answered {status}")));
+    }
+    let body = read_capped(res).await?;
+    serde_json::from_slice(&body)
+        .map_err(|e| ProviderError::BadAnswer(format!("{url} did not answer JSON: {e}")))
+}
+
+/// Sends one request the `oauth2` crate built (the code exchange) and reads its answer under
+/// the same cap: the crate's own reqwest adapter would read any size. Takes the client by
+/// value (a cheap handle) so the future owns everything it uses.
+pub async fn send(
+    http: reqwest::Client,
+    request: oauth2::HttpRequest,
+) -> Result<oauth2::HttpResponse, FetchError> {
+    let (parts, body) = request.into_parts();
+    let url = parts.uri.to_string();
+    let res = http
+        .request(parts.method, &url)
+        .headers(parts.headers)
+        .body(body)
+        .send()
+        .await
+        .map_err(|e| FetchError::Network(error_chain(&e)))?;
+    let mut answer = http::Response::builder().status(res.status());
+    for (name, value) in res.headers() {
+        answer = answer.header(name, value);
+    }
+    let body = read_capped(res).await?;
+    answer
+        .body(body)
+        .map_err(|e| FetchError::Build(e.to_string()))
+}
+
+/// The HTTP client for providers: never follows redirects, bounded in time.
+pub fn http_client(timeout: Duration) -> Result<reqwest::Client, reqwest::Error> {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .connect_timeout(timeout.min(Duration::from_secs(5)))
+        .timeout(timeout)
+        .user_agent(concat!("oauthgate/", env!("CARGO_PKG_VERSION")))
+        .build()
+}

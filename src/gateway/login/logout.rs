@@ -1,0 +1,114 @@
+//! `/_auth/logout`: a GET shows who is logged in and a form; the POST needs the form's token
+//! (derived from the session cookie) and a same-origin request, and only then clears the
+//! session. A cross-site page can neither log a user out nor make the answer clear a cookie.
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use base64::Engine;
+use http::header;
+use http::{Request, Response, StatusCode};
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+use tracing::warn;
+
+use super::super::session::SESSION_COOKIE;
+use super::LoginFlow;
+use crate::cookies;
+use crate::error::RequestError;
+use crate::pages::{self, escape, Body};
+use crate::util::Query;
+
+impl LoginFlow {
+    pub(super) fn logout_token(&self, headers: &http::HeaderMap) -> Option<String> {
+        let raw = self.sessions.raw_cookie(headers)?;
+        let digest = Sha256::digest(format!("oauthgate logout\0{raw}").as_bytes());
+        Some(B64.encode(&digest[..18]))
+    }
+
+    pub(super) fn logout_form(&self, headers: &http::HeaderMap) -> String {
+        let token = self.logout_token(headers).unwrap_or_default();
+        format!(
+            "<form method=\"post\" action=\"{}/logout\"><input type=\"hidden\" name=\"token\" value=\"{}\">\
+             <button type=\"submit\">Log out</button></form>",
+            escape(&self.auth_prefix),
+            escape(&token)
+        )
+    }
+
+    /// `GET /_auth/logout`: asks for confirmation (a GET never logs out).
+    pub(super) fn logout_page(&self, req: &Request<Incoming>) -> Response<Body> {
+        let body = match self.sessions.current(req.headers()) {
+            Some(s) => format!(
+                "<p>You are logged in as <strong>{}</strong>.</p>{}",
+                escape(&s.session.display_name()),
+                self.logout_form(req.headers())
+            ),
+            None => "<p>You are not logged in.</p><p><a href=\"/\">Continue</a></p>".to_owned(),
+        };
+        pages::html_page(StatusCode::OK, &self.page("Log out", &body))
+    }
+
+    /// Why a logout POST must be refused as cross-site, if it must. Browsers that send
+    /// `Sec-Fetch-Site` say where the request comes from: only this origin, or the user
+    /// typing the address (`none`), may log a user out. Older ones are judged by `Origin`,
+    /// which must be `public_url`'s; `null` is let through to the token check, because our
+    /// pages' `Referrer-Policy: no-referrer` makes browsers send `null` for our own form.
+    fn cross_site(&self, headers: &http::HeaderMap) -> Option<&'static str> {
+        if let Some(site) = headers.get("sec-fetch-site") {
+            return (!matches!(site.as_bytes(), b"same-origin" | b"none"))
+                .then_some("Sec-Fetch-Site");
+        }
+        match headers.get(header::ORIGIN) {
+            Some(o) if o.as_bytes() != b"null" && o.as_bytes() != self.origin.as_bytes() => {
+                Some("Origin")
+            }
+            _ => None,
+        }
+    }
+
+    /// `POST /_auth/logout` with the form's token (bound to this session: CSRF-safe). The
+    /// session cookie is cleared only once the token matched; a POST without a session
+    /// changes nothing, and a cross-site one is refused before anything else.
+    pub(super) async fn logout(
+        &self,
+        req: Request<Incoming>,
+    ) -> Result<Response<Body>, RequestError> {
+        let (parts, body) = req.into_parts();
+        let refused = |message: &str| RequestError::Login {
+            status: StatusCode::FORBIDDEN,
+            message: message.to_owned(),
+            retry: Some(format!("{}/logout", self.auth_prefix)),
+        };
+        if let Some(header) = self.cross_site(&parts.headers) {
+            warn!(header, "cross-site logout refused");
+            return Err(refused("Log out from this site's own logout page."));
+        }
+        let bytes = Limited::new(body, 4096)
+            .collect()
+            .await
+            .map_err(|_| RequestError::Invalid("The form is too large.".into()))?
+            .to_bytes();
+        let form = Query::parse(&String::from_utf8_lossy(&bytes));
+        let Some(expected) = self.logout_token(&parts.headers) else {
+            let body = "<p>You are not logged in.</p><p><a href=\"/\">Continue</a></p>";
+            return Ok(pages::html_page(
+                StatusCode::OK,
+                &self.page("Log out", body),
+            ));
+        };
+        let given = form.get("token").unwrap_or("");
+        if !bool::from(given.as_bytes().ct_eq(expected.as_bytes())) {
+            return Err(refused("This logout form is out of date."));
+        }
+        let body = format!(
+            "<p>You are logged out of {}.</p><p><a class=\"button\" href=\"{}/login\">Log in again</a></p>",
+            escape(&self.title),
+            escape(&self.auth_prefix)
+        );
+        let mut res = pages::html_page(StatusCode::OK, &self.page("Logged out", &body));
+        res.headers_mut()
+            .append(header::SET_COOKIE, cookies::removal(SESSION_COOKIE));
+        Ok(res)
+    }
+}
