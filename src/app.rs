@@ -3,7 +3,7 @@
 
 use std::fmt;
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use http::{Method, Request, Response};
 use hyper::body::Incoming;
@@ -11,10 +11,12 @@ use tracing::{info, warn, Level};
 
 use crate::central::{self, Central};
 use crate::config::Config;
+use crate::context::RequestCtx;
 use crate::error::{RequestError, StartError};
-use crate::gateway::path::NormalPath;
-use crate::gateway::{routes, Gateway, Step};
+use crate::gateway::{Gateway, Prepared};
 use crate::pages::{self, Body};
+use crate::path::NormalPath;
+use crate::step::Step;
 
 /// Built once at start-up; one `Arc` of it is shared by every connection.
 pub struct AppState {
@@ -43,16 +45,15 @@ impl AppState {
         Ok(AppState { central, gateway })
     }
 
-    /// Serves one request; never fails (errors become pages here) and logs one access line.
+    /// Serves one request; never fails (errors become pages here, at the one error edge)
+    /// and logs one access line.
     pub async fn handle(&self, req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
         // The clock is read only for the access log.
-        let started = tracing::enabled!(target: "access", Level::INFO).then(Instant::now);
+        let mut ctx = RequestCtx::new(&req, peer, tracing::enabled!(target: "access", Level::INFO));
         let method = req.method().clone();
-        let html = pages::is_navigation(req.headers());
         // A Uri clone shares its bytes: no copy of the path for the log line.
         let uri = req.uri().clone();
-        let (step, route) = self.dispatch(req, peer);
-        let result = match step {
+        let result = match self.dispatch(req, &mut ctx) {
             Step::Answer(answer) => answer,
             Step::Forward(prepared) => prepared.send().await,
             Step::Later(work) => work.await,
@@ -61,7 +62,7 @@ impl AppState {
             if e.status().is_server_error() {
                 warn!(error = %e, peer = %peer.ip(), path = %uri.path(), "request failed");
             }
-            pages::error_response(&e, html)
+            pages::error_response(&e, ctx.navigation)
         });
         info!(
             target: "access",
@@ -69,30 +70,34 @@ impl AppState {
             method = %method,
             path = %uri.path(),
             status = res.status().as_u16(),
-            route = route.unwrap_or("-"),
-            ms = %Millis(started.map_or(Duration::ZERO, |s| s.elapsed())),
+            route = ctx.route.unwrap_or("-"),
+            ms = %Millis(ctx.started.map_or(Duration::ZERO, |s| s.elapsed())),
         );
         res
     }
 
     /// Normalises the path and hands the request to its role; nothing here waits.
-    fn dispatch(&self, req: Request<Incoming>, peer: SocketAddr) -> (Step<'_>, Option<&str>) {
+    fn dispatch<'a>(
+        &'a self,
+        req: Request<Incoming>,
+        ctx: &mut RequestCtx<'a>,
+    ) -> Step<'a, Prepared<'a>> {
         if req.method() == Method::CONNECT {
-            return (Step::Answer(Err(RequestError::MethodNotAllowed)), None);
+            return Step::Answer(Err(RequestError::MethodNotAllowed));
         }
         let path = match NormalPath::parse(req.uri().path()) {
             Ok(p) => p,
-            Err(e) => return (Step::Answer(Err(e)), None),
+            Err(e) => return Step::Answer(Err(e)),
         };
         if let Some(central) = &self.central {
-            if routes::under(path.as_str(), central::PREFIX) {
-                let answer = Box::pin(async move { central.handle(req, &path).await });
-                return (Step::Later(answer), Some(central::PREFIX));
+            if crate::path::under(path.as_str(), central::PREFIX) {
+                ctx.route = Some(central::PREFIX);
+                return Step::Later(Box::pin(async move { central.handle(req, &path).await }));
             }
         }
         match &self.gateway {
-            Some(gateway) => gateway.serve(req, path, peer),
-            None => (Step::Answer(Err(RequestError::NoRoute)), None),
+            Some(gateway) => gateway.serve(req, path, ctx),
+            None => Step::Answer(Err(RequestError::NoRoute)),
         }
     }
 }

@@ -16,6 +16,9 @@ use std::time::Duration;
 use url::Url;
 
 pub use crate::error::ConfigError;
+/// Where the central role answers: `public_url` + this is its issuer.
+pub const CENTRAL_PREFIX: &str = "/oauth";
+
 pub use central::{
     is_loopback, provider_display_name, CentralConfig, ClientAuth, ClientConfig, Protocol,
     ProviderConfig, ProviderKind, Secret, CALLBACK,
@@ -139,13 +142,25 @@ impl TryFrom<RawConfig> for Config {
             central::dev_gate(c, listen, &public_url)?;
         }
         let mut central = central;
-        let gateway = raw
-            .gateway
-            .map(|g| gateway::gateway_config(g, &public_url, central.as_mut()))
-            .transpose()?;
+        let gateway = match raw.gateway {
+            Some(g) => {
+                let (g, own_client) = gateway::gateway_config(g, &public_url, central.as_ref())?;
+                if let (Some(central), Some(client)) = (central.as_mut(), own_client) {
+                    if !central
+                        .clients
+                        .iter()
+                        .any(|c| c.redirect_url == client.redirect_url)
+                    {
+                        central.clients.push(client);
+                    }
+                }
+                Some(g)
+            }
+            None => None,
+        };
         if let (Some(_), Some(g)) = (&central, &gateway) {
-            let oauth = crate::central::PREFIX;
-            if crate::gateway::routes::under(&g.auth_prefix, oauth) {
+            let oauth = CENTRAL_PREFIX;
+            if crate::path::under(&g.auth_prefix, oauth) {
                 return Err(ConfigError::at(
                     "gateway.auth_prefix",
                     format!("cannot be under {oauth}, the central server's prefix"),
@@ -154,7 +169,7 @@ impl TryFrom<RawConfig> for Config {
             if let Some(i) = g
                 .routes
                 .iter()
-                .position(|r| crate::gateway::routes::under(&r.prefix, oauth))
+                .position(|r| crate::path::under(&r.prefix, oauth))
             {
                 return Err(ConfigError::at(
                     &format!("gateway.routes[{i}].prefix"),

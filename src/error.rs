@@ -1,7 +1,7 @@
 //! The crate's error types: configuration errors (exit code 64) and per-request errors.
 //!
 //! A request error carries its status; it becomes a response in exactly one place
-//! (`gateway::pages`), so clients see a short, honest page while details go to the log.
+//! (`pages::error_response`), so clients see a short, honest page while details go to the log.
 
 use std::path::PathBuf;
 
@@ -74,6 +74,20 @@ pub enum RequestError {
     Upstream(String),
     #[error("upstream timed out")]
     UpstreamTimeout,
+    /// Nobody is logged in and the answer needs someone. `redirect`: a browser navigation
+    /// may be sent to `login_url` (a proxied request) rather than get 401 JSON.
+    #[error("login required")]
+    LoginRequired { login_url: String, redirect: bool },
+    /// The request may not go on: `reason` is the JSON `error`, `page` the HTML body shown to
+    /// browsers when there is a better one than the plain error page.
+    #[error("forbidden: {reason}")]
+    Forbidden {
+        reason: &'static str,
+        page: Option<String>,
+    },
+    /// A fault of ours, not the client's (a value we built does not serialise, …).
+    #[error("internal error: {0}")]
+    Internal(String),
     /// A request we refuse with a message the user may read (it names no secret).
     #[error("bad request: {0}")]
     Invalid(String),
@@ -97,6 +111,9 @@ impl RequestError {
             RequestError::Upstream(_) => StatusCode::BAD_GATEWAY,
             RequestError::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
             RequestError::Invalid(_) => StatusCode::BAD_REQUEST,
+            RequestError::LoginRequired { .. } => StatusCode::UNAUTHORIZED,
+            RequestError::Forbidden { .. } => StatusCode::FORBIDDEN,
+            RequestError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             RequestError::Login { status, .. } => *status,
         }
     }
@@ -109,6 +126,9 @@ impl RequestError {
             RequestError::Invalid(why) => why,
             RequestError::Login { message, .. } => message,
             RequestError::MethodNotAllowed => "This method is not allowed here.",
+            RequestError::LoginRequired { .. } => "Please log in first.",
+            RequestError::Forbidden { .. } => "You may not use this page.",
+            RequestError::Internal(_) => "Something went wrong on our side.",
             RequestError::NoRoute | RequestError::NotFound => "There is nothing at this address.",
             RequestError::Upstream(_) => "The application behind this gateway is not answering.",
             RequestError::UpstreamTimeout => {

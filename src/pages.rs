@@ -9,7 +9,7 @@ use http_body_util::{Either, Full};
 use crate::error::RequestError;
 
 /// Every response body: an upstream's streamed body, or one of ours.
-pub type Body = Either<crate::gateway::UpstreamBody, Full<Bytes>>;
+pub type Body = Either<crate::upstream::UpstreamBody, Full<Bytes>>;
 
 /// Whether a request is a browser navigation (SPEC §4): `Sec-Fetch-Mode: navigate`, or, where
 /// that header is absent (older clients, curl), an `Accept` naming `text/html`.
@@ -46,9 +46,39 @@ pub fn json(status: StatusCode, value: &serde_json::Value) -> Response<Body> {
     response(status, "application/json", value.to_string())
 }
 
-/// The response for a failed request: a small page for navigations, JSON otherwise.
+/// The response for a failed request: a small page for navigations, JSON otherwise. A login
+/// that is needed is a redirect for navigations that may be redirected, else 401 JSON with
+/// the login URL (scripts never follow a redirect into a login page).
 pub fn error_response(err: &RequestError, html: bool) -> Response<Body> {
     let status = err.status();
+    match err {
+        RequestError::LoginRequired {
+            login_url,
+            redirect: may_redirect,
+        } => {
+            if *may_redirect && html {
+                if let Ok(res) = redirect(StatusCode::FOUND, login_url) {
+                    return res;
+                }
+            }
+            let mut res = json(
+                status,
+                &serde_json::json!({ "error": "login_required", "login_url": login_url }),
+            );
+            res.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Cookie realm=\"oauthgate\""),
+            );
+            return res;
+        }
+        RequestError::Forbidden { reason, page } => {
+            return match (html, page) {
+                (true, Some(page)) => html_page(status, page),
+                _ => json(status, &serde_json::json!({ "error": reason })),
+            }
+        }
+        _ => {}
+    }
     if !html {
         let code = status
             .canonical_reason()

@@ -22,7 +22,13 @@ pub fn random_token() -> String {
     B64.encode(bytes)
 }
 
-/// Seconds since the Unix epoch (0 if the clock is before it).
+/// 32 random bytes as 64 hex digits: a generated secret (session keys).
+pub fn random_secret() -> String {
+    let mut bytes = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    crate::assertion::hex(&bytes)
+}
+
 /// An error and its sources, joined with ": ", for logs and error details.
 pub fn error_chain(e: &dyn std::error::Error) -> String {
     let mut out = e.to_string();
@@ -35,6 +41,7 @@ pub fn error_chain(e: &dyn std::error::Error) -> String {
     out
 }
 
+/// Seconds since the Unix epoch (0 if the clock is before it).
 pub fn now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)

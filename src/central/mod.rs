@@ -29,13 +29,13 @@ use crate::assertion::{self, Claims};
 use crate::config::{CentralConfig, ClientConfig, Protocol, ProviderKind};
 use crate::cookies::{self, CookieCodec};
 use crate::error::{RequestError, StartError};
-use crate::gateway::path::NormalPath;
 use crate::pages::{self, Body};
+use crate::path::NormalPath;
 use crate::util::{now, random_token, Query};
 use providers::{Identity, Provider, ProviderError};
 
 /// The prefix of every central endpoint.
-pub const PREFIX: &str = "/oauth";
+pub const PREFIX: &str = crate::config::CENTRAL_PREFIX;
 /// How long a login may take at the provider.
 const ROUND_TRIP_TTL: Duration = Duration::from_secs(600);
 /// How long an assertion is valid (SPEC: at most 120 s).

@@ -128,8 +128,8 @@ const DEFAULT_MAX_IDLE: usize = 128;
 pub(super) fn gateway_config(
     raw: RawGateway,
     public_url: &Url,
-    central: Option<&mut CentralConfig>,
-) -> Result<GatewayConfig, ConfigError> {
+    central: Option<&CentralConfig>,
+) -> Result<(GatewayConfig, Option<ClientConfig>), ConfigError> {
     let auth_prefix = match raw.auth_prefix {
         None => "/_auth".to_owned(),
         Some(p) => {
@@ -144,7 +144,14 @@ pub(super) fn gateway_config(
         "{}{auth_prefix}/callback",
         public_url.as_str().trim_end_matches('/')
     );
-    let login = login_source(raw.oauth_proxy, central, &callback_url)?;
+    let uses_own_central =
+        central.is_some() && raw.oauth_proxy.as_ref().is_none_or(|o| o.url.is_none());
+    let login = login_source(raw.oauth_proxy, central)?;
+    // The gateway of this process is a client of its own central server.
+    let own_client = (login.is_some() && uses_own_central).then(|| ClientConfig {
+        redirect_url: callback_url.clone(),
+        protocol: Protocol::Assertion,
+    });
 
     let session_secret = match raw.session.secret {
         Some(s) if s.len() < 32 => {
@@ -212,7 +219,7 @@ pub(super) fn gateway_config(
             login.as_ref(),
             raw.case_insensitive.unwrap_or(false),
         )?;
-        if crate::gateway::routes::under(&route.prefix, &auth_prefix) {
+        if crate::path::under(&route.prefix, &auth_prefix) {
             return Err(ConfigError::at(
                 &at("prefix"),
                 format!(
@@ -229,7 +236,7 @@ pub(super) fn gateway_config(
         }
         routes.push(route);
     }
-    Ok(GatewayConfig {
+    let config = GatewayConfig {
         title: raw
             .title
             .unwrap_or_else(|| public_url.host_str().unwrap_or("oauthgate").to_owned()),
@@ -246,14 +253,14 @@ pub(super) fn gateway_config(
         trusted_proxies,
         upstream,
         routes,
-    })
+    };
+    Ok((config, own_client))
 }
 
 /// Where this gateway logs people in: `oauth_proxy`, or the central role of this process.
 fn login_source(
     raw: Option<RawOauthProxy>,
-    central: Option<&mut CentralConfig>,
-    callback_url: &str,
+    central: Option<&CentralConfig>,
 ) -> Result<Option<LoginSource>, ConfigError> {
     let raw = match (raw, &central) {
         (Some(raw), _) => raw,
@@ -336,17 +343,6 @@ fn login_source(
                         known.join(", ")
                     ),
                 ));
-            }
-            // The gateway of this process is a client of its own central server.
-            if !central
-                .clients
-                .iter()
-                .any(|c| c.redirect_url == callback_url)
-            {
-                central.clients.push(ClientConfig {
-                    redirect_url: callback_url.to_owned(),
-                    protocol: Protocol::Assertion,
-                });
             }
             Ok(Some(LoginSource {
                 url: central.issuer.clone(),

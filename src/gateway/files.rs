@@ -9,9 +9,9 @@ use std::path::Path;
 use http::header::{self, HeaderValue};
 use http::{Method, Response, StatusCode};
 
-use super::path::NormalPath;
 use crate::error::RequestError;
 use crate::pages::{self, Body};
+use crate::path::NormalPath;
 
 /// Largest file served; bigger ones belong behind a real web server.
 const MAX_FILE: u64 = 16 * 1024 * 1024;

@@ -15,10 +15,10 @@ use hyper_util::rt::TokioIo;
 use tracing::{debug, warn};
 
 use super::headers;
-use super::path::NormalPath;
-use super::upstream::Pool;
 use crate::error::RequestError;
 use crate::pages::Body;
+use crate::path::NormalPath;
+use crate::upstream::Pool;
 
 /// Where and how one request goes upstream.
 pub struct Upstream<'a> {

@@ -16,7 +16,6 @@ use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq;
 use tracing::{info, warn};
 
-use super::path::NormalPath;
 use super::policy::{decide, safe_next, Decision};
 use super::routes::RouteTable;
 use super::session::{Session, Sessions};
@@ -25,6 +24,7 @@ use crate::config::{provider_display_name, GatewayConfig, LoginSource};
 use crate::cookies;
 use crate::error::{RequestError, StartError};
 use crate::pages::{self, escape, Body};
+use crate::path::NormalPath;
 use crate::util::{now, random_token, Query};
 
 /// How long a login may take, from the gateway's redirect to its callback.
@@ -110,49 +110,29 @@ impl LoginFlow {
             "/callback" if get => self.callback(&req),
             "/logout" if get => Ok(self.logout_page(&req)),
             "/logout" if req.method() == Method::POST => self.logout(req).await,
-            "/userinfo" if get => Ok(self.userinfo(&req)),
-            "/check" => Ok(self.check(&req, routes, peer)),
+            "/userinfo" if get => self.userinfo(&req),
+            "/check" => self.check(&req, routes, peer),
             "/login" | "/callback" | "/logout" | "/userinfo" => Err(RequestError::MethodNotAllowed),
             _ => return None,
         })
     }
 
-    /// The answer for a `required` route without a session: a redirect to log in for
-    /// browser navigations, 401 JSON for API calls (no redirect loops for XHR).
-    pub fn login_needed(
-        &self,
-        path_and_query: &str,
-        navigation: bool,
-    ) -> Result<Response<Body>, RequestError> {
-        let login_url = self.login_url(path_and_query);
-        if navigation {
-            return pages::redirect(StatusCode::FOUND, &login_url);
-        }
-        let mut res = pages::json(
-            StatusCode::UNAUTHORIZED,
-            &serde_json::json!({ "error": "login_required", "login_url": login_url }),
-        );
-        res.headers_mut().insert(
-            header::WWW_AUTHENTICATE,
-            HeaderValue::from_static("Cookie realm=\"oauthgate\""),
-        );
-        Ok(res)
-    }
-
-    fn login_url(&self, next: &str) -> String {
+    /// Where to log in and come back to `next`.
+    pub fn login_url(&self, next: &str) -> String {
         let q = url::form_urlencoded::Serializer::new(String::new())
             .append_pair("next", next)
             .finish();
         format!("{}/login?{q}", self.auth_prefix)
     }
 
-    /// The 403 page for a logged-in user outside a route's `allow`.
-    pub fn forbidden(
+    /// The 403 page for a logged-in user outside a route's `allow`: who they are, a logout
+    /// button, and a way to log in with another account.
+    pub fn forbidden_page(
         &self,
         session: &Session,
         req_headers: &http::HeaderMap,
         next: &str,
-    ) -> Response<Body> {
+    ) -> String {
         let body = format!(
             "<p>You are logged in as <strong>{who}</strong> (through {provider}), and this account \
              may not use this page.</p>{logout}\
@@ -162,7 +142,7 @@ impl LoginFlow {
             logout = self.logout_form(req_headers),
             again = escape(&self.login_url(next)),
         );
-        pages::html_page(StatusCode::FORBIDDEN, &self.page("Access denied", &body))
+        self.page("Access denied", &body)
     }
 
     fn page(&self, title: &str, body: &str) -> String {
@@ -317,16 +297,17 @@ impl LoginFlow {
     }
 
     /// `GET /_auth/userinfo`: the session as JSON, or 401.
-    fn userinfo(&self, req: &Request<Incoming>) -> Response<Body> {
+    fn userinfo(&self, req: &Request<Incoming>) -> Result<Response<Body>, RequestError> {
         match self.sessions.current(req.headers()) {
-            Some(s) => pages::json(
+            Some(s) => Ok(pages::json(
                 StatusCode::OK,
-                &serde_json::to_value(&s.session).unwrap_or_default(),
-            ),
-            None => pages::json(
-                StatusCode::UNAUTHORIZED,
-                &serde_json::json!({ "error": "login_required", "login_url": self.login_url("/") }),
-            ),
+                &serde_json::to_value(&s.session)
+                    .map_err(|e| RequestError::Internal(e.to_string()))?,
+            )),
+            None => Err(RequestError::LoginRequired {
+                login_url: self.login_url("/"),
+                redirect: false,
+            }),
         }
     }
 
@@ -341,10 +322,7 @@ impl LoginFlow {
         req: &Request<Incoming>,
         routes: &RouteTable,
         peer: SocketAddr,
-    ) -> Response<Body> {
-        let refuse = |status: StatusCode, error: &str| {
-            pages::json(status, &serde_json::json!({ "error": error }))
-        };
+    ) -> Result<Response<Body>, RequestError> {
         let header = req
             .headers()
             .get(&X_ORIGINAL_URI)
@@ -357,19 +335,22 @@ impl LoginFlow {
             },
             Some(_) if !self.trusted_proxies.contains(&peer.ip()) => {
                 warn!(peer = %peer.ip(), "/check: an original URI from a peer not in gateway.trusted_proxies");
-                return refuse(StatusCode::FORBIDDEN, "untrusted_proxy");
+                return Err(RequestError::Forbidden {
+                    reason: "untrusted_proxy",
+                    page: None,
+                });
             }
             Some(uri) => {
-                let Some(path) = original_path(uri) else {
-                    return refuse(StatusCode::BAD_REQUEST, "bad_uri");
-                };
-                let Some(routed) = routes.find(&path) else {
-                    return refuse(StatusCode::FORBIDDEN, "no_route");
-                };
+                let path = original_path(uri).ok_or(RequestError::BadPath(
+                    "The original URI is not a request path the gateway accepts.",
+                ))?;
+                let routed = routes.find(&path).ok_or(RequestError::Forbidden {
+                    reason: "no_route",
+                    page: None,
+                })?;
                 decide(&routed.route, session)
             }
         };
-        let original = header.and_then(|v| v.to_str().ok()).unwrap_or("/");
         match decision {
             Decision::Pass(identity) => {
                 let mut res = pages::json(StatusCode::OK, &serde_json::json!({ "ok": true }));
@@ -377,13 +358,16 @@ impl LoginFlow {
                     res.headers_mut()
                         .insert(super::headers::X_USER_INFO.clone(), v.user_info.clone());
                 }
-                res
+                Ok(res)
             }
-            Decision::Login => pages::json(
-                StatusCode::UNAUTHORIZED,
-                &serde_json::json!({ "error": "login_required", "login_url": self.login_url(original) }),
-            ),
-            Decision::Forbidden(_) => refuse(StatusCode::FORBIDDEN, "forbidden"),
+            Decision::Login => Err(RequestError::LoginRequired {
+                login_url: self.login_url(header.and_then(|v| v.to_str().ok()).unwrap_or("/")),
+                redirect: false,
+            }),
+            Decision::Forbidden(_) => Err(RequestError::Forbidden {
+                reason: "forbidden",
+                page: None,
+            }),
         }
     }
 }

@@ -8,20 +8,15 @@ mod files;
 mod forward;
 pub mod headers;
 mod login;
-pub mod path;
+
 pub mod policy;
 pub mod routes;
 pub mod session;
 mod tunnel;
-mod upstream;
-
-pub use upstream::UpstreamBody;
 
 use std::collections::HashMap;
-use std::future::Future;
 use std::net::SocketAddr;
 use std::path::Path;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -31,11 +26,13 @@ use http::{Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 
 use crate::config::{GatewayConfig, Login, Route, Target};
+use crate::context::RequestCtx;
 use crate::error::{RequestError, StartError};
 use crate::pages::{self, Body};
+use crate::path::NormalPath;
+pub use forward::Prepared;
 use forward::Upstream;
 use login::LoginFlow;
-use path::NormalPath;
 use policy::Decision;
 use routes::{Destination, RouteTable};
 
@@ -74,32 +71,37 @@ impl Gateway {
         })
     }
 
-    /// Takes one request whose path is already normalised as far as it can without waiting;
-    /// returns what is left to do and the route it took.
-    pub fn serve(
-        &self,
+    /// Takes one request whose path is already normalised as far as it can without waiting:
+    /// own endpoints → route → `Host` → session and policy → rewrite for the upstream (or
+    /// files). Returns what is left to do; `ctx.route` says which route took it.
+    pub fn serve<'a>(
+        &'a self,
         req: Request<Incoming>,
         path: NormalPath,
-        peer: SocketAddr,
-    ) -> (Step<'_>, Option<&str>) {
-        if routes::under(path.as_str(), &self.auth_prefix) {
-            let answer = Box::pin(async move { self.own_endpoint(req, &path, peer).await });
-            return (Step::Later(answer), Some(&self.auth_prefix));
+        ctx: &mut RequestCtx<'a>,
+    ) -> Step<'a> {
+        let peer = ctx.peer;
+        if crate::path::under(path.as_str(), &self.auth_prefix) {
+            ctx.route = Some(&self.auth_prefix);
+            return Step::Later(Box::pin(async move {
+                self.own_endpoint(req, &path, peer).await
+            }));
         }
         let Some(routed) = self.routes.find(&path) else {
-            return (Step::Answer(Err(RequestError::NoRoute)), None);
+            return Step::Answer(Err(RequestError::NoRoute));
         };
         let route = &routed.route;
+        ctx.route = Some(&route.prefix);
         if let (Destination::Upstream(_), false) = (&routed.to, route.any_host) {
             if let Err(e) = headers::check_host(&req, &self.public_host) {
-                return (Step::Answer(Err(e)), Some(&route.prefix));
+                return Step::Answer(Err(e));
             }
         }
-        let identity = match self.policy(route, &req, &path) {
-            Verdict::Pass(identity) => identity,
-            Verdict::Stop(answer) => return (Step::Answer(answer), Some(&route.prefix)),
+        let identity = match self.policy(route, &req, &path, ctx.navigation) {
+            Ok(identity) => identity,
+            Err(e) => return Step::Answer(Err(e)),
         };
-        let step = match &routed.to {
+        match &routed.to {
             Destination::Files(dir) => Step::Later(Box::pin(async move {
                 files::serve(dir, req.method(), &path).await
             })),
@@ -115,30 +117,37 @@ impl Gateway {
                     Err(e) => Step::Answer(Err(e)),
                 }
             }
-        };
-        (step, Some(&route.prefix))
+        }
     }
 
-    /// The session and policy phases: the identity to forward, or the answer that stops
-    /// the request here (login redirect, 401, 403).
-    fn policy(&self, route: &Route, req: &Request<Incoming>, path: &NormalPath) -> Verdict {
+    /// The session and policy phases: the identity to forward (if any), or why the request
+    /// stops here (a login is needed, or `allow` refuses it).
+    fn policy(
+        &self,
+        route: &Route,
+        req: &Request<Incoming>,
+        path: &NormalPath,
+        navigation: bool,
+    ) -> Result<Option<HeaderValue>, RequestError> {
         let Some(login) = &self.login else {
-            return Verdict::Pass(None);
+            return Ok(None);
         };
         if route.login == Login::None {
             // No session to open: `decide` would pass without one.
-            return Verdict::Pass(None);
+            return Ok(None);
         }
         match policy::decide(route, login.sessions.current(req.headers())) {
-            Decision::Pass(v) => Verdict::Pass(v.map(|v| v.user_info.clone())),
-            Decision::Forbidden(v) => Verdict::Stop(Ok(login.forbidden(
-                &v.session,
-                req.headers(),
-                &target_of(req, path),
-            ))),
-            Decision::Login => Verdict::Stop(
-                login.login_needed(&target_of(req, path), pages::is_navigation(req.headers())),
-            ),
+            Decision::Pass(v) => Ok(v.map(|v| v.user_info.clone())),
+            Decision::Forbidden(v) => Err(RequestError::Forbidden {
+                reason: "forbidden",
+                page: navigation.then(|| {
+                    login.forbidden_page(&v.session, req.headers(), &target_of(req, path))
+                }),
+            }),
+            Decision::Login => Err(RequestError::LoginRequired {
+                login_url: login.login_url(&target_of(req, path)),
+                redirect: true,
+            }),
         }
     }
 
@@ -174,7 +183,7 @@ impl Gateway {
 
 /// The route table, with one connection pool per upstream origin.
 fn upstreams(config: &GatewayConfig) -> Result<RouteTable, StartError> {
-    let mut pools: HashMap<String, Arc<upstream::Pool>> = HashMap::new();
+    let mut pools: HashMap<String, Arc<crate::upstream::Pool>> = HashMap::new();
     RouteTable::new(&config.routes, |route| match &route.target {
         Target::Files(dir) => Ok(Destination::Files(dir.clone())),
         Target::Http { scheme, authority } => {
@@ -182,7 +191,7 @@ fn upstreams(config: &GatewayConfig) -> Result<RouteTable, StartError> {
             let pool = match pools.get(&origin) {
                 Some(pool) => pool.clone(),
                 None => {
-                    let pool = upstream::Pool::new(scheme, authority, &config.upstream)?;
+                    let pool = crate::upstream::Pool::new(scheme, authority, &config.upstream)?;
                     pools.insert(origin, pool.clone());
                     pool
                 }
@@ -192,25 +201,8 @@ fn upstreams(config: &GatewayConfig) -> Result<RouteTable, StartError> {
     })
 }
 
-/// What is left to do for a request once it has been routed, without waiting, as far as it
-/// goes. Only the proxied request, the common case, is awaited in place; the rest is boxed, so
-/// that the future of every request stays small (it is moved and kept per connection).
-pub enum Step<'a> {
-    /// The answer is known.
-    Answer(Result<Response<Body>, RequestError>),
-    /// A request ready for its upstream.
-    Forward(forward::Prepared<'a>),
-    /// Anything else that waits: login endpoints, files, the central role.
-    Later(Pin<Box<dyn Future<Output = Result<Response<Body>, RequestError>> + Send + 'a>>),
-}
-
-/// What the policy phase decided.
-enum Verdict {
-    /// Go on, forwarding this identity (if any).
-    Pass(Option<HeaderValue>),
-    /// Answer now: a login redirect, 401 or 403.
-    Stop(Result<Response<Body>, RequestError>),
-}
+/// The gateway's steps: a request ready to forward is a [`forward::Prepared`].
+pub type Step<'a> = crate::step::Step<'a, Prepared<'a>>;
 
 /// The normalised path and original query: where to come back to after logging in.
 fn target_of(req: &Request<Incoming>, path: &NormalPath) -> String {

@@ -80,7 +80,7 @@ pub fn safe_next(next: &str, auth_prefix: &str) -> String {
         && bytes
             .iter()
             .all(|&b| (0x21..0x7f).contains(&b) && b != b'\\')
-        && !super::routes::under(next.split(['?', '#']).next().unwrap_or(""), auth_prefix);
+        && !crate::path::under(next.split(['?', '#']).next().unwrap_or(""), auth_prefix);
     if ok {
         next.to_owned()
     } else {

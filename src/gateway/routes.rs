@@ -14,8 +14,8 @@ use std::sync::Arc;
 use crate::config::Route;
 use crate::error::StartError;
 
-use super::path::NormalPath;
-use super::upstream::Pool;
+use crate::path::{same_folded, segments, starts_with, starts_with_by, NormalPath};
+use crate::upstream::Pool;
 
 #[derive(Debug)]
 pub struct RouteTable {
@@ -71,48 +71,6 @@ impl RouteTable {
             })
             .map(|(_, routed)| routed)
     }
-}
-
-/// Whether `path` is `prefix` or below it, on whole segments (both already normalised).
-pub fn under(path: &str, prefix: &str) -> bool {
-    starts_with(segments(path), segments(prefix))
-}
-
-fn segments(path: &str) -> impl Iterator<Item = &str> {
-    path.split('/').filter(|s| !s.is_empty())
-}
-
-fn starts_with<'a, 'b>(
-    path: impl Iterator<Item = &'a str>,
-    prefix: impl Iterator<Item = &'b str>,
-) -> bool {
-    starts_with_by(path, prefix, |got, want| got == want)
-}
-
-/// Whether every segment of `prefix` is `same` as the path's segment at its place, once the
-/// path segment's `;parameters` are dropped.
-fn starts_with_by<'a, 'b>(
-    mut path: impl Iterator<Item = &'a str>,
-    prefix: impl Iterator<Item = &'b str>,
-    same: impl Fn(&str, &str) -> bool,
-) -> bool {
-    prefix.into_iter().all(|want| {
-        path.next()
-            .is_some_and(|got| same(got.split(';').next().unwrap_or(""), want))
-    })
-}
-
-/// Equal ignoring case (Unicode lower case, as JavaScript's `i` flag and Windows fold) and
-/// trailing dots and spaces (which Windows file names and IIS drop).
-fn same_folded(got: &str, want: &str) -> bool {
-    let got = got.trim_end_matches(['.', ' ']);
-    let want = want.trim_end_matches(['.', ' ']);
-    if got.is_ascii() && want.is_ascii() {
-        return got.eq_ignore_ascii_case(want);
-    }
-    got.chars()
-        .flat_map(char::to_lowercase)
-        .eq(want.chars().flat_map(char::to_lowercase))
 }
 
 #[cfg(test)]
@@ -187,8 +145,6 @@ mod tests {
         // Routes without the option stay exact.
         assert_eq!(find(&table, "/NODE/x"), None);
         assert_eq!(find(&table, "/%C3%A9t%C3%A9"), None);
-        assert!(same_folded("ÉTÉ", "été"));
-        assert!(!same_folded("ete", "été"));
     }
 
     #[test]
@@ -199,13 +155,5 @@ mod tests {
         .unwrap();
         assert_eq!(find(&table, "/"), None);
         assert_eq!(find(&table, "/other"), None);
-    }
-
-    #[test]
-    fn under_is_segment_wise() {
-        assert!(under("/_auth", "/_auth"));
-        assert!(under("/_auth/x", "/_auth"));
-        assert!(!under("/_authx", "/_auth"));
-        assert!(under("/anything", "/"));
     }
 }

@@ -174,7 +174,7 @@ fn generated_secret(path: &Path) -> Result<Vec<u8>, StartError> {
             path.display()
         ))),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let secret = crate::assertion::hex(crate::central::keys::generate().as_bytes());
+            let secret = crate::util::random_secret();
             crate::fsutil::write_private(path, format!("{secret}\n").as_bytes())?;
             Ok(secret.into_bytes())
         }

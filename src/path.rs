@@ -1,5 +1,6 @@
-//! Request path normalisation: decoded, checked and resolved once, so that the route table and
-//! the upstream see exactly the same path (SPEC §4, §6 classes 2 and 6).
+//! Request paths, for both roles: normalisation (decoded, checked and resolved once, so that
+//! the route table and the upstream see exactly the same path; SPEC §4, §6 classes 2 and 6)
+//! and matching on whole segments.
 //!
 //! Rules, failing closed with 400:
 //! - the target must be origin-form (start with `/`); `*` and authority-form are refused;
@@ -231,6 +232,48 @@ fn encode_segment(segment: &str, at: usize, escaped_semis: &[usize], out: &mut S
     }
     out.extend(utf8_percent_encode(rest, PATH_ESCAPE));
 }
+/// Whether `path` is `prefix` or below it, on whole segments (both already normalised).
+pub fn under(path: &str, prefix: &str) -> bool {
+    starts_with(segments(path), segments(prefix))
+}
+
+pub fn segments(path: &str) -> impl Iterator<Item = &str> {
+    path.split('/').filter(|s| !s.is_empty())
+}
+
+pub fn starts_with<'a, 'b>(
+    path: impl Iterator<Item = &'a str>,
+    prefix: impl Iterator<Item = &'b str>,
+) -> bool {
+    starts_with_by(path, prefix, |got, want| got == want)
+}
+
+/// Whether every segment of `prefix` is `same` as the path's segment at its place, once the
+/// path segment's `;parameters` are dropped.
+pub fn starts_with_by<'a, 'b>(
+    mut path: impl Iterator<Item = &'a str>,
+    prefix: impl Iterator<Item = &'b str>,
+    same: impl Fn(&str, &str) -> bool,
+) -> bool {
+    prefix.into_iter().all(|want| {
+        path.next()
+            .is_some_and(|got| same(got.split(';').next().unwrap_or(""), want))
+    })
+}
+
+/// Equal ignoring case (Unicode lower case, as JavaScript's `i` flag and Windows fold) and
+/// trailing dots and spaces (which Windows file names and IIS drop).
+pub fn same_folded(got: &str, want: &str) -> bool {
+    let got = got.trim_end_matches(['.', ' ']);
+    let want = want.trim_end_matches(['.', ' ']);
+    if got.is_ascii() && want.is_ascii() {
+        return got.eq_ignore_ascii_case(want);
+    }
+    got.chars()
+        .flat_map(char::to_lowercase)
+        .eq(want.chars().flat_map(char::to_lowercase))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -355,6 +398,22 @@ mod tests {
                 assert!(!is_plain(raw.as_bytes()), "{raw:?}");
             }
         }
+    }
+
+    #[test]
+    fn under_is_segment_wise() {
+        assert!(under("/_auth", "/_auth"));
+        assert!(under("/_auth/x", "/_auth"));
+        assert!(!under("/_authx", "/_auth"));
+        assert!(under("/anything", "/"));
+    }
+
+    #[test]
+    fn folding_ignores_case_and_trailing_dots_and_spaces() {
+        assert!(same_folded("ADMIN. .", "admin"));
+        assert!(same_folded("ÉTÉ", "été"));
+        assert!(!same_folded("ete", "été"));
+        assert!(!same_folded("admins", "admin"));
     }
 
     #[test]

@@ -1,4 +1,5 @@
-//! Keep-alive HTTP/1.1 connections to one upstream origin, driven by the requests that use them.
+//! Keep-alive HTTP/1.1 connections to one upstream origin, driven by the requests that use them
+//! (the client side of the proxy; below both roles, since every response body may be one).
 //!
 //! Each origin has a [`Pool`]: a stack of idle connections, the most recently used on top.
 //! A request takes one (or opens one) and polls it from its own task, first while waiting for
