@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Login throughput and CPU per login of the central server alone, against a local fast fake
-# provider (examples/login_bench.rs, which see for what one login is).
+# provider (bench/login_bench.rs, which see for what one login is).
 #
 #   bench/central.sh                                   # ROUNDS=5 DURATION=10 CONCURRENCY=16
 #   ROUNDS=3 DURATION=5 CONCURRENCY=32 bench/central.sh

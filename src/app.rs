@@ -60,7 +60,7 @@ impl AppState {
         };
         let res = result.unwrap_or_else(|e| {
             if e.status().is_server_error() {
-                warn!(error = %e, peer = %peer.ip(), path = %uri.path(), "request failed");
+                warn!(error = %crate::util::error_chain(&e), peer = %peer.ip(), path = %uri.path(), "request failed");
             }
             pages::error_response(&e, ctx.navigation)
         });

@@ -7,6 +7,9 @@ use std::path::PathBuf;
 
 use http::StatusCode;
 
+/// Any underlying error kept as a cause.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
 /// Why a configuration could not be used. `Display` names the key path first.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -34,12 +37,17 @@ impl ConfigError {
 /// Errors at start-up after the config is valid: files, keys, the listener.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
-    #[error("TLS: {0}")]
-    Tls(String),
+    /// `what` says which file or setting; `source` is the TLS library's error, if any.
+    #[error("TLS: {what}")]
+    Tls {
+        what: String,
+        #[source]
+        source: Option<BoxError>,
+    },
     #[error("signing key: {0}")]
     Key(String),
-    #[error("HTTP client: {0}")]
-    Client(String),
+    #[error("cannot build the HTTP client for providers")]
+    Client(#[source] reqwest::Error),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: std::net::SocketAddr,
@@ -51,6 +59,16 @@ pub enum StartError {
         path: PathBuf,
         source: std::io::Error,
     },
+}
+
+impl StartError {
+    /// A TLS error about `what`, keeping the library's error as its cause.
+    pub fn tls(what: impl Into<String>, source: impl Into<BoxError>) -> Self {
+        StartError::Tls {
+            what: what.into(),
+            source: Some(source.into()),
+        }
+    }
 }
 
 /// What went wrong with one request; each kind maps to one status.
@@ -70,8 +88,13 @@ pub enum RequestError {
     NoRoute,
     #[error("not found")]
     NotFound,
-    #[error("upstream unavailable: {0}")]
-    Upstream(String),
+    /// `what` says what failed; `source` is the connection's or hyper's error, if any.
+    #[error("upstream unavailable: {what}")]
+    Upstream {
+        what: String,
+        #[source]
+        source: Option<BoxError>,
+    },
     #[error("upstream timed out")]
     UpstreamTimeout,
     /// Nobody is logged in and the answer needs someone. `redirect`: a browser navigation
@@ -102,13 +125,21 @@ pub enum RequestError {
 }
 
 impl RequestError {
+    /// The upstream failed at `what`, because of `source`.
+    pub fn upstream(what: impl Into<String>, source: impl Into<BoxError>) -> Self {
+        RequestError::Upstream {
+            what: what.into(),
+            source: Some(source.into()),
+        }
+    }
+
     pub fn status(&self) -> StatusCode {
         match self {
             RequestError::BadPath(_) | RequestError::BadHost(_) => StatusCode::BAD_REQUEST,
             RequestError::Misdirected => StatusCode::MISDIRECTED_REQUEST,
             RequestError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             RequestError::NoRoute | RequestError::NotFound => StatusCode::NOT_FOUND,
-            RequestError::Upstream(_) => StatusCode::BAD_GATEWAY,
+            RequestError::Upstream { .. } => StatusCode::BAD_GATEWAY,
             RequestError::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
             RequestError::Invalid(_) => StatusCode::BAD_REQUEST,
             RequestError::LoginRequired { .. } => StatusCode::UNAUTHORIZED,
@@ -130,7 +161,9 @@ impl RequestError {
             RequestError::Forbidden { .. } => "You may not use this page.",
             RequestError::Internal(_) => "Something went wrong on our side.",
             RequestError::NoRoute | RequestError::NotFound => "There is nothing at this address.",
-            RequestError::Upstream(_) => "The application behind this gateway is not answering.",
+            RequestError::Upstream { .. } => {
+                "The application behind this gateway is not answering."
+            }
             RequestError::UpstreamTimeout => {
                 "The application behind this gateway took too long to answer."
             }

@@ -46,7 +46,7 @@ pub fn server_config(
     let resolver = Arc::new(ReloadingResolver::load(&files, &provider)?);
     let mut config = ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
-        .map_err(|e| StartError::Tls(e.to_string()))?
+        .map_err(|e| StartError::tls("server protocol versions", e))?
         .with_no_client_auth()
         .with_cert_resolver(resolver.clone());
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
@@ -90,7 +90,7 @@ impl ReloadingResolver {
                     }
                 }
                 Err(e) => {
-                    warn!(error = %e, "TLS certificate changed but cannot be loaded; keeping the old one")
+                    warn!(error = %crate::util::error_chain(&e), "TLS certificate changed but cannot be loaded; keeping the old one")
                 }
             }
         }
@@ -114,21 +114,27 @@ fn load_certified_key(
 ) -> Result<CertifiedKey, StartError> {
     let certs = CertificateDer::pem_file_iter(&files.cert)
         .and_then(|it| it.collect::<Result<Vec<_>, _>>())
-        .map_err(|e| StartError::Tls(format!("certificate {}: {e}", files.cert.display())))?;
+        .map_err(|e| StartError::tls(format!("certificate {}", files.cert.display()), e))?;
     if certs.is_empty() {
-        return Err(StartError::Tls(format!(
-            "certificate {}: no CERTIFICATE block found",
-            files.cert.display()
-        )));
+        return Err(StartError::Tls {
+            what: format!(
+                "certificate {}: no CERTIFICATE block found",
+                files.cert.display()
+            ),
+            source: None,
+        });
     }
     let key = PrivateKeyDer::from_pem_file(&files.key)
-        .map_err(|e| StartError::Tls(format!("private key {}: {e}", files.key.display())))?;
+        .map_err(|e| StartError::tls(format!("private key {}", files.key.display()), e))?;
     CertifiedKey::from_der(certs, key, provider).map_err(|e| {
-        StartError::Tls(format!(
-            "{} and {} do not make a usable pair: {e}",
-            files.cert.display(),
-            files.key.display()
-        ))
+        StartError::tls(
+            format!(
+                "{} and {} do not make a usable pair",
+                files.cert.display(),
+                files.key.display()
+            ),
+            e,
+        )
     })
 }
 
@@ -160,7 +166,7 @@ fn self_signed(data_dir: &Path, host: &str) -> Result<CertFiles, StartError> {
     ];
     names.dedup();
     let generated = rcgen::generate_simple_self_signed(names)
-        .map_err(|e| StartError::Tls(format!("cannot generate a self-signed certificate: {e}")))?;
+        .map_err(|e| StartError::tls("cannot generate a self-signed certificate", e))?;
     crate::fsutil::write_private(&files.key, generated.signing_key.serialize_pem().as_bytes())?;
     crate::fsutil::write_private(&files.cert, generated.cert.pem().as_bytes())?;
     info!(cert = %files.cert.display(), host, "generated a self-signed TLS certificate");

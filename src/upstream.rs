@@ -28,6 +28,7 @@ use http::uri::{Authority, Scheme};
 use http::{Request, Response};
 use hyper::body::{Body, Frame, Incoming, SizeHint};
 use hyper::client::conn::http1::{self, Connection, SendRequest};
+use hyper::client::conn::TrySendError;
 use hyper_util::rt::TokioIo;
 use rustls_pki_types::ServerName;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -39,7 +40,7 @@ use tracing::debug;
 
 use crate::config::UpstreamSettings;
 use crate::error::{RequestError, StartError};
-use crate::util::{deadline_passed, ends_body, error_chain};
+use crate::util::{deadline_passed, ends_body};
 
 /// The connections to one origin (`scheme://host:port`).
 pub struct Pool {
@@ -80,7 +81,7 @@ impl Pool {
         let tls = if https {
             let name = host.trim_start_matches('[').trim_end_matches(']');
             let name = ServerName::try_from(name.to_owned())
-                .map_err(|e| StartError::Tls(format!("upstream host {host}: {e}")))?;
+                .map_err(|e| StartError::tls(format!("upstream host {host}"), e))?;
             Some((TlsConnector::from(tls_client_config()?), name))
         } else {
             None
@@ -88,7 +89,7 @@ impl Pool {
         let pool = Arc::new(Pool {
             address: format!("{host}:{port}"),
             host: HeaderValue::from_str(authority.as_str())
-                .map_err(|e| StartError::Tls(format!("upstream authority {authority}: {e}")))?,
+                .map_err(|e| StartError::tls(format!("upstream authority {authority}"), e))?,
             tls,
             connect_timeout: settings.connect_timeout,
             idle_timeout: settings.idle_timeout,
@@ -128,12 +129,10 @@ impl Pool {
                 match tokio::time::timeout_at(deadline, response).await {
                     Err(_) => return Err(RequestError::UpstreamTimeout),
                     Ok(Ok(res)) => return Ok(res.map(|body| UpstreamBody { body, conn: None })),
-                    Ok(Err(mut e)) if reused && e.message().is_some() => {
-                        debug!(error = %e.error(), "pooled upstream connection closed; retrying");
-                        req = e.take_message().expect("checked above");
+                    Ok(Err(e)) => {
+                        req = retry_or_fail(e, reused)?;
                         continue;
                     }
-                    Ok(Err(e)) => return Err(upstream_error(e.error())),
                 }
             }
             // Sends the request and drives the connection until the response head is in.
@@ -162,13 +161,7 @@ impl Pool {
                         conn: Some((conn, self.clone())),
                     }));
                 }
-                // The connection closed before the request went out: a pooled one that the
-                // upstream timed out just now. Send it again on a new connection.
-                Err(mut e) if reused && e.message().is_some() => {
-                    debug!(error = %e.error(), "pooled upstream connection closed; retrying");
-                    req = e.take_message().expect("checked above");
-                }
-                Err(e) => return Err(upstream_error(e.error())),
+                Err(e) => req = retry_or_fail(e, reused)?,
             }
         }
     }
@@ -183,13 +176,13 @@ impl Pool {
         let (mut tx, driver) = http1::Builder::new()
             .handshake(TokioIo::new(io))
             .await
-            .map_err(|e| upstream_error(&e))?;
+            .map_err(upstream_error)?;
         tokio::spawn(async move {
             if let Err(e) = driver.with_upgrades().await {
                 debug!(error = %e, "upstream connection ended with an error");
             }
         });
-        let res = tx.send_request(req).await.map_err(|e| upstream_error(&e))?;
+        let res = tx.send_request(req).await.map_err(upstream_error)?;
         Ok(res.map(|body| UpstreamBody { body, conn: None }))
     }
 
@@ -228,7 +221,7 @@ impl Pool {
         let (tx, driver) = http1::Builder::new()
             .handshake(TokioIo::new(io))
             .await
-            .map_err(|e| upstream_error(&e))?;
+            .map_err(upstream_error)?;
         Ok(Box::new(Conn {
             tx,
             driver: Some(driver),
@@ -251,10 +244,10 @@ impl Pool {
         match tokio::time::timeout(self.connect_timeout, connect).await {
             Err(_) => Err(RequestError::UpstreamTimeout),
             Ok(Err(e)) if e.kind() == io::ErrorKind::TimedOut => Err(RequestError::UpstreamTimeout),
-            Ok(Err(e)) => Err(RequestError::Upstream(format!(
-                "connecting to {}: {e}",
-                self.address
-            ))),
+            Ok(Err(e)) => Err(RequestError::upstream(
+                format!("connecting to {}", self.address),
+                e,
+            )),
             Ok(Ok(stream)) => Ok(stream),
         }
     }
@@ -287,7 +280,7 @@ fn tls_client_config() -> Result<Arc<rustls::ClientConfig>, StartError> {
     let roots = rustls::RootCertStore::from_iter(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
     let mut config = rustls::ClientConfig::builder_with_provider(crate::tls::provider())
         .with_safe_default_protocol_versions()
-        .map_err(|e| StartError::Tls(e.to_string()))?
+        .map_err(|e| StartError::tls("client protocol versions", e))?
         .with_root_certificates(roots)
         .with_no_client_auth();
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
@@ -469,9 +462,25 @@ impl AsyncWrite for Stream {
     }
 }
 
+/// A send that failed: the request back, to send again on a new connection, when the
+/// connection closed before the request went out and was a pooled one (the upstream timed it
+/// out just now); otherwise the request's error.
+fn retry_or_fail(
+    mut e: TrySendError<Request<Incoming>>,
+    reused: bool,
+) -> Result<Request<Incoming>, RequestError> {
+    if reused {
+        if let Some(req) = e.take_message() {
+            debug!(error = %e.error(), "pooled upstream connection closed; retrying");
+            return Ok(req);
+        }
+    }
+    Err(upstream_error(e.into_error()))
+}
+
 /// 504 when the upstream timed out (an I/O timeout anywhere in the chain), 502 otherwise.
-fn upstream_error(e: &hyper::Error) -> RequestError {
-    let mut source = std::error::Error::source(e);
+fn upstream_error(e: hyper::Error) -> RequestError {
+    let mut source = std::error::Error::source(&e);
     while let Some(s) = source {
         if s.downcast_ref::<io::Error>()
             .is_some_and(|io| io.kind() == io::ErrorKind::TimedOut)
@@ -480,5 +489,5 @@ fn upstream_error(e: &hyper::Error) -> RequestError {
         }
         source = s.source();
     }
-    RequestError::Upstream(error_chain(e))
+    RequestError::upstream("the request failed", e)
 }

@@ -48,6 +48,29 @@ pub fn now() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
+/// The tokens of every `Connection` header (RFC 9110 §7.6.1). Split as bytes, so that one
+/// non-UTF-8 token does not hide the others.
+pub fn connection_tokens(headers: &http::HeaderMap) -> impl Iterator<Item = &str> {
+    headers
+        .get_all(http::header::CONNECTION)
+        .iter()
+        .flat_map(|v| v.as_bytes().split(|&b| b == b','))
+        .filter_map(|t| std::str::from_utf8(t.trim_ascii()).ok())
+        .filter(|t| !t.is_empty())
+}
+
+/// Reads a small `application/x-www-form-urlencoded` body (a form we serve), at most `max`
+/// bytes.
+pub async fn read_form(body: hyper::body::Incoming, max: usize) -> Result<Query, RequestError> {
+    use http_body_util::{BodyExt, Limited};
+    let bytes = Limited::new(body, max)
+        .collect()
+        .await
+        .map_err(|_| RequestError::Invalid("The form is too large.".into()))?
+        .to_bytes();
+    Ok(Query::parse(&String::from_utf8_lossy(&bytes)))
+}
+
 /// A request's query parameters (first value wins).
 pub struct Query(Vec<(String, String)>);
 

@@ -79,8 +79,7 @@ impl Central {
     pub async fn new(config: &CentralConfig) -> Result<Self, StartError> {
         let key = keys::load_or_generate(&config.signing_key)?;
         let vk = key.verifying_key();
-        let http = fetch::http_client(config.provider_timeout)
-            .map_err(|e| StartError::Client(e.to_string()))?;
+        let http = fetch::http_client(config.provider_timeout).map_err(StartError::Client)?;
         let providers: Vec<Provider> = config
             .providers
             .iter()

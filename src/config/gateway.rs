@@ -9,7 +9,9 @@ use http::uri::{Authority, Scheme};
 use url::Url;
 
 use super::central::{CentralConfig, ClientConfig, Protocol, Secret};
-use super::raw::{OneOrMany, RawAllow, RawGateway, RawOauthProxy, RawPreserveHost, RawRoute};
+use super::raw::{
+    OneOrMany, RawAllow, RawGateway, RawOauthProxy, RawPreserveHost, RawRoute, RawUpstreamSettings,
+};
 use super::{duration, ConfigError};
 
 #[derive(Debug, Clone)]
@@ -56,7 +58,8 @@ pub struct UpstreamSettings {
     pub max_idle: usize,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Login {
     /// Logged-in users only; others are sent to log in (browsers) or get 401 (APIs).
     Required,
@@ -167,75 +170,10 @@ pub(super) fn gateway_config(
         raw.session.ttl.as_deref(),
         Duration::from_secs(12 * 3600),
     )?;
-    let trusted_proxies = match raw.trusted_proxies {
-        None => vec![
-            IpAddr::from([127, 0, 0, 1]),
-            IpAddr::from(std::net::Ipv6Addr::LOCALHOST),
-        ],
-        Some(list) => list
-            .iter()
-            .enumerate()
-            .map(|(i, ip)| {
-                ip.parse().map_err(|_| {
-                    ConfigError::at(
-                        &format!("gateway.trusted_proxies[{i}]"),
-                        format!("`{ip}` is not an IP address"),
-                    )
-                })
-            })
-            .collect::<Result<_, _>>()?,
-    };
-    let u = raw.upstream;
-    let upstream = UpstreamSettings {
-        connect_timeout: duration(
-            "gateway.upstream.connect_timeout",
-            u.connect_timeout.as_deref(),
-            Duration::from_secs(5),
-        )?,
-        response_timeout: duration(
-            "gateway.upstream.response_timeout",
-            u.response_timeout.as_deref(),
-            Duration::from_secs(60),
-        )?,
-        idle_timeout: duration(
-            "gateway.upstream.idle_timeout",
-            u.idle_timeout.as_deref(),
-            Duration::from_secs(90),
-        )?,
-        max_idle: u.max_idle.unwrap_or(DEFAULT_MAX_IDLE),
-    };
-    if raw.routes.is_empty() {
-        return Err(ConfigError::at(
-            "gateway.routes",
-            "needs at least one route",
-        ));
-    }
-    let mut routes: Vec<Route> = Vec::with_capacity(raw.routes.len());
-    for (i, r) in raw.routes.into_iter().enumerate() {
-        let at = |key: &str| format!("gateway.routes[{i}].{key}");
-        let route = route(
-            r,
-            &at,
-            login.as_ref(),
-            raw.case_insensitive.unwrap_or(false),
-        )?;
-        if crate::path::under(&route.prefix, &auth_prefix) {
-            return Err(ConfigError::at(
-                &at("prefix"),
-                format!(
-                    "`{}` would shadow the gateway's own {auth_prefix}",
-                    route.prefix
-                ),
-            ));
-        }
-        if let Some(j) = routes.iter().position(|o| o.prefix == route.prefix) {
-            return Err(ConfigError::at(
-                &at("prefix"),
-                format!("`{}` is already used by gateway.routes[{j}]", route.prefix),
-            ));
-        }
-        routes.push(route);
-    }
+    let trusted_proxies = trusted_proxies(raw.trusted_proxies)?;
+    let upstream = upstream_settings(raw.upstream)?;
+    let default_case = raw.case_insensitive.unwrap_or(false);
+    let routes = routes(raw.routes, login.as_ref(), &auth_prefix, default_case)?;
     let config = GatewayConfig {
         title: raw
             .title
@@ -255,6 +193,88 @@ pub(super) fn gateway_config(
         routes,
     };
     Ok((config, own_client))
+}
+
+/// `gateway.trusted_proxies` (default: the loopback addresses).
+fn trusted_proxies(raw: Option<Vec<String>>) -> Result<Vec<IpAddr>, ConfigError> {
+    Ok(match raw {
+        None => vec![
+            IpAddr::from([127, 0, 0, 1]),
+            IpAddr::from(std::net::Ipv6Addr::LOCALHOST),
+        ],
+        Some(list) => list
+            .iter()
+            .enumerate()
+            .map(|(i, ip)| {
+                ip.parse().map_err(|_| {
+                    ConfigError::at(
+                        &format!("gateway.trusted_proxies[{i}]"),
+                        format!("`{ip}` is not an IP address"),
+                    )
+                })
+            })
+            .collect::<Result<_, _>>()?,
+    })
+}
+
+/// `gateway.upstream`.
+fn upstream_settings(u: RawUpstreamSettings) -> Result<UpstreamSettings, ConfigError> {
+    Ok(UpstreamSettings {
+        connect_timeout: duration(
+            "gateway.upstream.connect_timeout",
+            u.connect_timeout.as_deref(),
+            Duration::from_secs(5),
+        )?,
+        response_timeout: duration(
+            "gateway.upstream.response_timeout",
+            u.response_timeout.as_deref(),
+            Duration::from_secs(60),
+        )?,
+        idle_timeout: duration(
+            "gateway.upstream.idle_timeout",
+            u.idle_timeout.as_deref(),
+            Duration::from_secs(90),
+        )?,
+        max_idle: u.max_idle.unwrap_or(DEFAULT_MAX_IDLE),
+    })
+}
+
+/// `gateway.routes`: each route checked, none shadowing the gateway's own prefix or
+/// repeating another's.
+fn routes(
+    raw: Vec<RawRoute>,
+    login: Option<&LoginSource>,
+    auth_prefix: &str,
+    default_case: bool,
+) -> Result<Vec<Route>, ConfigError> {
+    if raw.is_empty() {
+        return Err(ConfigError::at(
+            "gateway.routes",
+            "needs at least one route",
+        ));
+    }
+    let mut routes: Vec<Route> = Vec::with_capacity(raw.len());
+    for (i, r) in raw.into_iter().enumerate() {
+        let at = |key: &str| format!("gateway.routes[{i}].{key}");
+        let route = route(r, &at, login, default_case)?;
+        if crate::path::under(&route.prefix, auth_prefix) {
+            return Err(ConfigError::at(
+                &at("prefix"),
+                format!(
+                    "`{}` would shadow the gateway's own {auth_prefix}",
+                    route.prefix
+                ),
+            ));
+        }
+        if let Some(j) = routes.iter().position(|o| o.prefix == route.prefix) {
+            return Err(ConfigError::at(
+                &at("prefix"),
+                format!("`{}` is already used by gateway.routes[{j}]", route.prefix),
+            ));
+        }
+        routes.push(route);
+    }
+    Ok(routes)
 }
 
 /// Where this gateway logs people in: `oauth_proxy`, or the central role of this process.
@@ -364,19 +384,12 @@ fn route(
     case_insensitive: bool,
 ) -> Result<Route, ConfigError> {
     let prefix = prefix(&raw.prefix).map_err(|m| ConfigError::at(&at("prefix"), m))?;
-    let mode = match raw.login.as_deref() {
-        // Fail closed: where logins are possible, a route without `login:` requires one.
-        None if login.is_some() => Login::Required,
-        None | Some("none") => Login::None,
-        Some("required") => Login::Required,
-        Some("optional") => Login::Optional,
-        Some(other) => {
-            return Err(ConfigError::at(
-                &at("login"),
-                format!("`{other}` is not one of required, optional, none"),
-            ))
-        }
-    };
+    // Fail closed: where logins are possible, a route without `login:` requires one.
+    let mode = raw.login.unwrap_or(if login.is_some() {
+        Login::Required
+    } else {
+        Login::None
+    });
     if mode != Login::None && login.is_none() {
         return Err(ConfigError::at(
             &at("login"),

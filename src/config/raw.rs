@@ -77,7 +77,7 @@ pub(super) struct RawUpstreamSettings {
 pub(super) struct RawRoute {
     pub prefix: String,
     pub upstream: String,
-    pub login: Option<String>,
+    pub login: Option<super::Login>,
     pub preserve_host: Option<RawPreserveHost>,
     pub case_insensitive: Option<bool>,
     pub allow: Option<RawAllow>,

@@ -123,9 +123,10 @@ impl Prepared<'_> {
         };
         let switched = res.status() == StatusCode::SWITCHING_PROTOCOLS;
         if switched && !headers::websocket_accepted(res.headers(), &key) {
-            return Err(RequestError::Upstream(
-                "101 Switching Protocols without Upgrade: websocket and the matching Sec-WebSocket-Accept".into(),
-            ));
+            return Err(RequestError::Upstream {
+                what: "101 Switching Protocols without Upgrade: websocket and the matching Sec-WebSocket-Accept".into(),
+                source: None,
+            });
         }
         headers::strip_hop_by_hop(res.headers_mut());
         if switched {
@@ -149,5 +150,8 @@ impl Prepared<'_> {
 }
 
 fn not_asked_to_switch() -> RequestError {
-    RequestError::Upstream("101 Switching Protocols to a request that asked for no upgrade".into())
+    RequestError::Upstream {
+        what: "101 Switching Protocols to a request that asked for no upgrade".into(),
+        source: None,
+    }
 }

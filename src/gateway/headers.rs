@@ -20,6 +20,7 @@ use http::{Method, Request, Version};
 use sha1::{Digest, Sha1};
 
 use crate::error::RequestError;
+use crate::util::connection_tokens;
 
 pub static X_USER_INFO: HeaderName = HeaderName::from_static("x-user-info");
 pub static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
@@ -267,17 +268,6 @@ pub fn detach_values(headers: &mut HeaderMap) {
             *v = copy;
         }
     }
-}
-
-/// The tokens of every `Connection` header. Split as bytes, so that one non-UTF-8 token does
-/// not hide the others.
-fn connection_tokens(headers: &HeaderMap) -> impl Iterator<Item = &str> {
-    headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .flat_map(|v| v.as_bytes().split(|&b| b == b','))
-        .filter_map(|t| std::str::from_utf8(t.trim_ascii()).ok())
-        .filter(|t| !t.is_empty())
 }
 
 #[cfg(test)]

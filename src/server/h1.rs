@@ -94,21 +94,7 @@ pub(super) fn serve(
             round.reset();
             if io.ahead.is_empty() && !io.tls_has_news() {
                 stop_armed = true;
-                let waited = tokio::select! {
-                    biased;
-                    () = &mut stop => "stopping",
-                    r = io.tls.inner().get_ref().0.readable() => match r {
-                        Ok(()) => "",
-                        Err(_) => "error",
-                    },
-                    () = expired(&mut timer, Instant::now() + idle) => "idle",
-                };
-                if !waited.is_empty() {
-                    debug!(reason = waited, "closing a connection between requests");
-                    let _ = tokio::select! {
-                        r = io.tls.inner_mut().shutdown() => r,
-                        () = expired(&mut timer, Instant::now() + SHUTDOWN_WRITE) => Ok(()),
-                    };
+                if !next_request(&mut io, stop.as_mut(), &mut timer, idle).await {
                     return;
                 }
             }
@@ -177,6 +163,32 @@ const RELEASE_AFTER: Duration = Duration::from_millis(250);
 /// How long closing a connection may wait for the peer to take our close_notify.
 const SHUTDOWN_WRITE: Duration = Duration::from_secs(1);
 
+/// Waits between requests, holding only the TLS state, until the client sends again: `true`.
+/// `false` once the connection has been closed instead, because the server stops, the socket
+/// failed or the client stayed quiet for `idle`.
+async fn next_request(
+    io: &mut Io,
+    stop: Pin<&mut impl Future<Output = ()>>,
+    timer: &mut Pin<Box<Sleep>>,
+    idle: Duration,
+) -> bool {
+    let waited = tokio::select! {
+        biased;
+        () = stop => "stopping",
+        r = io.tls.inner().get_ref().0.readable() => match r {
+            Ok(()) => return true,
+            Err(_) => "error",
+        },
+        () = expired(timer, Instant::now() + idle) => "idle",
+    };
+    debug!(reason = waited, "closing a connection between requests");
+    let _ = tokio::select! {
+        r = io.tls.inner_mut().shutdown() => r,
+        () = expired(timer, Instant::now() + SHUTDOWN_WRITE) => Ok(()),
+    };
+    false
+}
+
 /// Resolves once `deadline` has passed.
 async fn expired(timer: &mut Pin<Box<Sleep>>, deadline: Instant) {
     std::future::poll_fn(|cx| {
@@ -244,11 +256,7 @@ impl Round {
 
 /// `Connection: close` among the request's connection options.
 fn asks_to_close(headers: &HeaderMap) -> bool {
-    headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .flat_map(|v| v.as_bytes().split(|&b| b == b','))
-        .any(|t| t.trim_ascii().eq_ignore_ascii_case(b"close"))
+    crate::util::connection_tokens(headers).any(|t| t.eq_ignore_ascii_case("close"))
 }
 
 /// The client's TLS stream as hyper sees it: first the bytes read ahead by the last round, and

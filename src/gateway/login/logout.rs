@@ -6,7 +6,6 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use base64::Engine;
 use http::header;
 use http::{Request, Response, StatusCode};
-use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
@@ -17,7 +16,6 @@ use super::LoginFlow;
 use crate::cookies;
 use crate::error::RequestError;
 use crate::pages::{self, escape, Body};
-use crate::util::Query;
 
 impl LoginFlow {
     pub(super) fn logout_token(&self, headers: &http::HeaderMap) -> Option<String> {
@@ -84,12 +82,7 @@ impl LoginFlow {
             warn!(header, "cross-site logout refused");
             return Err(refused("Log out from this site's own logout page."));
         }
-        let bytes = Limited::new(body, 4096)
-            .collect()
-            .await
-            .map_err(|_| RequestError::Invalid("The form is too large.".into()))?
-            .to_bytes();
-        let form = Query::parse(&String::from_utf8_lossy(&bytes));
+        let form = crate::util::read_form(body, 4096).await?;
         let Some(expected) = self.logout_token(&parts.headers) else {
             let body = "<p>You are not logged in.</p><p><a href=\"/\">Continue</a></p>";
             return Ok(pages::html_page(
