@@ -3,21 +3,21 @@
 //! This file only wires the modules together; `main.rs` is the command line.
 #![forbid(unsafe_code)]
 
-pub mod app;
+mod app;
 pub mod assertion;
 pub mod central;
 pub mod config;
 mod context;
-pub mod cookies;
+mod cookies;
 pub mod error;
 mod fsutil;
-pub mod gateway;
-pub mod pages;
-pub mod path;
+mod gateway;
+mod pages;
+mod path;
 pub mod server;
 pub mod shutdown;
 mod step;
-pub mod tls;
+mod tls;
 mod upstream;
 pub mod util;
 
