@@ -261,17 +261,25 @@ pub fn starts_with_by<'a, 'b>(
     })
 }
 
-/// Equal ignoring case (Unicode lower case, as JavaScript's `i` flag and Windows fold) and
-/// trailing dots and spaces (which Windows file names and IIS drop).
+/// Equal ignoring case and trailing dots and spaces (which Windows file names and IIS drop).
+/// Case is folded as Java's `equalsIgnoreCase` and .NET's ordinal-ignore-case do, through
+/// upper case and back, so that `ı` and `ſ` meet the `i` and `s` such servers read them as;
+/// lower case alone would leave them apart.
 pub fn same_folded(got: &str, want: &str) -> bool {
     let got = got.trim_end_matches(['.', ' ']);
     let want = want.trim_end_matches(['.', ' ']);
     if got.is_ascii() && want.is_ascii() {
         return got.eq_ignore_ascii_case(want);
     }
-    got.chars()
-        .flat_map(char::to_lowercase)
-        .eq(want.chars().flat_map(char::to_lowercase))
+    let fold = |s: &'_ str| {
+        s.chars()
+            // Java and .NET lower `İ` to a plain `i`; Rust adds a combining dot.
+            .map(|c| if c == '\u{130}' { 'i' } else { c })
+            .flat_map(char::to_uppercase)
+            .flat_map(char::to_lowercase)
+            .collect::<Vec<char>>()
+    };
+    fold(got) == fold(want)
 }
 
 #[cfg(test)]
@@ -413,6 +421,11 @@ mod tests {
         assert!(same_folded("ADMIN. .", "admin"));
         assert!(same_folded("ÉTÉ", "été"));
         assert!(!same_folded("ete", "été"));
+        // Dotless i, long s and the Kelvin sign fold to ASCII letters.
+        assert!(same_folded("adm\u{131}n", "admin"));
+        assert!(same_folded("\u{17f}ecret", "secret"));
+        assert!(same_folded("\u{212a}ey", "key"));
+        assert!(same_folded("adm\u{130}n", "admin"));
         assert!(!same_folded("admins", "admin"));
     }
 

@@ -59,13 +59,17 @@ pub fn connection_tokens(headers: &http::HeaderMap) -> impl Iterator<Item = &str
         .filter(|t| !t.is_empty())
 }
 
-/// Reads a small `application/x-www-form-urlencoded` body (a form we serve), at most `max`
-/// bytes.
+/// How long a form we serve may take to arrive once its request head has.
+const FORM_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Reads a small `application/x-www-form-urlencoded` body (a form we serve): at most `max`
+/// bytes, within [`FORM_TIMEOUT`]. A body that stalls would otherwise hold its connection
+/// (and an HTTP/2 connection's idle timer) for ever.
 pub async fn read_form(body: hyper::body::Incoming, max: usize) -> Result<Query, RequestError> {
     use http_body_util::{BodyExt, Limited};
-    let bytes = Limited::new(body, max)
-        .collect()
+    let bytes = tokio::time::timeout(FORM_TIMEOUT, Limited::new(body, max).collect())
         .await
+        .map_err(|_| RequestError::Invalid("The form took too long to arrive.".into()))?
         .map_err(|_| RequestError::Invalid("The form is too large.".into()))?
         .to_bytes();
     Ok(Query::parse(&String::from_utf8_lossy(&bytes)))

@@ -59,6 +59,23 @@ const TRUSTED_BY_BACKENDS: &[&str] = &[
     "X-Auth-Request-Groups",
     "X-User-Info",
     "X-User-Groups",
+    "Remote-Email",
+    "Remote-Groups",
+    "X-Pomerium-Claim-Email",
+    "X-Vouch-User",
+    "Cf-Access-Authenticated-User-Email",
+    "X-Goog-Authenticated-User-Email",
+    "OIDC-Claim-Email",
+    "Gap-Auth",
+    "X-WEBAUTH-USER",
+    "Client-IP",
+    "X-Cluster-Client-IP",
+    "Fastly-Client-IP",
+    "Proxy-Client-IP",
+    "WL-Proxy-Client-IP",
+    "X-Envoy-Original-Path",
+    "X-Original-Host",
+    "X-Host",
 ];
 
 fn spellings(name: &str) -> [String; 3] {
@@ -84,24 +101,23 @@ fn spoof_survived(name: &str) -> bool {
 async fn every_header_backends_trust_is_removed_in_every_spelling_over_both_protocols() {
     let (gw, backend) = setup("").await;
     let cert = gw.cert_pem();
-    let mut head = String::from("GET /h1 HTTP/1.1\r\nHost: localhost\r\n");
-    for name in TRUSTED_BY_BACKENDS {
-        for (i, spelled) in spellings(name).iter().enumerate() {
-            head.push_str(&format!("{spelled}: spoof-{i}\r\n"));
+    // One spelling per request: all of them at once would pass hyper's 100-header limit.
+    for i in 0..3 {
+        let mut head = String::from("GET /h1 HTTP/1.1\r\nHost: localhost\r\n");
+        for name in TRUSTED_BY_BACKENDS {
+            head.push_str(&format!("{}: spoof-{i}\r\n", spellings(name)[i]));
         }
-    }
-    assert_eq!(request(gw.addr, &cert, &head).await.status, 200);
-    let mut h2 = gw.client().get(gw.url("/h2"));
-    for name in TRUSTED_BY_BACKENDS {
-        for (i, spelled) in spellings(name).iter().enumerate() {
-            h2 = h2.header(spelled.as_str(), format!("spoof-{i}"));
+        assert_eq!(request(gw.addr, &cert, &head).await.status, 200);
+        let mut h2 = gw.client().get(gw.url("/h2"));
+        for name in TRUSTED_BY_BACKENDS {
+            h2 = h2.header(spellings(name)[i].as_str(), format!("spoof-{i}"));
         }
+        let res = h2.send().await.unwrap();
+        assert_eq!(res.version(), reqwest::Version::HTTP_2);
+        assert_eq!(res.status(), 200);
     }
-    let res = h2.send().await.unwrap();
-    assert_eq!(res.version(), reqwest::Version::HTTP_2);
-    assert_eq!(res.status(), 200);
     let seen = backend.seen();
-    assert_eq!(seen.len(), 2);
+    assert_eq!(seen.len(), 6);
     for req in &seen {
         for (name, value) in &req.headers {
             assert!(

@@ -860,3 +860,39 @@ async fn logout_refuses_cross_site_posts_and_clears_nothing_without_a_session() 
     assert!(res.headers().get("set-cookie").is_some());
     assert_eq!(b.userinfo_status(&w.gateway).await, 401);
 }
+
+/// Review finding: a logout form whose body never arrives must not hold its connection (and
+/// a `max_connections` slot) for ever; the gateway gives up on it after 10 s.
+#[tokio::test]
+async fn a_stalled_logout_form_is_given_up_on() {
+    let w = World::start(ROUTES, "").await;
+    let b = w.browser();
+    b.log_in(&w.gateway.url("/private"), "alice", "").await;
+    let cookies = b.cookies(&w.gateway.url("/"));
+    let mut tls = common::client::connect(
+        w.gateway.addr,
+        common::client::tls_config(&w.gateway.cert_pem(), &[b"http/1.1"]),
+    )
+    .await
+    .unwrap();
+    let head = format!(
+        "POST /_auth/logout HTTP/1.1\r\nHost: localhost\r\nCookie: {cookies}\r\n\
+         Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 100\r\n\r\ntoken="
+    );
+    tokio::io::AsyncWriteExt::write_all(&mut tls, head.as_bytes())
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    let mut buf = Vec::new();
+    let read = tokio::time::timeout(
+        std::time::Duration::from_secs(20),
+        tokio::io::AsyncReadExt::read_to_end(&mut tls, &mut buf),
+    )
+    .await;
+    assert!(read.is_ok(), "the stalled form was still held after 20 s");
+    let res = common::client::parse(&buf);
+    assert_eq!(res.status, 400);
+    assert!(started.elapsed() >= std::time::Duration::from_secs(9));
+    assert!(res.header("set-cookie").is_none());
+    assert_eq!(b.userinfo_status(&w.gateway).await, 200);
+}

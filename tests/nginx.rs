@@ -178,6 +178,50 @@ async fn check_fails_closed_on_uris_it_cannot_route() {
             (res.status().as_u16(), info)
         }
     };
+    // Caddy `forward_auth` and Traefik pass the client's headers on beside their own: a
+    // client's X-Original-URI next to the proxy's X-Forwarded-Uri, or a second copy of
+    // either, must not choose what is judged.
+    for (pairs, want) in [
+        (
+            &[
+                ("x-original-uri", "/open/x"),
+                ("x-forwarded-uri", "/admin/x"),
+            ][..],
+            400,
+        ),
+        (
+            &[
+                ("x-forwarded-uri", "/open/x"),
+                ("x-original-uri", "/admin/x"),
+            ][..],
+            400,
+        ),
+        (
+            &[
+                ("x-original-uri", "/open/x"),
+                ("x-original-uri", "/admin/x"),
+            ][..],
+            400,
+        ),
+        (
+            &[
+                ("x-forwarded-uri", "/open/x"),
+                ("x-forwarded-uri", "/admin/x"),
+            ][..],
+            400,
+        ),
+        (&[("x-forwarded-uri", "/admin/x")][..], 403),
+    ] {
+        let mut req = client
+            .get(w.gateway.url("/_auth/check"))
+            .header("cookie", &cookies);
+        for (k, v) in pairs {
+            req = req.header(*k, *v);
+        }
+        let res = req.send().await.unwrap();
+        assert_eq!(res.status().as_u16(), want, "{pairs:?}");
+        assert!(res.headers().get("x-user-info").is_none(), "{pairs:?}");
+    }
     for (uri, with_session, want) in [
         ("/app/x?y=1", true, (200, true)),
         ("/app/x", false, (401, false)),

@@ -245,6 +245,9 @@ async fn case_insensitive_routes_catch_every_spelling_the_backend_accepts() {
         "/node/admin%20/secret",
         "/node/ADMIN.%20/secret",
         "/node/admin;x/secret",
+        "/node/adm%C4%B1n/secret",
+        "/node/%C5%BFecret/../admin",
+        "/node/ADM%C4%B0N/x",
     ] {
         let before = admin.count();
         let res = get(gw.addr, &cert, path, "").await;

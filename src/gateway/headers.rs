@@ -58,22 +58,38 @@ pub enum Reserved {
 /// Request headers that only the gateway may set: identity headers that backends trust for
 /// who the user is, and forwarding headers that they trust for the client's address, scheme,
 /// host or path. Compared in lower case with `_` read as `-`. The README lists this table.
-pub const RESERVED: [(&str, Reserved); 13] = [
-    // Who the user is: ours (`X-User-Info`), and what other gateways send.
+pub const RESERVED: [(&str, Reserved); 29] = [
+    // Who the user is: ours (`X-User-Info`), and what other gateways and servers send.
     ("x-user", Reserved::Prefix),
-    ("x-auth-request-", Reserved::Prefix),
-    ("remote-user", Reserved::Name),
+    ("x-auth-request-", Reserved::Prefix), // oauth2-proxy
+    ("remote-", Reserved::Prefix),         // Authelia, Apache: Remote-User, -Email, -Groups
     ("x-remote-user", Reserved::Name),
+    ("x-pomerium-", Reserved::Prefix),
+    ("x-vouch-", Reserved::Prefix),
+    ("cf-access-", Reserved::Prefix),            // Cloudflare Access
+    ("x-goog-authenticated-", Reserved::Prefix), // Google IAP
+    ("oidc-", Reserved::Prefix), // mod_auth_openidc: OIDC_CLAIM_*, OIDC_access_token
+    ("gap-auth", Reserved::Name),
+    ("x-webauth-", Reserved::Prefix), // Grafana's auth proxy
     // Where the request came from and what it asked for.
     ("x-forwarded-", Reserved::Prefix),
     ("forwarded", Reserved::Name),
     ("x-real-ip", Reserved::Name),
     ("x-client-ip", Reserved::Name),
+    ("client-ip", Reserved::Name),
     ("true-client-ip", Reserved::Name),
     ("cf-connecting-ip", Reserved::Name),
+    ("x-cluster-client-ip", Reserved::Name),
+    ("fastly-client-ip", Reserved::Name),
+    ("proxy-client-ip", Reserved::Name),
+    ("wl-proxy-client-ip", Reserved::Name),
     ("x-original-url", Reserved::Name),
     ("x-original-uri", Reserved::Name),
     ("x-rewrite-url", Reserved::Name),
+    ("x-original-host", Reserved::Name),
+    ("x-host", Reserved::Name),
+    ("x-envoy-", Reserved::Prefix),
+    ("x-proxyuser-ip", Reserved::Name),
 ];
 
 /// The `Sec-WebSocket-Key` of a well-formed WebSocket opening handshake (RFC 6455 §4.1, §4.2.1):
@@ -128,8 +144,7 @@ pub fn websocket_accepted(response: &HeaderMap, key: &HeaderValue) -> bool {
 /// Checks that a request to an upstream names `public_host`: the `Host` header and the
 /// target's authority (absolute-form in HTTP/1.1, `:authority` in HTTP/2) must be plain
 /// `host[:port]`, agree with each other (400 otherwise) and name `public_host` (421
-/// otherwise; the port is not compared). A request that names no host at all (HTTP/1.0)
-/// passes: it has nothing to misdirect.
+/// otherwise; the port is not compared). Only an HTTP/1.0 request may name no host.
 pub fn check_host<B>(req: &Request<B>, public_host: &str) -> Result<(), RequestError> {
     let mut hosts = req.headers().get_all(header::HOST).iter();
     let header = hosts.next().map(|v| host_name(v.as_bytes())).transpose()?;
@@ -150,7 +165,9 @@ pub fn check_host<B>(req: &Request<B>, public_host: &str) -> Result<(), RequestE
             ))
         }
         (Some(h), _) | (None, Some(h)) => h,
-        (None, None) => return Ok(()),
+        // HTTP/1.0 may name no host; HTTP/1.1 and HTTP/2 must (RFC 9112 §3.2, RFC 9113 §8.3.1).
+        (None, None) if req.version() <= http::Version::HTTP_10 => return Ok(()),
+        (None, None) => return Err(RequestError::BadHost("The request names no host.")),
     };
     if name.trim_end_matches('.').eq_ignore_ascii_case(public_host) {
         Ok(())
@@ -217,7 +234,10 @@ pub fn set_websocket_upgrade(headers: &mut HeaderMap) {
 pub fn is_reserved(name: &HeaderName) -> bool {
     let name = name.as_str().as_bytes(); // already lower case
                                          // Every reserved name starts with one of these: most headers are passed at the first byte.
-    if !matches!(name.first(), Some(b'x' | b'f' | b'r' | b't' | b'c')) {
+    if !matches!(
+        name.first(),
+        Some(b'x' | b'f' | b'r' | b't' | b'c' | b'o' | b'g' | b'p' | b'w')
+    ) {
         return false;
     }
     let same = |got: &[u8], want: &str| {
@@ -318,6 +338,23 @@ mod tests {
             "X-Auth-Request-User",
             "x_auth_request_email",
             "x-auth-request-access-token",
+            "Remote-Email",
+            "remote_groups",
+            "X-Pomerium-Claim-Email",
+            "X-Vouch-User",
+            "Cf-Access-Authenticated-User-Email",
+            "X-Goog-Authenticated-User-Email",
+            "OIDC_CLAIM_email",
+            "Gap-Auth",
+            "X-WEBAUTH-USER",
+            "Client-IP",
+            "X-Cluster-Client-IP",
+            "Fastly-Client-IP",
+            "Proxy-Client-IP",
+            "WL-Proxy-Client-IP",
+            "X-Envoy-Original-Path",
+            "X-Original-Host",
+            "X-Host",
         ] {
             let name = HeaderName::from_bytes(name.as_bytes()).unwrap();
             assert!(is_reserved(&name), "{name}");
@@ -328,13 +365,18 @@ mod tests {
             "x-request-id",
             "x-forwarded",
             "accept",
-            "remote-users",
             "x-auth-request",
             "cookie",
             "referer",
             "te",
             "forwarded-for",
             "x-original",
+            "origin",
+            "pragma",
+            "priority",
+            "x-hostname",
+            "remote",
+            "client-hints",
         ] {
             let name = HeaderName::from_bytes(name.as_bytes()).unwrap();
             assert!(!is_reserved(&name), "{name}");
@@ -502,7 +544,10 @@ mod tests {
         ] {
             assert!(host_of(Some(ok), "/").is_ok(), "{ok}");
         }
-        assert!(host_of(None, "/").is_ok());
+        assert!(matches!(host_of(None, "/"), Err(RequestError::BadHost(_))));
+        let mut http10 = Request::new(());
+        *http10.version_mut() = Version::HTTP_10;
+        assert!(check_host(&http10, "app.example.com").is_ok());
         assert!(host_of(None, "https://app.example.com/x").is_ok());
         for (host, target) in [
             (Some("evil.example.com"), "/"),

@@ -323,10 +323,7 @@ impl LoginFlow {
         routes: &RouteTable,
         peer: SocketAddr,
     ) -> Result<Response<Body>, RequestError> {
-        let header = req
-            .headers()
-            .get(&X_ORIGINAL_URI)
-            .or_else(|| req.headers().get(&X_FORWARDED_URI));
+        let header = original_uri(req.headers())?;
         let session = self.sessions.current(req.headers());
         let decision = match header {
             None => match session {
@@ -370,6 +367,24 @@ impl LoginFlow {
             }),
         }
     }
+}
+
+/// The original URI header, if any. Both names at once, or one of them twice, is 400: Caddy
+/// `forward_auth` and Traefik pass the client's own headers on beside the one they set, so a
+/// client's `X-Original-URI: /public` next to the proxy's `X-Forwarded-Uri: /admin` must not
+/// decide which of the two is judged.
+fn original_uri(headers: &http::HeaderMap) -> Result<Option<&HeaderValue>, RequestError> {
+    let mut all = headers
+        .get_all(&X_ORIGINAL_URI)
+        .iter()
+        .chain(headers.get_all(&X_FORWARDED_URI).iter());
+    let first = all.next();
+    if all.next().is_some() {
+        return Err(RequestError::BadPath(
+            "Send the original URI in one header, X-Original-URI or X-Forwarded-Uri, once.",
+        ));
+    }
+    Ok(first)
 }
 
 /// The normalised path of an original request target, read as hyper reads a request line

@@ -82,7 +82,6 @@ impl LoginFlow {
             warn!(header, "cross-site logout refused");
             return Err(refused("Log out from this site's own logout page."));
         }
-        let form = crate::util::read_form(body, 4096).await?;
         let Some(expected) = self.logout_token(&parts.headers) else {
             let body = "<p>You are not logged in.</p><p><a href=\"/\">Continue</a></p>";
             return Ok(pages::html_page(
@@ -90,6 +89,7 @@ impl LoginFlow {
                 &self.page("Log out", body),
             ));
         };
+        let form = crate::util::read_form(body, 4096).await?;
         let given = form.get("token").unwrap_or("");
         if !bool::from(given.as_bytes().ct_eq(expected.as_bytes())) {
             return Err(refused("This logout form is out of date."));
