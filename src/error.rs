@@ -85,6 +85,10 @@ pub enum RequestError {
         /// Where to start again.
         retry: Option<String>,
     },
+    /// A fault of ours (a value that should always serialise, a URL validated at start-up);
+    /// the details go to the log, never to the client.
+    #[error("internal error: {0}")]
+    Internal(String),
 }
 
 impl RequestError {
@@ -98,6 +102,7 @@ impl RequestError {
             RequestError::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
             RequestError::Invalid(_) => StatusCode::BAD_REQUEST,
             RequestError::Login { status, .. } => *status,
+            RequestError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
@@ -114,6 +119,7 @@ impl RequestError {
             RequestError::UpstreamTimeout => {
                 "The application behind this gateway took too long to answer."
             }
+            RequestError::Internal(_) => "Something went wrong on our side.",
         })
     }
 
