@@ -4,6 +4,13 @@
 //! `Config` built from it by `TryFrom`. Everything is checked here, before any port is bound;
 //! every error names the key path it is about.
 
+/// `/oauth`, as a literal for `concat!`.
+macro_rules! central_prefix {
+    () => {
+        "/oauth"
+    };
+}
+
 mod central;
 mod env;
 mod gateway;
@@ -17,7 +24,7 @@ use url::Url;
 
 pub use crate::error::ConfigError;
 /// Where the central role answers: `public_url` + this is its issuer.
-pub const CENTRAL_PREFIX: &str = "/oauth";
+pub const CENTRAL_PREFIX: &str = central_prefix!();
 
 pub use central::{
     is_loopback, provider_display_name, CentralConfig, ClientAuth, ClientConfig, Protocol,

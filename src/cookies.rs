@@ -1,10 +1,15 @@
 //! Encrypted, authenticated cookies (the `cookie` crate's private jar: AES-256-GCM, the name
 //! bound as associated data), always `__Host-`: Secure, Path=/, no Domain, HttpOnly, Lax.
+//! [`Sealed`] builds the short-lived cookies of logins in flight on top of them.
+
+mod sealed;
 
 use std::time::Duration;
 
 use cookie::{Cookie, CookieJar, Key, SameSite};
 use http::header::{self, HeaderMap, HeaderValue};
+
+pub use sealed::Sealed;
 
 /// Seals and opens the cookies of one role with one key.
 pub struct CookieCodec {
@@ -37,34 +42,6 @@ impl CookieCodec {
         HeaderValue::from_str(&sealed).unwrap_or_else(|_| HeaderValue::from_static(""))
     }
 
-    /// The per-login cookies (`prefix…`) of a request that must go so that the browser holds
-    /// at most `keep` of them: those that do not open, then the oldest by `started` (read
-    /// from each value). Each login in flight costs a cookie, and a page that starts many
-    /// logins must not push a browser's cookies past what servers accept.
-    pub fn excess_logins(
-        &self,
-        headers: &HeaderMap,
-        prefix: &str,
-        keep: usize,
-        started: impl Fn(&str) -> Option<u64>,
-    ) -> Vec<String> {
-        let mut logins: Vec<(Option<u64>, String)> = request_cookies(headers)
-            .filter(|c| c.name().starts_with(prefix))
-            .map(|c| {
-                let name = c.name().to_owned();
-                let at = self.open(headers, &name).and_then(|v| started(&v));
-                (at, name)
-            })
-            .collect();
-        if logins.len() <= keep {
-            return Vec::new();
-        }
-        // `None` (unreadable) sorts first, so it goes first.
-        logins.sort();
-        let excess = logins.len() - keep;
-        logins.into_iter().take(excess).map(|(_, n)| n).collect()
-    }
-
     /// The decrypted value of cookie `name` from a request's `Cookie` headers, if it is ours
     /// and intact.
     pub fn open(&self, headers: &HeaderMap, name: &str) -> Option<String> {
@@ -75,17 +52,6 @@ impl CookieCodec {
             .get(name)
             .map(|c| c.value().to_owned())
     }
-}
-
-/// The name of a per-login cookie: `prefix` plus the first characters of the login's random
-/// state, so that logins in two tabs do not overwrite each other.
-pub fn per_login_name(prefix: &str, state: &str) -> String {
-    let short: String = state
-        .chars()
-        .take(16)
-        .filter(char::is_ascii_alphanumeric)
-        .collect();
-    format!("{prefix}{short}")
 }
 
 /// A `Set-Cookie` value that deletes cookie `name`.
@@ -178,31 +144,6 @@ mod tests {
         let tampered =
             HeaderMap::from_iter([(header::COOKIE, HeaderValue::from_str(&tampered).unwrap())]);
         assert_eq!(codec.open(&tampered, "__Host-a"), None);
-    }
-
-    #[test]
-    fn the_oldest_logins_beyond_the_limit_are_named() {
-        let codec = CookieCodec::derive(&[1; 32], "test");
-        let mut pairs: Vec<String> = [("p-c", "30"), ("p-a", "10"), ("p-b", "20")]
-            .iter()
-            .map(|(n, v)| {
-                let set = codec.seal(n, v, Duration::from_secs(60));
-                set.to_str().unwrap().split(';').next().unwrap().to_owned()
-            })
-            .collect();
-        pairs.push("p-forged=xyz".into());
-        pairs.push("other=1".into());
-        let mut h = HeaderMap::new();
-        h.insert(
-            header::COOKIE,
-            HeaderValue::from_str(&pairs.join("; ")).unwrap(),
-        );
-        let started = |v: &str| v.parse().ok();
-        assert_eq!(
-            codec.excess_logins(&h, "p-", 2, started),
-            ["p-forged", "p-a"]
-        );
-        assert!(codec.excess_logins(&h, "p-", 4, started).is_empty());
     }
 
     #[test]

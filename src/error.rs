@@ -108,9 +108,6 @@ pub enum RequestError {
         reason: &'static str,
         page: Option<String>,
     },
-    /// A fault of ours, not the client's (a value we built does not serialise, …).
-    #[error("internal error: {0}")]
-    Internal(String),
     /// A request we refuse with a message the user may read (it names no secret).
     #[error("bad request: {0}")]
     Invalid(String),
@@ -122,6 +119,10 @@ pub enum RequestError {
         /// Where to start again.
         retry: Option<String>,
     },
+    /// A fault of ours (a value that should always serialise, a URL validated at start-up);
+    /// the details go to the log, never to the client.
+    #[error("internal error: {0}")]
+    Internal(String),
 }
 
 impl RequestError {

@@ -11,8 +11,9 @@ use http::{Request, Response, StatusCode};
 use hyper::body::Incoming;
 use tracing::{info, warn};
 
-use super::providers::Provider;
-use super::{retry_url, truncate, Central, RoundTrip};
+use super::authorize::RoundTrip;
+use super::providers::{Answer, Provider};
+use super::{truncate, Central};
 use crate::error::RequestError;
 use crate::pages::Body;
 use crate::util::Query;
@@ -43,10 +44,11 @@ impl Central {
     ) -> Result<Response<Body>, RequestError> {
         let q = Query::of(req);
         let trip = self.round_trip(req, q.get("state"))?;
+        let state = q.get("state").unwrap_or_default();
         let bound = self.bound_provider(endpoint);
-        if bound != Some(trip.p.as_str()) {
+        if bound != Some(trip.provider.as_str()) {
             warn!(
-                provider = %trip.p,
+                provider = %trip.provider,
                 callback = %truncate(endpoint, 60),
                 "a provider's answer came to another provider's callback; refused (IdP mix-up?)"
             );
@@ -54,10 +56,10 @@ impl Central {
                 "This login answer came back from another provider than the one it was started with. Start again from the application.".into(),
             ));
         }
-        let provider = self.provider(&trip.p)?;
+        let provider = self.provider(&trip.provider)?;
         self.check_issuer(provider, q.get("iss"), &trip).await?;
         if let Some(error) = q.get("error") {
-            let name = &provider.config.display_name;
+            let name = &provider.config().display_name;
             let (status, message) = if error == "access_denied" {
                 (
                     StatusCode::FORBIDDEN,
@@ -69,19 +71,19 @@ impl Central {
                     format!("{name} reported an error: {}.", truncate(error, 60)),
                 )
             };
-            info!(provider = %trip.p, error = %truncate(error, 60), "provider returned an error");
+            info!(provider = %trip.provider, error = %truncate(error, 60), "provider returned an error");
             return Err(RequestError::Login {
                 status,
                 message,
-                retry: Some(retry_url(&trip)),
+                retry: Some(trip.retry_url()),
             });
         }
         let code = q.require("code")?;
         let identity = provider
-            .finish(&self.http, code, trip.v.as_deref(), &trip.n)
+            .finish(&trip.login(&self.http, state), Answer::Code(code))
             .await
-            .map_err(|e| self.login_error(provider, &e, Some(&trip)))?;
-        self.complete(&trip, provider, identity)
+            .map_err(|e| self.login_error(provider, &e, &trip))?;
+        self.complete(state, &trip, provider, identity)
     }
 
     /// RFC 9207: an `iss` parameter must name the provider's issuer; a provider whose
@@ -89,16 +91,18 @@ impl Central {
     /// (GitHub, Facebook, plain OAuth2 without `issuer:`) rely on their own callback path.
     async fn check_issuer(
         &self,
-        provider: &Provider,
+        provider: &dyn Provider,
         iss: Option<&str>,
         trip: &RoundTrip,
     ) -> Result<(), RequestError> {
         let expected = provider
             .response_issuer(&self.http)
             .await
-            .map_err(|e| self.login_error(provider, &e, Some(trip)))?;
+            .map_err(|e| self.login_error(provider, &e, trip))?;
         let ok = match (&expected, iss) {
-            (Some((want, _)), Some(got)) => got.trim_end_matches('/') == want,
+            // RFC 9207 §2.4: simple string comparison, modulo the trailing `/` some issuers
+            // are written with in one place and not the other.
+            (Some((want, _)), Some(got)) => got.trim_end_matches('/') == want.trim_end_matches('/'),
             (Some((_, true)), None) => false,
             (None, _) | (Some((_, false)), None) => true,
         };
@@ -106,7 +110,7 @@ impl Central {
             return Ok(());
         }
         warn!(
-            provider = %provider.config.name,
+            provider = %provider.name(),
             iss = %truncate(iss.unwrap_or("(none)"), 100),
             "the authorization response names another issuer; refused (IdP mix-up?)"
         );
@@ -114,9 +118,9 @@ impl Central {
             status: StatusCode::BAD_REQUEST,
             message: format!(
                 "This login answer does not come from {}. Start again from the application.",
-                provider.config.display_name
+                provider.config().display_name
             ),
-            retry: Some(retry_url(trip)),
+            retry: Some(trip.retry_url()),
         })
     }
 }

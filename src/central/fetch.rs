@@ -6,7 +6,6 @@
 use std::time::Duration;
 
 use super::providers::ProviderError;
-use crate::util::error_chain;
 
 /// The largest document read from a provider.
 pub const MAX_DOCUMENT: usize = 1024 * 1024;
@@ -14,21 +13,20 @@ pub const MAX_DOCUMENT: usize = 1024 * 1024;
 /// Why a request to a provider produced no usable answer.
 #[derive(Debug, thiserror::Error)]
 pub enum FetchError {
-    #[error("{0}")]
-    Network(String),
+    #[error("the request failed")]
+    Network(#[from] reqwest::Error),
     #[error("{url} answered more than {MAX_DOCUMENT} bytes")]
     TooLarge { url: String },
-    #[error("{0}")]
-    Build(String),
+    #[error("the answer is not a valid HTTP response")]
+    Build(#[from] http::Error),
 }
 
 impl From<FetchError> for ProviderError {
     fn from(e: FetchError) -> Self {
         match e {
-            FetchError::Network(m) => ProviderError::Unreachable(m),
-            FetchError::TooLarge { .. } | FetchError::Build(_) => {
-                ProviderError::BadAnswer(e.to_string())
-            }
+            FetchError::Network(e) => ProviderError::Unreachable(e),
+            FetchError::TooLarge { .. } => ProviderError::BadAnswer(e.to_string()),
+            FetchError::Build(e) => ProviderError::unreadable("the token response", e),
         }
     }
 }
@@ -45,11 +43,7 @@ pub async fn read_capped(mut res: reqwest::Response) -> Result<Vec<u8>, FetchErr
         return Err(too_large());
     }
     let mut body = Vec::new();
-    while let Some(chunk) = res
-        .chunk()
-        .await
-        .map_err(|e| FetchError::Network(error_chain(&e)))?
-    {
+    while let Some(chunk) = res.chunk().await? {
         if body.len() + chunk.len() > MAX_DOCUMENT {
             return Err(too_large());
         }
@@ -70,17 +64,14 @@ pub async fn get_json<T: serde::de::DeserializeOwned>(
     if let Some(token) = bearer {
         request = request.bearer_auth(token);
     }
-    let res = request
-        .send()
-        .await
-        .map_err(|e| ProviderError::Unreachable(error_chain(&e)))?;
+    let res = request.send().await?;
     let status = res.status();
     if !status.is_success() {
         return Err(ProviderError::BadAnswer(format!("{url} answered {status}")));
     }
     let body = read_capped(res).await?;
     serde_json::from_slice(&body)
-        .map_err(|e| ProviderError::BadAnswer(format!("{url} did not answer JSON: {e}")))
+        .map_err(|e| ProviderError::unreadable(format!("{url} did not answer JSON"), e))
 }
 
 /// Sends one request the `oauth2` crate built (the code exchange) and reads its answer under
@@ -97,16 +88,13 @@ pub async fn send(
         .headers(parts.headers)
         .body(body)
         .send()
-        .await
-        .map_err(|e| FetchError::Network(error_chain(&e)))?;
+        .await?;
     let mut answer = http::Response::builder().status(res.status());
     for (name, value) in res.headers() {
         answer = answer.header(name, value);
     }
     let body = read_capped(res).await?;
-    answer
-        .body(body)
-        .map_err(|e| FetchError::Build(e.to_string()))
+    Ok(answer.body(body)?)
 }
 
 /// The HTTP client for providers: never follows redirects, bounded in time.

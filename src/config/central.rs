@@ -1,12 +1,20 @@
-//! The `central:` section: providers (with name-based presets), clients, the signing key.
+//! The `central:` section: providers (each read by `central/provider.rs`), clients, the
+//! signing key, and which provider answers at the plain callback.
+
+mod provider;
+#[cfg(test)]
+mod tests;
 
 use std::fmt;
 use std::path::PathBuf;
 
+use serde::Deserialize;
 use url::Url;
 
-use super::raw::{RawCentral, RawClient, RawProvider};
+use super::raw::{RawCentral, RawClient};
 use super::ConfigError;
+use provider::provider;
+pub use provider::provider_display_name;
 
 /// The validated central OAuth server settings.
 #[derive(Debug, Clone)]
@@ -25,7 +33,7 @@ pub struct CentralConfig {
 }
 
 /// The callback path of the central; each provider answers at `CALLBACK/<name>`.
-pub const CALLBACK: &str = "/oauth/callback";
+pub const CALLBACK: &str = concat!(central_prefix!(), "/callback");
 
 /// A value that must never reach a log.
 #[derive(Clone, PartialEq, Eq)]
@@ -37,21 +45,28 @@ impl fmt::Debug for Secret {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// `kind:`, as the file spells it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum ProviderKind {
     /// GitHub's OAuth apps: JSON only when asked, private emails at `/user/emails`.
+    #[serde(rename = "github")]
     GitHub,
     /// Facebook's Graph API: fields must be named with `fields=`.
     Facebook,
     /// Any OAuth2 provider with a JSON user-info endpoint.
+    #[serde(rename = "oauth2")]
     OAuth2,
     /// OpenID Connect: `id_token` verified against the provider's JWKS.
+    #[serde(alias = "google")]
     Oidc,
     /// A built-in form for development (loopback listeners only).
     Dev,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// `client_auth:`: how the client authenticates at the token endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum ClientAuth {
     /// HTTP Basic (RFC 6749 §2.3.1, the default).
     Basic,
@@ -84,9 +99,12 @@ pub struct ProviderConfig {
     pub trust_email: bool,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// `protocol:`, how a client wants to hear who logged in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Protocol {
-    /// The signed JWT assertion of SPEC §3.
+    /// The signed JWT assertion of SPEC §3 (the default).
+    #[default]
     Assertion,
     /// The Jumpscale `oauth_proxy` wire format: no audience, no expiry; opt-in.
     Jumpscale,
@@ -96,71 +114,6 @@ pub enum Protocol {
 pub struct ClientConfig {
     pub redirect_url: String,
     pub protocol: Protocol,
-}
-
-/// Defaults a provider name brings with it; any field in the file overrides them.
-struct Preset {
-    kind: ProviderKind,
-    display_name: &'static str,
-    authorize_url: Option<&'static str>,
-    token_url: Option<&'static str>,
-    user_info_url: Option<&'static str>,
-    emails_url: Option<&'static str>,
-    jwks_url: Option<&'static str>,
-    issuer: Option<&'static str>,
-    scope: &'static str,
-    fields: &'static [&'static str],
-    client_auth: ClientAuth,
-}
-
-/// How a provider is named on pages: the preset's name (GitHub) or the configured one.
-pub fn provider_display_name(name: &str) -> String {
-    preset(name).map_or_else(|| name.to_owned(), |p| p.display_name.to_owned())
-}
-
-fn preset(name: &str) -> Option<Preset> {
-    match name {
-        "github" => Some(Preset {
-            kind: ProviderKind::GitHub,
-            display_name: "GitHub",
-            authorize_url: Some("https://github.com/login/oauth/authorize"),
-            token_url: Some("https://github.com/login/oauth/access_token"),
-            user_info_url: Some("https://api.github.com/user"),
-            emails_url: Some("https://api.github.com/user/emails"),
-            jwks_url: None,
-            issuer: None,
-            scope: "read:user user:email",
-            fields: &["email", "login", "name"],
-            client_auth: ClientAuth::Body,
-        }),
-        "google" => Some(Preset {
-            kind: ProviderKind::Oidc,
-            display_name: "Google",
-            authorize_url: Some("https://accounts.google.com/o/oauth2/v2/auth"),
-            token_url: Some("https://oauth2.googleapis.com/token"),
-            user_info_url: Some("https://openidconnect.googleapis.com/v1/userinfo"),
-            emails_url: None,
-            jwks_url: Some("https://www.googleapis.com/oauth2/v3/certs"),
-            issuer: Some("https://accounts.google.com"),
-            scope: "openid email profile",
-            fields: &["email", "name"],
-            client_auth: ClientAuth::Basic,
-        }),
-        "facebook" => Some(Preset {
-            kind: ProviderKind::Facebook,
-            display_name: "Facebook",
-            authorize_url: Some("https://www.facebook.com/v19.0/dialog/oauth"),
-            token_url: Some("https://graph.facebook.com/v19.0/oauth/access_token"),
-            user_info_url: Some("https://graph.facebook.com/v19.0/me?fields=id,name,email"),
-            emails_url: None,
-            jwks_url: None,
-            issuer: None,
-            scope: "email public_profile",
-            fields: &["email", "name"],
-            client_auth: ClientAuth::Body,
-        }),
-        _ => None,
-    }
 }
 
 pub(super) fn central_config(
@@ -313,20 +266,10 @@ fn client(raw: RawClient) -> Result<ClientConfig, (&'static str, String)> {
             format!("`{}` must not carry a fragment or user", raw.redirect_url),
         ));
     }
-    let protocol = match raw.protocol.as_deref() {
-        None | Some("assertion") => Protocol::Assertion,
-        Some("jumpscale") => Protocol::Jumpscale,
-        Some(other) => {
-            return Err((
-                "protocol",
-                format!("`{other}` is not one of assertion, jumpscale"),
-            ))
-        }
-    };
     // Compared byte for byte with what clients send; keep exactly what the operator wrote.
     Ok(ClientConfig {
         redirect_url: raw.redirect_url,
-        protocol,
+        protocol: raw.protocol.unwrap_or_default(),
     })
 }
 
@@ -338,174 +281,4 @@ pub fn is_loopback(url: &Url) -> bool {
         Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
         None => false,
     }
-}
-
-fn provider(
-    name: &str,
-    raw: RawProvider,
-    // `public_url` + `/oauth/callback`; each provider's own is below it.
-    default_redirect: &str,
-    at: &dyn Fn(&str) -> String,
-) -> Result<ProviderConfig, ConfigError> {
-    let preset = preset(name);
-    let kind = match (raw.kind.as_deref(), &preset) {
-        (None, Some(p)) => p.kind,
-        (None, None) => {
-            return Err(ConfigError::at(&at("kind"), format!("`{name}` is not a preset (github, google, facebook): say kind: oauth2, oidc or dev")))
-        }
-        (Some("github"), _) => ProviderKind::GitHub,
-        (Some("facebook"), _) => ProviderKind::Facebook,
-        (Some("oauth2"), _) => ProviderKind::OAuth2,
-        (Some("oidc" | "google"), _) => ProviderKind::Oidc,
-        (Some("dev"), _) => ProviderKind::Dev,
-        (Some(other), _) => return Err(ConfigError::at(&at("kind"), format!("`{other}` is not one of github, facebook, oauth2, oidc, dev"))),
-    };
-    let url = |key: &str,
-               given: Option<String>,
-               preset: Option<&str>|
-     -> Result<Option<Url>, ConfigError> {
-        match given.as_deref().or(preset) {
-            None => Ok(None),
-            Some(text) => {
-                let u = Url::parse(text).map_err(|e| {
-                    ConfigError::at(&at(key), format!("`{text}` is not a URL: {e}"))
-                })?;
-                if u.scheme() != "https" && !(u.scheme() == "http" && is_loopback(&u)) {
-                    return Err(ConfigError::at(
-                        &at(key),
-                        format!("`{text}` must be https (http only for localhost)"),
-                    ));
-                }
-                Ok(Some(u))
-            }
-        }
-    };
-    let p = preset.as_ref();
-    let authorize_url = url(
-        "authorize_url",
-        raw.authorize_url,
-        p.and_then(|p| p.authorize_url),
-    )?;
-    let token_url = url(
-        "access_token_url",
-        raw.access_token_url,
-        p.and_then(|p| p.token_url),
-    )?;
-    let user_info_url = url(
-        "user_info_url",
-        raw.user_info_url,
-        p.and_then(|p| p.user_info_url),
-    )?;
-    let emails_url = url("emails_url", raw.emails_url, p.and_then(|p| p.emails_url))?;
-    let jwks_url = url("jwks_url", raw.jwks_url, p.and_then(|p| p.jwks_url))?;
-    let issuer = url("issuer", raw.issuer, p.and_then(|p| p.issuer))?;
-    let redirect_text = raw
-        .redirect_url
-        .unwrap_or_else(|| format!("{default_redirect}/{name}"));
-    let redirect_url = Url::parse(&redirect_text).map_err(|e| {
-        ConfigError::at(
-            &at("redirect_url"),
-            format!("`{redirect_text}` is not a URL: {e}"),
-        )
-    })?;
-    let own_callback = format!("{CALLBACK}/{name}");
-    let path = redirect_url.path();
-    if (path != own_callback && path != CALLBACK)
-        || redirect_url.query().is_some()
-        || redirect_url.fragment().is_some()
-    {
-        return Err(ConfigError::at(
-            &at("redirect_url"),
-            format!("`{redirect_text}` must end in {own_callback} (or {CALLBACK}), with no query"),
-        ));
-    }
-
-    let needs_secret = kind != ProviderKind::Dev;
-    let client_id = raw.client_id.unwrap_or_default();
-    let client_secret = raw.client_secret.unwrap_or_default();
-    if needs_secret && client_id.is_empty() {
-        return Err(ConfigError::at(&at("client_id"), "is required"));
-    }
-    if needs_secret && client_secret.is_empty() {
-        return Err(ConfigError::at(&at("client_secret"), "is required"));
-    }
-    match kind {
-        ProviderKind::Oidc => {
-            if issuer.is_none() {
-                return Err(ConfigError::at(&at("issuer"), "is required for kind: oidc"));
-            }
-        }
-        ProviderKind::Dev => {}
-        _ => {
-            for (key, value) in [
-                ("authorize_url", &authorize_url),
-                ("access_token_url", &token_url),
-                ("user_info_url", &user_info_url),
-            ] {
-                if value.is_none() {
-                    return Err(ConfigError::at(
-                        &at(key),
-                        "is required for this kind of provider",
-                    ));
-                }
-            }
-        }
-    }
-    let scope = raw.scope.unwrap_or_else(|| match kind {
-        ProviderKind::Oidc => p.map_or("openid email profile", |p| p.scope).to_owned(),
-        _ => p.map_or("", |p| p.scope).to_owned(),
-    });
-    let mut scopes: Vec<String> = scope.split_whitespace().map(str::to_owned).collect();
-    if kind == ProviderKind::Oidc && !scopes.iter().any(|s| s == "openid") {
-        scopes.insert(0, "openid".to_owned());
-    }
-    let user_info_fields = raw.user_info_fields.unwrap_or_else(|| match (kind, p) {
-        (_, Some(p)) => p.fields.iter().map(|f| (*f).to_owned()).collect(),
-        (ProviderKind::Dev, None) => vec!["email".into(), "login".into()],
-        _ => vec!["email".into(), "name".into()],
-    });
-    let client_auth = match raw.client_auth.as_deref() {
-        None => p.map_or(ClientAuth::Basic, |p| p.client_auth),
-        Some("basic") => ClientAuth::Basic,
-        Some("body") => ClientAuth::Body,
-        Some(other) => {
-            return Err(ConfigError::at(
-                &at("client_auth"),
-                format!("`{other}` is not one of basic, body"),
-            ))
-        }
-    };
-    let trust_email = match (kind, raw.email_verified) {
-        // GitHub says per address whether it is verified (`/user/emails`): nothing to trust.
-        (ProviderKind::GitHub, Some(_)) => return Err(ConfigError::at(
-            &at("email_verified"),
-            "does not apply to GitHub, whose verified primary address is read from /user/emails",
-        )),
-        (_, Some(trust)) => trust,
-        // Facebook's Graph API returns only a confirmed address (or none), and the dev
-        // provider's are whatever the developer typed.
-        (ProviderKind::Facebook | ProviderKind::Dev, None) => true,
-        (_, None) => false,
-    };
-    Ok(ProviderConfig {
-        name: name.to_owned(),
-        display_name: raw
-            .display_name
-            .unwrap_or_else(|| p.map_or_else(|| name.to_owned(), |p| p.display_name.to_owned())),
-        kind,
-        client_id,
-        client_secret: Secret(client_secret),
-        authorize_url,
-        token_url,
-        user_info_url,
-        emails_url,
-        jwks_url,
-        issuer,
-        redirect_url,
-        scopes,
-        user_info_fields,
-        pkce: raw.pkce.unwrap_or(true),
-        client_auth,
-        trust_email,
-    })
 }

@@ -8,6 +8,8 @@ use std::path::PathBuf;
 use indexmap::IndexMap;
 use serde::Deserialize;
 
+use super::central::{ClientAuth, Protocol, ProviderKind};
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawConfig {
@@ -141,7 +143,7 @@ pub(super) struct RawCentral {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawProvider {
-    pub kind: Option<String>,
+    pub kind: Option<ProviderKind>,
     pub display_name: Option<String>,
     pub client_id: Option<String>,
     pub client_secret: Option<String>,
@@ -155,7 +157,7 @@ pub(super) struct RawProvider {
     pub issuer: Option<String>,
     pub jwks_url: Option<String>,
     pub pkce: Option<bool>,
-    pub client_auth: Option<String>,
+    pub client_auth: Option<ClientAuth>,
     /// `true`: this provider's emails count as verified even when it does not say so.
     pub email_verified: Option<bool>,
 }
@@ -164,5 +166,5 @@ pub(super) struct RawProvider {
 #[serde(deny_unknown_fields)]
 pub(super) struct RawClient {
     pub redirect_url: String,
-    pub protocol: Option<String>,
+    pub protocol: Option<Protocol>,
 }

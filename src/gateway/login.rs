@@ -13,7 +13,6 @@ use http::header::{self, HeaderName, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 use serde::{Deserialize, Serialize};
-use subtle::ConstantTimeEq;
 use tracing::{info, warn};
 
 use super::policy::{decide, safe_next, Decision};
@@ -21,7 +20,7 @@ use super::routes::RouteTable;
 use super::session::{Session, Sessions};
 use crate::assertion::{self, Expected};
 use crate::config::{provider_display_name, GatewayConfig, LoginSource};
-use crate::cookies;
+use crate::cookies::Sealed;
 use crate::error::{RequestError, StartError};
 use crate::pages::{self, escape, Body};
 use crate::path::NormalPath;
@@ -29,25 +28,25 @@ use crate::util::{now, random_token, Query};
 
 /// How long a login may take, from the gateway's redirect to its callback.
 const LOGIN_TTL: Duration = Duration::from_secs(600);
-const LOGIN_COOKIE: &str = "__Host-oauthgate-login-";
 /// Logins a browser may have in flight at once; starting another ends the oldest.
 const MAX_PENDING_LOGINS: usize = 5;
+/// Each login in flight, sealed in a `__Host-oauthgate-login-…` cookie; its state is the
+/// nonce sent to the central as `state`, which the assertion must carry.
+const PENDING: Sealed<Pending> =
+    Sealed::new("__Host-oauthgate-login-", LOGIN_TTL, MAX_PENDING_LOGINS);
 /// The largest `Set-Cookie` browsers are sure to keep (RFC 6265 §6.1 asks for 4096 bytes).
 const MAX_COOKIE: usize = 4000;
 static X_ORIGINAL_URI: HeaderName = HeaderName::from_static("x-original-uri");
 static X_FORWARDED_URI: HeaderName = HeaderName::from_static("x-forwarded-uri");
 
-/// A login in flight, sealed in this browser's login cookie.
+/// What a login in flight remembers besides its state (the nonce) and expiry.
 #[derive(Serialize, Deserialize)]
 struct Pending {
-    /// The nonce sent as `state`; the assertion must carry it.
-    n: String,
     /// Where to go afterwards (already checked by `safe_next`).
     next: String,
-    exp: u64,
     /// The provider asked for: the assertion must come from it.
-    #[serde(default)]
-    p: String,
+    #[serde(rename = "p")]
+    provider: String,
 }
 
 /// Everything the login endpoints need, built once.
@@ -164,14 +163,9 @@ impl LoginFlow {
             (None, _) => return Ok(self.chooser(&next)),
         };
         let nonce = random_token();
-        let pending = Pending {
-            n: nonce.clone(),
-            next,
-            exp: now() + LOGIN_TTL.as_secs(),
-            p: provider.clone(),
-        };
+        let pending = Pending { next, provider };
         let query = url::form_urlencoded::Serializer::new(String::new())
-            .append_pair("provider", &provider)
+            .append_pair("provider", &pending.provider)
             .append_pair("state", &nonce)
             .append_pair("redirect_url", &self.callback_url)
             .finish();
@@ -179,25 +173,12 @@ impl LoginFlow {
             StatusCode::FOUND,
             &format!("{}/authorize?{query}", self.central_url),
         )?;
-        let value = serde_json::to_string(&pending).unwrap_or_default();
-        let stale = self.sessions.logins().excess_logins(
-            req.headers(),
-            LOGIN_COOKIE,
-            MAX_PENDING_LOGINS - 1,
-            |v| serde_json::from_str::<Pending>(v).ok().map(|p| p.exp),
-        );
-        let h = res.headers_mut();
-        for name in stale {
-            h.append(header::SET_COOKIE, cookies::removal(&name));
+        let cookies = PENDING
+            .seal(self.sessions.logins(), req.headers(), &nonce, &pending)
+            .map_err(|e| RequestError::Internal(format!("pending login: {e}")))?;
+        for cookie in cookies {
+            res.headers_mut().append(header::SET_COOKIE, cookie);
         }
-        h.append(
-            header::SET_COOKIE,
-            self.sessions.logins().seal(
-                &cookies::per_login_name(LOGIN_COOKIE, &nonce),
-                &value,
-                LOGIN_TTL,
-            ),
-        );
         Ok(res)
     }
 
@@ -238,23 +219,16 @@ impl LoginFlow {
         let stale = || {
             restart("This login has expired, was already used, or was started in another browser.")
         };
-        let cookie = cookies::per_login_name(LOGIN_COOKIE, state);
-        let pending: Pending = self
-            .sessions
-            .logins()
-            .open(req.headers(), &cookie)
-            .and_then(|v| serde_json::from_str(&v).ok())
+        let pending = PENDING
+            .open(self.sessions.logins(), req.headers(), state)
             .ok_or_else(stale)?;
-        if !bool::from(pending.n.as_bytes().ct_eq(state.as_bytes())) || pending.exp < now() {
-            return Err(stale());
-        }
         let token = q
             .get("assertion")
             .ok_or_else(|| restart("The login server sent no assertion."))?;
         let expected = Expected {
             iss: &self.central_url,
             aud: &self.callback_url,
-            nonce: &pending.n,
+            nonce: state,
             now: now(),
         };
         let claims = assertion::verify(token, &self.keys, &expected).map_err(|e| {
@@ -263,14 +237,13 @@ impl LoginFlow {
         })?;
         // Only a provider this gateway offers, and the one this login asked for: someone
         // who swaps `provider=` on the way to the central comes back with another.
-        let asked = pending.p.is_empty() || pending.p == claims.provider;
-        if !asked || !self.providers.contains(&claims.provider) {
-            warn!(provider = %claims.provider, asked = %pending.p, "assertion from a provider this login did not ask for");
+        if pending.provider != claims.provider || !self.providers.contains(&claims.provider) {
+            warn!(provider = %claims.provider, asked = %pending.provider, "assertion from a provider this login did not ask for");
             return Err(restart("That login provider is not offered here."));
         }
         if !self
             .used
-            .first_use(&pending.n, claims.exp + assertion::LEEWAY, now())
+            .first_use(state, claims.exp + assertion::LEEWAY, now())
         {
             warn!(sub = %claims.sub, "login nonce used twice; refused");
             return Err(stale());
@@ -292,7 +265,7 @@ impl LoginFlow {
         let mut res = pages::redirect(StatusCode::SEE_OTHER, &pending.next)?;
         let h = res.headers_mut();
         h.append(header::SET_COOKIE, session_cookie);
-        h.append(header::SET_COOKIE, cookies::removal(&cookie));
+        h.append(header::SET_COOKIE, PENDING.removal(state));
         Ok(res)
     }
 

@@ -1,6 +1,7 @@
-//! OpenID Connect: discovery (fetched at start-up, refreshed hourly, its endpoints https only)
-//! and `id_token` verification against the provider's JWKS: an asymmetric algorithm only, a
-//! known key, then `iss`, `aud` (and `azp`), `exp` and the `nonce` this login sent.
+//! An OpenID Connect provider's metadata: discovery (fetched at start-up, refreshed hourly,
+//! its endpoints https only) and `id_token` verification against the provider's JWKS: an
+//! asymmetric algorithm only, a known key, then `iss`, `aud` (and `azp`), `exp` and the
+//! `nonce` this login sent.
 
 use std::sync::RwLock;
 use std::time::{Duration, Instant};
@@ -11,8 +12,8 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 use url::Url;
 
-use super::fetch::get_json;
-use super::providers::ProviderError;
+use crate::central::fetch::get_json;
+use crate::central::providers::ProviderError;
 use crate::config::is_loopback;
 
 /// How long a discovery document or key set is trusted before it is fetched again.
@@ -63,7 +64,7 @@ impl Discovery {
 }
 
 /// One OIDC provider's cached metadata and keys.
-pub struct Oidc {
+pub struct Metadata {
     /// The provider's name, for errors.
     name: String,
     issuer: Url,
@@ -73,9 +74,9 @@ pub struct Oidc {
     keys: RwLock<Option<(JwkSet, Instant)>>,
 }
 
-impl Oidc {
+impl Metadata {
     pub fn new(name: &str, issuer: Url, fixed: Option<Discovery>) -> Self {
-        Oidc {
+        Metadata {
             name: name.to_owned(),
             issuer,
             fixed,
@@ -127,7 +128,8 @@ impl Oidc {
         nonce: &str,
     ) -> Result<Map<String, Value>, ProviderError> {
         let bad = |m: String| ProviderError::BadAnswer(format!("id_token: {m}"));
-        let header = jsonwebtoken::decode_header(token).map_err(|e| bad(e.to_string()))?;
+        let unreadable = |e| ProviderError::unreadable("id_token", e);
+        let header = jsonwebtoken::decode_header(token).map_err(unreadable)?;
         let alg = header.alg;
         if matches!(alg, Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512) {
             return Err(bad(format!("algorithm {alg:?} is not accepted")));
@@ -142,14 +144,14 @@ impl Oidc {
             None => None,
         }
         .ok_or_else(|| bad("signed by a key the provider does not publish".into()))?;
-        let key = DecodingKey::from_jwk(jwk).map_err(|e| bad(e.to_string()))?;
+        let key = DecodingKey::from_jwk(jwk).map_err(unreadable)?;
         let mut validation = Validation::new(alg);
         validation.set_issuer(&[discovery.issuer.as_str()]);
         validation.set_audience(&[client_id]);
         validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
         validation.leeway = 30;
         let data = jsonwebtoken::decode::<Map<String, Value>>(token, &key, &validation)
-            .map_err(|e| bad(e.to_string()))?;
+            .map_err(unreadable)?;
         let claims = data.claims;
         // OIDC Core §3.1.3.7: with several audiences the token must name us as its
         // authorized party, and an `azp` that is present must be us.

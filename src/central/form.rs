@@ -1,0 +1,48 @@
+//! `/oauth/dev`: the login page of a provider that is its own login page (the dev
+//! provider). The page and its answer are only reachable through a round trip this browser
+//! started, with a provider that has such a page.
+
+use http::{Request, Response, StatusCode};
+use hyper::body::Incoming;
+
+use super::providers::Answer;
+use super::Central;
+use crate::error::RequestError;
+use crate::pages::{self, Body};
+use crate::util::Query;
+
+const MAX_FORM: usize = 8 * 1024;
+
+impl Central {
+    /// `GET /oauth/dev?state=S`: the form.
+    pub(super) fn form(&self, req: &Request<Incoming>) -> Result<Response<Body>, RequestError> {
+        let q = Query::of(req);
+        let trip = self.round_trip(req, q.get("state"))?;
+        let provider = self.provider(&trip.provider)?;
+        let page = provider
+            .form(q.get("state").unwrap_or_default())
+            .ok_or(RequestError::NotFound)?;
+        Ok(pages::html_page(StatusCode::OK, &page))
+    }
+
+    /// `POST /oauth/dev`: the provider reads who logged in from the form.
+    pub(super) async fn submit(
+        &self,
+        req: Request<Incoming>,
+    ) -> Result<Response<Body>, RequestError> {
+        let (parts, body) = req.into_parts();
+        let form = crate::util::read_form(body, MAX_FORM).await?;
+        let head = Request::from_parts(parts, ());
+        let trip = self.round_trip(&head, form.get("state"))?;
+        let state = form.get("state").unwrap_or_default();
+        let provider = self.provider(&trip.provider)?;
+        if provider.form(state).is_none() {
+            return Err(RequestError::NotFound);
+        }
+        let identity = provider
+            .finish(&trip.login(&self.http, state), Answer::Form(&form))
+            .await
+            .map_err(|e| self.login_error(provider, &e, &trip))?;
+        self.complete(state, &trip, provider, identity)
+    }
+}
