@@ -308,38 +308,34 @@ async fn callback(
         .unwrap()
 }
 
-#[tokio::test]
-async fn forged_and_misdirected_assertions_are_refused() {
-    let w = World::start(ROUTES, "").await;
-    let key = w.signing_key();
-    let cport = w.central.addr.port();
-    let gport = w.gateway.addr.port();
-    let now = oauthgate::util::now();
-    let good = move |nonce: &str| Claims {
-        iss: format!("https://localhost:{cport}/oauth"),
-        aud: format!("https://localhost:{gport}/_auth/callback"),
-        sub: "dev:eve".into(),
-        provider: "dev".into(),
-        nonce: nonce.into(),
-        iat: now,
-        exp: now + 60,
-        user: serde_json::Map::new(),
-    };
+type Forge = Box<dyn Fn(&str) -> String>;
+
+/// The good claims for a nonce, changed by `change`, signed with the right key.
+fn resigned(
+    key: &ed25519_dalek::SigningKey,
+    good: impl Fn(&str) -> Claims + 'static,
+    change: impl Fn(Claims) -> Claims + 'static,
+) -> Forge {
+    let key = key.clone();
+    Box::new(move |n| assertion::sign(&key, &change(good(n))))
+}
+
+/// Assertions an attacker could bring to the callback, each made from the good claims for a
+/// login's nonce: other keys and algorithms, wrong audience, issuer or time, another nonce,
+/// tampering and garbage.
+fn forgeries(
+    key: ed25519_dalek::SigningKey,
+    good: impl Fn(&str) -> Claims + Copy + 'static,
+    now: u64,
+) -> Vec<(&'static str, Forge)> {
     let b64 = |v: &[u8]| {
         use base64::Engine;
         base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v)
     };
-    // Sanity: a correctly signed assertion for this browser's nonce is accepted.
-    let b = w.browser();
-    let state = start_login(&w, &b).await;
-    let res = callback(&w, &b, &assertion::sign(&key, &good(&state)), &state).await;
-    assert_eq!(res.status(), 303, "{}", res.text().await.unwrap());
-
-    type Forge = Box<dyn Fn(&str) -> String>;
     let k = key.clone();
     let foreign = oauthgate::central::keys::generate();
     let vk_bytes = key.verifying_key().to_bytes();
-    let cases: Vec<(&str, Forge)> = vec![
+    vec![
         (
             "foreign key",
             Box::new(move |n| assertion::sign(&foreign, &good(n))),
@@ -370,48 +366,24 @@ async fn forged_and_misdirected_assertions_are_refused() {
         ),
         (
             "wrong aud",
-            Box::new({
-                let k = k.clone();
-                move |n| {
-                    assertion::sign(
-                        &k,
-                        &Claims {
-                            aud: "https://evil.example/_auth/callback".into(),
-                            ..good(n)
-                        },
-                    )
-                }
+            resigned(&k, good, |c| Claims {
+                aud: "https://evil.example/_auth/callback".into(),
+                ..c
             }),
         ),
         (
             "wrong iss",
-            Box::new({
-                let k = k.clone();
-                move |n| {
-                    assertion::sign(
-                        &k,
-                        &Claims {
-                            iss: "https://evil.example/oauth".into(),
-                            ..good(n)
-                        },
-                    )
-                }
+            resigned(&k, good, |c| Claims {
+                iss: "https://evil.example/oauth".into(),
+                ..c
             }),
         ),
         (
             "expired",
-            Box::new({
-                let k = k.clone();
-                move |n| {
-                    assertion::sign(
-                        &k,
-                        &Claims {
-                            iat: now - 600,
-                            exp: now - 540,
-                            ..good(n)
-                        },
-                    )
-                }
+            resigned(&k, good, move |c| Claims {
+                iat: now - 600,
+                exp: now - 540,
+                ..c
             }),
         ),
         (
@@ -438,7 +410,33 @@ async fn forged_and_misdirected_assertions_are_refused() {
             }),
         ),
         ("garbage", Box::new(|_| "not.a.jws".into())),
-    ];
+    ]
+}
+
+#[tokio::test]
+async fn forged_and_misdirected_assertions_are_refused() {
+    let w = World::start(ROUTES, "").await;
+    let key = w.signing_key();
+    let cport = w.central.addr.port();
+    let gport = w.gateway.addr.port();
+    let now = oauthgate::util::now();
+    let good = move |nonce: &str| Claims {
+        iss: format!("https://localhost:{cport}/oauth"),
+        aud: format!("https://localhost:{gport}/_auth/callback"),
+        sub: "dev:eve".into(),
+        provider: "dev".into(),
+        nonce: nonce.into(),
+        iat: now,
+        exp: now + 60,
+        user: serde_json::Map::new(),
+    };
+    // Sanity: a correctly signed assertion for this browser's nonce is accepted.
+    let b = w.browser();
+    let state = start_login(&w, &b).await;
+    let res = callback(&w, &b, &assertion::sign(&key, &good(&state)), &state).await;
+    assert_eq!(res.status(), 303, "{}", res.text().await.unwrap());
+
+    let cases = forgeries(key, good, now);
     for (name, forge) in cases {
         let b = w.browser();
         let state = start_login(&w, &b).await;
