@@ -69,18 +69,20 @@ form=$(c "$to_central")
 back=$(c -d "state=${form##*state=}&login=bench&email=bench@example.com" "https://localhost:$OP/oauth/dev")
 c "$back" >/dev/null
 COOKIE=$(awk '$6=="__Host-oauthgate-session"{print $6"="$7}' "$J")
-[ "$(curl -sk -o /dev/null -w '%{http_code}' -H "Cookie: $COOKIE" "https://127.0.0.1:$OP/")" = 200 ]
-[ "$(curl -sk -o /dev/null -w '%{http_code}' "https://127.0.0.1:$OP/")" = 401 ]
+# Host: public_url's host, which oauthgate requires of requests to upstreams (421 else).
+H=(-H "Host: localhost")
+[ "$(curl -sk -o /dev/null -w '%{http_code}' "${H[@]}" -H "Cookie: $COOKIE" "https://127.0.0.1:$OP/")" = 200 ]
+[ "$(curl -sk -o /dev/null -w '%{http_code}' "${H[@]}" "https://127.0.0.1:$OP/")" = 401 ]
 
 run() { # name url [wrk args]
   local name=$1 url=$2; shift 2
-  local out; out=$(set -x; wrk -t1 -c"$CONNS" -d"$DURATION" --latency "$@" "$url" 2>&1)
+  local out; out=$(set -x; wrk -t1 -c"$CONNS" -d"$DURATION" --latency "${H[@]}" "$@" "$url" 2>&1)
   printf '%-24s %s  p50 %s  p99 %s%s\n' "$name" "$(awk '/Requests\/sec/{print $2}' <<<"$out")" \
     "$(awk '$1=="50%"{print $2}' <<<"$out")" "$(awk '$1=="99%"{print $2}' <<<"$out")" \
     "$(grep -q Non-2xx <<<"$out" && echo "  NON-2xx: $(awk '/Non-2xx/{print $4}' <<<"$out")")"
 }
 for t in "https://127.0.0.1:$NP/" "https://127.0.0.1:$OP/open" "https://127.0.0.1:$OP/"; do
-  wrk -t1 -c"$CONNS" -d2s -H "Cookie: $COOKIE" "$t" >/dev/null 2>&1   # warm-up
+  wrk -t1 -c"$CONNS" -d2s "${H[@]}" -H "Cookie: $COOKIE" "$t" >/dev/null 2>&1   # warm-up
 done
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2), $(uname -r); $(/usr/sbin/nginx -v 2>&1)"
 for r in $(seq "$ROUNDS"); do

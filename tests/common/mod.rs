@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod backend;
+pub mod caddy;
 pub mod chrome;
 pub mod client;
 pub mod fakes;
@@ -38,6 +39,29 @@ pub const OPEN_REDIRECTS: &[&str] = &[
 
 #[allow(unused_imports)]
 pub use backend::Backend;
+
+/// Installs Debian `packages` (as root) unless `present` exists; once per test binary per
+/// path. `why` names the tests that need them, for the panic when that fails.
+pub fn apt_install(present: &str, packages: &[&str], why: &str) {
+    static DONE: Mutex<Vec<String>> = Mutex::new(Vec::new());
+    let mut done = DONE.lock().unwrap_or_else(|e| e.into_inner());
+    if done.iter().any(|p| p == present) || std::path::Path::new(present).exists() {
+        return;
+    }
+    let install = || {
+        Command::new("apt-get")
+            .args(["install", "-y", "-q"])
+            .args(packages)
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    if !install() {
+        let _ = Command::new("apt-get").args(["update", "-q"]).status();
+        assert!(install(), "cannot install {packages:?} (needed for {why})");
+    }
+    done.push(present.to_owned());
+}
 
 /// The path of the binary under test.
 pub fn bin() -> &'static str {

@@ -14,26 +14,7 @@ pub struct Nginx {
 /// The nginx binary, installing Debian's `nginx-light` once if it is missing.
 pub fn binary() -> &'static str {
     const NGINX: &str = "/usr/sbin/nginx";
-    static INSTALL: std::sync::Once = std::sync::Once::new();
-    INSTALL.call_once(|| {
-        if Path::new(NGINX).exists() {
-            return;
-        }
-        let install = || {
-            Command::new("apt-get")
-                .args(["install", "-y", "-q", "nginx-light"])
-                .env("DEBIAN_FRONTEND", "noninteractive")
-                .status()
-                .is_ok_and(|s| s.success())
-        };
-        if !install() {
-            let _ = Command::new("apt-get").args(["update", "-q"]).status();
-            assert!(
-                install(),
-                "cannot install nginx-light (needed for the auth_request tests)"
-            );
-        }
-    });
+    super::apt_install(NGINX, &["nginx-light"], "the auth_request tests");
     NGINX
 }
 

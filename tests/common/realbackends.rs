@@ -174,26 +174,12 @@ const TOMCAT_HOME: &str = "/usr/share/tomcat10";
 
 /// Debian's Tomcat 10.1 jars (`tomcat10-common`, `libtomcat10-java`), installed once if missing.
 fn tomcat_home() -> &'static str {
-    static INSTALL: std::sync::Once = std::sync::Once::new();
-    INSTALL.call_once(|| {
-        if Path::new(TOMCAT_HOME).join("bin/bootstrap.jar").exists() {
-            return;
-        }
-        let install = || {
-            Command::new("apt-get")
-                .args(["install", "-y", "-q", "tomcat10-common", "libtomcat10-java"])
-                .env("DEBIAN_FRONTEND", "noninteractive")
-                .status()
-                .is_ok_and(|s| s.success())
-        };
-        if !install() {
-            let _ = Command::new("apt-get").args(["update", "-q"]).status();
-            assert!(
-                install(),
-                "cannot install tomcat10-common (needed for the `..;` tests)"
-            );
-        }
-    });
+    let jar = format!("{TOMCAT_HOME}/bin/bootstrap.jar");
+    super::apt_install(
+        &jar,
+        &["tomcat10-common", "libtomcat10-java"],
+        "the `..;` tests",
+    );
     TOMCAT_HOME
 }
 
