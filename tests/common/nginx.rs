@@ -1,7 +1,6 @@
 //! A real nginx (Debian's package, installed by the harness when missing) on its own temp
 //! config, as the peer for `auth_request`.
 
-use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
