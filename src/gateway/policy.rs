@@ -101,6 +101,9 @@ fn own_endpoint(next: &str, auth_prefix: &str) -> bool {
 }
 
 #[cfg(test)]
+mod props;
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::Map;
