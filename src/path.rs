@@ -283,6 +283,9 @@ pub fn same_folded(got: &str, want: &str) -> bool {
 }
 
 #[cfg(test)]
+mod props;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 

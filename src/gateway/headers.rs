@@ -291,6 +291,9 @@ pub fn detach_values(headers: &mut HeaderMap) {
 }
 
 #[cfg(test)]
+mod props;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 

@@ -7,6 +7,7 @@ use serde_json::Value;
 
 use super::session::{Session, Verified};
 use crate::config::{Allow, AllowEntry, Login, Route};
+use crate::path::NormalPath;
 
 /// What a route's `login` and `allow` decide for a request with this session.
 #[derive(Debug)]
@@ -82,13 +83,25 @@ pub fn safe_next(next: &str, auth_prefix: &str) -> String {
             // No `"`: browsers send it escaped, and JSON would double each one in the sealed
             // login cookie, pushing a 2 KiB `next` past what browsers keep.
             .all(|&b| (0x21..0x7f).contains(&b) && b != b'\\' && b != b'"')
-        && !crate::path::under(next.split(['?', '#']).next().unwrap_or(""), auth_prefix);
+        && !own_endpoint(next, auth_prefix);
     if ok {
         next.to_owned()
     } else {
         "/".to_owned()
     }
 }
+
+/// Whether `next` names the gateway's own endpoints as written or once the gateway has
+/// normalised its path, as it will when the browser follows it (`/./_auth`, `/%5Fauth`).
+/// A path the normaliser refuses gets a 400, not a loop.
+fn own_endpoint(next: &str, auth_prefix: &str) -> bool {
+    let path = next.split(['?', '#']).next().unwrap_or("");
+    crate::path::under(path, auth_prefix)
+        || NormalPath::parse(path).is_ok_and(|p| crate::path::under(p.as_str(), auth_prefix))
+}
+
+#[cfg(test)]
+mod props;
 
 #[cfg(test)]
 mod tests {
@@ -212,6 +225,11 @@ mod tests {
             "/café",
             "/_auth/logout",
             "/_auth/login?next=//e.com",
+            "/./_auth/logout",
+            "/x/../_auth/login?next=/",
+            "/%2e/_auth",
+            "/%5Fauth/logout",
+            "//_auth",
             "/ x",
             "/x\"y",
             &format!("/{}", "a".repeat(MAX_NEXT)),

@@ -74,6 +74,9 @@ impl RouteTable {
 }
 
 #[cfg(test)]
+mod props;
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use crate::config::{Allow, Login, Target};
