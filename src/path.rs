@@ -241,24 +241,28 @@ pub fn segments(path: &str) -> impl Iterator<Item = &str> {
     path.split('/').filter(|s| !s.is_empty())
 }
 
+/// Whether `path` is under `prefix`, each path segment read without its `;parameters`.
 pub fn starts_with<'a, 'b>(
     path: impl Iterator<Item = &'a str>,
     prefix: impl Iterator<Item = &'b str>,
 ) -> bool {
-    starts_with_by(path, prefix, |got, want| got == want)
+    starts_with_by(path, prefix, |got, want| without_params(got) == want)
 }
 
-/// Whether every segment of `prefix` is `same` as the path's segment at its place, once the
-/// path segment's `;parameters` are dropped.
+/// Whether every segment of `prefix` is `same` as the path's segment at its place.
 pub fn starts_with_by<'a, 'b>(
     mut path: impl Iterator<Item = &'a str>,
     prefix: impl Iterator<Item = &'b str>,
     same: impl Fn(&str, &str) -> bool,
 ) -> bool {
-    prefix.into_iter().all(|want| {
-        path.next()
-            .is_some_and(|got| same(got.split(';').next().unwrap_or(""), want))
-    })
+    prefix
+        .into_iter()
+        .all(|want| path.next().is_some_and(|got| same(got, want)))
+}
+
+/// A segment without its `;parameters`, as servlet containers read it.
+pub fn without_params(segment: &str) -> &str {
+    segment.split(';').next().unwrap_or("")
 }
 
 /// Equal ignoring case and trailing dots and spaces (which Windows file names and IIS drop).

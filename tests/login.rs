@@ -894,3 +894,40 @@ async fn a_stalled_logout_form_is_given_up_on() {
     assert!(res.header("set-cookie").is_none());
     assert_eq!(b.userinfo_status(&w.gateway).await, 200);
 }
+
+/// Found by the routing property (issue 17): an open route below a protected one. The
+/// gateway drops `;parameters` to route, so `/admin/health;x` took the open `/admin/health`,
+/// while a plain backend reads the segment `health;x` (under the protected `/admin`), and a
+/// servlet container reads an escaped `%3B` as a letter. Such a request must now pass the
+/// policy of every route a reading names.
+#[tokio::test]
+async fn a_semicolon_cannot_widen_an_open_route_below_a_protected_one() {
+    let w = World::start(
+        concat!(
+            "    - {prefix: /admin, upstream: \"BACKEND\", login: required}\n",
+            "    - {prefix: /admin/health, upstream: \"BACKEND\", login: none}\n",
+            "    - {prefix: /, upstream: \"BACKEND\", login: none}\n",
+        ),
+        "",
+    )
+    .await;
+    let client = w.gateway.client();
+    let status = |path: &'static str| {
+        let req = client.get(w.gateway.url(path));
+        async move { req.send().await.unwrap().status().as_u16() }
+    };
+    assert_eq!(status("/admin/health").await, 200);
+    assert_eq!(status("/admin/health/x").await, 200);
+    assert_eq!(status("/admin;v=1/health").await, 200);
+    let before = w.backend.count();
+    for path in [
+        "/admin/health;x",
+        "/admin/health;",
+        "/admin/health%3Bx",
+        "/admin/health;x/deeper",
+        "/admin/health%3b/x",
+    ] {
+        assert_eq!(status(path).await, 401, "{path}");
+    }
+    assert_eq!(w.backend.count(), before, "the backend saw none of them");
+}

@@ -15,7 +15,7 @@ use hyper::body::Incoming;
 use serde::{Deserialize, Serialize};
 use tracing::{info, warn};
 
-use super::policy::{decide, safe_next, Decision};
+use super::policy::{decide_all, safe_next, Decision};
 use super::routes::RouteTable;
 use super::session::{Session, Sessions};
 use crate::assertion::{self, Expected};
@@ -318,7 +318,10 @@ impl LoginFlow {
                     reason: "no_route",
                     page: None,
                 })?;
-                decide(&routed.route, session)
+                let also = routes
+                    .also_judged(&path, routed)
+                    .map(|r| r.map(|r| &r.route));
+                decide_all(&routed.route, also, session)
             }
         };
         match decision {

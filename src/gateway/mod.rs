@@ -97,7 +97,11 @@ impl Gateway {
                 return Step::Answer(Err(e));
             }
         }
-        let identity = match self.policy(route, &req, &path, ctx.navigation) {
+        let also = self
+            .routes
+            .also_judged(&path, routed)
+            .map(|r| r.map(|r| &r.route));
+        let identity = match self.policy(route, also, &req, &path, ctx.navigation) {
             Ok(identity) => identity,
             Err(e) => return Step::Answer(Err(e)),
         };
@@ -125,6 +129,7 @@ impl Gateway {
     fn policy(
         &self,
         route: &Route,
+        also: [Option<&Route>; 2],
         req: &Request<Incoming>,
         path: &NormalPath,
         navigation: bool,
@@ -132,11 +137,11 @@ impl Gateway {
         let Some(login) = &self.login else {
             return Ok(None);
         };
-        if route.login == Login::None {
+        if route.login == Login::None && also.iter().all(Option::is_none) {
             // No session to open: `decide` would pass without one.
             return Ok(None);
         }
-        match policy::decide(route, login.sessions.current(req.headers())) {
+        match policy::decide_all(route, also, login.sessions.current(req.headers())) {
             Decision::Pass(v) => Ok(v.map(|v| v.user_info.clone())),
             Decision::Forbidden(v) => Err(RequestError::Forbidden {
                 reason: "forbidden",

@@ -20,6 +20,26 @@ pub enum Decision {
     Forbidden(Arc<Verified>),
 }
 
+/// The access decision for a request forwarded by `route` that must also pass the routes in
+/// `also` (see `RouteTable::also_judged`): `route`'s pass, unless any of them refuses.
+pub fn decide_all(
+    route: &Route,
+    also: [Option<&Route>; 2],
+    session: Option<Arc<Verified>>,
+) -> Decision {
+    let decision = decide(route, session.clone());
+    if !matches!(decision, Decision::Pass(_)) {
+        return decision;
+    }
+    for other in also.into_iter().flatten() {
+        match decide(other, session.clone()) {
+            Decision::Pass(_) => {}
+            refused => return refused,
+        }
+    }
+    decision
+}
+
 /// The access decision for `route`, given the request's session (if any).
 pub fn decide(route: &Route, session: Option<Arc<Verified>>) -> Decision {
     match (route.login, session) {

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use crate::config::Route;
 use crate::error::StartError;
 
-use crate::path::{same_folded, segments, starts_with, starts_with_by, NormalPath};
+use crate::path::{same_folded, segments, starts_with_by, without_params, NormalPath};
 use crate::upstream::Pool;
 
 #[derive(Debug)]
@@ -57,16 +57,55 @@ impl RouteTable {
         Ok(RouteTable { routes: table })
     }
 
-    /// The route whose prefix is the longest whole-segment prefix of `path`.
+    /// The route whose prefix is the longest whole-segment prefix of `path`, each segment
+    /// read without its `;parameters`: the route that forwards the request.
     pub fn find(&self, path: &NormalPath) -> Option<&Routed> {
+        self.find_by(|| path.segments().map(without_params))
+    }
+
+    /// Other routes whose policy a request must also pass. Where a segment carries a `;`,
+    /// backends read the path differently: most take `;` as part of the name, and servlet
+    /// containers drop `;parameters` only after a raw `;` (an escaped `%3B` is a letter to
+    /// them). Either may put the path under another route than [`RouteTable::find`] does:
+    /// `/admin/health;x` is under an open `/admin/health` for one reading and under a
+    /// protected `/admin` for another. Every route a reading names must let it through.
+    pub fn also_judged<'a>(
+        &'a self,
+        path: &NormalPath,
+        routed: &Routed,
+    ) -> [Option<&'a Routed>; 2] {
+        if !path.as_str().contains(';') {
+            return [None, None];
+        }
+        let servlet: Vec<String> = path.encoded()[1..]
+            .split('/')
+            .filter(|s| !s.is_empty())
+            .map(|s| {
+                percent_encoding::percent_decode_str(without_params(s))
+                    .decode_utf8_lossy()
+                    .into_owned()
+            })
+            .collect();
+        let other = |r: Option<&'a Routed>| r.filter(|r| !std::ptr::eq(*r, routed));
+        let literal = other(self.find_by(|| path.segments()));
+        let servlet = other(self.find_by(|| servlet.iter().map(String::as_str)))
+            .filter(|s| !literal.is_some_and(|l| std::ptr::eq(*s, l)));
+        [literal, servlet]
+    }
+
+    /// The longest route whose prefix the segments (as a reading yields them) start with.
+    fn find_by<'s, I: Iterator<Item = &'s str>>(
+        &self,
+        segments: impl Fn() -> I,
+    ) -> Option<&Routed> {
         self.routes
             .iter()
             .find(|(prefix, routed)| {
                 let prefix = prefix.iter().map(String::as_str);
                 if routed.route.case_insensitive {
-                    starts_with_by(path.segments(), prefix, same_folded)
+                    starts_with_by(segments(), prefix, same_folded)
                 } else {
-                    starts_with(path.segments(), prefix)
+                    starts_with_by(segments(), prefix, |got, want| got == want)
                 }
             })
             .map(|(_, routed)| routed)
