@@ -11,6 +11,9 @@ mod context;
 mod cookies;
 pub mod error;
 mod fsutil;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 mod gateway;
 mod pages;
 mod path;

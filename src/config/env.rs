@@ -47,6 +47,11 @@ pub(super) fn key_path(parts: &[String]) -> String {
         }
         out.push_str(part);
     }
+    // A document that is a bare string or a list has no key of its own: its errors name
+    // `config`, as other errors about the document as a whole do.
+    if out.is_empty() || out.starts_with('[') {
+        out.insert_str(0, "config");
+    }
     out
 }
 
@@ -119,5 +124,26 @@ mod tests {
             err.to_string(),
             "gateway.routes[0].upstream: environment variable NOPE is not set"
         );
+    }
+
+    /// Found by `fuzz/fuzz_targets/config.rs`: a document that is only `${X` printed
+    /// ": unterminated …", an error naming no key path.
+    #[test]
+    fn errors_outside_any_key_name_the_document() {
+        for (text, want) in [
+            ("${OPEN", "config: unterminated `${`"),
+            (
+                "- ${NOPE}",
+                "config[0]: environment variable NOPE is not set",
+            ),
+            (
+                "\"\": ${NOPE}",
+                "config: environment variable NOPE is not set",
+            ),
+        ] {
+            let mut doc: Value = serde_yaml::from_str(text).unwrap();
+            let err = substitute(&mut doc, &mut Vec::new(), &env).unwrap_err();
+            assert!(err.to_string().starts_with(want), "{text}: {err}");
+        }
     }
 }

@@ -349,7 +349,9 @@ impl LoginFlow {
 /// `forward_auth` and Traefik pass the client's own headers on beside the one they set, so a
 /// client's `X-Original-URI: /public` next to the proxy's `X-Forwarded-Uri: /admin` must not
 /// decide which of the two is judged.
-fn original_uri(headers: &http::HeaderMap) -> Result<Option<&HeaderValue>, RequestError> {
+pub(crate) fn original_uri(
+    headers: &http::HeaderMap,
+) -> Result<Option<&HeaderValue>, RequestError> {
     let mut all = headers
         .get_all(&X_ORIGINAL_URI)
         .iter()
@@ -365,7 +367,7 @@ fn original_uri(headers: &http::HeaderMap) -> Result<Option<&HeaderValue>, Reque
 
 /// The normalised path of an original request target, read as hyper reads a request line
 /// (origin-form or absolute-form; the query is not part of the path).
-fn original_path(uri: &HeaderValue) -> Option<NormalPath> {
+pub(crate) fn original_path(uri: &HeaderValue) -> Option<NormalPath> {
     let uri = http::Uri::try_from(uri.as_bytes()).ok()?;
     if uri.path().is_empty() || uri.path() == "*" {
         return None;

@@ -7,7 +7,7 @@
 mod files;
 mod forward;
 pub mod headers;
-mod login;
+pub(crate) mod login;
 
 pub mod policy;
 pub mod routes;

@@ -7,7 +7,6 @@ use serde_json::Value;
 
 use super::session::{Session, Verified};
 use crate::config::{Allow, AllowEntry, Login, Route};
-use crate::path::NormalPath;
 
 /// What a route's `login` and `allow` decide for a request with this session.
 #[derive(Debug)]
@@ -103,7 +102,7 @@ pub fn safe_next(next: &str, auth_prefix: &str) -> String {
             // No `"`: browsers send it escaped, and JSON would double each one in the sealed
             // login cookie, pushing a 2 KiB `next` past what browsers keep.
             .all(|&b| (0x21..0x7f).contains(&b) && b != b'\\' && b != b'"')
-        && !own_endpoint(next, auth_prefix);
+        && !own_endpoint(next.split(['?', '#']).next().unwrap_or(""), auth_prefix);
     if ok {
         next.to_owned()
     } else {
@@ -111,13 +110,20 @@ pub fn safe_next(next: &str, auth_prefix: &str) -> String {
     }
 }
 
-/// Whether `next` names the gateway's own endpoints as written or once the gateway has
-/// normalised its path, as it will when the browser follows it (`/./_auth`, `/%5Fauth`).
-/// A path the normaliser refuses gets a 400, not a loop.
-fn own_endpoint(next: &str, auth_prefix: &str) -> bool {
-    let path = next.split(['?', '#']).next().unwrap_or("");
-    crate::path::under(path, auth_prefix)
-        || NormalPath::parse(path).is_ok_and(|p| crate::path::under(p.as_str(), auth_prefix))
+/// Whether `path` is under the gateway's own prefix as written, once normalised as the gateway
+/// reads it (`/%5Fauth/…`), or once resolved as a browser resolves a `Location` (RFC 3986
+/// §5.2.4 keeps empty segments, so `/../_auth/x/..//../login` is `/_auth/login` to it while
+/// the gateway, merging `//` first, reads `/login`).
+fn own_endpoint(path: &str, auth_prefix: &str) -> bool {
+    let under = |p: &str| {
+        crate::path::under(p, auth_prefix)
+            || crate::path::NormalPath::parse(p)
+                .is_ok_and(|p| crate::path::under(p.as_str(), auth_prefix))
+    };
+    let browser = url::Url::parse("https://gateway.invalid/")
+        .and_then(|base| base.join(path))
+        .map(|u| u.path().to_owned());
+    under(path) || browser.is_ok_and(|p| under(&p))
 }
 
 #[cfg(test)]
@@ -245,11 +251,16 @@ mod tests {
             "/café",
             "/_auth/logout",
             "/_auth/login?next=//e.com",
-            "/./_auth/logout",
-            "/x/../_auth/login?next=/",
-            "/%2e/_auth",
+            // Found by `fuzz/fuzz_targets/next.rs`: the gateway's own endpoints, spelled so
+            // that only normalisation shows it.
             "/%5Fauth/logout",
-            "//_auth",
+            "/x/../_auth/login?next=/",
+            "/%2e%2e/_auth/userinfo",
+            "//_auth/login",
+            "/./_auth",
+            "/../_auth/x/..//../login",
+            "/%2e/_auth",
+            "/./_auth/logout",
             "/ x",
             "/x\"y",
             &format!("/{}", "a".repeat(MAX_NEXT)),
