@@ -113,7 +113,8 @@ impl Config {
         env::substitute(&mut doc, &mut Vec::new(), lookup)?;
         let raw: RawConfig = serde_path_to_error::deserialize(doc).map_err(|e| {
             let path = e.path().to_string();
-            let path = if path == "." {
+            // `.` is the document itself; an empty path, an unknown empty key at its top.
+            let path = if path == "." || path.is_empty() {
                 "config".to_owned()
             } else {
                 path

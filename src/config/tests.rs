@@ -56,6 +56,19 @@ fn errors_name_the_key_path() {
     }
 }
 
+/// Found by `fuzz/fuzz_targets/config.rs` (input `?\n>\n`): an empty key at the top printed
+/// ": unknown field ``", an error naming no key path.
+#[test]
+fn an_empty_top_level_key_is_named_as_the_document() {
+    for doc in ["\"\": 1\n", "?\n>\n"] {
+        let got = err(doc);
+        assert!(
+            got.starts_with("config: unknown field ``"),
+            "{doc:?}: {got}"
+        );
+    }
+}
+
 #[test]
 fn top_level_errors_name_their_key() {
     let e = Config::parse(
