@@ -41,5 +41,5 @@ worker check_uri websocket cookie config &
 wait
 for t in $(cargo +nightly fuzz list); do
   printf '%-10s rc=%s %s\n' "$t" "$(cat "$out/$t.rc" 2>/dev/null)" \
-    "$(grep -E '^#[0-9]+ +DONE' "$out/$t.log" | tail -n 1)"
+    "$(grep -E '^#[0-9]+[[:space:]]+DONE' "$out/$t.log" | tail -n 1)"
 done

@@ -46,7 +46,7 @@ for t in $targets; do
     done
     failed+=("$t")
   else
-    grep -E '^(#[0-9]+ *DONE|stat::number_of_executed_units|Done [0-9]+ runs)' "$work/$t.log" | tail -n 2 || true
+    grep -E '^(#[0-9]+[[:space:]]+DONE|stat::number_of_executed_units|Done [0-9]+ runs)' "$work/$t.log" | tail -n 2 || true
   fi
 done
 
