@@ -12,7 +12,10 @@
 //!   `/x/..;/y`, `%2e%2e%3b`) is refused: servlet containers (Tomcat, Jetty, Spring) drop the
 //!   `;parameters` first and then resolve the dot segment, so `/public/..;/admin` is
 //!   `/admin` to them while it would be under `/public` here;
-//! - dot segments are removed as RFC 3986 §5.2.4 says, and empty segments (`//`) are merged.
+//! - dot segments are removed as RFC 3986 §5.2.4 says, and empty segments (`//`) are merged;
+//!   a `..` that would remove an empty segment where RFC 3986 keeps them (`/admin/x//..`) is
+//!   refused, since merging first (nginx, Tomcat) and resolving first give different paths,
+//!   and a backend behind `/_auth/check` may read the path the other way.
 //!
 //! The forwarded path is the normalised one, re-escaped; a `;` is forwarded as it arrived
 //! (`%3B` stays `%3B`, a raw `;` stays raw), since servlet containers give them different
@@ -179,6 +182,9 @@ fn resolve(text: &str, escaped_semis: &[usize]) -> Result<NormalPath, RequestErr
     let mut encoded = String::with_capacity(text.len() + 8);
     // Where each kept segment starts in `decoded` and `encoded`, for `..` to go back to.
     let mut starts: Vec<(usize, usize)> = Vec::new();
+    // The segments RFC 3986 §5.2.4 keeps, which include empty ones (true): a `..` that
+    // removes an empty segment there removes a named one here.
+    let mut rfc: Vec<bool> = Vec::new();
     let mut trailing = false;
     let mut offset = 1; // of the current segment in `text`
     for segment in text[1..].split('/') {
@@ -186,8 +192,17 @@ fn resolve(text: &str, escaped_semis: &[usize]) -> Result<NormalPath, RequestErr
         offset += segment.len() + 1;
         trailing = matches!(segment, "" | "." | "..");
         match segment {
-            "" | "." => continue,
+            "" => {
+                rfc.push(true);
+                continue;
+            }
+            "." => continue,
             ".." => {
+                if rfc.pop() == Some(true) && !starts.is_empty() {
+                    return Err(RequestError::BadPath(
+                        "The request path has a `..` right after an empty segment (`//..`), which servers resolve differently.",
+                    ));
+                }
                 if let Some((d, e)) = starts.pop() {
                     decoded.truncate(d);
                     encoded.truncate(e);
@@ -202,6 +217,7 @@ fn resolve(text: &str, escaped_semis: &[usize]) -> Result<NormalPath, RequestErr
             ));
         }
         starts.push((decoded.len(), encoded.len()));
+        rfc.push(false);
         decoded.push('/');
         decoded.push_str(segment);
         encoded.push('/');
@@ -375,6 +391,31 @@ mod tests {
             ("/a..;/c", "/a..;/c"),
             ("/.a;/c", "/.a;/c"),
             ("/x/...;/c", "/x/...;/c"),
+        ] {
+            assert_eq!(norm(raw).unwrap(), want, "{raw}");
+        }
+    }
+
+    #[test]
+    fn a_dot_dot_after_an_empty_segment_is_refused_where_readings_differ() {
+        // Merged first: `/admin/x/..` is `/admin/`... but resolved first (RFC 3986), `//..`
+        // removes only the empty segment: `/admin/x/`. Refused where the two differ.
+        for raw in [
+            "/admin/x//..",
+            "/admin/x//../..",
+            "/a//../b",
+            "/a/b//%2e%2e/c",
+            "/a///../..",
+        ] {
+            assert!(norm(raw).is_err(), "{raw} should be rejected");
+        }
+        // Where both readings agree, nothing changes.
+        for (raw, want) in [
+            ("//../a", "/a"),
+            ("/a/..//../b", "/b"),
+            ("/a//b/../c", "/a/c"),
+            ("//private", "/private"),
+            ("/a//.", "/a/"),
         ] {
             assert_eq!(norm(raw).unwrap(), want, "{raw}");
         }

@@ -198,6 +198,9 @@ async fn servlet_dot_segments_are_refused_and_semicolons_forwarded_as_they_came(
         "/public/%2e%2e;/private",
         "/public/%2E%3B/private",
         "/public/..%3Bjsessionid=1/private",
+        // `//..`: merged first it is `/public`, resolved first (RFC 3986) `/private/x/`.
+        "/private/x//../..",
+        "/public//..",
     ] {
         let (status, hit) = probe(&s, payload).await;
         assert_eq!(status, 400, "{payload} must be refused");

@@ -46,6 +46,10 @@ fn model(raw: &str) -> Option<(String, String)> {
     if text.chars().any(char::is_control) {
         return None;
     }
+    // `//` then `..`: merging first and resolving first disagree (the project refuses it).
+    if merge_slashes(&remove_dot_segments(&text)) != remove_dot_segments(&merge_slashes(&text)) {
+        return None;
+    }
     // A segment that servlet containers read as empty or dot once `;params` go.
     if text
         .split('/')
@@ -241,7 +245,8 @@ proptest! {
 fn the_model_reads_the_examples_as_the_tests_do() {
     for (raw, want) in [
         ("/a/b/../c", Some("/a/c")),
-        ("/a//../b", Some("/b")),
+        ("/a//../b", None),
+        ("//../b", Some("/b")),
         ("/../../etc", Some("/etc")),
         ("/a/.", Some("/a/")),
         ("/%2e%2e/x", Some("/x")),
