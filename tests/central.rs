@@ -4,6 +4,8 @@
 
 mod common;
 
+use common::param;
+
 use std::sync::{Arc, Mutex};
 
 use common::fakes::{Fake, Recorded};
@@ -79,12 +81,6 @@ fn location(res: &reqwest::Response) -> Url {
         .to_str()
         .unwrap();
     Url::parse(loc).unwrap_or_else(|_| Url::parse("https://localhost").unwrap().join(loc).unwrap())
-}
-
-fn param(url: &Url, key: &str) -> Option<String> {
-    url.query_pairs()
-        .find(|(k, _)| k == key)
-        .map(|(_, v)| v.into_owned())
 }
 
 fn authorize_url(gw: &Gateway, provider: &str, state: &str, redirect: &str) -> String {

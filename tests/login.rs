@@ -284,11 +284,7 @@ async fn start_login(w: &World, b: &common::flow::Browser) -> String {
         .unwrap();
     assert_eq!(res.status(), 302);
     let loc = url::Url::parse(res.headers()["location"].to_str().unwrap()).unwrap();
-    loc.query_pairs()
-        .find(|(k, _)| k == "state")
-        .unwrap()
-        .1
-        .into_owned()
+    common::param(&loc, "state").expect("state")
 }
 
 async fn callback(
@@ -459,12 +455,7 @@ async fn a_leaked_assertion_is_useless_in_another_browser() {
     let victim = w.browser();
     // The victim goes through the provider; we stop before the gateway's callback.
     let (form_url, _) = victim.navigate(&w.gateway.url("/private")).await;
-    let state = form_url
-        .query_pairs()
-        .find(|(k, _)| k == "state")
-        .unwrap()
-        .1
-        .into_owned();
+    let state = common::param(&form_url, "state").expect("state");
     let res = victim
         .client
         .post(form_url.join("/oauth/dev").unwrap())
@@ -614,12 +605,7 @@ async fn a_session_too_large_for_a_cookie_is_refused_instead_of_looping() {
     let b = w.browser();
     let (at_provider, _) = b.navigate(&w.gateway.url("/private")).await;
     assert_eq!(at_provider.path(), "/authorize");
-    let state = at_provider
-        .query_pairs()
-        .find(|(k, _)| k == "state")
-        .unwrap()
-        .1
-        .into_owned();
+    let state = common::param(&at_provider, "state").expect("state");
     let (_, res) = b
         .navigate(
             &w.central
@@ -657,12 +643,7 @@ async fn through_dev(
         .replace(&format!("provider={ask}&"), &format!("provider={swap_to}&"));
     let (form_url, _) = b.navigate(&authorize).await;
     assert_eq!(form_url.path(), "/oauth/dev");
-    let state = form_url
-        .query_pairs()
-        .find(|(k, _)| k == "state")
-        .unwrap()
-        .1
-        .into_owned();
+    let state = common::param(&form_url, "state").expect("state");
     let res = b
         .client
         .post(form_url.join("/oauth/dev").unwrap())

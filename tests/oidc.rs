@@ -4,6 +4,8 @@
 
 mod common;
 
+use common::param;
+
 use common::oidc::{walk, OidcProvider};
 use common::Gateway;
 use oauthgate::assertion::{self, Expected};
@@ -16,12 +18,6 @@ fn central(op: &OidcProvider) -> Gateway {
         "central:\n  providers:\n    corp:\n      kind: oidc\n      display_name: Corp SSO\n      issuer: {}\n      client_id: oauthgate-test\n      client_secret: test-secret-1\n  clients:\n    - redirect_url: {APP}\n",
         op.issuer()
     ))
-}
-
-fn param(url: &Url, key: &str) -> Option<String> {
-    url.query_pairs()
-        .find(|(k, _)| k == key)
-        .map(|(_, v)| v.into_owned())
 }
 
 /// Logs in as `login` through the provider; returns the central's final response.

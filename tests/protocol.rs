@@ -5,6 +5,8 @@
 
 mod common;
 
+use common::param;
+
 use common::flow::{Browser, World};
 use common::idp::{Bounce, Idp};
 use common::{free_port, Gateway};
@@ -25,12 +27,6 @@ async fn logs(gw: &Gateway, text: &str) -> bool {
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
     true
-}
-
-fn param(url: &Url, key: &str) -> Option<String> {
-    url.query_pairs()
-        .find(|(k, _)| k == key)
-        .map(|(_, v)| v.into_owned())
 }
 
 /// Follows redirects from `url` until the next one would satisfy `stop`; returns that URL

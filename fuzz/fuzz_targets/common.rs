@@ -23,3 +23,28 @@ pub fn headers(text: &[u8]) -> HeaderMap {
 pub fn spelled(name: &str) -> String {
     name.to_ascii_lowercase().replace('_', "-")
 }
+
+/// `%XX` as the byte when both are hex digits, anything else as it is; with `plus_is_space`,
+/// `+` is a space (form encoding). Written without the crate's code, as the targets' model.
+pub fn percent_decode(s: &[u8], plus_is_space: bool) -> Vec<u8> {
+    let hex = |b: u8| (b as char).to_digit(16).map(|d| d as u8);
+    let mut out = Vec::with_capacity(s.len());
+    let mut i = 0;
+    while i < s.len() {
+        match (
+            s[i],
+            s.get(i + 1).copied().and_then(hex),
+            s.get(i + 2).copied().and_then(hex),
+        ) {
+            (b'%', Some(hi), Some(lo)) => {
+                out.push(hi * 16 + lo);
+                i += 3;
+                continue;
+            }
+            (b'+', _, _) if plus_is_space => out.push(b' '),
+            (b, _, _) => out.push(b),
+        }
+        i += 1;
+    }
+    out
+}

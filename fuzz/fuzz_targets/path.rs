@@ -3,6 +3,8 @@
 //! upstream could split or resolve differently.
 #![no_main]
 
+mod common;
+
 use libfuzzer_sys::fuzz_target;
 use oauthgate::fuzzing::{route, NormalPath};
 
@@ -42,7 +44,7 @@ fuzz_target!(|data: &[u8]| {
         assert!(!upper.contains(bad), "{raw:?} -> {encoded:?} has {bad}");
     }
     // The upstream decodes exactly the path the route table saw.
-    let bytes: Vec<u8> = percent_decode(encoded.as_bytes());
+    let bytes: Vec<u8> = common::percent_decode(encoded.as_bytes(), false);
     assert_eq!(bytes, decoded.as_bytes(), "{raw:?} -> {encoded:?}");
     let line = http::uri::PathAndQuery::try_from(encoded).expect("forwardable");
     assert_eq!(line.path(), encoded, "{raw:?}");
@@ -52,26 +54,3 @@ fuzz_target!(|data: &[u8]| {
     assert_eq!(again, p, "{raw:?} -> {encoded:?}");
     assert_eq!(route(&again), route(&p), "{raw:?}");
 });
-
-fn percent_decode(s: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(s.len());
-    let mut i = 0;
-    while i < s.len() {
-        let hex = |b: u8| (b as char).to_digit(16).map(|d| d as u8);
-        match (
-            s[i],
-            s.get(i + 1).copied().and_then(hex),
-            s.get(i + 2).copied().and_then(hex),
-        ) {
-            (b'%', Some(hi), Some(lo)) => {
-                out.push(hi * 16 + lo);
-                i += 3;
-            }
-            (b, _, _) => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    out
-}

@@ -3,35 +3,16 @@
 //! first value wins, and what it reads survives being written out and read back.
 #![no_main]
 
+mod common;
+
 use libfuzzer_sys::fuzz_target;
 use oauthgate::fuzzing::Query;
 
 /// The urlencoded parser written again: split on `&`, then at the first `=`, `+` is a space,
 /// `%XX` a byte when both are hex digits, invalid UTF-8 replaced.
 fn model(text: &str) -> Vec<(String, String)> {
-    let decode = |s: &str| {
-        let s = s.as_bytes();
-        let mut out = Vec::with_capacity(s.len());
-        let mut i = 0;
-        while i < s.len() {
-            let hex = |b: u8| (b as char).to_digit(16).map(|d| d as u8);
-            match (
-                s[i],
-                s.get(i + 1).copied().and_then(hex),
-                s.get(i + 2).copied().and_then(hex),
-            ) {
-                (b'%', Some(hi), Some(lo)) => {
-                    out.push(hi * 16 + lo);
-                    i += 3;
-                    continue;
-                }
-                (b'+', _, _) => out.push(b' '),
-                (b, _, _) => out.push(b),
-            }
-            i += 1;
-        }
-        String::from_utf8_lossy(&out).into_owned()
-    };
+    let decode =
+        |s: &str| String::from_utf8_lossy(&common::percent_decode(s.as_bytes(), true)).into_owned();
     text.split('&')
         .filter(|p| !p.is_empty())
         .map(|p| {

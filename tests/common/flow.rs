@@ -117,12 +117,7 @@ impl Browser {
             "expected the dev login form, got {form_url}"
         );
         assert_eq!(form.status(), 200);
-        let state = form_url
-            .query_pairs()
-            .find(|(k, _)| k == "state")
-            .unwrap()
-            .1
-            .into_owned();
+        let state = super::param(&form_url, "state").expect("state");
         let res = self
             .client
             .post(form_url.join("/oauth/dev").unwrap())

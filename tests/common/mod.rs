@@ -63,6 +63,13 @@ pub fn apt_install(present: &str, packages: &[&str], why: &str) {
     done.push(present.to_owned());
 }
 
+/// The first value of `key` in `url`'s query.
+pub fn param(url: &url::Url, key: &str) -> Option<String> {
+    url.query_pairs()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v.into_owned())
+}
+
 /// The path of the binary under test.
 pub fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_oauthgate")
