@@ -48,6 +48,9 @@ pub struct Config {
     pub limits: Limits,
     pub central: Option<CentralConfig>,
     pub gateway: Option<GatewayConfig>,
+    /// Things that work but are probably not what was meant, each naming its key path:
+    /// printed by `check`, logged at start-up.
+    pub warnings: Vec<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -108,21 +111,42 @@ impl Config {
 
     /// Parses YAML text, taking `${VAR}` values from `lookup`.
     pub fn parse(text: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let mut doc: serde_yaml::Value =
+        let doc: serde_yaml::Value =
             serde_yaml::from_str(text).map_err(|e| ConfigError::Syntax(e.to_string()))?;
-        env::substitute(&mut doc, &mut Vec::new(), lookup)?;
-        let raw: RawConfig = serde_path_to_error::deserialize(doc).map_err(|e| {
-            let path = e.path().to_string();
-            // `.` is the document itself; an empty path, an unknown empty key at its top.
-            let path = if path == "." || path.is_empty() {
-                "config".to_owned()
-            } else {
-                path
-            };
-            ConfigError::at(&path, e.into_inner().to_string())
-        })?;
-        Self::try_from(raw)
+        // A field that refuses the string of a whole `${NAME}` that reads as a number or a
+        // boolean gets the typed value, and the shape is read again: bounded by the number
+        // of such values, and never applied to a field that takes strings.
+        let mut retype: Vec<String> = Vec::new();
+        let (raw, warnings) = loop {
+            let mut doc = doc.clone();
+            let found = env::substitute(&mut doc, lookup, &retype)?;
+            match serde_path_to_error::deserialize::<_, RawConfig>(doc) {
+                Ok(raw) => break (raw, found.warnings),
+                Err(e) => {
+                    let path = e.path().to_string();
+                    if found.typed.iter().any(|(p, _)| *p == path) {
+                        retype.push(path);
+                        continue;
+                    }
+                    return Err(shape_error(&path, e.into_inner()));
+                }
+            }
+        };
+        let mut config = Self::try_from(raw)?;
+        config.warnings.splice(0..0, warnings);
+        Ok(config)
     }
+}
+
+/// A serde error at `path`, in the file's words.
+fn shape_error(path: &str, e: serde_yaml::Error) -> ConfigError {
+    // `.` is the document itself; an empty path, an unknown empty key at its top.
+    let path = if path == "." || path.is_empty() {
+        "config"
+    } else {
+        path
+    };
+    ConfigError::at(path, e.to_string())
 }
 
 impl TryFrom<RawConfig> for Config {
@@ -201,6 +225,7 @@ impl TryFrom<RawConfig> for Config {
             limits,
             central,
             gateway,
+            warnings: Vec::new(),
         })
     }
 }

@@ -80,6 +80,9 @@ fn main() -> ExitCode {
     };
     let result = match command {
         Command::Check => {
+            for w in &config.warnings {
+                eprintln!("warning: {w}");
+            }
             println!("{}: ok", cli.config.display());
             print_callbacks(&config);
             Ok(())
@@ -155,6 +158,9 @@ fn serve(config: Config) -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     runtime.block_on(async {
+        for w in &config.warnings {
+            tracing::warn!("{w}");
+        }
         let public_url = config.public_url.clone();
         let server = Server::bind(config).await?;
         let addr = server.local_addr()?;

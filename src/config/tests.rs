@@ -242,3 +242,46 @@ fn limits_default_and_parse() {
         );
     }
 }
+
+/// Issue 20 item 11: `${VAR}` works in any value, numbers and booleans included, and errors
+/// keep their key path.
+#[test]
+fn a_variable_may_fill_a_number_or_a_boolean() {
+    let lookup = |n: &str| match n {
+        "MAXCONN" => Some("500".to_owned()),
+        "SELF" => Some("true".to_owned()),
+        "WORD" => Some("many".to_owned()),
+        "CLIENT" => Some("1234567890".to_owned()),
+        _ => None,
+    };
+    let text = "listen: 127.0.0.1:0\npublic_url: https://localhost\ntls:\n  self_signed: ${SELF}\n\
+                limits:\n  max_connections: ${MAXCONN}\n\
+                central:\n  providers:\n    github:\n      client_id: ${CLIENT}\n      client_secret: ${CLIENT}\n";
+    let c = Config::parse(text, &lookup).unwrap();
+    assert_eq!(c.limits.max_connections, 500);
+    assert_eq!(c.tls.source, TlsSource::SelfSigned);
+    // A string field keeps the digits as text.
+    assert_eq!(c.central.unwrap().providers[0].client_id, "1234567890");
+    let bad = text.replace("${MAXCONN}", "${WORD}");
+    let err = Config::parse(&bad, &lookup).unwrap_err().to_string();
+    assert!(
+        err.starts_with("limits.max_connections: invalid type"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_bare_dollar_name_warns_outside_secrets() {
+    let c = parse(
+        "gateway:\n  title: $HOSTNAME\n  routes:\n    - {prefix: /, upstream: \"http://a\"}\n",
+    )
+    .unwrap();
+    assert_eq!(c.gateway.unwrap().title, "$HOSTNAME");
+    assert_eq!(c.warnings.len(), 1, "{:?}", c.warnings);
+    assert!(c.warnings[0].starts_with("gateway.title: `$HOSTNAME`"));
+    let e = err("gateway:\n  session: {secret: $SESSION_SECRET}\n  routes:\n    - {prefix: /, upstream: \"http://a\"}\n");
+    assert!(
+        e.starts_with("gateway.session.secret: `$SESSION_SECRET` is not substituted"),
+        "{e}"
+    );
+}
