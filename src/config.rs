@@ -138,7 +138,9 @@ impl Config {
     }
 }
 
-/// A serde error at `path`, in the file's words.
+/// A serde error at `path`, in the file's words: the shape's type names (`RawProvider`) mean
+/// nothing to the reader, and a section that is empty or a string where a mapping belongs is
+/// almost always an indentation mistake.
 fn shape_error(path: &str, e: serde_yaml::Error) -> ConfigError {
     // `.` is the document itself; an empty path, an unknown empty key at its top.
     let path = if path == "." || path.is_empty() {
@@ -146,7 +148,20 @@ fn shape_error(path: &str, e: serde_yaml::Error) -> ConfigError {
     } else {
         path
     };
-    ConfigError::at(path, e.to_string())
+    let text = e.to_string();
+    let Some((before, after)) = text.split_once("expected struct Raw") else {
+        return ConfigError::at(path, text);
+    };
+    // What follows the type name (serde_yaml adds a position: " at line 3 column 5").
+    let tail = after.trim_start_matches(|c: char| c.is_ascii_alphanumeric());
+    let before = before.replace("unit value", "an empty value");
+    ConfigError::at(
+        path,
+        format!(
+            "{before}expected a mapping{tail} (keys indented below `{}`: is the indentation right?)",
+            path.rsplit('.').next().unwrap_or(path)
+        ),
+    )
 }
 
 impl TryFrom<RawConfig> for Config {
@@ -211,6 +226,10 @@ impl TryFrom<RawConfig> for Config {
                 ));
             }
         }
+        let mut warnings = Vec::new();
+        if let Some(w) = port_mismatch(listen, &public_url) {
+            warnings.push(w);
+        }
         if central.is_none() && gateway.is_none() {
             return Err(ConfigError::at(
                 "config",
@@ -225,9 +244,24 @@ impl TryFrom<RawConfig> for Config {
             limits,
             central,
             gateway,
-            warnings: Vec::new(),
+            warnings,
         })
     }
+}
+
+/// A `public_url` on this machine whose port is not the listener's: browsers here would not
+/// reach it. Elsewhere a proxy or port mapping may well sit between the two.
+fn port_mismatch(listen: SocketAddr, public_url: &Url) -> Option<String> {
+    let public = public_url.port_or_known_default()?;
+    let mismatch =
+        central::is_loopback(public_url) && listen.port() != 0 && listen.port() != public;
+    mismatch.then(|| {
+        format!(
+            "public_url: `{public_url}` names port {public}, but listen is port {}: browsers on this \
+             machine will not reach it; change both together",
+            listen.port()
+        )
+    })
 }
 
 fn public_url(text: &str) -> Result<Url, ConfigError> {

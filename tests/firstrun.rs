@@ -4,6 +4,8 @@
 
 mod common;
 
+use std::time::{Duration, Instant};
+
 use common::chrome::{Chrome, TestCert};
 use common::{free_port, Backend, Gateway};
 use fantoccini::Locator;
@@ -80,4 +82,24 @@ async fn the_split_setup_logs_in_with_the_dev_provider_in_chromium() {
         .to_owned();
     assert!(info.contains("\"sub\":\"dev:alice\""), "{info}");
     chrome.close().await;
+}
+
+/// Issue 19 item 10: an https upstream with a self-signed certificate is a 502 whose log line
+/// says so (another oauthgate, with its generated certificate, is that upstream).
+#[tokio::test]
+async fn a_self_signed_https_upstream_is_named_in_the_log() {
+    let upstream = Gateway::start(
+        "  routes:\n    - {prefix: /, upstream: \"http://127.0.0.1:9\", login: none}\n",
+    );
+    let gw = Gateway::start(&format!(
+        "  routes:\n    - {{prefix: /, upstream: \"https://localhost:{}\", login: none}}\n",
+        upstream.addr.port()
+    ));
+    let res = gw.client().get(gw.url("/x")).send().await.unwrap();
+    assert_eq!(res.status(), 502);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !gw.running_log_has("a self-signed one?") {
+        assert!(Instant::now() < deadline, "no hint in {:#?}", gw.log());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }

@@ -29,6 +29,9 @@ pub struct GatewayConfig {
     /// Cookie key material; generated into `data_dir` when absent.
     pub session_secret: Option<Secret>,
     pub session_ttl: Duration,
+    /// The session cookie's name: `__Host-oauthgate-session` unless set (two gateways on one
+    /// host name with different ports need different names: cookies ignore ports).
+    pub session_cookie: String,
     /// Peers whose `X-Original-URI` / `X-Forwarded-Uri` `/_auth/check` believes.
     pub trusted_proxies: Vec<IpAddr>,
     pub upstream: UpstreamSettings,
@@ -170,6 +173,7 @@ pub(super) fn gateway_config(
         raw.session.ttl.as_deref(),
         Duration::from_secs(12 * 3600),
     )?;
+    let session_cookie = session_cookie(raw.session.cookie_name)?;
     let trusted_proxies = trusted_proxies(raw.trusted_proxies)?;
     let upstream = upstream_settings(raw.upstream)?;
     let default_case = raw.case_insensitive.unwrap_or(false);
@@ -188,11 +192,46 @@ pub(super) fn gateway_config(
         login,
         session_secret,
         session_ttl,
+        session_cookie,
         trusted_proxies,
         upstream,
         routes,
     };
     Ok((config, own_client))
+}
+
+/// `gateway.session.cookie_name`. It keeps the `__Host-oauthgate-` prefix: `__Host-` binds the
+/// cookie to this host name (secure, no `Domain`, path `/`), and the rest marks it as the
+/// gateway's, never sent upstream. The login cookies' prefixes are taken.
+fn session_cookie(raw: Option<String>) -> Result<String, ConfigError> {
+    const PREFIX: &str = "__Host-oauthgate-";
+    let Some(name) = raw else {
+        return Ok("__Host-oauthgate-session".to_owned());
+    };
+    let at = "gateway.session.cookie_name";
+    let rest = name.strip_prefix(PREFIX).ok_or_else(|| {
+        ConfigError::at(
+            at,
+            format!("`{name}` must start with {PREFIX} (e.g. {PREFIX}session-8444)"),
+        )
+    })?;
+    let token = !rest.is_empty()
+        && rest
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    if !token {
+        return Err(ConfigError::at(
+            at,
+            format!("`{name}`: after {PREFIX} use letters, digits, - and _ only"),
+        ));
+    }
+    if rest.starts_with("login-") || rest.starts_with("central-") {
+        return Err(ConfigError::at(
+            at,
+            format!("`{name}` is taken by the login cookies"),
+        ));
+    }
+    Ok(name)
 }
 
 /// `gateway.trusted_proxies` (default: the loopback addresses).
@@ -498,6 +537,16 @@ fn prefix(text: &str) -> Result<String, String> {
 }
 
 fn target(text: &str) -> Result<Target, String> {
+    if !text.contains("://") {
+        return Err(if text.starts_with("file:") {
+            format!(
+                "`{text}`: write a folder as file:// and its path: file:///srv/www (absolute) or \
+                 file://www (relative to the working directory)"
+            )
+        } else {
+            format!("`{text}` has no scheme: write http://{text} (or https://)")
+        });
+    }
     if let Some(dir) = text.strip_prefix("file://") {
         let dir = PathBuf::from(dir);
         if !dir.is_dir() {

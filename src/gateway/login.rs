@@ -86,7 +86,12 @@ impl LoginFlow {
             callback_url: config.callback_url.clone(),
             auth_prefix: config.auth_prefix.clone(),
             title: config.title.clone(),
-            sessions: Sessions::new(config.session_secret.as_ref(), data_dir, config.session_ttl)?,
+            sessions: Sessions::new(
+                config.session_secret.as_ref(),
+                data_dir,
+                config.session_ttl,
+                &config.session_cookie,
+            )?,
             trusted_proxies: config.trusted_proxies.clone(),
             origin: url::Url::parse(&config.callback_url)
                 .map(|u| u.origin().ascii_serialization())
