@@ -138,6 +138,15 @@ fn load_certified_key(
     })
 }
 
+/// Whether `cert` and `key` load as `serve` would load them (for `oauthgate check`).
+pub fn check_files(cert: &Path, key: &Path) -> Result<(), StartError> {
+    let files = CertFiles {
+        cert: cert.to_owned(),
+        key: key.to_owned(),
+    };
+    load_certified_key(&files, &provider()).map(|_| ())
+}
+
 /// Returns the self-signed certificate for `host` in `data_dir/tls`, generating it on first use.
 fn self_signed(data_dir: &Path, host: &str) -> Result<CertFiles, StartError> {
     let dir = data_dir.join("tls");
