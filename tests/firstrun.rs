@@ -4,6 +4,8 @@
 
 mod common;
 
+use std::path::Path;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::chrome::{Chrome, TestCert};
@@ -101,5 +103,201 @@ async fn a_self_signed_https_upstream_is_named_in_the_log() {
     while !gw.running_log_has("a self-signed one?") {
         assert!(Instant::now() < deadline, "no hint in {:#?}", gw.log());
         tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// What the Dockerfile says the image runs, read from the Dockerfile itself.
+struct Image {
+    env: Vec<(String, String)>,
+    entrypoint: Vec<String>,
+    cmd: Vec<String>,
+    healthcheck: Vec<String>,
+    /// `COPY` sources (in the repository) and their places in the image.
+    copies: Vec<(String, String)>,
+}
+
+fn image() -> Image {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(root.join("Dockerfile")).unwrap();
+    // The runtime stage only: everything after the last FROM.
+    let stage = text.rsplit("\nFROM ").next().unwrap().replace("\\\n", " ");
+    let json = |s: &str| -> Vec<String> { serde_json::from_str(s.trim()).unwrap() };
+    let mut image = Image {
+        env: Vec::new(),
+        entrypoint: Vec::new(),
+        cmd: Vec::new(),
+        healthcheck: Vec::new(),
+        copies: Vec::new(),
+    };
+    for line in stage.lines() {
+        let line = line.trim();
+        if let Some(rest) = line.strip_prefix("ENV ") {
+            for pair in rest.split_whitespace() {
+                let (k, v) = pair.split_once('=').expect("ENV K=V");
+                image.env.push((k.to_owned(), v.to_owned()));
+            }
+        } else if let Some(rest) = line.strip_prefix("ENTRYPOINT ") {
+            image.entrypoint = json(rest);
+        } else if let Some(rest) = line.strip_prefix("CMD ") {
+            image.cmd = json(rest);
+        } else if let Some(rest) = line.strip_prefix("HEALTHCHECK ") {
+            image.healthcheck = json(rest.split_once(" CMD ").expect("HEALTHCHECK … CMD").1);
+        } else if let Some(rest) = line.strip_prefix("COPY ") {
+            let parts: Vec<&str> = rest.split_whitespace().collect();
+            if !parts[0].starts_with("--from") {
+                image
+                    .copies
+                    .push((parts[0].to_owned(), parts[1].to_owned()));
+            }
+        }
+    }
+    image
+}
+
+impl Image {
+    /// `text` with the image's paths replaced by where they come from in the repository.
+    fn local(&self, text: &str) -> String {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let mut out = text.to_owned();
+        for (from, to) in &self.copies {
+            out = out.replace(to, &root.join(from).display().to_string());
+        }
+        out
+    }
+
+    /// The image's command line `args` as a process here: the binary under test, the image's
+    /// environment with `overrides` (what `docker run -e` gives), as uid 10001 when we are
+    /// root (the image's USER).
+    fn command(&self, args: &[String], overrides: &[(&str, String)]) -> Command {
+        assert_eq!(args[0], "/usr/local/bin/oauthgate", "{args:?}");
+        let mut cmd = if is_root() {
+            let mut c = Command::new("setpriv");
+            c.args([
+                "--reuid=10001",
+                "--regid=10001",
+                "--clear-groups",
+                common::bin(),
+            ]);
+            c
+        } else {
+            Command::new(common::bin())
+        };
+        cmd.args(args[1..].iter().map(|a| self.local(a)));
+        cmd.env_clear().env("PATH", "/usr/bin:/bin");
+        for (k, v) in &self.env {
+            cmd.env(k, self.local(v));
+        }
+        for (k, v) in overrides {
+            cmd.env(k, v);
+        }
+        cmd
+    }
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+}
+
+/// Issue 19, blocker 2: the image's command line and config, run here with a real provider
+/// from environment variables and a data folder owned by the image's user, listen on all
+/// interfaces, pass their own HEALTHCHECK, and send a browser to GitHub. A data folder the
+/// user cannot write is refused once, naming data_dir and the uid.
+#[tokio::test]
+async fn the_docker_image_command_and_config_run_outside_docker() {
+    let image = image();
+    let mut start = image.entrypoint.clone();
+    start.extend(image.cmd.iter().cloned());
+    assert_eq!(image.env_value("OAUTHGATE_LISTEN"), "0.0.0.0:8443");
+    let port = free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    let overrides = vec![
+        ("OAUTHGATE_LISTEN", format!("0.0.0.0:{port}")),
+        ("OAUTHGATE_PUBLIC_URL", format!("https://localhost:{port}")),
+        ("OAUTHGATE_DATA_DIR", data.display().to_string()),
+        ("GITHUB_CLIENT_ID", "docker-test-id".to_owned()),
+        ("GITHUB_CLIENT_SECRET", "docker-test-secret".to_owned()),
+    ];
+    if is_root() {
+        // A bind-mounted folder owned by root: refused clearly, once, before binding.
+        for p in [dir.path(), data.as_path()] {
+            std::fs::set_permissions(p, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+                .unwrap();
+        }
+        let out = image.command(&start, &overrides).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(64), "{err}");
+        assert!(
+            err.contains("data_dir: ") && err.contains("not writable"),
+            "{err}"
+        );
+        assert!(err.contains("(uid 10001)"), "{err}");
+        assert_eq!(err.matches("Permission denied").count(), 1, "{err}");
+        let ok = Command::new("chown")
+            .args(["10001:10001"])
+            .arg(&data)
+            .status()
+            .unwrap();
+        assert!(ok.success());
+    }
+    let gw = Gateway::spawn_command(
+        dir.path().to_owned(),
+        None,
+        image.command(&start, &overrides),
+    );
+    // The image's own HEALTHCHECK, as Docker would run it (same environment).
+    let out = image
+        .command(&image.healthcheck, &overrides)
+        .output()
+        .unwrap();
+    let said =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{said}");
+    assert!(said.contains("/_auth/health: 200"), "{said}");
+    // A browser is sent to log in at GitHub, with this container's own callback.
+    let jar = std::sync::Arc::new(reqwest::cookie::Jar::default());
+    let browser = common::browser(&[&gw], jar);
+    let mut url = url::Url::parse(&gw.url("/")).unwrap();
+    let mut hops = Vec::new();
+    while url.host_str() == Some("localhost") {
+        let res = browser
+            .get(url.clone())
+            .header("accept", "text/html")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 302, "{url}");
+        url = url
+            .join(res.headers()["location"].to_str().unwrap())
+            .unwrap();
+        hops.push(url.path().to_owned());
+        assert!(hops.len() < 5, "{hops:?}");
+    }
+    assert_eq!(
+        url.as_str().split('?').next(),
+        Some("https://github.com/login/oauth/authorize")
+    );
+    assert_eq!(
+        common::param(&url, "redirect_uri").as_deref(),
+        Some(format!("https://localhost:{port}/oauth/callback/github").as_str())
+    );
+    // The demo page from the image's path serves once logged in: here, its file is there.
+    assert!(Path::new(&image.local("/usr/share/oauthgate/demo"))
+        .join("index.html")
+        .is_file());
+    drop(gw);
+    drop(dir);
+}
+
+impl Image {
+    fn env_value(&self, key: &str) -> &str {
+        self.env
+            .iter()
+            .find(|(k, _)| k == key)
+            .map_or("", |(_, v)| v.as_str())
     }
 }
