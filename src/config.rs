@@ -258,7 +258,8 @@ fn port_mismatch(listen: SocketAddr, public_url: &Url) -> Option<String> {
     mismatch.then(|| {
         format!(
             "public_url: `{public_url}` names port {public}, but listen is port {}: browsers on this \
-             machine will not reach it; change both together",
+             machine reach this process there only through a proxy on port {public}; without \
+             one, change both together",
             listen.port()
         )
     })
