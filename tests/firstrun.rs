@@ -301,3 +301,49 @@ impl Image {
             .map_or("", |(_, v)| v.as_str())
     }
 }
+
+/// Issue 19 item 11: the chooser names providers by the central's `display_name`, and the
+/// demo page, served publicly, offers a Log in link to a visitor without a session (and no
+/// Log out button).
+#[tokio::test]
+async fn the_chooser_and_the_public_demo_page_speak_to_a_new_user() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let cert = TestCert::new();
+    let port = free_port();
+    let gw = Gateway::start_with_cert(
+        port,
+        &cert,
+        &format!(
+            "central:\n  providers:\n    dev: {{kind: dev, display_name: Try-out login}}\n    other: {{kind: dev, display_name: Second way}}\n\
+             gateway:\n  routes:\n    - {{prefix: /, upstream: \"file://{}\", login: none}}\n    - {{prefix: /private, upstream: \"file://{}\"}}\n",
+            root.join("demo").display(),
+            root.join("demo").display()
+        ),
+    );
+    let chooser = gw.text("/_auth/login?next=/private").await;
+    assert!(chooser.contains("Continue with Try-out login"), "{chooser}");
+    assert!(chooser.contains("Continue with Second way"), "{chooser}");
+    assert!(!chooser.contains("Continue with dev"), "{chooser}");
+
+    let chrome = Chrome::start(&cert).await;
+    let c = &chrome.client;
+    c.goto(&gw.url("/")).await.unwrap();
+    let login = chrome.wait_css("a#login").await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !login.is_displayed().await.unwrap() {
+        assert!(Instant::now() < deadline, "the Log in link never showed");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let logout = c.find(Locator::Css("a#logout")).await.unwrap();
+    assert!(
+        !logout.is_displayed().await.unwrap(),
+        "a Log out button for a stranger"
+    );
+    assert!(chrome.text().await.contains("Hello, stranger"));
+    chrome.screenshot("demo-public-stranger").await;
+    login.click().await.unwrap();
+    chrome
+        .wait_url("the chooser", |u| u.path() == "/_auth/login")
+        .await;
+    chrome.close().await;
+}

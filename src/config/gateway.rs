@@ -49,6 +49,9 @@ pub struct LoginSource {
     pub verify_keys: Vec<VerifyingKey>,
     /// Offered on the login page, in this order.
     pub providers: Vec<String>,
+    /// How the chooser names each of `providers` (same order): the central's
+    /// `display_name` when it runs in this process, else the preset's name or the name.
+    pub display_names: Vec<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -384,6 +387,10 @@ fn login_source(
             Ok(Some(LoginSource {
                 url: url.trim_end_matches('/').to_owned(),
                 verify_keys,
+                display_names: providers
+                    .iter()
+                    .map(|p| super::provider_display_name(p))
+                    .collect(),
                 providers,
             }))
         }
@@ -406,6 +413,16 @@ fn login_source(
             Ok(Some(LoginSource {
                 url: central.issuer.clone(),
                 verify_keys,
+                display_names: providers
+                    .iter()
+                    .map(|p| {
+                        central
+                            .providers
+                            .iter()
+                            .find(|c| c.name == *p)
+                            .map_or_else(|| p.clone(), |c| c.display_name.clone())
+                    })
+                    .collect(),
                 providers,
             }))
         }
