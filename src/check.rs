@@ -92,10 +92,40 @@ fn files(config: &Config) -> Vec<ConfigError> {
     errors
 }
 
-/// Whether `serve` can write what it generates into `data_dir` (the usual Docker mistake:
-/// a bind-mounted folder owned by another uid). Nothing is written but a probe file.
+/// The files `serve` would generate because they are not there yet, each with the key that
+/// decides where it goes.
+fn to_generate(config: &Config) -> Vec<(&'static str, std::path::PathBuf)> {
+    let mut files = Vec::new();
+    if config.tls.source == TlsSource::SelfSigned {
+        let host = config.public_url.host_str().unwrap_or("localhost");
+        let f = crate::tls::self_signed_files(&config.data_dir, host);
+        files.extend([("data_dir", f.cert), ("data_dir", f.key)]);
+    }
+    if let Some(c) = &config.central {
+        files.push(("central.signing_key", c.signing_key.clone()));
+    }
+    if config
+        .gateway
+        .as_ref()
+        .is_some_and(|g| g.login.is_some() && g.session_secret.is_none())
+    {
+        files.push(("data_dir", config.data_dir.join("session.key")));
+    }
+    files.retain(|(_, f)| !f.exists());
+    files
+}
+
+/// Whether `serve` can write what it will generate (the usual Docker mistake: a
+/// bind-mounted folder owned by another uid). Nothing to generate, nothing to check: a
+/// read-only `data_dir` with every file in place stays fine. Writes only a probe file.
 fn data_dir(config: &Config) -> Option<ConfigError> {
-    let dir = &config.data_dir;
+    to_generate(config).into_iter().find_map(|(key, file)| {
+        let dir = file.parent().unwrap_or(Path::new("."));
+        writable(key, dir)
+    })
+}
+
+fn writable(key: &str, dir: &Path) -> Option<ConfigError> {
     // The folder, or the nearest parent that exists (serve creates the rest).
     let existing = dir
         .ancestors()
@@ -107,7 +137,7 @@ fn data_dir(config: &Config) -> Option<ConfigError> {
     };
     if !existing.is_dir() {
         return Some(ConfigError::at(
-            "data_dir",
+            key,
             format!("{} is not a folder", existing.display()),
         ));
     }
@@ -118,7 +148,7 @@ fn data_dir(config: &Config) -> Option<ConfigError> {
             None
         }
         Err(e) => Some(ConfigError::at(
-            "data_dir",
+            key,
             format!(
                 "{} is not writable ({e}); generated keys and certificates are kept there: \
                  make it writable by this user{}",

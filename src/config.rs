@@ -149,6 +149,15 @@ fn shape_error(path: &str, e: serde_yaml::Error) -> ConfigError {
         path
     };
     let text = e.to_string();
+    // Keys that take one of two shapes (serde's untagged enums, named after internal types).
+    for (name, want) in [
+        ("OneOrMany", "one value or a list of values"),
+        ("RawPreserveHost", "true, false or any"),
+    ] {
+        if text.contains(&format!("untagged enum {name}")) {
+            return ConfigError::at(path, format!("expected {want}"));
+        }
+    }
     let Some((before, after)) = text.split_once("expected struct Raw") else {
         return ConfigError::at(path, text);
     };

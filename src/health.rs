@@ -85,7 +85,7 @@ fn own_certificates(config: &Config) -> Vec<reqwest::Certificate> {
         TlsSource::Files { cert, .. } => cert.clone(),
         TlsSource::SelfSigned => {
             let host = config.public_url.host_str().unwrap_or("localhost");
-            config.data_dir.join("tls").join(format!("{host}.crt"))
+            crate::tls::self_signed_files(&config.data_dir, host).cert
         }
     };
     std::fs::read(path)

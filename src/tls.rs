@@ -149,21 +149,7 @@ pub fn check_files(cert: &Path, key: &Path) -> Result<(), StartError> {
 
 /// Returns the self-signed certificate for `host` in `data_dir/tls`, generating it on first use.
 fn self_signed(data_dir: &Path, host: &str) -> Result<CertFiles, StartError> {
-    let dir = data_dir.join("tls");
-    let safe: String = host
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    let files = CertFiles {
-        cert: dir.join(format!("{safe}.crt")),
-        key: dir.join(format!("{safe}.key")),
-    };
+    let files = self_signed_files(data_dir, host);
     if files.cert.exists() && files.key.exists() {
         return Ok(files);
     }
@@ -180,6 +166,25 @@ fn self_signed(data_dir: &Path, host: &str) -> Result<CertFiles, StartError> {
     crate::fsutil::write_private(&files.cert, cert.as_bytes())?;
     info!(cert = %files.cert.display(), host, "generated a self-signed TLS certificate");
     Ok(files)
+}
+
+/// Where the self-signed certificate for `host` lives (`data_dir/tls/<host>.crt` and `.key`).
+pub fn self_signed_files(data_dir: &Path, host: &str) -> CertFiles {
+    let dir = data_dir.join("tls");
+    let safe: String = host
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    CertFiles {
+        cert: dir.join(format!("{safe}.crt")),
+        key: dir.join(format!("{safe}.key")),
+    }
 }
 
 /// A self-signed certificate for `names` (PEM certificate, PEM key). The subject is the host

@@ -277,3 +277,26 @@ async fn health_without_url_reads_the_listen_address() {
     );
     drop(gw);
 }
+
+/// data_dir must be writable only when something will be generated there: a read-only one
+/// with every file given stays valid (/proc refuses new files, even to root).
+#[test]
+fn data_dir_is_checked_only_when_serve_would_write_to_it() {
+    let (code, err) = check(&format!(
+        "listen: 127.0.0.1:0\npublic_url: https://localhost\ndata_dir: /proc/oauthgate-test\ntls: {{self_signed: true}}\n{}",
+        route("http://127.0.0.1:9")
+    ));
+    assert_eq!(code, 64, "{err}");
+    assert!(err.contains("data_dir: /proc is not writable"), "{err}");
+    let cert = common::chrome::TestCert::new();
+    let dir = tempfile::tempdir().unwrap();
+    let (crt, key) = cert.write(dir.path(), "tls");
+    let (code, err) = check(&format!(
+        "listen: 127.0.0.1:0\npublic_url: https://localhost\ndata_dir: /proc/oauthgate-test\n\
+         tls: {{cert: {}, key: {}}}\n{}",
+        crt.display(),
+        key.display(),
+        route("http://127.0.0.1:9")
+    ));
+    assert_eq!(code, 0, "{err}");
+}

@@ -315,6 +315,12 @@ fn first_run_mistakes_get_messages_that_say_the_fix() {
         e.ends_with("(keys indented below `client_id`: is the indentation right?)"),
         "{e}"
     );
+    let e =
+        err("gateway:\n  routes:\n    - {prefix: /, upstream: \"http://a\", preserve_host: [1]}\n");
+    assert_eq!(
+        e,
+        "gateway.routes[0].preserve_host: expected true, false or any"
+    );
     assert!(!e.contains("Raw"), "{e}");
     // BASE listens on port 0: no warning; a loopback public_url on another port: a warning.
     let ok = parse(&route("http://a")).unwrap();
