@@ -347,3 +347,57 @@ async fn the_chooser_and_the_public_demo_page_speak_to_a_new_user() {
         .await;
     chrome.close().await;
 }
+
+/// Issue 19 item 7: two gateways on one host name, different ports. Cookies ignore ports,
+/// so with one cookie name a login at one ends the session at the other; with
+/// `session.cookie_name` each keeps its own.
+#[tokio::test]
+async fn two_gateways_on_one_host_keep_their_sessions_with_their_own_cookie_names() {
+    let backend = Backend::start().await;
+    let (cport, aport, bport) = (free_port(), free_port(), free_port());
+    let central = Gateway::start_public(
+        cport,
+        &format!(
+            "central:\n  providers:\n    dev: {{kind: dev}}\n  clients:\n    - redirect_url: https://localhost:{aport}/_auth/callback\n    - redirect_url: https://localhost:{bport}/_auth/callback\n"
+        ),
+    );
+    let key = central.text("/oauth/key").await;
+    let gateway = |port: u16, cookie: &str| {
+        Gateway::start_public(
+            port,
+            &format!(
+                "gateway:\n  oauth_proxy:\n    url: https://localhost:{cport}/oauth\n    verify_key: {key}\n    providers: [dev]\n{cookie}  routes:\n    - {{prefix: /, upstream: \"{}\"}}\n",
+                backend.url()
+            ),
+        )
+    };
+    for (names, a_survives) in [
+        (["", ""], false),
+        (
+            [
+                "  session: {cookie_name: __Host-oauthgate-session-a}\n",
+                "  session: {cookie_name: __Host-oauthgate-session-b}\n",
+            ],
+            true,
+        ),
+    ] {
+        let a = gateway(aport, names[0]);
+        let b = gateway(bport, names[1]);
+        let jar = std::sync::Arc::new(reqwest::cookie::Jar::default());
+        let browser = common::flow::Browser {
+            client: common::browser(&[&central, &a, &b], jar.clone()),
+            jar,
+        };
+        browser.log_in(&a.url("/"), "alice", "").await;
+        assert_eq!(browser.userinfo_status(&a).await, 200);
+        browser.log_in(&b.url("/"), "bob", "").await;
+        assert_eq!(browser.userinfo_status(&b).await, 200);
+        let a_status = browser.userinfo_status(&a).await;
+        assert_eq!(
+            a_status == 200,
+            a_survives,
+            "names {names:?}: A answered {a_status}"
+        );
+        drop((a, b));
+    }
+}
