@@ -106,100 +106,7 @@ async fn a_self_signed_https_upstream_is_named_in_the_log() {
     }
 }
 
-/// What the Dockerfile says the image runs, read from the Dockerfile itself.
-struct Image {
-    env: Vec<(String, String)>,
-    entrypoint: Vec<String>,
-    cmd: Vec<String>,
-    healthcheck: Vec<String>,
-    /// `COPY` sources (in the repository) and their places in the image.
-    copies: Vec<(String, String)>,
-}
-
-fn image() -> Image {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let text = std::fs::read_to_string(root.join("Dockerfile")).unwrap();
-    // The runtime stage only: everything after the last FROM.
-    let stage = text.rsplit("\nFROM ").next().unwrap().replace("\\\n", " ");
-    let json = |s: &str| -> Vec<String> { serde_json::from_str(s.trim()).unwrap() };
-    let mut image = Image {
-        env: Vec::new(),
-        entrypoint: Vec::new(),
-        cmd: Vec::new(),
-        healthcheck: Vec::new(),
-        copies: Vec::new(),
-    };
-    for line in stage.lines() {
-        let line = line.trim();
-        if let Some(rest) = line.strip_prefix("ENV ") {
-            for pair in rest.split_whitespace() {
-                let (k, v) = pair.split_once('=').expect("ENV K=V");
-                image.env.push((k.to_owned(), v.to_owned()));
-            }
-        } else if let Some(rest) = line.strip_prefix("ENTRYPOINT ") {
-            image.entrypoint = json(rest);
-        } else if let Some(rest) = line.strip_prefix("CMD ") {
-            image.cmd = json(rest);
-        } else if let Some(rest) = line.strip_prefix("HEALTHCHECK ") {
-            image.healthcheck = json(rest.split_once(" CMD ").expect("HEALTHCHECK … CMD").1);
-        } else if let Some(rest) = line.strip_prefix("COPY ") {
-            let parts: Vec<&str> = rest.split_whitespace().collect();
-            if !parts[0].starts_with("--from") {
-                image
-                    .copies
-                    .push((parts[0].to_owned(), parts[1].to_owned()));
-            }
-        }
-    }
-    image
-}
-
-impl Image {
-    /// `text` with the image's paths replaced by where they come from in the repository.
-    fn local(&self, text: &str) -> String {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-        let mut out = text.to_owned();
-        for (from, to) in &self.copies {
-            out = out.replace(to, &root.join(from).display().to_string());
-        }
-        out
-    }
-
-    /// The image's command line `args` as a process here: the binary under test, the image's
-    /// environment with `overrides` (what `docker run -e` gives), as uid 10001 when we are
-    /// root (the image's USER).
-    fn command(&self, args: &[String], overrides: &[(&str, String)]) -> Command {
-        assert_eq!(args[0], "/usr/local/bin/oauthgate", "{args:?}");
-        let mut cmd = if is_root() {
-            let mut c = Command::new("setpriv");
-            c.args([
-                "--reuid=10001",
-                "--regid=10001",
-                "--clear-groups",
-                common::bin(),
-            ]);
-            c
-        } else {
-            Command::new(common::bin())
-        };
-        cmd.args(args[1..].iter().map(|a| self.local(a)));
-        cmd.env_clear().env("PATH", "/usr/bin:/bin");
-        for (k, v) in &self.env {
-            cmd.env(k, self.local(v));
-        }
-        for (k, v) in overrides {
-            cmd.env(k, v);
-        }
-        cmd
-    }
-}
-
-fn is_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
-}
+use common::image::{image, is_root};
 
 /// Issue 19, blocker 2: the image's command line and config, run here with a real provider
 /// from environment variables and a data folder owned by the image's user, listen on all
@@ -291,15 +198,6 @@ async fn the_docker_image_command_and_config_run_outside_docker() {
         .is_file());
     drop(gw);
     drop(dir);
-}
-
-impl Image {
-    fn env_value(&self, key: &str) -> &str {
-        self.env
-            .iter()
-            .find(|(k, _)| k == key)
-            .map_or("", |(_, v)| v.as_str())
-    }
 }
 
 /// Issue 19 item 11: the chooser names providers by the central's `display_name`, and the

@@ -8,6 +8,7 @@ pub mod client;
 pub mod fakes;
 pub mod flow;
 pub mod idp;
+pub mod image;
 pub mod nginx;
 pub mod oidc;
 pub mod python;
