@@ -89,6 +89,26 @@ fn files(config: &Config) -> Vec<ConfigError> {
             errors.push(ConfigError::at("central.signing_key", e));
         }
     }
+    let generated_secret = config
+        .gateway
+        .as_ref()
+        .is_some_and(|g| g.login.is_some() && g.session_secret.is_none());
+    if generated_secret {
+        // serve refuses a generated secret file that was cut short (see gateway/session.rs).
+        let path = config.data_dir.join("session.key");
+        if let Ok(text) = std::fs::read_to_string(&path) {
+            if text.trim().len() < 32 {
+                errors.push(ConfigError::at(
+                    "gateway.session.secret",
+                    format!(
+                        "is not set, and {} (the generated one) is too short: remove the file \
+                         to have a new one made (every session ends) or set the secret",
+                        path.display()
+                    ),
+                ));
+            }
+        }
+    }
     errors
 }
 

@@ -300,3 +300,26 @@ fn data_dir_is_checked_only_when_serve_would_write_to_it() {
     ));
     assert_eq!(code, 0, "{err}");
 }
+
+/// A generated session secret that was cut short: serve refuses it, so check does too.
+#[test]
+fn a_truncated_generated_session_secret_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("data")).unwrap();
+    std::fs::write(dir.path().join("data/session.key"), "short\n").unwrap();
+    let yaml = format!(
+        "listen: 127.0.0.1:0\npublic_url: https://localhost\ndata_dir: {}/data\ntls: {{self_signed: true}}\n\
+         central:\n  providers:\n    dev: {{kind: dev}}\ngateway:\n  routes:\n    - {{prefix: /, upstream: \"http://127.0.0.1:9\"}}\n",
+        dir.path().display()
+    );
+    let (code, err) = check(&yaml);
+    assert_eq!(code, 64, "{err}");
+    assert!(
+        err.contains("gateway.session.secret: is not set, and "),
+        "{err}"
+    );
+    assert!(
+        err.contains("session.key (the generated one) is too short"),
+        "{err}"
+    );
+}
