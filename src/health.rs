@@ -93,3 +93,33 @@ fn own_certificates(config: &Config) -> Vec<reqwest::Certificate> {
         .and_then(|pem| reqwest::Certificate::from_pem_bundle(&pem).ok())
         .unwrap_or_default()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(listen: &str, body: &str) -> Config {
+        let text = format!(
+            "listen: \"{listen}\"\npublic_url: https://gw.example\ntls: {{self_signed: true}}\n{body}"
+        );
+        Config::parse(&text, &|_| None).unwrap()
+    }
+
+    #[test]
+    fn the_probe_asks_the_listener_by_loopback_with_the_public_host() {
+        let gw = config(
+            "0.0.0.0:8443",
+            "gateway:\n  auth_prefix: /auth\n  routes:\n    - {prefix: /, upstream: \"http://a\"}\n",
+        );
+        let (url, addr) = target(&gw);
+        assert_eq!(url.as_str(), "https://gw.example:8443/auth/health");
+        assert_eq!(addr, Some("127.0.0.1:8443".parse().unwrap()));
+        let central = config(
+            "[::]:443",
+            "central:\n  providers:\n    github: {client_id: a, client_secret: b}\n",
+        );
+        let (url, addr) = target(&central);
+        assert_eq!(url.as_str(), "https://gw.example/oauth/health");
+        assert_eq!(addr, Some("[::1]:443".parse().unwrap()));
+    }
+}
