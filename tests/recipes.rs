@@ -44,7 +44,7 @@ fn judge(port: u16, site_port: u16, app: &Backend) -> Gateway {
         "https://app.example.com",
         &format!("https://localhost:{site_port}"),
     );
-    config = put(&config, "http://127.0.0.1:8080", &app.url());
+    config = config.replace("http://127.0.0.1:8080", &app.url());
     let github = config
         .lines()
         .find(|l| l.trim_start().starts_with("github:"))
@@ -85,6 +85,23 @@ async fn walk(cert: &TestCert, site_port: u16, app: &Backend) {
         .unwrap();
     assert_eq!(res.status(), 401);
     assert_eq!(app.count(), 0, "the app was reached without a login");
+    // A public route passes without a login, and a client's own identity header is dropped.
+    let res = script
+        .client
+        .get(format!("{site}/public/x"))
+        .header("accept", "application/json")
+        .header("x-user-info", "{\"sub\":\"github:1\",\"login\":\"admin\"}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let seen = app.last();
+    assert_eq!(seen.target, "/public/x");
+    assert!(
+        seen.headers.get("x-user-info").is_none(),
+        "a forged identity reached the app: {:?}",
+        seen.headers.get("x-user-info")
+    );
 
     // A browser: anonymous navigation → login (on the site's own origin) → back to the app.
     let jar = Arc::new(Jar::default());
