@@ -1,7 +1,8 @@
 //! `oauthgate check` beyond the file's shape: what `serve` would refuse (certificate and key
 //! files, stored keys, a `data_dir` it cannot write) and, when it answers, the central server
-//! a gateway logs in with (its verify key, its `/oauth` path). Also run at start-up for the
-//! central, so a wrong `verify_key` is said once, clearly, instead of failing every login.
+//! a gateway logs in with (its verify key, its `/oauth` path). `serve` runs the local checks
+//! before it binds, and the central's once it listens, so a wrong `verify_key` is said once,
+//! clearly, instead of failing every login.
 
 use std::path::Path;
 use std::time::Duration;
