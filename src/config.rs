@@ -48,6 +48,9 @@ pub struct Config {
     pub limits: Limits,
     pub central: Option<CentralConfig>,
     pub gateway: Option<GatewayConfig>,
+    /// Things that work but are probably not what was meant, each naming its key path:
+    /// printed by `check`, logged at start-up.
+    pub warnings: Vec<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -108,21 +111,66 @@ impl Config {
 
     /// Parses YAML text, taking `${VAR}` values from `lookup`.
     pub fn parse(text: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let mut doc: serde_yaml::Value =
+        let doc: serde_yaml::Value =
             serde_yaml::from_str(text).map_err(|e| ConfigError::Syntax(e.to_string()))?;
-        env::substitute(&mut doc, &mut Vec::new(), lookup)?;
-        let raw: RawConfig = serde_path_to_error::deserialize(doc).map_err(|e| {
-            let path = e.path().to_string();
-            // `.` is the document itself; an empty path, an unknown empty key at its top.
-            let path = if path == "." || path.is_empty() {
-                "config".to_owned()
-            } else {
-                path
-            };
-            ConfigError::at(&path, e.into_inner().to_string())
-        })?;
-        Self::try_from(raw)
+        // A field that refuses the string of a whole `${NAME}` that reads as a number or a
+        // boolean gets the typed value, and the shape is read again: bounded by the number
+        // of such values, and never applied to a field that takes strings.
+        let mut retype: Vec<String> = Vec::new();
+        let (raw, warnings) = loop {
+            let mut doc = doc.clone();
+            let found = env::substitute(&mut doc, lookup, &retype)?;
+            match serde_path_to_error::deserialize::<_, RawConfig>(doc) {
+                Ok(raw) => break (raw, found.warnings),
+                Err(e) => {
+                    let path = e.path().to_string();
+                    if found.typed.iter().any(|(p, _)| *p == path) {
+                        retype.push(path);
+                        continue;
+                    }
+                    return Err(shape_error(&path, e.into_inner()));
+                }
+            }
+        };
+        let mut config = Self::try_from(raw)?;
+        config.warnings.splice(0..0, warnings);
+        Ok(config)
     }
+}
+
+/// A serde error at `path`, in the file's words: the shape's type names (`RawProvider`) mean
+/// nothing to the reader, and a section that is empty or a string where a mapping belongs is
+/// almost always an indentation mistake.
+fn shape_error(path: &str, e: serde_yaml::Error) -> ConfigError {
+    // `.` is the document itself; an empty path, an unknown empty key at its top.
+    let path = if path == "." || path.is_empty() {
+        "config"
+    } else {
+        path
+    };
+    let text = e.to_string();
+    // Keys that take one of two shapes (serde's untagged enums, named after internal types).
+    for (name, want) in [
+        ("OneOrMany", "one value or a list of values"),
+        ("RawPreserveHost", "true, false or any"),
+    ] {
+        if text.contains(&format!("untagged enum {name}")) {
+            return ConfigError::at(path, format!("expected {want}"));
+        }
+    }
+    let Some((before, after)) = text.split_once("expected struct Raw") else {
+        return ConfigError::at(path, text);
+    };
+    // What follows the type name (serde_yaml adds a position: " at line 3 column 5").
+    let tail = after.trim_start_matches(|c: char| c.is_ascii_alphanumeric());
+    let before = before.replace("unit value", "an empty value");
+    ConfigError::at(
+        path,
+        format!(
+            "{before}expected a mapping{tail} (keys indented below `{}`: is the indentation right?)",
+            path.rsplit('.').next().unwrap_or(path)
+        ),
+    )
 }
 
 impl TryFrom<RawConfig> for Config {
@@ -187,6 +235,10 @@ impl TryFrom<RawConfig> for Config {
                 ));
             }
         }
+        let mut warnings = Vec::new();
+        if let Some(w) = port_mismatch(listen, &public_url) {
+            warnings.push(w);
+        }
         if central.is_none() && gateway.is_none() {
             return Err(ConfigError::at(
                 "config",
@@ -201,8 +253,25 @@ impl TryFrom<RawConfig> for Config {
             limits,
             central,
             gateway,
+            warnings,
         })
     }
+}
+
+/// A `public_url` on this machine whose port is not the listener's: browsers here would not
+/// reach it. Elsewhere a proxy or port mapping may well sit between the two.
+fn port_mismatch(listen: SocketAddr, public_url: &Url) -> Option<String> {
+    let public = public_url.port_or_known_default()?;
+    let mismatch =
+        central::is_loopback(public_url) && listen.port() != 0 && listen.port() != public;
+    mismatch.then(|| {
+        format!(
+            "public_url: `{public_url}` names port {public}, but listen is port {}: browsers on this \
+             machine reach this process there only through a proxy on port {public}; without \
+             one, change both together",
+            listen.port()
+        )
+    })
 }
 
 fn public_url(text: &str) -> Result<Url, ConfigError> {

@@ -53,7 +53,8 @@ pub enum StartError {
         addr: std::net::SocketAddr,
         source: std::io::Error,
     },
-    #[error("{what} {}: {source}", path.display())]
+    /// The cause is printed by whoever prints the chain (`{:#}`, `error_chain`), once.
+    #[error("{what} {}", path.display())]
     Io {
         what: &'static str,
         path: PathBuf,

@@ -6,6 +6,7 @@
 mod app;
 pub mod assertion;
 pub mod central;
+pub mod check;
 pub mod config;
 mod context;
 mod cookies;
@@ -15,6 +16,7 @@ mod fsutil;
 #[doc(hidden)]
 pub mod fuzzing;
 mod gateway;
+pub mod health;
 mod pages;
 mod path;
 pub mod server;

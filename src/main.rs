@@ -1,4 +1,4 @@
-//! The `oauthgate` command line: serve, or check a config file.
+//! The `oauthgate` command line: serve, check a config file, probe health, keys.
 #![forbid(unsafe_code)]
 
 use std::io::IsTerminal;
@@ -25,7 +25,14 @@ enum Command {
     /// Serve (the default).
     Serve,
     /// Validate the configuration and exit: 0 when valid, 64 with the error otherwise.
+    /// Also checks the files serve would read, data_dir, and a remote central's key.
     Check,
+    /// Probe the running server's health endpoint over TLS: exit 0 when it answers 200.
+    Health {
+        /// What to probe; default: /_auth/health (or /oauth/health) at the listen address.
+        #[arg(long)]
+        url: Option<String>,
+    },
     /// Print the central server's verify key (hex, as served at /oauth/key), creating the
     /// signing key first when it does not exist yet.
     Key,
@@ -71,6 +78,11 @@ fn main() -> ExitCode {
     if let Command::Keygen { out } = &command {
         return keygen(out.as_deref());
     }
+    if let Command::Health { url: Some(url) } = &command {
+        // An explicit URL needs no config, but uses it (for its certificate) when it loads.
+        let config = Config::load(&cli.config).ok();
+        return health(config.as_ref(), Some(url));
+    }
     let config = match Config::load(&cli.config) {
         Ok(c) => c,
         Err(e) => {
@@ -79,14 +91,20 @@ fn main() -> ExitCode {
         }
     };
     let result = match command {
-        Command::Check => {
-            println!("{}: ok", cli.config.display());
-            print_callbacks(&config);
-            Ok(())
-        }
+        Command::Check => return check(&cli.config, &config),
+        Command::Health { .. } => return health(Some(&config), None),
         Command::Key => print_verify_key(&config),
         // Keygen returned above, before any config was read.
-        Command::Serve | Command::Keygen { .. } => serve(config),
+        Command::Serve | Command::Keygen { .. } => {
+            let refused = oauthgate::check::local(&config);
+            if !refused.is_empty() {
+                for e in &refused {
+                    eprintln!("oauthgate: {}: {e}", cli.config.display());
+                }
+                return ExitCode::from(EXIT_CONFIG);
+            }
+            serve(config)
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -95,6 +113,52 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `check`: the file was valid; now what `serve` would meet (files, data_dir, the central).
+fn check(path: &std::path::Path, config: &Config) -> ExitCode {
+    let found = match runtime() {
+        Ok(rt) => rt.block_on(oauthgate::check::run(config)),
+        Err(e) => {
+            eprintln!("oauthgate: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    for w in config.warnings.iter().chain(&found.warnings) {
+        eprintln!("warning: {w}");
+    }
+    if !found.errors.is_empty() {
+        for e in &found.errors {
+            eprintln!("oauthgate: {}: {e}", path.display());
+        }
+        return ExitCode::from(EXIT_CONFIG);
+    }
+    println!("{}: ok", path.display());
+    print_callbacks(config);
+    ExitCode::SUCCESS
+}
+
+fn health(config: Option<&Config>, url: Option<&str>) -> ExitCode {
+    let result = match runtime() {
+        Ok(rt) => rt.block_on(oauthgate::health::probe(config, url)),
+        Err(e) => Err(e.to_string()),
+    };
+    match result {
+        Ok(line) => {
+            println!("{line}");
+            ExitCode::SUCCESS
+        }
+        Err(line) => {
+            eprintln!("oauthgate: unhealthy: {line}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
 }
 
 /// What `check` tells the operator to register at each provider: its own callback URL.
@@ -155,8 +219,13 @@ fn serve(config: Config) -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     runtime.block_on(async {
+        for w in &config.warnings {
+            tracing::warn!("{w}");
+        }
         let public_url = config.public_url.clone();
+        let probe = config.clone();
         let server = Server::bind(config).await?;
+        tokio::spawn(async move { oauthgate::check::startup(&probe).await });
         let addr = server.local_addr()?;
         tracing::info!(addr = %addr, public_url = %public_url, "listening");
         server.run(oauthgate::shutdown::signal()).await;

@@ -106,13 +106,33 @@ pub fn error_response(err: &RequestError, html: bool) -> Response<Body> {
     html_page(status, &page(&title, &body))
 }
 
+/// The policy of every page of ours: nothing loads, forms post only to this origin.
+const CSP: &str =
+    "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'";
+
 /// An HTML response of ours, with a strict content security policy.
 pub fn html_page(status: StatusCode, html: &str) -> Response<Body> {
-    let mut res = response(status, "text/html; charset=utf-8", html.to_owned());
-    res.headers_mut().insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static("default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'"),
+    with_csp(status, html, HeaderValue::from_static(CSP))
+}
+
+/// Like [`html_page`] for a form whose answer redirects to `origin` (`https://host[:port]`).
+/// Chromium applies `form-action` to every redirect that follows a form's submission, so the
+/// central's own login form, which answers with a 303 to the client gateway's callback on
+/// another origin, must name exactly that origin, or the browser stops at the redirect.
+pub fn html_page_posting_to(status: StatusCode, html: &str, origin: &str) -> Response<Body> {
+    let csp = format!(
+        "default-src 'none'; style-src 'unsafe-inline'; form-action 'self' {origin}; frame-ancestors 'none'"
     );
+    // An origin with a character a header cannot carry (it was checked as a URL, so none)
+    // falls back to the strict policy rather than failing the page.
+    let value = HeaderValue::from_str(&csp).unwrap_or_else(|_| HeaderValue::from_static(CSP));
+    with_csp(status, html, value)
+}
+
+fn with_csp(status: StatusCode, html: &str, csp: HeaderValue) -> Response<Body> {
+    let mut res = response(status, "text/html; charset=utf-8", html.to_owned());
+    res.headers_mut()
+        .insert(header::CONTENT_SECURITY_POLICY, csp);
     res.headers_mut().insert(
         header::REFERRER_POLICY,
         HeaderValue::from_static("no-referrer"),
@@ -209,6 +229,25 @@ mod tests {
             .to_str()
             .unwrap()
             .starts_with("text/html"));
+    }
+
+    #[test]
+    fn a_form_redirecting_elsewhere_names_exactly_that_origin() {
+        let csp = |res: &Response<Body>| {
+            res.headers()[header::CONTENT_SECURITY_POLICY]
+                .to_str()
+                .unwrap()
+                .to_owned()
+        };
+        let strict = csp(&html_page(StatusCode::OK, "x"));
+        assert!(strict.contains("form-action 'self';"), "{strict}");
+        let res = html_page_posting_to(StatusCode::OK, "x", "https://app.example:8443");
+        let open = csp(&res);
+        assert!(
+            open.contains("form-action 'self' https://app.example:8443;"),
+            "{open}"
+        );
+        assert!(open.starts_with("default-src 'none'"), "{open}");
     }
 
     #[test]

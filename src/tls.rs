@@ -138,8 +138,38 @@ fn load_certified_key(
     })
 }
 
+/// Whether `cert` and `key` load as `serve` would load them (for `oauthgate check`).
+pub fn check_files(cert: &Path, key: &Path) -> Result<(), StartError> {
+    let files = CertFiles {
+        cert: cert.to_owned(),
+        key: key.to_owned(),
+    };
+    load_certified_key(&files, &provider()).map(|_| ())
+}
+
 /// Returns the self-signed certificate for `host` in `data_dir/tls`, generating it on first use.
 fn self_signed(data_dir: &Path, host: &str) -> Result<CertFiles, StartError> {
+    let files = self_signed_files(data_dir, host);
+    if files.cert.exists() && files.key.exists() {
+        return Ok(files);
+    }
+    let mut names = vec![
+        host.to_owned(),
+        "localhost".to_owned(),
+        "127.0.0.1".to_owned(),
+        "::1".to_owned(),
+    ];
+    names.dedup();
+    let (cert, key) = generate(host, names)
+        .map_err(|e| StartError::tls("cannot generate a self-signed certificate", e))?;
+    crate::fsutil::write_private(&files.key, key.as_bytes())?;
+    crate::fsutil::write_private(&files.cert, cert.as_bytes())?;
+    info!(cert = %files.cert.display(), host, "generated a self-signed TLS certificate");
+    Ok(files)
+}
+
+/// Where the self-signed certificate for `host` lives (`data_dir/tls/<host>.crt` and `.key`).
+pub fn self_signed_files(data_dir: &Path, host: &str) -> CertFiles {
     let dir = data_dir.join("tls");
     let safe: String = host
         .chars()
@@ -151,24 +181,87 @@ fn self_signed(data_dir: &Path, host: &str) -> Result<CertFiles, StartError> {
             }
         })
         .collect();
-    let files = CertFiles {
+    CertFiles {
         cert: dir.join(format!("{safe}.crt")),
         key: dir.join(format!("{safe}.key")),
-    };
-    if files.cert.exists() && files.key.exists() {
-        return Ok(files);
     }
-    let mut names = vec![
-        host.to_owned(),
-        "localhost".to_owned(),
-        "127.0.0.1".to_owned(),
-        "::1".to_owned(),
-    ];
-    names.dedup();
-    let generated = rcgen::generate_simple_self_signed(names)
-        .map_err(|e| StartError::tls("cannot generate a self-signed certificate", e))?;
-    crate::fsutil::write_private(&files.key, generated.signing_key.serialize_pem().as_bytes())?;
-    crate::fsutil::write_private(&files.cert, generated.cert.pem().as_bytes())?;
-    info!(cert = %files.cert.display(), host, "generated a self-signed TLS certificate");
-    Ok(files)
+}
+
+/// A self-signed certificate for `names` (PEM certificate, PEM key). The subject is the host
+/// name and the certificate carries subject and authority key identifiers: OpenSSL picks the
+/// issuer out of a trust bundle by subject and key identifier, so two certificates that all
+/// say `CN = rcgen self signed cert` and carry no identifier confuse it ("certificate
+/// signature failure") once both are in one bundle.
+fn generate(host: &str, names: Vec<String>) -> Result<(String, String), rcgen::Error> {
+    let mut params = rcgen::CertificateParams::new(names)?;
+    params.distinguished_name = rcgen::DistinguishedName::new();
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, host);
+    // `ExplicitNoCa` writes the subject key identifier (and `CA:FALSE`).
+    params.is_ca = rcgen::IsCa::ExplicitNoCa;
+    params.use_authority_key_identifier_extension = true;
+    let key = rcgen::KeyPair::generate()?;
+    let cert = params.self_signed(&key)?;
+    Ok((cert.pem(), key.serialize_pem()))
+}
+
+#[cfg(test)]
+mod tests {
+    /// Two generated certificates in one bundle each verify with `openssl verify`, with the
+    /// host as CN and both key identifiers (skipped where there is no openssl binary).
+    #[test]
+    fn generated_certificates_share_a_bundle_under_openssl() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut bundle = String::new();
+        let mut files = Vec::new();
+        for host in ["a.example", "b.example"] {
+            let (cert, _) = super::generate(host, vec![host.to_owned()]).unwrap();
+            let path = dir.path().join(format!("{host}.crt"));
+            std::fs::write(&path, &cert).unwrap();
+            bundle.push_str(&cert);
+            files.push((host, path));
+        }
+        let bundle_path = dir.path().join("bundle.pem");
+        std::fs::write(&bundle_path, bundle).unwrap();
+        let Ok(out) = std::process::Command::new("openssl")
+            .arg("version")
+            .output()
+        else {
+            eprintln!("no openssl: skipped");
+            return;
+        };
+        assert!(out.status.success());
+        for (host, path) in files {
+            let out = std::process::Command::new("openssl")
+                .arg("verify")
+                .arg("-CAfile")
+                .arg(&bundle_path)
+                .arg(&path)
+                .output()
+                .unwrap();
+            let text = String::from_utf8_lossy(&out.stdout).into_owned()
+                + &String::from_utf8_lossy(&out.stderr);
+            assert!(out.status.success(), "{host}: {text}");
+            let out = std::process::Command::new("openssl")
+                .args([
+                    "x509",
+                    "-noout",
+                    "-subject",
+                    "-ext",
+                    "subjectKeyIdentifier,authorityKeyIdentifier",
+                    "-in",
+                ])
+                .arg(&path)
+                .output()
+                .unwrap();
+            let text = String::from_utf8_lossy(&out.stdout);
+            assert!(
+                text.contains(&format!("CN = {host}")) || text.contains(&format!("CN={host}")),
+                "{text}"
+            );
+            assert!(text.contains("Subject Key Identifier"), "{text}");
+            assert!(text.contains("Authority Key Identifier"), "{text}");
+        }
+    }
 }

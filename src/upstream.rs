@@ -245,11 +245,27 @@ impl Pool {
             Err(_) => Err(RequestError::UpstreamTimeout),
             Ok(Err(e)) if e.kind() == io::ErrorKind::TimedOut => Err(RequestError::UpstreamTimeout),
             Ok(Err(e)) => Err(RequestError::upstream(
-                format!("connecting to {}", self.address),
+                format!("connecting to {}{}", self.address, certificate_hint(&e)),
                 e,
             )),
             Ok(Ok(stream)) => Ok(stream),
         }
+    }
+}
+
+/// Says what to do when an https upstream's certificate is not trusted, the usual cause
+/// being a backend with a self-signed certificate (only on a failed connect).
+fn certificate_hint(e: &io::Error) -> &'static str {
+    match e
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+    {
+        Some(rustls::Error::InvalidCertificate(_)) => {
+            " (its certificate is not trusted: a self-signed one? oauthgate trusts the public \
+             roots only; use http:// for a backend on this machine, or give it a publicly \
+             trusted certificate)"
+        }
+        _ => "",
     }
 }
 

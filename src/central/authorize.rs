@@ -10,7 +10,7 @@ use hyper::body::Incoming;
 use serde::{Deserialize, Serialize};
 
 use super::providers::Login;
-use super::{Central, PREFIX};
+use super::{truncate, Central, PREFIX};
 use crate::cookies::Sealed;
 use crate::error::RequestError;
 use crate::pages::{self, Body};
@@ -74,6 +74,13 @@ impl Central {
         let redirect_url = q.require("redirect_url")?;
         // Exact match only, and never a redirect to an unregistered address.
         let client = self.client(redirect_url).ok_or_else(|| {
+            // The operator's usual mistake (a gateway not listed in `clients`): the log says
+            // which URL to add. Without its query, which may carry anything.
+            let shown = redirect_url.split(['?', '#']).next().unwrap_or_default();
+            tracing::warn!(
+                redirect_url = %truncate(shown, 200),
+                "authorize: redirect_url is not a registered client (add it to central.clients)"
+            );
             RequestError::Invalid(
                 "This redirect_url is not registered with this login server.".into(),
             )

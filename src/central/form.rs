@@ -22,7 +22,16 @@ impl Central {
         let page = provider
             .form(q.get("state").unwrap_or_default())
             .ok_or(RequestError::NotFound)?;
-        Ok(pages::html_page(StatusCode::OK, &page))
+        // The form's answer is a redirect to the client: its origin, and only it, joins
+        // `form-action`. Registered redirect URLs are absolute http(s) URLs.
+        let origin = url::Url::parse(&trip.redirect_url)
+            .map(|u| u.origin().ascii_serialization())
+            .ok()
+            .filter(|o| o != "null");
+        Ok(match origin {
+            Some(origin) => pages::html_page_posting_to(StatusCode::OK, &page, &origin),
+            None => pages::html_page(StatusCode::OK, &page),
+        })
     }
 
     /// `POST /oauth/dev`: the provider reads who logged in from the form.

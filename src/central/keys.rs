@@ -46,6 +46,20 @@ pub fn load_or_generate(path: &Path) -> Result<SigningKey, StartError> {
     }
 }
 
+/// Checks the key at `path` without generating one: a missing file is fine (`serve` creates
+/// it), an unreadable or malformed one is what `serve` would refuse.
+pub fn load(path: &Path) -> Result<(), String> {
+    match std::fs::read_to_string(path) {
+        Ok(text) if parse(&text).is_some() => Ok(()),
+        Ok(_) => Err(format!(
+            "{} does not hold an Ed25519 key (64 hex digits)",
+            path.display()
+        )),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(format!("cannot read {}: {e}", path.display())),
+    }
+}
+
 /// Writes a new key to `path`; refuses to replace an existing file.
 pub fn write_new(path: &Path, key: &SigningKey) -> Result<(), StartError> {
     if path.exists() {

@@ -101,16 +101,36 @@ impl Central {
                 self.verify_hex.clone(),
             )),
             (&Method::GET, "/jwks") => Ok(self.jwks()),
+            (&Method::GET | &Method::HEAD, "/health") => Ok(self.health()),
             (&Method::GET, "/providers") => Ok(pages::json(
                 StatusCode::OK,
                 &serde_json::json!(self.provider_names()),
             )),
-            (_, "/authorize" | "/dev" | "/key" | "/jwks" | "/providers") => {
+            (_, "/authorize" | "/dev" | "/key" | "/jwks" | "/providers" | "/health") => {
                 Err(RequestError::MethodNotAllowed)
             }
             (_, e) if callback::is_callback(e) => Err(RequestError::MethodNotAllowed),
             _ => Err(RequestError::NotFound),
         }
+    }
+
+    /// Whether this central can serve logins now. Always true for now: discovery runs
+    /// before the listener starts and a failed one is retried at the next login. Once
+    /// discovery runs in the background, this is where a required discovery that never
+    /// succeeded makes `/oauth/health` answer 503 (SPEC §7 "Readiness").
+    pub fn ready(&self) -> bool {
+        true
+    }
+
+    /// `GET /oauth/health`: 200 when serving, 503 while not ready (for load balancers and
+    /// `oauthgate health`).
+    fn health(&self) -> Response<Body> {
+        let (status, word) = if self.ready() {
+            (StatusCode::OK, "ok")
+        } else {
+            (StatusCode::SERVICE_UNAVAILABLE, "unavailable")
+        };
+        pages::json(status, &serde_json::json!({ "status": word }))
     }
 
     /// `GET /oauth/jwks`: the verifying key as a JWK set, cacheable for a while.

@@ -1,26 +1,69 @@
-//! `${VAR}` substitution in string values, before the shape is deserialised.
+//! `${VAR}` substitution, before the shape is deserialised (so before values are typed).
 //!
 //! Substitution happens on parsed YAML scalars, never on the raw text, so a secret containing
-//! `:` or `#` cannot change the document's structure. `$${` stands for a literal `${`.
+//! `:` or `#` cannot change the document's structure. `$${` stands for a literal `${`. A value
+//! that is exactly one `${NAME}` may stand for a number or a boolean (`max_connections:
+//! ${MAXCONN}`): it stays a string unless the field it fills refuses a string (see
+//! [`Substituted::typed`]). A `$NAME` without braces is not substituted: in a secret field it
+//! is an error (the secret would be the public text `$NAME`), elsewhere a warning.
 
 use serde_yaml::Value;
 
 use super::ConfigError;
 
+/// What substitution noticed besides the values it replaced.
+#[derive(Debug, Default)]
+pub(super) struct Substituted {
+    /// Key paths whose whole value was one `${NAME}` that reads as a YAML number or boolean,
+    /// with that typed value: used only when the field refuses the string.
+    pub typed: Vec<(String, Value)>,
+    /// Values that look like a variable without braces, outside secret fields.
+    pub warnings: Vec<String>,
+}
+
 /// Replaces every `${NAME}` in the string scalars of `value`, looking names up with `lookup`.
+/// Paths in `retype` get their typed value (see [`Substituted::typed`]) instead of the string.
 pub(super) fn substitute(
+    value: &mut Value,
+    lookup: &dyn Fn(&str) -> Option<String>,
+    retype: &[String],
+) -> Result<Substituted, ConfigError> {
+    let mut found = Substituted::default();
+    walk(value, &mut Vec::new(), lookup, retype, &mut found)?;
+    Ok(found)
+}
+
+fn walk(
     value: &mut Value,
     path: &mut Vec<String>,
     lookup: &dyn Fn(&str) -> Option<String>,
+    retype: &[String],
+    found: &mut Substituted,
 ) -> Result<(), ConfigError> {
     match value {
         Value::String(s) if s.contains('$') => {
-            *s = expand(s, lookup).map_err(|message| ConfigError::at(&key_path(path), message))?;
+            let at = key_path(path);
+            if let Some(name) = bare_variable(s) {
+                bare(&at, name, path, found)?;
+            }
+            let whole = whole_variable(s);
+            *s = expand(s, lookup).map_err(|message| ConfigError::at(&at, message))?;
+            if whole {
+                if let Ok(typed @ (Value::Number(_) | Value::Bool(_))) =
+                    serde_yaml::from_str::<Value>(s)
+                {
+                    if retype.contains(&at) {
+                        *value = typed;
+                    } else {
+                        found.typed.push((at, typed));
+                    }
+                }
+            }
         }
         Value::Sequence(items) => {
             for (i, item) in items.iter_mut().enumerate() {
                 path.push(format!("[{i}]"));
-                substitute(item, path, lookup)?;
+                walk(item, path, lookup, retype, found)?;
                 path.pop();
             }
         }
@@ -28,14 +71,73 @@ pub(super) fn substitute(
             for (k, v) in map.iter_mut() {
                 let name = k.as_str().map_or_else(|| format!("{k:?}"), str::to_owned);
                 path.push(name);
-                substitute(v, path, lookup)?;
+                walk(v, path, lookup, retype, found)?;
                 path.pop();
             }
         }
-        Value::Tagged(tagged) => substitute(&mut tagged.value, path, lookup)?,
+        Value::Tagged(tagged) => walk(&mut tagged.value, path, lookup, retype, found)?,
         _ => {}
     }
     Ok(())
+}
+
+/// A `$NAME` left as is: refused in a secret field, where the secret would be that public
+/// text, and a warning elsewhere.
+fn bare(at: &str, name: &str, path: &[String], found: &mut Substituted) -> Result<(), ConfigError> {
+    let key = path
+        .iter()
+        .rev()
+        .find(|p| !p.starts_with('['))
+        .map_or("", String::as_str);
+    if key.contains("secret") {
+        return Err(ConfigError::at(
+            at,
+            format!(
+                "`${name}` is not substituted (only `${{{name}}}` is): write `${{{name}}}`, or, \
+                 if the secret really contains `${name}`, put it in an environment variable and \
+                 write `${{VAR}}`"
+            ),
+        ));
+    }
+    found.warnings.push(format!(
+        "{at}: `${name}` is taken literally; write `${{{name}}}` to use the environment variable"
+    ));
+    Ok(())
+}
+
+/// The name of the first `$NAME` (a `$` then a letter or `_`) outside `${…}` and `$${`.
+fn bare_variable(text: &str) -> Option<&str> {
+    let bytes = text.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] != b'$' {
+            i += 1;
+            continue;
+        }
+        let rest = &text[i + 1..];
+        if rest.starts_with("${") || rest.starts_with('{') {
+            // Substituted (or escaped): skip to its end.
+            i += rest.find('}').map_or(bytes.len(), |e| e + 2);
+            continue;
+        }
+        if rest.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_') {
+            let end = rest
+                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .unwrap_or(rest.len());
+            return Some(&rest[..end]);
+        }
+        i += 1;
+    }
+    None
+}
+
+/// Whether `text` is exactly one `${NAME}`.
+fn whole_variable(text: &str) -> bool {
+    text.strip_prefix("${")
+        .and_then(|t| t.strip_suffix('}'))
+        .is_some_and(|name| {
+            !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        })
 }
 
 /// Joins path parts the way errors print them: `gateway.routes[2].upstream`.
@@ -119,7 +221,7 @@ mod tests {
     fn errors_carry_the_key_path() {
         let mut doc: Value =
             serde_yaml::from_str("gateway:\n  routes:\n    - upstream: ${NOPE}\n").unwrap();
-        let err = substitute(&mut doc, &mut Vec::new(), &env).unwrap_err();
+        let err = substitute(&mut doc, &env, &[]).unwrap_err();
         assert_eq!(
             err.to_string(),
             "gateway.routes[0].upstream: environment variable NOPE is not set"
@@ -142,8 +244,46 @@ mod tests {
             ),
         ] {
             let mut doc: Value = serde_yaml::from_str(text).unwrap();
-            let err = substitute(&mut doc, &mut Vec::new(), &env).unwrap_err();
+            let err = substitute(&mut doc, &env, &[]).unwrap_err();
             assert!(err.to_string().starts_with(want), "{text}: {err}");
         }
+    }
+
+    #[test]
+    fn a_bare_dollar_name_is_refused_in_secrets_and_a_warning_elsewhere() {
+        let mut doc: Value =
+            serde_yaml::from_str("gateway:\n  session:\n    secret: $SESSION_SECRET\n").unwrap();
+        let err = substitute(&mut doc, &env, &[]).unwrap_err().to_string();
+        assert!(
+            err.starts_with("gateway.session.secret: `$SESSION_SECRET` is not substituted"),
+            "{err}"
+        );
+        assert!(err.contains("`${SESSION_SECRET}`"), "{err}");
+        let mut doc: Value = serde_yaml::from_str("p:\n  client_secret: x$Y\n").unwrap();
+        let err = substitute(&mut doc, &env, &[]).unwrap_err().to_string();
+        assert!(err.starts_with("p.client_secret: `$Y`"), "{err}");
+        let mut doc: Value =
+            serde_yaml::from_str("b: [\"cost $5\", \"$${X}\", \"${SECRET}\"]\ntitle: hi $USER\n")
+                .unwrap();
+        let found = substitute(&mut doc, &env, &[]).unwrap();
+        assert_eq!(
+            found.warnings,
+            ["title: `$USER` is taken literally; write `${USER}` to use the environment variable"]
+        );
+    }
+
+    #[test]
+    fn a_whole_variable_may_be_typed_on_request() {
+        let lookup = |n: &str| (n == "N").then(|| "500".to_owned());
+        let text = "limits: {max_connections: \"${N}\"}\nx: \"a${N}\"\n";
+        let mut doc: Value = serde_yaml::from_str(text).unwrap();
+        let found = substitute(&mut doc, &lookup, &[]).unwrap();
+        assert_eq!(found.typed.len(), 1, "{found:?}");
+        assert_eq!(found.typed[0].0, "limits.max_connections");
+        assert_eq!(doc["limits"]["max_connections"], Value::from("500"));
+        let mut doc: Value = serde_yaml::from_str(text).unwrap();
+        substitute(&mut doc, &lookup, &["limits.max_connections".into()]).unwrap();
+        assert_eq!(doc["limits"]["max_connections"], Value::from(500));
+        assert_eq!(doc["x"], Value::from("a500"));
     }
 }

@@ -13,6 +13,9 @@ use super::raw::{
     OneOrMany, RawAllow, RawGateway, RawOauthProxy, RawPreserveHost, RawRoute, RawUpstreamSettings,
 };
 use super::{duration, ConfigError};
+use values::{prefix, session_cookie, target};
+
+mod values;
 
 #[derive(Debug, Clone)]
 pub struct GatewayConfig {
@@ -29,6 +32,9 @@ pub struct GatewayConfig {
     /// Cookie key material; generated into `data_dir` when absent.
     pub session_secret: Option<Secret>,
     pub session_ttl: Duration,
+    /// The session cookie's name: `__Host-oauthgate-session` unless set (two gateways on one
+    /// host name with different ports need different names: cookies ignore ports).
+    pub session_cookie: String,
     /// Peers whose `X-Original-URI` / `X-Forwarded-Uri` `/_auth/check` believes.
     pub trusted_proxies: Vec<IpAddr>,
     pub upstream: UpstreamSettings,
@@ -46,6 +52,9 @@ pub struct LoginSource {
     pub verify_keys: Vec<VerifyingKey>,
     /// Offered on the login page, in this order.
     pub providers: Vec<String>,
+    /// How the chooser names each of `providers` (same order): the central's
+    /// `display_name` when it runs in this process, else the preset's name or the name.
+    pub display_names: Vec<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -170,6 +179,7 @@ pub(super) fn gateway_config(
         raw.session.ttl.as_deref(),
         Duration::from_secs(12 * 3600),
     )?;
+    let session_cookie = session_cookie(raw.session.cookie_name)?;
     let trusted_proxies = trusted_proxies(raw.trusted_proxies)?;
     let upstream = upstream_settings(raw.upstream)?;
     let default_case = raw.case_insensitive.unwrap_or(false);
@@ -188,6 +198,7 @@ pub(super) fn gateway_config(
         login,
         session_secret,
         session_ttl,
+        session_cookie,
         trusted_proxies,
         upstream,
         routes,
@@ -345,6 +356,10 @@ fn login_source(
             Ok(Some(LoginSource {
                 url: url.trim_end_matches('/').to_owned(),
                 verify_keys,
+                display_names: providers
+                    .iter()
+                    .map(|p| super::provider_display_name(p))
+                    .collect(),
                 providers,
             }))
         }
@@ -367,6 +382,16 @@ fn login_source(
             Ok(Some(LoginSource {
                 url: central.issuer.clone(),
                 verify_keys,
+                display_names: providers
+                    .iter()
+                    .map(|p| {
+                        central
+                            .providers
+                            .iter()
+                            .find(|c| c.name == *p)
+                            .map_or_else(|| p.clone(), |c| c.display_name.clone())
+                    })
+                    .collect(),
                 providers,
             }))
         }
@@ -470,68 +495,4 @@ fn allow(
         logins: entries("logins", raw.logins, false)?,
         providers: raw.providers,
     })
-}
-
-/// Checks a route prefix and returns it without a trailing slash (except for `/`).
-fn prefix(text: &str) -> Result<String, String> {
-    if !text.starts_with('/') {
-        return Err(format!("`{text}` must start with /"));
-    }
-    let trimmed = text.trim_end_matches('/');
-    let bad_segment = trimmed
-        .split('/')
-        .skip(1)
-        .any(|s| s.is_empty() || s == "." || s == "..");
-    let bad_char = trimmed
-        .chars()
-        .any(|c| c.is_control() || matches!(c, '?' | '#' | '%' | ';' | '\\' | ' '));
-    if bad_segment || bad_char {
-        return Err(format!(
-            "`{text}` must be a plain path like /chat: no empty or dot segments, no ? # % ; \\ or spaces"
-        ));
-    }
-    Ok(if trimmed.is_empty() {
-        "/".to_owned()
-    } else {
-        trimmed.to_owned()
-    })
-}
-
-fn target(text: &str) -> Result<Target, String> {
-    if let Some(dir) = text.strip_prefix("file://") {
-        let dir = PathBuf::from(dir);
-        if !dir.is_dir() {
-            return Err(format!("`{text}`: {} is not a directory", dir.display()));
-        }
-        return Ok(Target::Files(dir));
-    }
-    let url = Url::parse(text).map_err(|e| format!("`{text}` is not a URL: {e}"))?;
-    let scheme = match url.scheme() {
-        "http" => Scheme::HTTP,
-        "https" => Scheme::HTTPS,
-        other => {
-            return Err(format!(
-                "`{text}`: scheme `{other}` is not one of http, https, file"
-            ))
-        }
-    };
-    if url.path() != "/" || url.query().is_some() || url.fragment().is_some() {
-        return Err(format!(
-            "`{text}` must be an origin like http://127.0.0.1:8080 (the request path is forwarded as is)"
-        ));
-    }
-    if !url.username().is_empty() || url.password().is_some() {
-        return Err(format!("`{text}` must not carry a user or password"));
-    }
-    let host = url
-        .host_str()
-        .ok_or_else(|| format!("`{text}` has no host"))?;
-    let authority = match url.port() {
-        Some(port) => format!("{host}:{port}"),
-        None => host.to_owned(),
-    };
-    let authority = authority
-        .parse()
-        .map_err(|e| format!("`{text}` has a bad host: {e}"))?;
-    Ok(Target::Http { scheme, authority })
 }

@@ -114,6 +114,7 @@ pub(super) enum OneOrMany {
 pub(super) struct RawSession {
     pub secret: Option<String>,
     pub ttl: Option<String>,
+    pub cookie_name: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -242,3 +242,128 @@ fn limits_default_and_parse() {
         );
     }
 }
+
+/// Issue 20 item 11: `${VAR}` works in any value, numbers and booleans included, and errors
+/// keep their key path.
+#[test]
+fn a_variable_may_fill_a_number_or_a_boolean() {
+    let lookup = |n: &str| match n {
+        "MAXCONN" => Some("500".to_owned()),
+        "SELF" => Some("true".to_owned()),
+        "WORD" => Some("many".to_owned()),
+        "CLIENT" => Some("1234567890".to_owned()),
+        _ => None,
+    };
+    let text = "listen: 127.0.0.1:0\npublic_url: https://localhost\ntls:\n  self_signed: ${SELF}\n\
+                limits:\n  max_connections: ${MAXCONN}\n\
+                central:\n  providers:\n    github:\n      client_id: ${CLIENT}\n      client_secret: ${CLIENT}\n";
+    let c = Config::parse(text, &lookup).unwrap();
+    assert_eq!(c.limits.max_connections, 500);
+    assert_eq!(c.tls.source, TlsSource::SelfSigned);
+    // A string field keeps the digits as text.
+    assert_eq!(c.central.unwrap().providers[0].client_id, "1234567890");
+    let bad = text.replace("${MAXCONN}", "${WORD}");
+    let err = Config::parse(&bad, &lookup).unwrap_err().to_string();
+    assert!(
+        err.starts_with("limits.max_connections: invalid type"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_bare_dollar_name_warns_outside_secrets() {
+    let c = parse(
+        "gateway:\n  title: $HOSTNAME\n  routes:\n    - {prefix: /, upstream: \"http://a\"}\n",
+    )
+    .unwrap();
+    assert_eq!(c.gateway.unwrap().title, "$HOSTNAME");
+    assert_eq!(c.warnings.len(), 1, "{:?}", c.warnings);
+    assert!(c.warnings[0].starts_with("gateway.title: `$HOSTNAME`"));
+    let e = err("gateway:\n  session: {secret: $SESSION_SECRET}\n  routes:\n    - {prefix: /, upstream: \"http://a\"}\n");
+    assert!(
+        e.starts_with("gateway.session.secret: `$SESSION_SECRET` is not substituted"),
+        "{e}"
+    );
+}
+
+/// Issue 19 items 7, 9 and 10: the cookie name, the port warning, the messages.
+#[test]
+fn first_run_mistakes_get_messages_that_say_the_fix() {
+    let route =
+        |up: &str| format!("gateway:\n  routes:\n    - {{prefix: /, upstream: \"{up}\"}}\n");
+    let e = err(&route("127.0.0.1:8080"));
+    assert_eq!(
+        e,
+        "gateway.routes[0].upstream: `127.0.0.1:8080` has no scheme: write http://127.0.0.1:8080 (or https://)"
+    );
+    let e = err(&route("file:/srv/www"));
+    assert!(
+        e.starts_with(
+            "gateway.routes[0].upstream: `file:/srv/www`: write a folder as file:// and its path"
+        ),
+        "{e}"
+    );
+    assert!(!e.contains("is not one of"), "{e}");
+    let e = err("central:\n  providers:\n    github:\n    client_id: x\n");
+    assert!(
+        e.starts_with(
+            "central.providers.client_id: invalid type: string \"x\", expected a mapping"
+        ),
+        "{e}"
+    );
+    assert!(
+        e.ends_with("(keys indented below `client_id`: is the indentation right?)"),
+        "{e}"
+    );
+    let e =
+        err("gateway:\n  routes:\n    - {prefix: /, upstream: \"http://a\", preserve_host: [1]}\n");
+    assert_eq!(
+        e,
+        "gateway.routes[0].preserve_host: expected true, false or any"
+    );
+    assert!(!e.contains("Raw"), "{e}");
+    // BASE listens on port 0: no warning; a loopback public_url on another port: a warning.
+    let ok = parse(&route("http://a")).unwrap();
+    assert!(ok.warnings.is_empty(), "{:?}", ok.warnings);
+    let text = format!("listen: 127.0.0.1:9443\npublic_url: https://localhost:8443\ntls: {{self_signed: true}}\n{}", route("http://a"));
+    let c = Config::parse(&text, &|_| None).unwrap();
+    assert!(
+        c.warnings[0].starts_with(
+            "public_url: `https://localhost:8443/` names port 8443, but listen is port 9443"
+        ),
+        "{:?}",
+        c.warnings
+    );
+    let remote = text.replace("localhost:8443", "app.example.com");
+    assert!(Config::parse(&remote, &|_| None)
+        .unwrap()
+        .warnings
+        .is_empty());
+}
+
+#[test]
+fn the_session_cookie_name_keeps_its_prefix() {
+    let with = |name: &str| {
+        format!("gateway:\n  session: {{cookie_name: \"{name}\"}}\n  routes:\n    - {{prefix: /, upstream: \"http://a\"}}\n")
+    };
+    let c = parse("gateway:\n  routes:\n    - {prefix: /, upstream: \"http://a\"}\n").unwrap();
+    assert_eq!(
+        c.gateway.unwrap().session_cookie,
+        "__Host-oauthgate-session"
+    );
+    let c = parse(&with("__Host-oauthgate-session-8444")).unwrap();
+    assert_eq!(
+        c.gateway.unwrap().session_cookie,
+        "__Host-oauthgate-session-8444"
+    );
+    for bad in [
+        "session2",
+        "__Host-other",
+        "__Host-oauthgate-",
+        "__Host-oauthgate-a;b",
+        "__Host-oauthgate-login-x",
+    ] {
+        let e = err(&with(bad));
+        assert!(e.starts_with("gateway.session.cookie_name: "), "{bad}: {e}");
+    }
+}

@@ -54,6 +54,8 @@ pub struct LoginFlow {
     central_url: String,
     keys: Vec<VerifyingKey>,
     providers: Vec<String>,
+    /// The chooser's name for each of `providers`.
+    display_names: Vec<String>,
     callback_url: String,
     pub auth_prefix: String,
     title: String,
@@ -83,10 +85,16 @@ impl LoginFlow {
             central_url: source.url.clone(),
             keys,
             providers: source.providers.clone(),
+            display_names: source.display_names.clone(),
             callback_url: config.callback_url.clone(),
             auth_prefix: config.auth_prefix.clone(),
             title: config.title.clone(),
-            sessions: Sessions::new(config.session_secret.as_ref(), data_dir, config.session_ttl)?,
+            sessions: Sessions::new(
+                config.session_secret.as_ref(),
+                data_dir,
+                config.session_ttl,
+                &config.session_cookie,
+            )?,
             trusted_proxies: config.trusted_proxies.clone(),
             origin: url::Url::parse(&config.callback_url)
                 .map(|u| u.origin().ascii_serialization())
@@ -184,7 +192,7 @@ impl LoginFlow {
 
     fn chooser(&self, next: &str) -> Response<Body> {
         let mut list = String::from("<ul class=\"providers\">");
-        for p in &self.providers {
+        for (p, name) in self.providers.iter().zip(&self.display_names) {
             let q = url::form_urlencoded::Serializer::new(String::new())
                 .append_pair("next", next)
                 .append_pair("provider", p)
@@ -193,7 +201,7 @@ impl LoginFlow {
                 "<li><a class=\"button\" href=\"{}/login?{}\">Continue with {}</a></li>",
                 escape(&self.auth_prefix),
                 escape(&q),
-                escape(&provider_display_name(p)),
+                escape(name),
             ));
         }
         list.push_str("</ul>");

@@ -1,5 +1,5 @@
-//! The login session: who is logged in, sealed in the `__Host-oauthgate-session` cookie, and
-//! the identity headers derived from it.
+//! The login session: who is logged in, sealed in the `__Host-oauthgate-session` cookie (or
+//! `gateway.session.cookie_name`), and the identity headers derived from it.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -15,7 +15,6 @@ use crate::cookies::CookieCodec;
 use crate::error::StartError;
 use crate::util::now;
 
-pub const SESSION_COOKIE: &str = "__Host-oauthgate-session";
 /// Every cookie of the gateway starts with this; none of them is sent upstream.
 pub const COOKIE_PREFIX: &str = "__Host-oauthgate-";
 
@@ -87,6 +86,8 @@ pub struct Sessions {
     sessions: CookieCodec,
     logins: CookieCodec,
     pub ttl: Duration,
+    /// The session cookie's name (starts with [`COOKIE_PREFIX`], so it never goes upstream).
+    cookie: Box<str>,
     /// Sealed cookie value → what it opened to. Opening is deterministic for a given value,
     /// so this only saves the decryption, JSON parsing and header building that every request
     /// of a logged-in user would repeat; `exp` is still checked on every use. Hashed with
@@ -101,6 +102,7 @@ impl Sessions {
         secret: Option<&Secret>,
         data_dir: &Path,
         ttl: Duration,
+        cookie: &str,
     ) -> Result<Self, StartError> {
         let secret = match secret {
             Some(s) => s.0.as_bytes().to_vec(),
@@ -110,19 +112,20 @@ impl Sessions {
             sessions: CookieCodec::derive(&secret, "oauthgate gateway session v1"),
             logins: CookieCodec::derive(&secret, "oauthgate gateway login v1"),
             ttl,
+            cookie: cookie.into(),
             memo: Mutex::new(HashMap::default()),
         })
     }
 
     /// The request's session, if it has a valid, unexpired one.
     pub fn current(&self, headers: &HeaderMap) -> Option<Arc<Verified>> {
-        let raw = session_cookie_value(headers)?;
+        let raw = session_cookie_value(headers, &self.cookie)?;
         let now = now();
         if let Some(hit) = self.memo.lock().ok().and_then(|m| m.get(raw).cloned()) {
             return (hit.session.exp > now).then_some(hit);
         }
         let session: Session =
-            serde_json::from_str(&self.sessions.open(headers, SESSION_COOKIE)?).ok()?;
+            serde_json::from_str(&self.sessions.open(headers, &self.cookie)?).ok()?;
         if session.exp <= now {
             return None;
         }
@@ -142,7 +145,7 @@ impl Sessions {
     /// The `Set-Cookie` value that starts `session`.
     pub fn issue(&self, session: &Session) -> HeaderValue {
         let value = serde_json::to_string(session).unwrap_or_default();
-        self.sessions.seal(SESSION_COOKIE, &value, self.ttl)
+        self.sessions.seal(&self.cookie, &value, self.ttl)
     }
 
     pub fn logins(&self) -> &CookieCodec {
@@ -151,18 +154,23 @@ impl Sessions {
 
     /// The raw sealed session cookie (for deriving the logout form's token).
     pub fn raw_cookie(&self, headers: &HeaderMap) -> Option<String> {
-        session_cookie_value(headers).map(str::to_owned)
+        session_cookie_value(headers, &self.cookie).map(str::to_owned)
+    }
+
+    /// The session cookie's name.
+    pub fn cookie_name(&self) -> &str {
+        &self.cookie
     }
 }
 
 /// The sealed session cookie's value in a request, found without allocating.
-fn session_cookie_value(headers: &HeaderMap) -> Option<&str> {
+fn session_cookie_value<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
-        .find_map(|pair| pair.trim().strip_prefix(SESSION_COOKIE)?.strip_prefix('='))
+        .find_map(|pair| pair.trim().strip_prefix(name)?.strip_prefix('='))
 }
 
 /// The secret in `path`, created (32 random bytes, hex, mode 0600) when missing.

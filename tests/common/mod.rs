@@ -8,6 +8,7 @@ pub mod client;
 pub mod fakes;
 pub mod flow;
 pub mod idp;
+pub mod image;
 pub mod nginx;
 pub mod oidc;
 pub mod python;
@@ -145,9 +146,19 @@ impl Gateway {
         tmp: Option<tempfile::TempDir>,
         config: &std::path::Path,
     ) -> Gateway {
-        let mut child = Command::new(bin())
-            .arg("--config")
-            .arg(config)
+        let mut command = Command::new(bin());
+        command.arg("--config").arg(config);
+        Self::spawn_command(dir, tmp, command)
+    }
+
+    /// Starts `command` (the binary, its arguments and environment) in `dir` and waits for it
+    /// to listen.
+    pub fn spawn_command(
+        dir: PathBuf,
+        tmp: Option<tempfile::TempDir>,
+        mut command: Command,
+    ) -> Gateway {
+        let mut child = command
             .current_dir(&dir)
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())

@@ -11,7 +11,6 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use tracing::warn;
 
-use super::super::session::SESSION_COOKIE;
 use super::LoginFlow;
 use crate::cookies;
 use crate::error::RequestError;
@@ -100,8 +99,10 @@ impl LoginFlow {
             escape(&self.auth_prefix)
         );
         let mut res = pages::html_page(StatusCode::OK, &self.page("Logged out", &body));
-        res.headers_mut()
-            .append(header::SET_COOKIE, cookies::removal(SESSION_COOKIE));
+        res.headers_mut().append(
+            header::SET_COOKIE,
+            cookies::removal(self.sessions.cookie_name()),
+        );
         Ok(res)
     }
 }
