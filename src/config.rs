@@ -48,6 +48,15 @@ pub struct Config {
     pub limits: Limits,
     pub central: Option<CentralConfig>,
     pub gateway: Option<GatewayConfig>,
+    /// `None`: no metrics are kept (counting costs one branch per request).
+    pub metrics: Option<MetricsSettings>,
+}
+
+/// `metrics:`: where Prometheus scrapes `GET /metrics` (plain HTTP: keep it on a private
+/// address).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MetricsSettings {
+    pub listen: SocketAddr,
 }
 
 #[derive(Debug, Clone)]
@@ -68,7 +77,7 @@ pub enum TlsSource {
 }
 
 /// Bounds that protect the listener from slow or greedy clients.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Limits {
     pub max_connections: usize,
     pub header_read_timeout: Duration,
@@ -129,15 +138,24 @@ impl TryFrom<RawConfig> for Config {
     type Error = ConfigError;
 
     fn try_from(raw: RawConfig) -> Result<Self, ConfigError> {
-        let listen: SocketAddr = raw.listen.parse().map_err(|_| {
-            ConfigError::at(
-                "listen",
-                format!(
-                    "`{}` is not an address like 127.0.0.1:8443 or [::]:443",
-                    raw.listen
-                ),
-            )
-        })?;
+        let listen = address("listen", &raw.listen)?;
+        let metrics = raw
+            .metrics
+            .map(|m| {
+                Ok::<_, ConfigError>(MetricsSettings {
+                    listen: address("metrics.listen", &m.listen)?,
+                })
+            })
+            .transpose()?;
+        if metrics
+            .as_ref()
+            .is_some_and(|m| m.listen == listen && listen.port() != 0)
+        {
+            return Err(ConfigError::at(
+                "metrics.listen",
+                "must differ from `listen` (the metrics endpoint has a listener of its own)",
+            ));
+        }
         let public_url = public_url(&raw.public_url)?;
         let tls = tls(raw.tls)?;
         let limits = limits(raw.limits)?;
@@ -201,8 +219,19 @@ impl TryFrom<RawConfig> for Config {
             limits,
             central,
             gateway,
+            metrics,
         })
     }
+}
+
+/// A listen address at `path`.
+fn address(path: &str, text: &str) -> Result<SocketAddr, ConfigError> {
+    text.parse().map_err(|_| {
+        ConfigError::at(
+            path,
+            format!("`{text}` is not an address like 127.0.0.1:8443 or [::]:443"),
+        )
+    })
 }
 
 fn public_url(text: &str) -> Result<Url, ConfigError> {

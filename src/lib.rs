@@ -15,8 +15,10 @@ mod fsutil;
 #[doc(hidden)]
 pub mod fuzzing;
 mod gateway;
+mod metrics;
 mod pages;
 mod path;
+mod reload;
 pub mod server;
 pub mod shutdown;
 mod step;

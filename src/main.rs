@@ -86,7 +86,7 @@ fn main() -> ExitCode {
         }
         Command::Key => print_verify_key(&config),
         // Keygen returned above, before any config was read.
-        Command::Serve | Command::Keygen { .. } => serve(config),
+        Command::Serve | Command::Keygen { .. } => serve(config, cli.config.clone()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -150,13 +150,15 @@ fn keygen(out: Option<&std::path::Path>) -> ExitCode {
     }
 }
 
-fn serve(config: Config) -> anyhow::Result<()> {
+fn serve(config: Config, path: PathBuf) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
     runtime.block_on(async {
         let public_url = config.public_url.clone();
-        let server = Server::bind(config).await?;
+        let mut server = Server::bind(config).await?;
+        // Before the server is announced: from then on SIGHUP reloads rather than ends it.
+        server.reload_from(path)?;
         let addr = server.local_addr()?;
         tracing::info!(addr = %addr, public_url = %public_url, "listening");
         server.run(oauthgate::shutdown::signal()).await;

@@ -48,7 +48,7 @@ pub struct LoginSource {
     pub providers: Vec<String>,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct UpstreamSettings {
     pub connect_timeout: Duration,
     /// Time allowed from sending the request to receiving the response head.
