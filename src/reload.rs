@@ -32,7 +32,7 @@ const SETTLE: Duration = Duration::from_millis(250);
 /// Why a reload was not applied; logged, never shown to clients.
 #[derive(Debug, thiserror::Error)]
 enum Refused {
-    #[error("{0}")]
+    #[error(transparent)]
     Invalid(#[from] crate::error::ConfigError),
     #[error("{key} cannot change without a restart (running: {running}; file: {file})")]
     NeedsRestart {
@@ -40,7 +40,7 @@ enum Refused {
         running: String,
         file: String,
     },
-    #[error("{0}")]
+    #[error(transparent)]
     Start(#[from] StartError),
 }
 
