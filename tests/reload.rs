@@ -445,3 +445,38 @@ async fn a_used_login_cannot_be_replayed_after_a_reload() {
         assert!(scrape.lines().any(|l| l == line), "{line} in {scrape}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_central_reloads_its_providers_and_keeps_its_key() {
+    let metrics = "metrics: {listen: \"127.0.0.1:0\"}\n";
+    let w = World::start_top(
+        free_port(),
+        free_port(),
+        "    dev: {kind: dev}\n",
+        "[dev]",
+        ROUTES,
+        "",
+        metrics,
+    )
+    .await;
+    let central = &w.central;
+    let key = central.text("/oauth/key").await;
+    assert!(!central.text("/oauth/providers").await.contains("\"other\""));
+    let text = read_config(central).replace(
+        "    dev: {kind: dev}\n",
+        "    dev: {kind: dev}\n    other: {kind: dev, display_name: Other}\n",
+    );
+    write_config(central, &text);
+    within(Duration::from_secs(3), "the new provider", || async {
+        central.text("/oauth/providers").await.contains("\"other\"")
+    })
+    .await;
+    assert_eq!(central.text("/oauth/key").await, key);
+    assert_eq!(reloads(central, "ok").await, 1);
+    // Logins still work end to end, through the reloaded central.
+    let b = w.browser();
+    let (_, res) = b
+        .log_in(&w.gateway.url("/staff/x"), "bob", "bob@example.org")
+        .await;
+    assert_eq!(res.status(), 200);
+}
