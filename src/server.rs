@@ -65,7 +65,11 @@ impl Server {
         )];
         if let (Some(m), Some(settings)) = (&metrics, &config.metrics) {
             let scrape = bind(settings.listen).await?;
-            info!(metrics_addr = %scrape.local_addr().map_err(|source| StartError::Bind { addr: settings.listen, source })?, "serving metrics at /metrics");
+            let addr = scrape.local_addr().map_err(|source| StartError::Bind {
+                addr: settings.listen,
+                source,
+            })?;
+            info!(metrics_addr = %addr, "serving metrics at /metrics");
             m.watch_certificate(resolver.clone());
             tasks.push(tokio::spawn(crate::metrics::serve(scrape, m.clone())));
         }

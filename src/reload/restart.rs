@@ -2,9 +2,10 @@
 //! that live as long as the process.
 //!
 //! `listen`, `data_dir` and `metrics.listen` are SPEC §7's: the sockets are bound and the data
-//! folder holds the keys and certificates everything else was made from. `limits` and the TLS
-//! listener's timings are ours: they shape the accept loop and each connection's HTTP
-//! settings, which are built once; refusing says so instead of silently keeping the old value.
+//! folder holds the keys and certificates everything else was made from. `limits`, the TLS
+//! listener's timings and `gateway.trusted_proxies` (exempt from the per-address connection
+//! cap) are ours: they shape the accept loop and each connection's HTTP settings, which are
+//! built once; refusing says so instead of silently keeping the old value.
 
 use std::fmt::Debug;
 
@@ -30,6 +31,14 @@ pub(super) fn unchanged(running: &Config, file: &Config) -> Result<(), Refused> 
         &running.tls.reload_interval,
         &file.tls.reload_interval,
     )?;
+    // The accept loop exempts them from the per-address cap, from a list taken at start-up.
+    if let (Some(a), Some(b)) = (&running.gateway, &file.gateway) {
+        same(
+            "gateway.trusted_proxies",
+            &a.trusted_proxies,
+            &b.trusted_proxies,
+        )?;
+    }
     if running.limits != file.limits {
         return Err(Refused::NeedsRestart {
             key: "limits",
@@ -68,7 +77,9 @@ mod tests {
         let running = config("metrics: {listen: '127.0.0.1:9464'}");
         assert!(unchanged(&running, &running.clone()).is_ok());
         let mut other = running.clone();
-        other.gateway = None;
+        if let Some(g) = other.gateway.as_mut() {
+            g.routes.clear();
+        }
         assert!(unchanged(&running, &other).is_ok(), "routes reload");
         for (extra, key) in [
             ("metrics: {listen: '127.0.0.1:9465'}", "metrics.listen"),
@@ -87,6 +98,15 @@ mod tests {
                 .to_string();
             assert!(e.starts_with(&format!("{key} cannot change")), "{e}");
         }
+        let mut proxied = running.clone();
+        if let Some(g) = proxied.gateway.as_mut() {
+            g.trusted_proxies.push("10.0.0.1".parse().unwrap());
+        }
+        let e = unchanged(&running, &proxied).unwrap_err().to_string();
+        assert!(
+            e.starts_with("gateway.trusted_proxies cannot change"),
+            "{e}"
+        );
         let mut moved = running.clone();
         moved.listen = "127.0.0.1:8444".parse().unwrap();
         let e = unchanged(&running, &moved).unwrap_err().to_string();
