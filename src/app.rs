@@ -83,7 +83,7 @@ impl AppState {
     /// Serves one request; never fails (errors become pages here, at the one error edge)
     /// and logs one access line.
     pub async fn handle(&self, req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
-        // The clock is read only for the access log.
+        // The clock is read only for the access log and the metrics.
         let timed = self.counts.is_some() || tracing::enabled!(target: "access", Level::INFO);
         let mut ctx = RequestCtx::new(&req, peer, timed);
         let method = req.method().clone();
