@@ -2,103 +2,28 @@
 //! HTTP/2, and a WebSocket stays open, while the test edits the config file (add a route,
 //! change an `allow`, break it, fix it), sends SIGHUP, and tries to move `listen`. No request
 //! fails, the WebSocket still echoes at the end, every change shows within 3 s, and refused
-//! changes leave the running config serving, logged with their key path and counted.
+//! changes leave the running config serving, logged with their key path and counted. Also:
+//! pools of unchanged origins are kept, new certificate files are served, a used login stays
+//! used, and the central reloads its providers.
 
 mod common;
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::client::{connect, tls_config};
 use common::flow::World;
+use common::reload::{
+    counting_upstream, echo, keep_requesting, read_config, reloads, within, write_config,
+};
 use common::{free_port, Gateway};
-use futures_util::{SinkExt, StreamExt};
-use tokio_tungstenite::tungstenite::Message;
 
 const ROUTES: &str = concat!(
     "    - {prefix: /app, upstream: \"BACKEND\", login: none}\n",
     "    - {prefix: /ws, upstream: \"BACKEND\", login: none}\n",
     "    - {prefix: /staff, upstream: \"BACKEND\", login: required, allow: {domains: [example.org]}}\n",
 );
-
-/// Writes the new config the way editors and deploy tools do: a new file renamed over the old.
-fn write_config(gw: &Gateway, text: &str) {
-    let tmp = gw.dir.join("config.yaml.new");
-    std::fs::write(&tmp, text).unwrap();
-    std::fs::rename(&tmp, gw.dir.join("config.yaml")).unwrap();
-}
-
-fn read_config(gw: &Gateway) -> String {
-    std::fs::read_to_string(gw.dir.join("config.yaml")).unwrap()
-}
-
-async fn reloads(gw: &Gateway, result: &str) -> u64 {
-    let series = format!("oauthgate_config_reloads_total{{result=\"{result}\"}} ");
-    let text = gw.scrape().await;
-    text.lines()
-        .find_map(|l| l.strip_prefix(&series)?.parse().ok())
-        .unwrap_or_else(|| panic!("no {series} in {text}"))
-}
-
-/// Polls `ok` until it holds, for at most `limit`; returns how long that took.
-async fn within<F, Fut>(limit: Duration, what: &str, mut ok: F) -> Duration
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let start = Instant::now();
-    loop {
-        if ok().await {
-            return start.elapsed();
-        }
-        assert!(start.elapsed() < limit, "{what}: not within {limit:?}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-/// Sends `text` on the WebSocket and expects it back.
-async fn echo<S>(ws: &mut S, text: &str, echoes: &AtomicUsize)
-where
-    S: futures_util::Sink<Message>
-        + futures_util::Stream<Item = Result<Message, tokio_tungstenite::tungstenite::Error>>
-        + Unpin,
-    S::Error: std::fmt::Debug,
-{
-    ws.send(Message::text(text)).await.unwrap();
-    let back = tokio::time::timeout(Duration::from_secs(10), ws.next())
-        .await
-        .expect("echo in time")
-        .expect("the WebSocket is open")
-        .unwrap();
-    assert_eq!(back.into_text().unwrap().as_str(), text);
-    echoes.fetch_add(1, Relaxed);
-}
-
-/// A client that sends requests one after another until `stop`, counting failures.
-fn keep_requesting(
-    client: reqwest::Client,
-    url: String,
-    stop: Arc<AtomicBool>,
-) -> tokio::task::JoinHandle<(usize, Vec<String>)> {
-    tokio::spawn(async move {
-        let (mut sent, mut failures) = (0, Vec::new());
-        // Bounded: at most this many, whatever happens to `stop`.
-        while !stop.load(Relaxed) && sent < 200_000 {
-            sent += 1;
-            match client.get(&url).send().await {
-                Ok(res) if res.status() == 200 => {
-                    if res.bytes().await.is_err() {
-                        failures.push("body cut".into());
-                    }
-                }
-                Ok(res) => failures.push(format!("status {}", res.status())),
-                Err(e) => failures.push(format!("{e:?}")),
-            }
-        }
-        (sent, failures)
-    })
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn edits_and_sighup_reload_without_failing_a_request() {
@@ -263,30 +188,6 @@ async fn edits_and_sighup_reload_without_failing_a_request() {
     }
     assert_eq!(echoes.load(Relaxed), 4);
     assert!(gw.running_log_has("config reloaded"));
-}
-
-/// An HTTP/1.1 upstream (keep-alive) that counts the connections it accepted.
-async fn counting_upstream() -> (String, Arc<AtomicUsize>) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let accepted = Arc::new(AtomicUsize::new(0));
-    let count = accepted.clone();
-    tokio::spawn(async move {
-        while let Ok((tcp, _)) = listener.accept().await {
-            count.fetch_add(1, Relaxed);
-            tokio::spawn(async move {
-                let service = hyper::service::service_fn(|_req| async {
-                    Ok::<_, std::convert::Infallible>(hyper::Response::new(
-                        http_body_util::Full::new(bytes::Bytes::from_static(b"ok")),
-                    ))
-                });
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(hyper_util::rt::TokioIo::new(tcp), service)
-                    .await;
-            });
-        }
-    });
-    (format!("http://{addr}"), accepted)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

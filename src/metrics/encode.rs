@@ -9,7 +9,8 @@ use prometheus_client::encoding::{DescriptorEncoder, NoLabelSet};
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 
-use super::{cert, lock, Metrics};
+use super::{lock, Metrics};
+use crate::tls::ReloadingResolver;
 
 /// Encodes `metrics` in the Prometheus text format.
 pub(super) fn render(metrics: &Arc<Metrics>) -> String {
@@ -117,12 +118,27 @@ impl Collector for Scrape {
             None,
             MetricType::Gauge,
         )?;
-        if let Some((file, not_after)) = m.tls.get().and_then(|tls| cert::expiry(tls)) {
+        if let Some((file, not_after)) = m.tls.get().and_then(|tls| expiry(tls)) {
             e.encode_family(&[("file", file.as_str())])?
                 .encode_gauge(&not_after)?;
         }
         Ok(())
     }
+}
+
+/// The served certificate's expiry. rustls-pki-types carries certificates as DER without
+/// reading them; `x509-parser` (from the Rusticata project) reads the `notAfter` field. Parsed
+/// at scrape time, so a certificate reloaded from disk is reported as soon as it is served.
+///
+/// The served certificate's file and its `notAfter` (Unix seconds); `None` when it cannot be
+/// read (then the metric has no sample, rather than a wrong one).
+fn expiry(tls: &ReloadingResolver) -> Option<(String, i64)> {
+    let (file, der) = tls.served()?;
+    let (_, cert) = x509_parser::parse_x509_certificate(der.as_ref()).ok()?;
+    Some((
+        file.display().to_string(),
+        cert.validity().not_after.timestamp(),
+    ))
 }
 
 #[cfg(test)]

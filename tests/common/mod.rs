@@ -12,6 +12,7 @@ pub mod nginx;
 pub mod oidc;
 pub mod python;
 pub mod realbackends;
+pub mod reload;
 pub mod tunnel;
 
 use std::io::{BufRead, BufReader};
