@@ -3,9 +3,10 @@
 
 use std::fmt;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
-use http::{Method, Request, Response};
+use http::{Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 use tracing::{info, warn, Level};
 
@@ -13,21 +14,43 @@ use crate::central::{self, Central};
 use crate::config::Config;
 use crate::context::RequestCtx;
 use crate::error::{RequestError, StartError};
-use crate::gateway::{Gateway, Prepared};
+use crate::gateway::{Carry, Gateway, Prepared};
+use crate::metrics::{Logins, Metrics, RouteStats, UpstreamError};
 use crate::pages::{self, Body};
 use crate::path::NormalPath;
 use crate::step::Step;
 
-/// Built once at start-up; one `Arc` of it is shared by every connection.
+/// Built from one config, at start-up and by each reload, and swapped in whole
+/// (`reload.rs`); every request runs on the one that was current when it started.
 pub struct AppState {
     pub central: Option<Central>,
     pub gateway: Option<Gateway>,
+    /// `None` when metrics are off: counting a request is then this one check.
+    counts: Option<Counts>,
+}
+
+/// Counters for the requests no gateway route counts.
+struct Counts {
+    /// Requests no route took (`route="-"`).
+    unrouted: Arc<RouteStats>,
+    /// The central's endpoints (`route="/oauth"`).
+    central: Arc<RouteStats>,
 }
 
 impl AppState {
-    pub async fn new(config: &Config) -> Result<Self, StartError> {
+    /// `previous` is the state a reload replaces: what must outlive a reload (upstream pools,
+    /// used login nonces) is taken over from it.
+    pub async fn new(
+        config: &Config,
+        metrics: Option<&Arc<Metrics>>,
+        previous: Option<&AppState>,
+    ) -> Result<Self, StartError> {
         let central = match &config.central {
-            Some(c) => Some(Central::new(c).await?),
+            Some(c) => {
+                let mut central = Central::new(c).await?;
+                central.logins = Logins::new(metrics);
+                Some(central)
+            }
             None => None,
         };
         let gateway = match &config.gateway {
@@ -38,18 +61,31 @@ impl AppState {
                     .filter(|c| g.login.as_ref().is_some_and(|l| l.url == c.issuer()))
                     .map(Central::verifying_key);
                 let idle = config.limits.tunnel_idle_timeout;
-                Some(Gateway::new(g, &config.data_dir, own_key, idle)?)
+                let carry = Carry {
+                    metrics,
+                    previous: previous.and_then(|p| p.gateway.as_ref()),
+                };
+                Some(Gateway::new(g, &config.data_dir, own_key, idle, carry)?)
             }
             None => None,
         };
-        Ok(AppState { central, gateway })
+        let counts = metrics.map(|m| Counts {
+            unrouted: m.route("-"),
+            central: m.route(central::PREFIX),
+        });
+        Ok(AppState {
+            central,
+            gateway,
+            counts,
+        })
     }
 
     /// Serves one request; never fails (errors become pages here, at the one error edge)
     /// and logs one access line.
     pub async fn handle(&self, req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
-        // The clock is read only for the access log.
-        let mut ctx = RequestCtx::new(&req, peer, tracing::enabled!(target: "access", Level::INFO));
+        // The clock is read only for the access log and the metrics.
+        let timed = self.counts.is_some() || tracing::enabled!(target: "access", Level::INFO);
+        let mut ctx = RequestCtx::new(&req, peer, timed);
         let method = req.method().clone();
         // A Uri clone shares its bytes: no copy of the path for the log line.
         let uri = req.uri().clone();
@@ -58,6 +94,11 @@ impl AppState {
             Step::Forward(prepared) => prepared.send().await,
             Step::Later(work) => work.await,
         };
+        let failed = self
+            .counts
+            .as_ref()
+            .and(result.as_ref().err())
+            .and_then(UpstreamError::of);
         let res = result.unwrap_or_else(|e| {
             if e.status().is_server_error() {
                 warn!(error = %crate::util::error_chain(&e), peer = %peer.ip(), path = %uri.path(), "request failed");
@@ -73,7 +114,17 @@ impl AppState {
             route = ctx.route.unwrap_or("-"),
             ms = %Millis(ctx.started.map_or(Duration::ZERO, |s| s.elapsed())),
         );
+        self.count(&ctx, res.status(), failed);
         res
+    }
+
+    /// Counts an answered request into its route's counters (or `-`), when metrics are on.
+    fn count(&self, ctx: &RequestCtx<'_>, status: StatusCode, failed: Option<UpstreamError>) {
+        if let Some(counts) = &self.counts {
+            let took = ctx.started.map_or(Duration::ZERO, |s| s.elapsed());
+            let stats = ctx.stats.unwrap_or(&counts.unrouted);
+            stats.record(status.as_u16(), took, failed);
+        }
     }
 
     /// Normalises the path and hands the request to its role; nothing here waits.
@@ -92,6 +143,7 @@ impl AppState {
         if let Some(central) = &self.central {
             if crate::path::under(path.as_str(), central::PREFIX) {
                 ctx.route = Some(central::PREFIX);
+                ctx.stats = self.counts.as_ref().map(|c| &*c.central);
                 return Step::Later(Box::pin(async move { central.handle(req, &path).await }));
             }
         }

@@ -51,6 +51,15 @@ pub struct Config {
     /// Things that work but are probably not what was meant, each naming its key path:
     /// printed by `check`, logged at start-up.
     pub warnings: Vec<String>,
+    /// `None`: no metrics are kept (counting costs one branch per request).
+    pub metrics: Option<MetricsSettings>,
+}
+
+/// `metrics:`: where Prometheus scrapes `GET /metrics` (plain HTTP: keep it on a private
+/// address).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MetricsSettings {
+    pub listen: SocketAddr,
 }
 
 #[derive(Debug, Clone)]
@@ -71,7 +80,7 @@ pub enum TlsSource {
 }
 
 /// Bounds that protect the listener from slow or greedy clients.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Limits {
     pub max_connections: usize,
     pub header_read_timeout: Duration,
@@ -177,15 +186,24 @@ impl TryFrom<RawConfig> for Config {
     type Error = ConfigError;
 
     fn try_from(raw: RawConfig) -> Result<Self, ConfigError> {
-        let listen: SocketAddr = raw.listen.parse().map_err(|_| {
-            ConfigError::at(
-                "listen",
-                format!(
-                    "`{}` is not an address like 127.0.0.1:8443 or [::]:443",
-                    raw.listen
-                ),
-            )
-        })?;
+        let listen = address("listen", &raw.listen)?;
+        let metrics = raw
+            .metrics
+            .map(|m| {
+                Ok::<_, ConfigError>(MetricsSettings {
+                    listen: address("metrics.listen", &m.listen)?,
+                })
+            })
+            .transpose()?;
+        if metrics
+            .as_ref()
+            .is_some_and(|m| m.listen == listen && listen.port() != 0)
+        {
+            return Err(ConfigError::at(
+                "metrics.listen",
+                "must differ from `listen` (the metrics endpoint has a listener of its own)",
+            ));
+        }
         let public_url = public_url(&raw.public_url)?;
         let tls = tls(raw.tls)?;
         let limits = limits(raw.limits)?;
@@ -254,6 +272,7 @@ impl TryFrom<RawConfig> for Config {
             central,
             gateway,
             warnings,
+            metrics,
         })
     }
 }
@@ -270,6 +289,16 @@ fn port_mismatch(listen: SocketAddr, public_url: &Url) -> Option<String> {
              machine reach this process there only through a proxy on port {public}; without \
              one, change both together",
             listen.port()
+        )
+    })
+}
+
+/// A listen address at `path`.
+fn address(path: &str, text: &str) -> Result<SocketAddr, ConfigError> {
+    text.parse().map_err(|_| {
+        ConfigError::at(
+            path,
+            format!("`{text}` is not an address like 127.0.0.1:8443 or [::]:443"),
         )
     })
 }

@@ -7,6 +7,7 @@ use std::time::Instant;
 
 use http::Request;
 
+use crate::metrics::RouteStats;
 use crate::pages;
 
 pub struct RequestCtx<'a> {
@@ -18,6 +19,8 @@ pub struct RequestCtx<'a> {
     /// The prefix of the route (or of the role's own endpoints) that took the request: a
     /// bounded label, never the raw path.
     pub route: Option<&'a str>,
+    /// That route's counters, when metrics are on.
+    pub stats: Option<&'a RouteStats>,
     /// When the request arrived, read only when something (the access log) will use it.
     pub started: Option<Instant>,
 }
@@ -28,6 +31,7 @@ impl RequestCtx<'_> {
             peer,
             navigation: pages::is_navigation(req.headers()),
             route: None,
+            stats: None,
             started: timed.then(Instant::now),
         }
     }

@@ -103,7 +103,7 @@ fn main() -> ExitCode {
                 }
                 return ExitCode::from(EXIT_CONFIG);
             }
-            serve(config)
+            serve(config, cli.config.clone())
         }
     };
     match result {
@@ -214,7 +214,7 @@ fn keygen(out: Option<&std::path::Path>) -> ExitCode {
     }
 }
 
-fn serve(config: Config) -> anyhow::Result<()> {
+fn serve(config: Config, path: PathBuf) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -224,7 +224,9 @@ fn serve(config: Config) -> anyhow::Result<()> {
         }
         let public_url = config.public_url.clone();
         let probe = config.clone();
-        let server = Server::bind(config).await?;
+        let mut server = Server::bind(config).await?;
+        // Before the server is announced: from then on SIGHUP reloads rather than ends it.
+        server.reload_from(path)?;
         tokio::spawn(async move { oauthgate::check::startup(&probe).await });
         let addr = server.local_addr()?;
         tracing::info!(addr = %addr, public_url = %public_url, "listening");

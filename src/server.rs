@@ -10,6 +10,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
+use arc_swap::ArcSwap;
 use hyper::server::conn::{http1, http2};
 use hyper_util::rt::TokioTimer;
 use tokio::net::{TcpListener, TcpStream};
@@ -18,42 +19,64 @@ use tokio_rustls::TlsAcceptor;
 use tracing::{debug, debug_span, info, warn, Instrument};
 
 use crate::app::AppState;
-use crate::config::{Config, Limits, TlsSource};
+use crate::config::{Config, Limits};
 use crate::error::StartError;
+use crate::metrics::Metrics;
+use crate::tls::ReloadingResolver;
 
 /// A bound, ready listener; [`Server::run`] serves it.
 pub struct Server {
     listener: TcpListener,
     acceptor: TlsAcceptor,
-    state: Arc<AppState>,
+    /// The current state; a reload swaps in a new one (`reload.rs`).
+    state: Arc<ArcSwap<AppState>>,
     http: Arc<Http>,
     limits: Limits,
     /// Peers exempt from `limits.max_connections_per_ip`.
     proxies: Vec<IpAddr>,
     handshake_timeout: Duration,
-    reload: Option<tokio::task::JoinHandle<()>>,
+    /// Background work that ends with the listener: the certificate watch, the metrics
+    /// listener, the config reloader.
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    metrics: Option<Arc<Metrics>>,
+    resolver: Arc<ReloadingResolver>,
+    /// The config the server started with, for the reloader to compare against.
+    config: Config,
 }
 
 impl Server {
     /// Loads certificates, builds the state and binds the listener.
     pub async fn bind(config: Config) -> Result<Self, StartError> {
         let host = config.public_url.host_str().unwrap_or("localhost");
-        let (tls, resolver, files) =
-            crate::tls::server_config(&config.tls, &config.data_dir, host)?;
-        let reload = matches!(config.tls.source, TlsSource::Files { .. })
-            .then(|| tokio::spawn(resolver.watch(files, config.tls.reload_interval)));
-        let state = Arc::new(AppState::new(&config).await?);
-        let listener =
-            TcpListener::bind(config.listen)
+        let (tls, resolver) = crate::tls::server_config(&config.tls, &config.data_dir, host)?;
+        let metrics = config
+            .metrics
+            .as_ref()
+            .map(|_| Arc::new(Metrics::default()));
+        let state = AppState::new(&config, metrics.as_ref(), None).await?;
+        let bind = |addr| async move {
+            TcpListener::bind(addr)
                 .await
-                .map_err(|source| StartError::Bind {
-                    addr: config.listen,
-                    source,
-                })?;
+                .map_err(|source| StartError::Bind { addr, source })
+        };
+        let listener = bind(config.listen).await?;
+        let mut tasks = vec![tokio::spawn(
+            resolver.clone().watch(config.tls.reload_interval),
+        )];
+        if let (Some(m), Some(settings)) = (&metrics, &config.metrics) {
+            let scrape = bind(settings.listen).await?;
+            let addr = scrape.local_addr().map_err(|source| StartError::Bind {
+                addr: settings.listen,
+                source,
+            })?;
+            info!(metrics_addr = %addr, "serving metrics at /metrics");
+            m.watch_certificate(resolver.clone());
+            tasks.push(tokio::spawn(crate::metrics::serve(scrape, m.clone())));
+        }
         Ok(Server {
             listener,
             acceptor: TlsAcceptor::from(tls),
-            state,
+            state: Arc::new(ArcSwap::from_pointee(state)),
             http: Arc::new(Http::new(&config.limits)),
             handshake_timeout: config.tls.handshake_timeout,
             proxies: config
@@ -61,9 +84,26 @@ impl Server {
                 .as_ref()
                 .map(|g| g.trusted_proxies.clone())
                 .unwrap_or_default(),
-            limits: config.limits,
-            reload,
+            limits: config.limits.clone(),
+            tasks,
+            metrics,
+            resolver,
+            config,
         })
+    }
+
+    /// Reloads the config from `path` on SIGHUP and whenever the file changes (SPEC §7).
+    /// Call before announcing the server: from here on SIGHUP no longer ends the process.
+    pub fn reload_from(&mut self, path: std::path::PathBuf) -> Result<(), StartError> {
+        let reloader = crate::reload::Reloader::new(
+            path,
+            self.config.clone(),
+            self.state.clone(),
+            self.metrics.clone(),
+            self.resolver.clone(),
+        )?;
+        self.tasks.push(tokio::spawn(reloader.run()));
+        Ok(())
     }
 
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
@@ -81,6 +121,9 @@ impl Server {
             self.limits.max_connections_per_ip,
             self.proxies,
         );
+        if let Some(m) = &self.metrics {
+            m.count_connections(slots.open_count());
+        }
         tokio::pin!(shutdown);
         loop {
             tokio::select! {
@@ -127,8 +170,8 @@ impl Server {
             }
         }
         drop(self.listener);
-        if let Some(reload) = self.reload {
-            reload.abort();
+        for task in self.tasks {
+            task.abort();
         }
         drop(stopped);
         let open = slots.open();
@@ -216,7 +259,7 @@ impl Hold {
 
 struct Connection {
     acceptor: TlsAcceptor,
-    state: Arc<AppState>,
+    state: Arc<ArcSwap<AppState>>,
     http: Arc<Http>,
     handshake_timeout: Duration,
 }

@@ -23,70 +23,103 @@ pub fn provider() -> Arc<CryptoProvider> {
 }
 
 /// Where the certificate comes from, resolved to files on disk.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CertFiles {
     pub cert: PathBuf,
     pub key: PathBuf,
 }
 
-/// Builds the server config and returns it with the files it watches.
+/// The files `settings` name, or the self-signed pair for `host` (generated on first use).
+pub fn cert_files(
+    settings: &TlsSettings,
+    data_dir: &Path,
+    host: &str,
+) -> Result<CertFiles, StartError> {
+    match &settings.source {
+        TlsSource::Files { cert, key } => Ok(CertFiles {
+            cert: cert.clone(),
+            key: key.clone(),
+        }),
+        TlsSource::SelfSigned => self_signed(data_dir, host),
+    }
+}
+
+/// Builds the server config and its resolver.
 pub fn server_config(
     settings: &TlsSettings,
     data_dir: &Path,
     host: &str,
-) -> Result<(Arc<ServerConfig>, Arc<ReloadingResolver>, CertFiles), StartError> {
-    let files = match &settings.source {
-        TlsSource::Files { cert, key } => CertFiles {
-            cert: cert.clone(),
-            key: key.clone(),
-        },
-        TlsSource::SelfSigned => self_signed(data_dir, host)?,
-    };
+) -> Result<(Arc<ServerConfig>, Arc<ReloadingResolver>), StartError> {
+    let files = cert_files(settings, data_dir, host)?;
     let provider = provider();
-    let resolver = Arc::new(ReloadingResolver::load(&files, &provider)?);
+    let resolver = Arc::new(ReloadingResolver::load(files, &provider)?);
     let mut config = ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
         .map_err(|e| StartError::tls("server protocol versions", e))?
         .with_no_client_auth()
         .with_cert_resolver(resolver.clone());
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    Ok((Arc::new(config), resolver, files))
+    Ok((Arc::new(config), resolver))
 }
 
-/// Serves the current certificate; [`ReloadingResolver::watch`] swaps in new files.
+/// Serves the current certificate; [`ReloadingResolver::watch`] swaps in changed files, and a
+/// config reload that names other files [`ReloadingResolver::switch`]es to them.
 #[derive(Debug)]
 pub struct ReloadingResolver {
-    current: RwLock<Arc<CertifiedKey>>,
-    loaded: RwLock<Option<(SystemTime, SystemTime)>>,
+    current: RwLock<Current>,
+}
+
+#[derive(Debug)]
+struct Current {
+    key: Arc<CertifiedKey>,
+    files: CertFiles,
+    /// The files' modification times when they were loaded.
+    loaded: Option<(SystemTime, SystemTime)>,
 }
 
 impl ReloadingResolver {
-    fn load(files: &CertFiles, provider: &CryptoProvider) -> Result<Self, StartError> {
+    fn load(files: CertFiles, provider: &CryptoProvider) -> Result<Self, StartError> {
         Ok(ReloadingResolver {
-            current: RwLock::new(Arc::new(load_certified_key(files, provider)?)),
-            loaded: RwLock::new(modified(files)),
+            current: RwLock::new(Current {
+                key: Arc::new(load_certified_key(&files, provider)?),
+                loaded: modified(&files),
+                files,
+            }),
         })
     }
 
     /// Checks the files every `interval` and reloads them when their times change. A broken
     /// new file is logged and the old certificate kept. Runs until the task is aborted.
-    pub async fn watch(self: Arc<Self>, files: CertFiles, interval: Duration) {
+    pub async fn watch(self: Arc<Self>, interval: Duration) {
         let provider = provider();
         let mut tick = tokio::time::interval(interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
+            let Some((files, loaded)) = self
+                .current
+                .read()
+                .ok()
+                .map(|c| (c.files.clone(), c.loaded))
+            else {
+                continue;
+            };
             let now = modified(&files);
-            let changed = self.loaded.read().map(|l| *l != now).unwrap_or(false);
-            if !changed {
+            if loaded == now {
                 continue;
             }
             match load_certified_key(&files, &provider) {
                 Ok(key) => {
-                    if let (Ok(mut cur), Ok(mut at)) = (self.current.write(), self.loaded.write()) {
-                        *cur = Arc::new(key);
-                        *at = now;
-                        info!(cert = %files.cert.display(), "TLS certificate reloaded");
+                    if let Ok(mut cur) = self.current.write() {
+                        // A switch to other files in between wins.
+                        if cur.files == files {
+                            *cur = Current {
+                                key: Arc::new(key),
+                                files,
+                                loaded: now,
+                            };
+                            info!(cert = %cur.files.cert.display(), "TLS certificate reloaded");
+                        }
                     }
                 }
                 Err(e) => {
@@ -95,11 +128,41 @@ impl ReloadingResolver {
             }
         }
     }
+
+    /// Serves `files` from now on (a config reload named other ones); `false` when they are
+    /// the ones served already. An error leaves the current certificate in place.
+    pub fn switch(&self, files: &CertFiles) -> Result<bool, StartError> {
+        if self
+            .current
+            .read()
+            .map(|c| c.files == *files)
+            .unwrap_or(false)
+        {
+            return Ok(false);
+        }
+        let key = load_certified_key(files, &provider())?;
+        if let Ok(mut cur) = self.current.write() {
+            *cur = Current {
+                key: Arc::new(key),
+                files: files.clone(),
+                loaded: modified(files),
+            };
+        }
+        info!(cert = %files.cert.display(), "TLS certificate files switched by a config reload");
+        Ok(true)
+    }
+
+    /// The served certificate's file and its end-entity certificate (DER).
+    pub fn served(&self) -> Option<(PathBuf, CertificateDer<'static>)> {
+        let cur = self.current.read().ok()?;
+        let leaf = cur.key.cert.first()?.clone();
+        Some((cur.files.cert.clone(), leaf))
+    }
 }
 
 impl ResolvesServerCert for ReloadingResolver {
     fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
-        self.current.read().ok().map(|k| Arc::clone(&k))
+        self.current.read().ok().map(|c| Arc::clone(&c.key))
     }
 }
 

@@ -15,6 +15,7 @@ use super::authorize::RoundTrip;
 use super::providers::{Answer, Provider};
 use super::{truncate, Central};
 use crate::error::RequestError;
+use crate::metrics::LoginOutcome;
 use crate::pages::Body;
 use crate::util::Query;
 
@@ -72,6 +73,7 @@ impl Central {
                 )
             };
             info!(provider = %trip.provider, error = %truncate(error, 60), "provider returned an error");
+            self.logins.count(provider.name(), LoginOutcome::Failed);
             return Err(RequestError::Login {
                 status,
                 message,

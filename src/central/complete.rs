@@ -12,6 +12,7 @@ use super::{truncate, Central};
 use crate::assertion::{self, Claims};
 use crate::config::Protocol;
 use crate::error::RequestError;
+use crate::metrics::LoginOutcome;
 use crate::pages::{self, Body};
 use crate::util::{error_chain, now};
 
@@ -63,6 +64,7 @@ impl Central {
             }
         }
         info!(provider = %name, client = %client.redirect_url, "login completed");
+        self.logins.count(name, LoginOutcome::Completed);
         let mut res = pages::redirect(StatusCode::SEE_OTHER, url.as_str())?;
         res.headers_mut()
             .append(header::SET_COOKIE, ROUND_TRIPS.removal(state));
@@ -92,6 +94,7 @@ impl Central {
             }
         };
         warn!(provider = %provider.name(), error = %error_chain(e), "login failed at the provider");
+        self.logins.count(provider.name(), LoginOutcome::Failed);
         RequestError::Login {
             status: StatusCode::BAD_GATEWAY,
             message,

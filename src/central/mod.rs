@@ -44,6 +44,8 @@ pub struct Central {
     /// The provider answering at the plain `/oauth/callback`, if any.
     plain_callback: Option<String>,
     http: reqwest::Client,
+    /// Where logins are counted (`completed` / `failed` per provider).
+    pub logins: crate::metrics::Logins,
 }
 
 impl Central {
@@ -72,6 +74,7 @@ impl Central {
             clients: config.clients.clone(),
             plain_callback: config.plain_callback.clone(),
             http,
+            logins: crate::metrics::Logins::default(),
         })
     }
 

@@ -57,7 +57,7 @@ pub struct LoginSource {
     pub display_names: Vec<String>,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct UpstreamSettings {
     pub connect_timeout: Duration,
     /// Time allowed from sending the request to receiving the response head.

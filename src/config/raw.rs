@@ -24,6 +24,15 @@ pub(super) struct RawConfig {
     pub central: Option<RawCentral>,
     #[serde(default)]
     pub gateway: Option<RawGateway>,
+    #[serde(default)]
+    pub metrics: Option<RawMetrics>,
+}
+
+/// `metrics:`: the Prometheus endpoint's own plain-HTTP listener.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawMetrics {
+    pub listen: String,
 }
 
 #[derive(Debug, Deserialize)]

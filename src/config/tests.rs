@@ -367,3 +367,28 @@ fn the_session_cookie_name_keeps_its_prefix() {
         assert!(e.starts_with("gateway.session.cookie_name: "), "{bad}: {e}");
     }
 }
+
+#[test]
+fn metrics_are_optional_and_their_address_is_checked() {
+    let routes = "gateway:\n  routes:\n    - {prefix: /, upstream: \"http://a\"}\n";
+    assert_eq!(parse(routes).unwrap().metrics, None);
+    let on = parse(&format!(
+        "metrics: {{listen: \"127.0.0.1:9464\"}}\n{routes}"
+    ))
+    .unwrap();
+    assert_eq!(
+        on.metrics.map(|m| m.listen),
+        Some("127.0.0.1:9464".parse().unwrap())
+    );
+    let e = err(&format!("metrics: {{listen: \"localhost\"}}\n{routes}"));
+    assert!(
+        e.starts_with("metrics.listen: `localhost` is not an address"),
+        "{e}"
+    );
+    let e = err(&format!("metrics: {{}}\n{routes}"));
+    assert!(e.contains("metrics") && e.contains("listen"), "{e}");
+    let e = err(&format!(
+        "metrics: {{listen: \"127.0.0.1:9464\", path: /m}}\n{routes}"
+    ));
+    assert!(e.starts_with("metrics.path: unknown field"), "{e}");
+}

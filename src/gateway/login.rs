@@ -6,6 +6,7 @@ mod logout;
 mod replay;
 
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use std::time::Duration;
 
 use ed25519_dalek::VerifyingKey;
@@ -22,6 +23,7 @@ use crate::assertion::{self, Expected};
 use crate::config::{provider_display_name, GatewayConfig, LoginSource};
 use crate::cookies::Sealed;
 use crate::error::{RequestError, StartError};
+use crate::metrics::{LoginOutcome, Logins};
 use crate::pages::{self, escape, Body};
 use crate::path::NormalPath;
 use crate::util::{now, random_token, Query};
@@ -63,8 +65,11 @@ pub struct LoginFlow {
     trusted_proxies: Vec<IpAddr>,
     /// `public_url`'s origin (`https://host[:port]`): the only `Origin` a logout may come from.
     origin: String,
-    /// Login nonces already used at the callback.
-    used: replay::UsedNonces,
+    /// Login nonces already used at the callback; shared with the flows that reloads build,
+    /// so that a reload does not open a window to replay an assertion.
+    used: Arc<replay::UsedNonces>,
+    /// Where callbacks are counted (`accepted` / `refused`).
+    pub logins: Logins,
 }
 
 impl LoginFlow {
@@ -99,8 +104,16 @@ impl LoginFlow {
             origin: url::Url::parse(&config.callback_url)
                 .map(|u| u.origin().ascii_serialization())
                 .unwrap_or_default(),
-            used: replay::UsedNonces::default(),
+            used: Arc::default(),
+            logins: Logins::default(),
         })
+    }
+
+    /// Takes over what must outlive a config reload from the flow before it.
+    pub fn carry_over(&mut self, previous: Option<&LoginFlow>) {
+        if let Some(p) = previous {
+            self.used = p.used.clone();
+        }
     }
 
     /// Handles `<auth_prefix>/<endpoint>`; `None` when the endpoint is not a login one.
@@ -114,7 +127,7 @@ impl LoginFlow {
         let get = req.method() == Method::GET || req.method() == Method::HEAD;
         Some(match endpoint {
             "/login" if get => self.login(&req),
-            "/callback" if get => self.callback(&req),
+            "/callback" if get => self.counted_callback(&req),
             "/logout" if get => Ok(self.logout_page(&req)),
             "/logout" if req.method() == Method::POST => self.logout(req).await,
             "/userinfo" if get => self.userinfo(&req),
@@ -212,8 +225,26 @@ impl LoginFlow {
         pages::html_page(StatusCode::OK, &self.page("Log in", &body))
     }
 
+    /// [`LoginFlow::callback`], counted by the provider the login asked for (`-` before that
+    /// is known). That name was sealed into the login cookie by `login`, which took it only
+    /// from this gateway's configured providers, so the label stays a bounded set.
+    fn counted_callback(&self, req: &Request<Incoming>) -> Result<Response<Body>, RequestError> {
+        let mut asked = None;
+        let result = self.callback(req, &mut asked);
+        let outcome = match result {
+            Ok(_) => LoginOutcome::Accepted,
+            Err(_) => LoginOutcome::Refused,
+        };
+        self.logins.count(asked.as_deref().unwrap_or("-"), outcome);
+        result
+    }
+
     /// `GET /_auth/callback?assertion&state`: the central server sends the browser back.
-    fn callback(&self, req: &Request<Incoming>) -> Result<Response<Body>, RequestError> {
+    fn callback(
+        &self,
+        req: &Request<Incoming>,
+        asked: &mut Option<String>,
+    ) -> Result<Response<Body>, RequestError> {
         let q = Query::of(req);
         let restart = |message: &str| RequestError::Login {
             status: StatusCode::BAD_REQUEST,
@@ -230,6 +261,7 @@ impl LoginFlow {
         let pending = PENDING
             .open(self.sessions.logins(), req.headers(), state)
             .ok_or_else(stale)?;
+        *asked = Some(pending.provider.clone());
         let token = q
             .get("assertion")
             .ok_or_else(|| restart("The login server sent no assertion."))?;

@@ -25,9 +25,10 @@ use http::header::HeaderValue;
 use http::{Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 
-use crate::config::{GatewayConfig, Login, Route, Target};
+use crate::config::{GatewayConfig, Login, Route, Target, UpstreamSettings};
 use crate::context::RequestCtx;
 use crate::error::{RequestError, StartError};
+use crate::metrics::{Logins, Metrics, RouteStats};
 use crate::pages::{self, Body};
 use crate::path::NormalPath;
 pub use forward::Prepared;
@@ -46,6 +47,19 @@ pub struct Gateway {
     tunnel_idle: Duration,
     /// `None` when no route needs a login.
     login: Option<LoginFlow>,
+    /// The counters of the gateway's own endpoints (`auth_prefix`), when metrics are on.
+    own_stats: Option<Arc<RouteStats>>,
+    /// The pools by origin, and the settings they were built with: a reload that keeps both
+    /// keeps the pool and its idle connections.
+    pools: HashMap<String, Arc<crate::upstream::Pool>>,
+    pool_settings: UpstreamSettings,
+}
+
+/// What a gateway built by a reload takes over from the one before, and where it counts.
+#[derive(Default, Clone, Copy)]
+pub struct Carry<'a> {
+    pub metrics: Option<&'a Arc<Metrics>>,
+    pub previous: Option<&'a Gateway>,
 }
 
 impl Gateway {
@@ -56,18 +70,37 @@ impl Gateway {
         data_dir: &Path,
         central_key: Option<VerifyingKey>,
         tunnel_idle: Duration,
+        carry: Carry<'_>,
     ) -> Result<Self, StartError> {
         let login = match &config.login {
-            Some(source) => Some(LoginFlow::new(config, source, data_dir, central_key)?),
+            Some(source) => {
+                let mut flow = LoginFlow::new(config, source, data_dir, central_key)?;
+                flow.carry_over(carry.previous.and_then(|g| g.login.as_ref()));
+                flow.logins = Logins::new(carry.metrics);
+                Some(flow)
+            }
             None => None,
         };
+        // Pools are kept only when they would be built the same way.
+        let kept = carry
+            .previous
+            .filter(|g| g.pool_settings == config.upstream)
+            .map(|g| g.pools.clone())
+            .unwrap_or_default();
+        let (mut routes, pools) = upstreams(config, kept)?;
+        if let Some(m) = carry.metrics {
+            routes.count_into(m);
+        }
         Ok(Gateway {
             auth_prefix: config.auth_prefix.clone(),
             public_host: config.public_host.clone(),
-            routes: upstreams(config)?,
+            routes,
             response_timeout: config.upstream.response_timeout,
             tunnel_idle,
             login,
+            own_stats: carry.metrics.map(|m| m.route(&config.auth_prefix)),
+            pools,
+            pool_settings: config.upstream.clone(),
         })
     }
 
@@ -83,6 +116,7 @@ impl Gateway {
         let peer = ctx.peer;
         if crate::path::under(path.as_str(), &self.auth_prefix) {
             ctx.route = Some(&self.auth_prefix);
+            ctx.stats = self.own_stats.as_deref();
             return Step::Later(Box::pin(async move {
                 self.own_endpoint(req, &path, peer).await
             }));
@@ -92,6 +126,7 @@ impl Gateway {
         };
         let route = &routed.route;
         ctx.route = Some(&route.prefix);
+        ctx.stats = routed.stats.as_deref();
         if let (Destination::Upstream(_), false) = (&routed.to, route.any_host) {
             if let Err(e) = headers::check_host(&req, &self.public_host) {
                 return Step::Answer(Err(e));
@@ -186,24 +221,27 @@ impl Gateway {
     }
 }
 
-/// The route table, with one connection pool per upstream origin.
-fn upstreams(config: &GatewayConfig) -> Result<RouteTable, StartError> {
+/// The route table, with one connection pool per upstream origin: the one in `kept` (from
+/// the config before a reload) when there is one, else a new one. Returns the pools in use.
+#[allow(clippy::type_complexity)]
+fn upstreams(
+    config: &GatewayConfig,
+    kept: HashMap<String, Arc<crate::upstream::Pool>>,
+) -> Result<(RouteTable, HashMap<String, Arc<crate::upstream::Pool>>), StartError> {
     let mut pools: HashMap<String, Arc<crate::upstream::Pool>> = HashMap::new();
-    RouteTable::new(&config.routes, |route| match &route.target {
+    let table = RouteTable::new(&config.routes, |route| match &route.target {
         Target::Files(dir) => Ok(Destination::Files(dir.clone())),
         Target::Http { scheme, authority } => {
             let origin = format!("{scheme}://{authority}");
-            let pool = match pools.get(&origin) {
+            let pool = match pools.get(&origin).or_else(|| kept.get(&origin)) {
                 Some(pool) => pool.clone(),
-                None => {
-                    let pool = crate::upstream::Pool::new(scheme, authority, &config.upstream)?;
-                    pools.insert(origin, pool.clone());
-                    pool
-                }
+                None => crate::upstream::Pool::new(scheme, authority, &config.upstream)?,
             };
+            pools.insert(origin, pool.clone());
             Ok(Destination::Upstream(pool))
         }
-    })
+    })?;
+    Ok((table, pools))
 }
 
 /// The gateway's steps: a request ready to forward is a [`forward::Prepared`].

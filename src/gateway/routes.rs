@@ -13,6 +13,7 @@ use std::sync::Arc;
 
 use crate::config::Route;
 use crate::error::StartError;
+use crate::metrics::{Metrics, RouteStats};
 
 use crate::path::{same_folded, segments, starts_with_by, without_params, NormalPath};
 use crate::upstream::Pool;
@@ -28,6 +29,8 @@ pub struct RouteTable {
 pub struct Routed {
     pub route: Route,
     pub to: Destination,
+    /// The route's counters, when metrics are on (see [`RouteTable::count_into`]).
+    pub stats: Option<Arc<RouteStats>>,
 }
 
 #[derive(Debug)]
@@ -50,11 +53,20 @@ impl RouteTable {
             let routed = Routed {
                 route: r.clone(),
                 to: destination(r)?,
+                stats: None,
             };
             table.push((segments, routed));
         }
         table.sort_by_key(|(segments, _)| std::cmp::Reverse(segments.len()));
         Ok(RouteTable { routes: table })
+    }
+
+    /// Gives every route its counters, keyed by prefix: a reload that keeps a route keeps
+    /// its counts.
+    pub fn count_into(&mut self, metrics: &Metrics) {
+        for (_, routed) in &mut self.routes {
+            routed.stats = Some(metrics.route(&routed.route.prefix));
+        }
     }
 
     /// The route whose prefix is the longest whole-segment prefix of `path`, each segment

@@ -41,6 +41,8 @@ use tracing::debug;
 
 use super::slots::Slot;
 use super::{Hold, Http};
+use arc_swap::ArcSwap;
+
 use crate::app::AppState;
 use crate::pages::Body as ResBody;
 use crate::util::{deadline_passed, ends_body};
@@ -50,7 +52,7 @@ use crate::util::{deadline_passed, ends_body};
 /// Not an `async fn`: the stream is moved into the future once, not kept twice in it.
 pub(super) fn serve(
     tls: TlsStream<TcpStream>,
-    state: Arc<AppState>,
+    state: Arc<ArcSwap<AppState>>,
     peer: SocketAddr,
     http: Arc<Http>,
     hold: Hold,
@@ -67,7 +69,9 @@ pub(super) fn serve(
         let round = round.clone();
         service_fn(move |req: Request<Incoming>| {
             let reusable = round.start(&req);
-            let (state, round) = (state.clone(), round.clone());
+            // The state current now serves this request to its end, even if a reload swaps
+            // in another meanwhile: one arc-swap load, no lock.
+            let (state, round) = (state.load_full(), round.clone());
             async move {
                 let res = state.handle(req, peer).await;
                 // hyper closes after an HTTP/1.0 response without a length; a 101 upgrades.

@@ -26,6 +26,8 @@ use tracing::debug;
 
 use super::slots::Slot;
 use super::{Hold, Http};
+use arc_swap::ArcSwap;
+
 use crate::app::AppState;
 use crate::pages::Body as ResBody;
 
@@ -38,7 +40,7 @@ const CLOSE_WAIT: Duration = Duration::from_secs(10);
 /// connection side by side.
 pub(super) fn serve(
     tls: TlsStream<TcpStream>,
-    state: Arc<AppState>,
+    state: Arc<ArcSwap<AppState>>,
     peer: SocketAddr,
     http: Arc<Http>,
     hold: Hold,
@@ -48,7 +50,8 @@ pub(super) fn serve(
     let service = {
         let streams = streams.clone();
         service_fn(move |req| {
-            let state = state.clone();
+            // The state current now serves this stream to its end (see h1.rs).
+            let state = state.load_full();
             // Counted from here: a request still waiting for its upstream is an open stream.
             let open = Open::new(&streams);
             async move {

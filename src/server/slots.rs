@@ -76,6 +76,12 @@ impl Slots {
     pub(super) fn open(&self) -> usize {
         self.max - self.all.available_permits()
     }
+
+    /// [`Slots::open`] for someone who outlives `self` (the metrics).
+    pub(super) fn open_count(&self) -> impl Fn() -> usize + Send + Sync + 'static {
+        let (all, max) = (self.all.clone(), self.max);
+        move || max - all.available_permits()
+    }
 }
 
 /// One connection's place; dropping it frees the place.

@@ -39,18 +39,32 @@ impl World {
         routes: &str,
         extra: &str,
     ) -> World {
+        Self::start_top(cport, gport, providers, names, routes, extra, "").await
+    }
+
+    /// Like [`World::start_full`], with top-level YAML (e.g. a `metrics:` section) in both
+    /// processes' configs.
+    pub async fn start_top(
+        cport: u16,
+        gport: u16,
+        providers: &str,
+        names: &str,
+        routes: &str,
+        extra: &str,
+        top: &str,
+    ) -> World {
         let backend = Backend::start().await;
         let central = Gateway::start_public(
             cport,
             &format!(
-                "central:\n  providers:\n{providers}  clients:\n    - redirect_url: https://localhost:{gport}/_auth/callback\n"
+                "{top}\ncentral:\n  providers:\n{providers}  clients:\n    - redirect_url: https://localhost:{gport}/_auth/callback\n"
             ),
         );
         let key = central.text("/oauth/key").await;
         let gateway = Gateway::start_public(
             gport,
             &format!(
-                "gateway:\n  title: Test threebot\n  oauth_proxy:\n    url: https://localhost:{cport}/oauth\n    verify_key: {key}\n    providers: {names}\n{extra}  routes:\n{}",
+                "{top}\ngateway:\n  title: Test threebot\n  oauth_proxy:\n    url: https://localhost:{cport}/oauth\n    verify_key: {key}\n    providers: {names}\n{extra}  routes:\n{}",
                 routes.replace("BACKEND", &backend.url())
             ),
         );

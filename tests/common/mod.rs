@@ -13,6 +13,7 @@ pub mod nginx;
 pub mod oidc;
 pub mod python;
 pub mod realbackends;
+pub mod reload;
 pub mod tunnel;
 
 use std::io::{BufRead, BufReader};
@@ -202,6 +203,24 @@ impl Gateway {
                 log.lock().unwrap()
             );
         }
+    }
+
+    /// Where its `metrics.listen` listener answers (`http://addr/metrics`); the process must
+    /// have been started with a `metrics:` section.
+    pub fn metrics_url(&self) -> String {
+        let addr = self
+            .log()
+            .iter()
+            .find_map(|l| field(l, "metrics_addr"))
+            .expect("a metrics listener (is there a `metrics:` section?)");
+        format!("http://{addr}/metrics")
+    }
+
+    /// One scrape of its metrics endpoint: the Prometheus text.
+    pub async fn scrape(&self) -> String {
+        let res = reqwest::get(self.metrics_url()).await.expect("scrape");
+        assert_eq!(res.status(), 200);
+        res.text().await.expect("metrics text")
     }
 
     /// The self-signed certificate the gateway generated (PEM).
