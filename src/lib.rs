@@ -23,6 +23,7 @@ mod step;
 mod tls;
 mod upstream;
 pub mod util;
+mod warnlimit;
 
 pub use config::Config;
 pub use server::Server;

@@ -51,11 +51,15 @@ pub struct LoginSource {
 #[derive(Debug, Clone)]
 pub struct UpstreamSettings {
     pub connect_timeout: Duration,
-    /// Time allowed from sending the request to receiving the response head.
+    /// Time allowed from the end of the request (its body included) to the response head.
     pub response_timeout: Duration,
     pub idle_timeout: Duration,
     /// Idle keep-alive connections kept per upstream origin; more are closed.
     pub max_idle: usize,
+    /// `limits.body_idle_timeout`: a request body stalled this long is cut.
+    pub body_idle_timeout: Duration,
+    /// `limits.upstream_body_idle_timeout`: a response body stalled this long is cut.
+    pub response_body_idle_timeout: Duration,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
@@ -236,6 +240,9 @@ fn upstream_settings(u: RawUpstreamSettings) -> Result<UpstreamSettings, ConfigE
             Duration::from_secs(90),
         )?,
         max_idle: u.max_idle.unwrap_or(DEFAULT_MAX_IDLE),
+        // Set from `limits` by the caller.
+        body_idle_timeout: Duration::from_secs(60),
+        response_body_idle_timeout: Duration::from_secs(60),
     })
 }
 
