@@ -155,11 +155,13 @@ fn serve(config: Config) -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     runtime.block_on(async {
+        // Signal handlers first: SIGHUP or SIGUSR1 during start-up must not kill us.
+        let stop = oauthgate::shutdown::signal();
         let public_url = config.public_url.clone();
         let server = Server::bind(config).await?;
         let addr = server.local_addr()?;
         tracing::info!(addr = %addr, public_url = %public_url, "listening");
-        server.run(oauthgate::shutdown::signal()).await;
+        server.run(stop).await;
         Ok(())
     })
 }
