@@ -10,6 +10,7 @@ pub mod config;
 mod context;
 mod cookies;
 pub mod error;
+mod fdlimit;
 mod fsutil;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
