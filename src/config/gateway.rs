@@ -169,11 +169,7 @@ pub(super) fn gateway_config(
         }
         s => s.map(Secret),
     };
-    let session_ttl = duration(
-        "gateway.session.ttl",
-        raw.session.ttl.as_deref(),
-        Duration::from_secs(12 * 3600),
-    )?;
+    let session_ttl = session_ttl(raw.session.ttl.as_deref())?;
     let trusted_proxies = trusted_proxies(raw.trusted_proxies)?;
     let upstream = upstream_settings(raw.upstream)?;
     let default_case = raw.case_insensitive.unwrap_or(false);
@@ -197,6 +193,25 @@ pub(super) fn gateway_config(
         routes,
     };
     Ok((config, own_client))
+}
+
+/// `gateway.session.ttl` (default 12 h). Sessions expire, and their cookies' `Max-Age`
+/// counts, in whole seconds: `500ms` used to pass and end every session at once, and a
+/// fraction of a second cannot be honoured. A ttl of a few seconds is valid (tests use it)
+/// but lives up to a second less than it says; anything of a minute or more is exact to 2 %.
+fn session_ttl(text: Option<&str>) -> Result<Duration, ConfigError> {
+    let ttl = duration("gateway.session.ttl", text, Duration::from_secs(12 * 3600))?;
+    if ttl < Duration::from_secs(1) || ttl.subsec_nanos() != 0 {
+        return Err(ConfigError::at(
+            "gateway.session.ttl",
+            format!(
+                "`{}` is not a whole number of seconds: sessions expire in whole seconds \
+                 (use at least 1m in production)",
+                text.unwrap_or_default()
+            ),
+        ));
+    }
+    Ok(ttl)
 }
 
 /// `gateway.trusted_proxies` (default: the loopback addresses).
