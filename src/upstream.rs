@@ -253,7 +253,11 @@ impl Pool {
 
     fn put_back(&self, conn: Box<Conn>) {
         let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
-        if idle.len() < self.settings.max_idle {
+        // No cap by default: the pool holds what the load needed (the most connections busy
+        // at once in the last `idle_timeout`), as every one of them is about to be needed
+        // again. A cap below the concurrency closes a connection after each response and
+        // opens another for the next request: a socket in TIME_WAIT per request.
+        if self.settings.max_idle.is_none_or(|max| idle.len() < max) {
             idle.push(Idle {
                 conn,
                 since: Instant::now(),

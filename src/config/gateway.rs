@@ -54,8 +54,9 @@ pub struct UpstreamSettings {
     /// Time allowed from the end of the request (its body included) to the response head.
     pub response_timeout: Duration,
     pub idle_timeout: Duration,
-    /// Idle keep-alive connections kept per upstream origin; more are closed.
-    pub max_idle: usize,
+    /// Idle keep-alive connections kept per upstream origin; more are closed. `None` (the
+    /// default): as many as the load needed, each closed after `idle_timeout`.
+    pub max_idle: Option<usize>,
     /// `limits.body_idle_timeout`: a request body stalled this long is cut.
     pub body_idle_timeout: Duration,
     /// `limits.upstream_body_idle_timeout`: a response body stalled this long is cut.
@@ -128,9 +129,6 @@ pub enum Target {
     /// A directory of static files (GET and HEAD only), looked up by the request path.
     Files(PathBuf),
 }
-
-/// Idle connections kept per upstream origin unless `gateway.upstream.max_idle` says otherwise.
-const DEFAULT_MAX_IDLE: usize = 128;
 
 pub(super) fn gateway_config(
     raw: RawGateway,
@@ -254,7 +252,7 @@ fn upstream_settings(u: RawUpstreamSettings) -> Result<UpstreamSettings, ConfigE
             u.idle_timeout.as_deref(),
             Duration::from_secs(90),
         )?,
-        max_idle: u.max_idle.unwrap_or(DEFAULT_MAX_IDLE),
+        max_idle: u.max_idle,
         // Set from `limits` by the caller.
         body_idle_timeout: Duration::from_secs(60),
         response_body_idle_timeout: Duration::from_secs(60),
