@@ -24,7 +24,8 @@ pub fn signal() -> impl Future<Output = ()> + Send + 'static {
                 Ok(mut s) => {
                     tokio::spawn(async move {
                         while s.recv().await.is_some() {
-                            info!(signal = name, "signal received and ignored");
+                            // Another listener (the config reload's SIGHUP) may act on it.
+                            info!(signal = name, "signal received; it does not stop oauthgate");
                         }
                     });
                 }
