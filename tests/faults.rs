@@ -231,3 +231,52 @@ async fn trickled_form_posts_are_cut_and_bad_states_refused_at_once() {
     assert_eq!(landed.path(), "/x");
     assert_eq!(res.status(), 200);
 }
+
+/// An upload whose upstream read it all and never answered: 504 after `response_timeout`
+/// from the end of the body, and the upstream connection is closed (as for a bodiless
+/// request), not held until the upstream gives up.
+#[tokio::test]
+async fn an_unanswered_upload_is_a_504_and_its_connection_closed() {
+    use std::sync::atomic::AtomicUsize;
+    use std::sync::Arc;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let upstream = listener.local_addr().unwrap();
+    let closed = Arc::new(AtomicUsize::new(0));
+    let count = closed.clone();
+    tokio::spawn(async move {
+        while let Ok((mut tcp, _)) = listener.accept().await {
+            let count = count.clone();
+            tokio::spawn(async move {
+                // Reads everything (head and body) and never answers.
+                let mut buf = vec![0u8; 8192];
+                while let Ok(n) = tcp.read(&mut buf).await {
+                    if n == 0 {
+                        break;
+                    }
+                }
+                count.fetch_add(1, Ordering::SeqCst);
+            });
+        }
+    });
+    let gw = Gateway::start(&format!(
+        "  upstream: {{response_timeout: 1s}}\n  routes:\n    - {{prefix: /, upstream: \"http://{upstream}\"}}\n"
+    ));
+    let started = Instant::now();
+    let res = gw
+        .client()
+        .post(gw.url("/upload"))
+        .body(vec![b'u'; 100_000])
+        .send()
+        .await
+        .expect("answered");
+    assert_eq!(res.status(), 504);
+    assert!(started.elapsed() < Duration::from_secs(8));
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while closed.load(Ordering::SeqCst) == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the upstream connection was kept"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
