@@ -260,3 +260,57 @@ impl Metadata {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn doc(issuer: &str, key: &str, value: &str) -> Discovery {
+        let mut d = serde_json::json!({
+            "issuer": issuer,
+            "authorization_endpoint": format!("{issuer}/authorize"),
+            "token_endpoint": format!("{issuer}/token"),
+            "userinfo_endpoint": format!("{issuer}/userinfo"),
+            "jwks_uri": format!("{issuer}/jwks"),
+        });
+        d[key] = value.into();
+        serde_json::from_value(d).unwrap()
+    }
+
+    /// Moved here from `tests/protocol.rs`, which fetched the document again per login.
+    #[test]
+    fn endpoints_must_be_https_or_loopback_for_a_loopback_issuer() {
+        let public = Url::parse("https://login.example").unwrap();
+        let local = Url::parse("http://127.0.0.1:9000").unwrap();
+        for (key, value) in [
+            ("token_endpoint", "http://example.com/token"),
+            ("userinfo_endpoint", "http://10.1.2.3/userinfo"),
+            ("jwks_uri", "file:///etc/passwd"),
+            ("authorization_endpoint", "javascript:alert(1)"),
+        ] {
+            for issuer in [&public, &local] {
+                let d = doc(issuer.as_str().trim_end_matches('/'), key, value);
+                let e = d.check_endpoints("corp", issuer).unwrap_err().to_string();
+                assert!(e.contains(&format!("discovery gives {key}")), "{e}");
+            }
+        }
+        let d = doc(
+            "http://127.0.0.1:9000",
+            "jwks_uri",
+            "http://127.0.0.1:9000/k",
+        );
+        assert!(d.check_endpoints("corp", &local).is_ok());
+        let d = doc(
+            "https://login.example",
+            "jwks_uri",
+            "https://keys.example/k",
+        );
+        assert!(d.check_endpoints("corp", &public).is_ok());
+        let d = doc(
+            "https://login.example",
+            "jwks_uri",
+            "http://127.0.0.1:9000/k",
+        );
+        assert!(d.check_endpoints("corp", &public).is_err());
+    }
+}
