@@ -15,34 +15,33 @@
 //! `Upgrade` requests get a connection of their own, in a task of its own, that is never pooled.
 
 mod body;
+mod conn;
 pub mod errors;
-mod stream;
 
 use std::fmt;
 use std::future::{poll_fn, Future};
 use std::io;
-use std::pin::Pin;
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
+use std::task::Poll;
 use std::time::Duration;
 
 use http::header::HeaderValue;
 use http::uri::{Authority, Scheme};
 use http::{Request, Response};
 use hyper::body::{Body, Incoming};
-use hyper::client::conn::http1::{self, Connection, SendRequest};
+use hyper::client::conn::http1;
 use hyper::client::conn::TrySendError;
 use hyper_util::rt::TokioIo;
 use rustls_pki_types::ServerName;
 use tokio::net::TcpStream;
-use tokio::time::{Instant, Sleep};
+use tokio::time::Instant;
 use tokio_rustls::TlsConnector;
 use tracing::debug;
 
 pub use body::UpstreamBody;
 use body::{Progress, ReqBody};
+use conn::{drive_upload, reap, Conn, Stream};
 use errors::{Errors, Kind};
-use stream::Stream;
 
 use crate::config::UpstreamSettings;
 use crate::error::{RequestError, StartError};
@@ -303,53 +302,6 @@ impl Pool {
     }
 }
 
-/// Drives an upload's connection until both the request and the response are done, then
-/// pools it. An upload that brings nothing for `limits.body_idle_timeout` is cut: the
-/// connection closes, and the waiting request learns why from `progress`.
-async fn drive_upload(mut conn: Box<Conn>, pool: Arc<Pool>, progress: Arc<Progress>) {
-    let idle = pool.settings.body_idle_timeout;
-    let mut timer = Box::pin(tokio::time::sleep(idle));
-    let open = poll_fn(|cx| {
-        if let Poll::Ready(open) = conn.poll_ready(cx) {
-            return Poll::Ready(open);
-        }
-        if progress.ended_at().is_none()
-            && deadline_passed(&mut timer, progress.stalls_at(idle), cx)
-        {
-            progress.mark_cut();
-            return Poll::Ready(false);
-        }
-        Poll::Pending
-    })
-    .await;
-    if open {
-        pool.put_back(conn);
-    }
-}
-
-/// Drops the idle connections older than the idle timeout, every quarter of it, for as long
-/// as the pool exists.
-async fn reap(pool: std::sync::Weak<Pool>) {
-    let period = match pool.upgrade() {
-        Some(p) => (p.settings.idle_timeout / 4).max(Duration::from_millis(100)),
-        None => return,
-    };
-    loop {
-        tokio::time::sleep(period).await;
-        let Some(pool) = pool.upgrade() else { return };
-        let expired: Vec<Idle> = {
-            let mut idle = pool.idle.lock().unwrap_or_else(|e| e.into_inner());
-            let keep = idle
-                .iter()
-                .position(|i| i.since.elapsed() < pool.settings.idle_timeout)
-                .unwrap_or(idle.len());
-            idle.drain(..keep).collect()
-        };
-        // closed outside the lock
-        drop(expired);
-    }
-}
-
 fn tls_client_config() -> Result<Arc<rustls::ClientConfig>, StartError> {
     let roots = rustls::RootCertStore::from_iter(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
     let mut config = rustls::ClientConfig::builder_with_provider(crate::tls::provider())
@@ -359,48 +311,6 @@ fn tls_client_config() -> Result<Arc<rustls::ClientConfig>, StartError> {
         .with_no_client_auth();
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(Arc::new(config))
-}
-
-/// One HTTP/1.1 connection: the handle requests go through and the state machine that does
-/// the I/O, polled by whichever task is using the connection.
-struct Conn {
-    tx: SendRequest<ReqBody>,
-    /// `None` once the connection has closed.
-    driver: Option<Connection<TokioIo<Stream>, ReqBody>>,
-    /// Bounds the wait for a response head. One timer per connection, re-armed only when it
-    /// goes off before the current request's deadline: setting a timer for every request
-    /// would cost two timer-wheel updates each.
-    timer: Pin<Box<Sleep>>,
-}
-
-impl Conn {
-    /// Does the connection's pending I/O; false once it has closed.
-    fn drive(&mut self, cx: &mut Context<'_>) -> bool {
-        let Some(driver) = &mut self.driver else {
-            return false;
-        };
-        match Pin::new(driver).poll(cx) {
-            Poll::Pending => true,
-            Poll::Ready(result) => {
-                if let Err(e) = result {
-                    debug!(error = %e, "upstream connection ended with an error");
-                }
-                self.driver = None;
-                false
-            }
-        }
-    }
-
-    /// Ready(true) when a request can be sent, Ready(false) when the connection has closed.
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<bool> {
-        let open = self.drive(cx);
-        match self.tx.poll_ready(cx) {
-            Poll::Ready(Ok(())) => Poll::Ready(open),
-            Poll::Ready(Err(_)) => Poll::Ready(false),
-            Poll::Pending if open => Poll::Pending,
-            Poll::Pending => Poll::Ready(false),
-        }
-    }
 }
 
 /// A send that failed: the request back, to send again on a new connection, when the
