@@ -91,18 +91,33 @@ async fn under_a_low_open_file_limit_excess_clients_are_refused_never_502d() {
     .await;
 }
 
-/// Issue 20 item 6: reaching `max_connections` was logged at debug only. It is a warning
-/// naming the limit, written once for a burst of refusals.
+/// Issue 20 item 6: reaching `max_connections` (or the per-address cap) was logged at debug
+/// only. It is a warning naming the limit, written once for a burst of refusals.
 #[tokio::test]
 async fn a_burst_of_refusals_writes_one_warning_naming_the_limit() {
     let backend = Backend::start().await;
-    let gw = Gateway::start_with(
-        &format!(
-            "  routes:\n    - {{prefix: /, upstream: \"{}\"}}\n",
-            backend.url()
+    for (limits, proxies, key) in [
+        ("max_connections: 2", "", "limits.max_connections"),
+        // Loopback is a trusted proxy by default, and those are exempt from the cap.
+        (
+            "max_connections_per_ip: 2",
+            "  trusted_proxies: [10.9.9.9]\n",
+            "limits.max_connections_per_ip",
         ),
-        "limits: {max_connections: 2}\n",
-    );
+    ] {
+        let gw = Gateway::start_with(
+            &format!(
+                "{proxies}  routes:\n    - {{prefix: /, upstream: \"{}\"}}\n",
+                backend.url()
+            ),
+            &format!("limits: {{{limits}}}\n"),
+        );
+        refusals_warn_once(&gw, key).await;
+    }
+}
+
+/// Holds two connections, has 50 more refused, then frees a slot; one warning about `key`.
+async fn refusals_warn_once(gw: &Gateway, key: &str) {
     let config = tls_config(&gw.cert_pem(), &[b"http/1.1"]);
     let held = [
         connect(gw.addr, config.clone()).await.expect("first"),
@@ -111,7 +126,7 @@ async fn a_burst_of_refusals_writes_one_warning_naming_the_limit() {
     for _ in 0..50 {
         assert!(
             connect(gw.addr, config.clone()).await.is_err(),
-            "a third connection was admitted"
+            "{key}: a third connection was admitted"
         );
     }
     // A slot freed, a request served: its access line is written after every warning.
@@ -120,18 +135,11 @@ async fn a_burst_of_refusals_writes_one_warning_naming_the_limit() {
     drop(first);
     let deadline = Instant::now() + Duration::from_secs(10);
     while gw.client().get(gw.url("/after")).send().await.is_err() {
-        assert!(Instant::now() < deadline, "no slot came free");
+        assert!(Instant::now() < deadline, "{key}: no slot came free");
     }
-    logged(&gw, "path=/after").await;
-    assert_eq!(
-        count_lines(
-            &gw,
-            "connection refused: limits.max_connections (2) reached"
-        ),
-        1,
-        "{:#?}",
-        gw.log()
-    );
+    logged(gw, "path=/after").await;
+    let line = format!("connection refused: {key} (2) reached");
+    assert_eq!(count_lines(gw, &line), 1, "{:#?}", gw.log());
 }
 
 /// Issue 20 item 7: a dead backend under load wrote a WARN line per request (44.6 MB in
