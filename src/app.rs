@@ -100,7 +100,8 @@ impl AppState {
             .and(result.as_ref().err())
             .and_then(UpstreamError::of);
         let res = result.unwrap_or_else(|e| {
-            if e.status().is_server_error() {
+            // An upstream's failures are logged by its pool, rate-limited.
+            if e.status().is_server_error() && !e.is_upstream() {
                 warn!(error = %crate::util::error_chain(&e), peer = %peer.ip(), path = %uri.path(), "request failed");
             }
             pages::error_response(&e, ctx.navigation)

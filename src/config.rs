@@ -95,6 +95,13 @@ pub struct Limits {
     /// Open client connections one address may hold (IPv6: one /64); 0 means no cap.
     /// `gateway.trusted_proxies` are exempt.
     pub max_connections_per_ip: usize,
+    /// A request body that brings no byte for this long while it is sent upstream is cut:
+    /// 408 when no response has started yet (nginx's `client_body_timeout`).
+    pub body_idle_timeout: Duration,
+    /// A response body that brings no byte for this long, while the client waits for it, is
+    /// cut (nginx's `proxy_read_timeout`, between two reads): the client's connection ends
+    /// without the body's end, and the upstream connection is closed.
+    pub upstream_body_idle_timeout: Duration,
 }
 
 /// nginx closes an idle HTTP/2 connection after `keepalive_timeout` (75 s; `http2_idle_timeout`
@@ -107,6 +114,10 @@ const IDLE_TIMEOUT: Duration = Duration::from_secs(180);
 /// Caddy cuts none. An hour breaks no application that works behind either, and still frees the
 /// tunnels of clients that vanished without a FIN.
 const TUNNEL_IDLE_TIMEOUT: Duration = Duration::from_secs(3600);
+
+/// nginx's `client_body_timeout` and `proxy_read_timeout`: a minute between two reads of a
+/// body is far longer than any working client or application pauses mid-stream.
+const BODY_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 
 impl Config {
     /// Reads, substitutes and validates the file at `path`, with variables from the environment.
@@ -218,7 +229,11 @@ impl TryFrom<RawConfig> for Config {
         let mut central = central;
         let gateway = match raw.gateway {
             Some(g) => {
-                let (g, own_client) = gateway::gateway_config(g, &public_url, central.as_ref())?;
+                let (mut g, own_client) =
+                    gateway::gateway_config(g, &public_url, central.as_ref())?;
+                // The upstream pools apply these `limits` to the bodies they carry.
+                g.upstream.body_idle_timeout = limits.body_idle_timeout;
+                g.upstream.response_body_idle_timeout = limits.upstream_body_idle_timeout;
                 if let (Some(central), Some(client)) = (central.as_mut(), own_client) {
                     if !central
                         .clients
@@ -416,6 +431,16 @@ fn limits(raw: RawLimits) -> Result<Limits, ConfigError> {
             "limits.tunnel_idle_timeout",
             raw.tunnel_idle_timeout.as_deref(),
             TUNNEL_IDLE_TIMEOUT,
+        )?,
+        body_idle_timeout: duration(
+            "limits.body_idle_timeout",
+            raw.body_idle_timeout.as_deref(),
+            BODY_IDLE_TIMEOUT,
+        )?,
+        upstream_body_idle_timeout: duration(
+            "limits.upstream_body_idle_timeout",
+            raw.upstream_body_idle_timeout.as_deref(),
+            BODY_IDLE_TIMEOUT,
         )?,
     })
 }

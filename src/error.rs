@@ -98,6 +98,10 @@ pub enum RequestError {
     },
     #[error("upstream timed out")]
     UpstreamTimeout,
+    /// The client's request body stopped arriving (`limits.body_idle_timeout`, or a form's
+    /// own short limit): 408, as nginx's `client_body_timeout`.
+    #[error("the request body stopped arriving")]
+    BodyTimeout,
     /// Nobody is logged in and the answer needs someone. `redirect`: a browser navigation
     /// may be sent to `login_url` (a proxied request) rather than get 401 JSON.
     #[error("login required")]
@@ -143,6 +147,7 @@ impl RequestError {
             RequestError::NoRoute | RequestError::NotFound => StatusCode::NOT_FOUND,
             RequestError::Upstream { .. } => StatusCode::BAD_GATEWAY,
             RequestError::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
+            RequestError::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
             RequestError::Invalid(_) => StatusCode::BAD_REQUEST,
             RequestError::LoginRequired { .. } => StatusCode::UNAUTHORIZED,
             RequestError::Forbidden { .. } => StatusCode::FORBIDDEN,
@@ -169,7 +174,16 @@ impl RequestError {
             RequestError::UpstreamTimeout => {
                 "The application behind this gateway took too long to answer."
             }
+            RequestError::BodyTimeout => "The request body stopped arriving.",
         })
+    }
+
+    /// An upstream's failure: logged (rate-limited) by the upstream's pool, not per request.
+    pub fn is_upstream(&self) -> bool {
+        matches!(
+            self,
+            RequestError::Upstream { .. } | RequestError::UpstreamTimeout
+        )
     }
 
     /// A link to start again, for errors that have one.

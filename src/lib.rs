@@ -11,6 +11,7 @@ pub mod config;
 mod context;
 mod cookies;
 pub mod error;
+mod fdlimit;
 mod fsutil;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
@@ -27,6 +28,7 @@ mod step;
 mod tls;
 mod upstream;
 pub mod util;
+mod warnlimit;
 
 pub use config::Config;
 pub use server::Server;

@@ -222,6 +222,8 @@ fn serve(config: Config, path: PathBuf) -> anyhow::Result<()> {
         for w in &config.warnings {
             tracing::warn!("{w}");
         }
+        // Signal handlers first: SIGHUP or SIGUSR1 during start-up must not kill us.
+        let stop = oauthgate::shutdown::signal();
         let public_url = config.public_url.clone();
         let probe = config.clone();
         let mut server = Server::bind(config).await?;
@@ -230,7 +232,7 @@ fn serve(config: Config, path: PathBuf) -> anyhow::Result<()> {
         tokio::spawn(async move { oauthgate::check::startup(&probe).await });
         let addr = server.local_addr()?;
         tracing::info!(addr = %addr, public_url = %public_url, "listening");
-        server.run(oauthgate::shutdown::signal()).await;
+        server.run(stop).await;
         Ok(())
     })
 }

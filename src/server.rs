@@ -3,7 +3,7 @@
 
 mod h1;
 mod h2;
-mod slots;
+pub mod slots;
 
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
@@ -42,6 +42,8 @@ pub struct Server {
     resolver: Arc<ReloadingResolver>,
     /// The config the server started with, for the reloader to compare against.
     config: Config,
+    /// Connections refused at a limit, for the metrics.
+    refused: Arc<slots::Refused>,
 }
 
 impl Server {
@@ -89,6 +91,7 @@ impl Server {
             metrics,
             resolver,
             config,
+            refused: Arc::default(),
         })
     }
 
@@ -106,6 +109,11 @@ impl Server {
         Ok(())
     }
 
+    /// The connections refused at `limits.max_connections(_per_ip)` so far, by limit.
+    pub fn refused(&self) -> Arc<slots::Refused> {
+        self.refused.clone()
+    }
+
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
         self.listener.local_addr()
     }
@@ -117,7 +125,7 @@ impl Server {
         // when the last one has.
         let (stop, stopped) = watch::channel(());
         let slots = slots::Slots::new(
-            self.limits.max_connections,
+            crate::fdlimit::connections_allowed(self.limits.max_connections),
             self.limits.max_connections_per_ip,
             self.proxies,
         );
@@ -142,12 +150,8 @@ impl Server {
                     // Refused like a full listen queue: the socket is closed before TLS.
                     let slot = match slots.take(peer.ip()) {
                         Ok(slot) => slot,
-                        Err(slots::Full::All) => {
-                            debug!(peer = %peer, "connection limit reached, refusing");
-                            continue;
-                        }
-                        Err(slots::Full::ThisAddress) => {
-                            debug!(peer = %peer, "connection limit for this address reached, refusing");
+                        Err(full) => {
+                            self.refused.note(full, peer, slots.max(full));
                             continue;
                         }
                     };

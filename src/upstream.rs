@@ -14,33 +14,41 @@
 //!
 //! `Upgrade` requests get a connection of their own, in a task of its own, that is never pooled.
 
+mod body;
+mod conn;
+pub mod errors;
+
 use std::fmt;
 use std::future::{poll_fn, Future};
 use std::io;
-use std::pin::Pin;
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
+use std::task::Poll;
 use std::time::Duration;
 
-use bytes::Bytes;
 use http::header::HeaderValue;
 use http::uri::{Authority, Scheme};
 use http::{Request, Response};
-use hyper::body::{Body, Frame, Incoming, SizeHint};
-use hyper::client::conn::http1::{self, Connection, SendRequest};
+use hyper::body::{Body, Incoming};
+use hyper::client::conn::http1;
 use hyper::client::conn::TrySendError;
 use hyper_util::rt::TokioIo;
 use rustls_pki_types::ServerName;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
-use tokio::time::{Instant, Sleep};
-use tokio_rustls::client::TlsStream;
+use tokio::time::Instant;
 use tokio_rustls::TlsConnector;
 use tracing::debug;
 
+pub use body::UpstreamBody;
+use body::{Progress, ReqBody};
+use conn::{drive_upload, reap, Conn, Stream};
+use errors::{Errors, Kind};
+
 use crate::config::UpstreamSettings;
 use crate::error::{RequestError, StartError};
-use crate::util::{deadline_passed, ends_body};
+use crate::util::deadline_passed;
+
+/// How the error of a failed connection attempt starts (see [`errors::Kind::of`]).
+const CONNECTING: &str = "connecting to";
 
 /// The connections to one origin (`scheme://host:port`).
 pub struct Pool {
@@ -49,10 +57,9 @@ pub struct Pool {
     /// The origin's authority, the `Host` of requests that do not keep the client's.
     pub host: HeaderValue,
     tls: Option<(TlsConnector, ServerName<'static>)>,
-    connect_timeout: Duration,
-    idle_timeout: Duration,
-    max_idle: usize,
+    settings: UpstreamSettings,
     idle: Mutex<Vec<Idle>>,
+    errors: Errors,
 }
 
 impl fmt::Debug for Pool {
@@ -91,22 +98,28 @@ impl Pool {
             host: HeaderValue::from_str(authority.as_str())
                 .map_err(|e| StartError::tls(format!("upstream authority {authority}"), e))?,
             tls,
-            connect_timeout: settings.connect_timeout,
-            idle_timeout: settings.idle_timeout,
-            max_idle: settings.max_idle,
+            settings: settings.clone(),
             idle: Mutex::new(Vec::new()),
+            errors: Errors::default(),
         });
         tokio::spawn(reap(Arc::downgrade(&pool)));
         Ok(pool)
     }
 
     /// Sends `req` and returns the response head; its body keeps driving the connection.
-    /// `Err` is the request's answer: 502, or 504 when no head came within `timeout`.
+    /// `Err` is the request's answer: 502, 504 when no head came within `timeout` of the
+    /// request's end (its body included), 408 when the client's body stalled.
     pub async fn send(
         self: &Arc<Self>,
-        mut req: Request<Incoming>,
+        req: Request<Incoming>,
         timeout: Duration,
     ) -> Result<Response<UpstreamBody>, RequestError> {
+        // Only an upload is watched: a bodiless request (most) costs nothing more.
+        let progress = (!req.body().is_end_stream()).then(|| Arc::new(Progress::new()));
+        let mut req = match &progress {
+            Some(p) => req.map(|b| ReqBody::tracked(b, p.clone())),
+            None => req.map(ReqBody::plain),
+        };
         let deadline = Instant::now() + timeout;
         loop {
             let (mut conn, reused) = match self.take().await {
@@ -114,26 +127,15 @@ impl Pool {
                 // Boxed: connecting (a TLS handshake, maybe) is rare, and its future large.
                 None => (Box::pin(self.connect(deadline)).await?, false),
             };
-            if !req.body().is_end_stream() {
-                // A request with a body: the upload may still be going when the response
-                // comes back, and the client may read the response only once it has sent
-                // everything. A task of its own drives such a connection, so that neither
-                // direction waits for the other, and pools it when both are done.
-                let response = conn.tx.try_send_request(req);
-                let pool = self.clone();
-                tokio::spawn(async move {
-                    if poll_fn(|cx| conn.poll_ready(cx)).await {
-                        pool.put_back(conn);
-                    }
-                });
-                match tokio::time::timeout_at(deadline, response).await {
-                    Err(_) => return Err(RequestError::UpstreamTimeout),
-                    Ok(Ok(res)) => return Ok(res.map(|body| UpstreamBody { body, conn: None })),
-                    Ok(Err(e)) => {
-                        req = retry_or_fail(e, reused)?;
-                        continue;
-                    }
+            if let Some(progress) = &progress {
+                match self.upload(conn, req, progress, timeout).await? {
+                    Ok(res) => return Ok(res.map(|b| UpstreamBody::new(b, None, self.clone()))),
+                    Err(e) => match progress.cut_error() {
+                        Some(cut) => return Err(cut),
+                        None => req = retry_or_fail(e, reused)?,
+                    },
                 }
+                continue;
             }
             // Sends the request and drives the connection until the response head is in.
             let mut response = std::pin::pin!(conn.tx.try_send_request(req));
@@ -156,12 +158,39 @@ impl Pool {
             };
             match sent {
                 Ok(res) => {
-                    return Ok(res.map(|body| UpstreamBody {
-                        body,
-                        conn: Some((conn, self.clone())),
-                    }));
+                    return Ok(res.map(|b| UpstreamBody::new(b, Some(conn), self.clone())));
                 }
                 Err(e) => req = retry_or_fail(e, reused)?,
+            }
+        }
+    }
+
+    /// A request with a body: the upload may still be going when the response comes back,
+    /// and the client may read the response only once it has sent everything. A task of its
+    /// own drives such a connection, so that neither direction waits for the other, and
+    /// pools it when both are done. `timeout` runs from the end of the upload: a long upload
+    /// is no slow answer. An upload that stalls is cut by the driving task instead.
+    async fn upload(
+        self: &Arc<Self>,
+        mut conn: Box<Conn>,
+        req: Request<ReqBody>,
+        progress: &Arc<Progress>,
+        timeout: Duration,
+    ) -> Result<Result<Response<Incoming>, TrySendError<Request<ReqBody>>>, RequestError> {
+        let response = conn.tx.try_send_request(req);
+        tokio::spawn(drive_upload(conn, self.clone(), progress.clone()));
+        let mut response = std::pin::pin!(response);
+        loop {
+            if let Some(ended) = progress.ended_at() {
+                return tokio::time::timeout_at(ended + timeout, response)
+                    .await
+                    .map_err(|_| RequestError::UpstreamTimeout);
+            }
+            tokio::select! {
+                biased;
+                sent = &mut response => return Ok(sent),
+                // A permit is kept when the body ends before this waits: no wake-up is lost.
+                () = progress.ended.notified() => {}
             }
         }
     }
@@ -169,7 +198,7 @@ impl Pool {
     /// Sends an `Upgrade` request on a new connection of its own, driven by a task that hands
     /// the connection over to the upgrade once the upstream switches protocols.
     pub async fn send_upgrade(
-        &self,
+        self: &Arc<Self>,
         req: Request<Incoming>,
     ) -> Result<Response<UpstreamBody>, RequestError> {
         let io = self.open().await?;
@@ -183,7 +212,23 @@ impl Pool {
             }
         });
         let res = tx.send_request(req).await.map_err(upstream_error)?;
-        Ok(res.map(|body| UpstreamBody { body, conn: None }))
+        Ok(res.map(|b| UpstreamBody::new(b, None, self.clone())))
+    }
+
+    /// Counts and logs (rate-limited) a failed request, when the failure was the upstream's.
+    pub fn failed(&self, e: &RequestError) {
+        if let Some(kind) = Kind::of(e) {
+            self.note(kind, e);
+        }
+    }
+
+    fn note(&self, kind: Kind, e: &dyn std::error::Error) {
+        self.errors.note(&self.address, kind, e);
+    }
+
+    /// This origin's failures so far, by kind.
+    pub fn errors(&self) -> &Errors {
+        &self.errors
     }
 
     /// The most recently used idle connection that is still open and ready.
@@ -207,7 +252,11 @@ impl Pool {
 
     fn put_back(&self, conn: Box<Conn>) {
         let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
-        if idle.len() < self.max_idle {
+        // No cap by default: the pool holds what the load needed (the most connections busy
+        // at once in the last `idle_timeout`), as every one of them is about to be needed
+        // again. A cap below the concurrency closes a connection after each response and
+        // opens another for the next request: a socket in TIME_WAIT per request.
+        if self.settings.max_idle.is_none_or(|max| idle.len() < max) {
             idle.push(Idle {
                 conn,
                 since: Instant::now(),
@@ -241,11 +290,11 @@ impl Pool {
                 }
             })
         };
-        match tokio::time::timeout(self.connect_timeout, connect).await {
+        match tokio::time::timeout(self.settings.connect_timeout, connect).await {
             Err(_) => Err(RequestError::UpstreamTimeout),
             Ok(Err(e)) if e.kind() == io::ErrorKind::TimedOut => Err(RequestError::UpstreamTimeout),
             Ok(Err(e)) => Err(RequestError::upstream(
-                format!("connecting to {}{}", self.address, certificate_hint(&e)),
+                format!("{CONNECTING} {}{}", self.address, certificate_hint(&e)),
                 e,
             )),
             Ok(Ok(stream)) => Ok(stream),
@@ -269,29 +318,6 @@ fn certificate_hint(e: &io::Error) -> &'static str {
     }
 }
 
-/// Drops the idle connections older than the idle timeout, every quarter of it, for as long
-/// as the pool exists.
-async fn reap(pool: std::sync::Weak<Pool>) {
-    let period = match pool.upgrade() {
-        Some(p) => (p.idle_timeout / 4).max(Duration::from_millis(100)),
-        None => return,
-    };
-    loop {
-        tokio::time::sleep(period).await;
-        let Some(pool) = pool.upgrade() else { return };
-        let expired: Vec<Idle> = {
-            let mut idle = pool.idle.lock().unwrap_or_else(|e| e.into_inner());
-            let keep = idle
-                .iter()
-                .position(|i| i.since.elapsed() < pool.idle_timeout)
-                .unwrap_or(idle.len());
-            idle.drain(..keep).collect()
-        };
-        // closed outside the lock
-        drop(expired);
-    }
-}
-
 fn tls_client_config() -> Result<Arc<rustls::ClientConfig>, StartError> {
     let roots = rustls::RootCertStore::from_iter(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
     let mut config = rustls::ClientConfig::builder_with_provider(crate::tls::provider())
@@ -303,188 +329,13 @@ fn tls_client_config() -> Result<Arc<rustls::ClientConfig>, StartError> {
     Ok(Arc::new(config))
 }
 
-/// One HTTP/1.1 connection: the handle requests go through and the state machine that does
-/// the I/O, polled by whichever task is using the connection.
-struct Conn {
-    tx: SendRequest<Incoming>,
-    /// `None` once the connection has closed.
-    driver: Option<Connection<TokioIo<Stream>, Incoming>>,
-    /// Bounds the wait for a response head. One timer per connection, re-armed only when it
-    /// goes off before the current request's deadline: setting a timer for every request
-    /// would cost two timer-wheel updates each.
-    timer: Pin<Box<Sleep>>,
-}
-
-impl Conn {
-    /// Does the connection's pending I/O; false once it has closed.
-    fn drive(&mut self, cx: &mut Context<'_>) -> bool {
-        let Some(driver) = &mut self.driver else {
-            return false;
-        };
-        match Pin::new(driver).poll(cx) {
-            Poll::Pending => true,
-            Poll::Ready(result) => {
-                if let Err(e) = result {
-                    debug!(error = %e, "upstream connection ended with an error");
-                }
-                self.driver = None;
-                false
-            }
-        }
-    }
-
-    /// Ready(true) when a request can be sent, Ready(false) when the connection has closed.
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<bool> {
-        let open = self.drive(cx);
-        match self.tx.poll_ready(cx) {
-            Poll::Ready(Ok(())) => Poll::Ready(open),
-            Poll::Ready(Err(_)) => Poll::Ready(false),
-            Poll::Pending if open => Poll::Pending,
-            Poll::Pending => Poll::Ready(false),
-        }
-    }
-}
-
-/// A response body from the upstream. Polling it also drives its connection (the rest of the
-/// request body included); once it has ended, the connection goes back to its pool.
-pub struct UpstreamBody {
-    body: Incoming,
-    conn: Option<(Box<Conn>, Arc<Pool>)>,
-}
-
-impl UpstreamBody {
-    /// The response has ended: the connection goes back to the pool if it is ready for the
-    /// next request. It may not be when the request body is still being sent (the upstream
-    /// answered early); then it closes, as a pooled connection must never make its next user
-    /// wait for a stranger's upload.
-    fn release(&mut self, cx: Option<&mut Context<'_>>) {
-        if let Some((mut conn, pool)) = self.conn.take() {
-            if let Some(cx) = cx {
-                conn.drive(cx);
-            }
-            if conn.driver.is_some() && conn.tx.is_ready() {
-                pool.put_back(conn);
-            }
-        }
-    }
-}
-
-impl Body for UpstreamBody {
-    type Data = Bytes;
-    type Error = hyper::Error;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
-        let this = self.get_mut();
-        let mut frame = Pin::new(&mut this.body).poll_frame(cx);
-        if frame.is_pending() {
-            // Read what the upstream sent (asking for more data above may be what lets the
-            // connection go on), then look again.
-            if let Some((conn, _)) = &mut this.conn {
-                conn.drive(cx);
-                frame = Pin::new(&mut this.body).poll_frame(cx);
-            }
-        }
-        if ends_body(&frame, &this.body) {
-            this.release(Some(cx));
-        } else if let Poll::Ready(Some(Err(_))) = frame {
-            this.conn = None;
-        }
-        frame
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.body.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.body.size_hint()
-    }
-}
-
-impl Drop for UpstreamBody {
-    fn drop(&mut self) {
-        // A body without content (HEAD, 204, 304) is never polled: its end is known already.
-        // Any other body still unread means the connection is mid-response: it closes.
-        if self.body.is_end_stream() {
-            self.release(None);
-        }
-    }
-}
-
-/// A connection to an upstream: plain TCP or TLS.
-enum Stream {
-    Plain(TcpStream),
-    Tls(Box<TlsStream<TcpStream>>),
-}
-
-impl AsyncRead for Stream {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Stream::Plain(s) => Pin::new(s).poll_read(cx, buf),
-            Stream::Tls(s) => Pin::new(s).poll_read(cx, buf),
-        }
-    }
-}
-
-impl AsyncWrite for Stream {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        match self.get_mut() {
-            Stream::Plain(s) => Pin::new(s).poll_write(cx, buf),
-            Stream::Tls(s) => Pin::new(s).poll_write(cx, buf),
-        }
-    }
-
-    fn poll_write_vectored(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        match self.get_mut() {
-            Stream::Plain(s) => Pin::new(s).poll_write_vectored(cx, bufs),
-            Stream::Tls(s) => Pin::new(s).poll_write_vectored(cx, bufs),
-        }
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        match self {
-            Stream::Plain(s) => s.is_write_vectored(),
-            Stream::Tls(s) => s.is_write_vectored(),
-        }
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Stream::Plain(s) => Pin::new(s).poll_flush(cx),
-            Stream::Tls(s) => Pin::new(s).poll_flush(cx),
-        }
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Stream::Plain(s) => Pin::new(s).poll_shutdown(cx),
-            Stream::Tls(s) => Pin::new(s).poll_shutdown(cx),
-        }
-    }
-}
-
 /// A send that failed: the request back, to send again on a new connection, when the
 /// connection closed before the request went out and was a pooled one (the upstream timed it
 /// out just now); otherwise the request's error.
 fn retry_or_fail(
-    mut e: TrySendError<Request<Incoming>>,
+    mut e: TrySendError<Request<ReqBody>>,
     reused: bool,
-) -> Result<Request<Incoming>, RequestError> {
+) -> Result<Request<ReqBody>, RequestError> {
     if reused {
         if let Some(req) = e.take_message() {
             debug!(error = %e.error(), "pooled upstream connection closed; retrying");

@@ -59,18 +59,41 @@ pub fn connection_tokens(headers: &http::HeaderMap) -> impl Iterator<Item = &str
         .filter(|t| !t.is_empty())
 }
 
-/// How long a form we serve may take to arrive once its request head has.
-const FORM_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+/// How long a form we serve may take to arrive once its request head has. Our forms are a
+/// few hundred bytes, sent at once by any browser; a client that trickles one holds a
+/// connection slot (and an HTTP/2 connection's idle timer) meanwhile.
+const FORM_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Reads a small `application/x-www-form-urlencoded` body (a form we serve): at most `max`
-/// bytes, within [`FORM_TIMEOUT`]. A body that stalls would otherwise hold its connection
-/// (and an HTTP/2 connection's idle timer) for ever.
-pub async fn read_form(body: hyper::body::Incoming, max: usize) -> Result<Query, RequestError> {
+/// bytes, within [`FORM_TIMEOUT`]. The content type and a declared length are checked
+/// before any byte of the body is waited for.
+pub async fn read_form(
+    headers: &http::HeaderMap,
+    body: hyper::body::Incoming,
+    max: usize,
+) -> Result<Query, RequestError> {
     use http_body_util::{BodyExt, Limited};
+    let form = headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| {
+            v.trim()
+                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+        });
+    if !form {
+        return Err(RequestError::Invalid(
+            "The form must be sent as application/x-www-form-urlencoded.".into(),
+        ));
+    }
+    let too_large = || RequestError::Invalid("The form is too large.".into());
+    if body.size_hint().lower() > max as u64 {
+        return Err(too_large());
+    }
     let bytes = tokio::time::timeout(FORM_TIMEOUT, Limited::new(body, max).collect())
         .await
-        .map_err(|_| RequestError::Invalid("The form took too long to arrive.".into()))?
-        .map_err(|_| RequestError::Invalid("The form is too large.".into()))?
+        .map_err(|_| RequestError::BodyTimeout)?
+        .map_err(|_| too_large())?
         .to_bytes();
     Ok(Query::parse(&String::from_utf8_lossy(&bytes)))
 }

@@ -110,6 +110,9 @@ fn bad_config_files_exit_64_naming_the_key_path() {
         (valid("    - {prefix: /, upstream: \"file:///nonexistent/dir\"}\n"), "gateway.routes[0].upstream"),
         ("listen: 127.0.0.1:0\npublic_url: https://localhost\ntls: {}\ngateway: {routes: []}\n".to_owned(), "tls"),
         ("listen: [unclosed\n".to_owned(), "not valid YAML"),
+        // Issue 20 item 9: a sub-second ttl passed and logged every user out at once.
+        (format!("{}  session: {{ttl: 500ms}}\n", valid("    - {prefix: /, upstream: \"http://a\"}\n")), "gateway.session.ttl"),
+        (format!("{}  session: {{ttl: 1500ms}}\n", valid("    - {prefix: /, upstream: \"http://a\"}\n")), "gateway.session.ttl"),
     ];
     for (yaml, want) in cases {
         let (code, err) = check(&yaml);

@@ -304,3 +304,27 @@ async fn an_upload_answered_before_its_end_still_goes_through() {
         assert!(get(&client, &gw, "/").await.1.starts_with("ok "));
     }
 }
+
+/// Issue 20 item 8: with a cap below the concurrency (128 by default then), every response
+/// beyond the cap closed its connection and the next request opened another: about 14,000
+/// sockets in TIME_WAIT after a minute of HTTP/2 load. By default the pool now keeps what
+/// the load needed: rounds of 200 concurrent requests reuse the first round's connections.
+#[tokio::test]
+async fn by_default_the_pool_keeps_what_the_concurrency_needs() {
+    let upstream = Upstream::start().await;
+    let gw = gateway(&upstream, "");
+    let client = gw.client();
+    for round in 0..3 {
+        let slow = (0..200).map(|_| get(&client, &gw, "/slow"));
+        for (status, _) in futures_util::future::join_all(slow).await {
+            assert_eq!(status, 200, "round {round}");
+        }
+    }
+    // 200 connections at most (the first round's), none closed after a response.
+    assert!(
+        upstream.accepted() <= 200,
+        "{} connections for 3 rounds of 200",
+        upstream.accepted()
+    );
+    assert_eq!(upstream.closed_by_peer(), 0);
+}

@@ -247,6 +247,10 @@ async fn a_provider_that_promises_iss_must_send_it() {
     assert_eq!(login(&gw, "corp", "p2").await.status(), 303);
 }
 
+/// A discovery document naming a plain-http endpoint is refused (each endpoint and scheme is
+/// checked by the unit tests of `check_endpoints`): logins with the provider are 503 while
+/// the background discovery retries, and work once the document is fixed (issue 20 item
+/// 10: a failed discovery is no longer fetched again by every login).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn discovered_endpoints_must_be_https() {
     let (idp, gw) = oidc_idp(|i| {
@@ -261,20 +265,20 @@ async fn discovered_endpoints_must_be_https() {
         )
         .await
     );
-    for (key, value) in [
-        ("token_endpoint", "http://example.com/token"),
-        ("userinfo_endpoint", "http://10.1.2.3/userinfo"),
-        ("jwks_uri", "file:///etc/passwd"),
-        ("authorization_endpoint", "javascript:alert(1)"),
-    ] {
-        idp.set(|k| k.discovery_extra = json!({ key: value }));
-        let res = login(&gw, "corp", "d1").await;
-        assert_eq!(res.status(), 502, "{key}");
-        assert!(res.headers().get("location").is_none(), "{key}: redirected");
-        assert!(logs(&gw, &format!("discovery gives {key}")).await, "{key}");
-    }
+    let res = login(&gw, "corp", "d1").await;
+    assert_eq!(res.status(), 503);
+    assert!(res.headers().get("location").is_none(), "redirected");
     idp.set(|k| k.discovery_extra = json!({}));
-    assert_eq!(login(&gw, "corp", "d2").await.status(), 303);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let status = login(&gw, "corp", "d2").await.status();
+        if status == 303 {
+            break;
+        }
+        assert_eq!(status, 503);
+        assert!(std::time::Instant::now() < deadline, "never rediscovered");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

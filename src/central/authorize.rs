@@ -124,10 +124,13 @@ impl Central {
     ) -> Result<RoundTrip, RequestError> {
         state
             .and_then(|state| ROUND_TRIPS.open(&self.cookies, req.headers(), state))
-            .ok_or_else(|| {
-                RequestError::Invalid(
-                    "This login link has expired or was already used. Start again from the application.".into(),
-                )
-            })
+            .ok_or_else(no_round_trip)
     }
+}
+
+/// The answer to a request that names no round trip this browser has in flight.
+pub(super) fn no_round_trip() -> RequestError {
+    RequestError::Invalid(
+        "This login link has expired or was already used. Start again from the application.".into(),
+    )
 }

@@ -92,6 +92,16 @@ impl Central {
             ProviderError::BadAnswer(_) | ProviderError::Unreadable { .. } => {
                 format!("{name} gave an answer this server cannot use.")
             }
+            // Discovery is retried in the background (and logged there): no warning per login.
+            ProviderError::NotDiscovered => {
+                return RequestError::Login {
+                    status: StatusCode::SERVICE_UNAVAILABLE,
+                    message: format!(
+                        "{name} is unavailable at the moment. Please try again shortly."
+                    ),
+                    retry: Some(trip.retry_url()),
+                }
+            }
         };
         warn!(provider = %provider.name(), error = %error_chain(e), "login failed at the provider");
         self.logins.count(provider.name(), LoginOutcome::Failed);

@@ -5,6 +5,7 @@
 use http::{Request, Response, StatusCode};
 use hyper::body::Incoming;
 
+use super::authorize::{no_round_trip, ROUND_TRIPS};
 use super::providers::Answer;
 use super::Central;
 use crate::error::RequestError;
@@ -34,16 +35,31 @@ impl Central {
         })
     }
 
-    /// `POST /oauth/dev`: the provider reads who logged in from the form.
+    /// `POST /oauth/dev`: the provider reads who logged in from the form. What costs nothing
+    /// is checked before the body is read (a client may trickle it): the round trip named
+    /// in the form's action, or, from a form without one, that there is a round trip at all.
     pub(super) async fn submit(
         &self,
         req: Request<Incoming>,
     ) -> Result<Response<Body>, RequestError> {
         let (parts, body) = req.into_parts();
-        let form = crate::util::read_form(body, MAX_FORM).await?;
         let head = Request::from_parts(parts, ());
-        let trip = self.round_trip(&head, form.get("state"))?;
+        let named = Query::of(&head).get("state").map(str::to_owned);
+        let early = match &named {
+            Some(state) => Some(self.round_trip(&head, Some(state))?),
+            None if !ROUND_TRIPS.any_in(head.headers()) => {
+                return Err(no_round_trip());
+            }
+            None => None,
+        };
+        let form = crate::util::read_form(head.headers(), body, MAX_FORM).await?;
         let state = form.get("state").unwrap_or_default();
+        let trip = match early {
+            // The body's state must be the one the action named.
+            Some(trip) if named.as_deref() == Some(state) => trip,
+            Some(_) => return Err(no_round_trip()),
+            None => self.round_trip(&head, Some(state))?,
+        };
         let provider = self.provider(&trip.provider)?;
         if provider.form(state).is_none() {
             return Err(RequestError::NotFound);

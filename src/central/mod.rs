@@ -15,11 +15,14 @@ mod form;
 pub mod keys;
 mod providers;
 
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
 use ed25519_dalek::{SigningKey, VerifyingKey};
 use http::header::{self, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
-use tracing::warn;
+use tracing::{info, warn};
 
 use crate::assertion;
 use crate::config::{CentralConfig, ClientConfig};
@@ -39,7 +42,7 @@ pub struct Central {
     verify_hex: String,
     jwks: serde_json::Value,
     cookies: CookieCodec,
-    providers: Vec<Box<dyn Provider>>,
+    providers: Vec<Arc<dyn Provider>>,
     clients: Vec<ClientConfig>,
     /// The provider answering at the plain `/oauth/callback`, if any.
     plain_callback: Option<String>,
@@ -53,16 +56,14 @@ impl Central {
         let key = keys::load_or_generate(&config.signing_key)?;
         let vk = key.verifying_key();
         let http = fetch::http_client(config.provider_timeout).map_err(StartError::Client)?;
-        let providers: Vec<Box<dyn Provider>> = config
+        let providers: Vec<Arc<dyn Provider>> = config
             .providers
             .iter()
             .cloned()
             .map(providers::build)
             .collect();
-        for p in &providers {
-            if let Err(e) = p.warm_up(&http).await {
-                warn!(provider = %p.name(), error = %error_chain(&e), "provider discovery failed; retrying at the first login");
-            }
+        for p in providers.iter().filter(|p| !p.ready()) {
+            tokio::spawn(discover(Arc::downgrade(p), http.clone()));
         }
         Ok(Central {
             issuer: config.issuer.clone(),
@@ -76,6 +77,12 @@ impl Central {
             http,
             logins: crate::metrics::Logins::default(),
         })
+    }
+
+    /// Whether every provider can start logins: each discovery it needs has succeeded at
+    /// least once (what `/oauth/health` reports).
+    pub fn ready(&self) -> bool {
+        self.providers.iter().all(|p| p.ready())
     }
 
     /// The public key gateways verify with.
@@ -115,14 +122,6 @@ impl Central {
             (_, e) if callback::is_callback(e) => Err(RequestError::MethodNotAllowed),
             _ => Err(RequestError::NotFound),
         }
-    }
-
-    /// Whether this central can serve logins now. Always true for now: discovery runs
-    /// before the listener starts and a failed one is retried at the next login. Once
-    /// discovery runs in the background, this is where a required discovery that never
-    /// succeeded makes `/oauth/health` answer 503 (SPEC §7 "Readiness").
-    pub fn ready(&self) -> bool {
-        true
     }
 
     /// `GET /oauth/health`: 200 when serving, 503 while not ready (for load balancers and
@@ -167,6 +166,36 @@ impl Central {
 
     fn client(&self, redirect_url: &str) -> Option<&ClientConfig> {
         self.clients.iter().find(|c| c.redirect_url == redirect_url)
+    }
+}
+
+/// The first wait after a failed discovery, doubled after each failure up to the cap.
+const DISCOVERY_BACKOFF: Duration = Duration::from_secs(1);
+const DISCOVERY_BACKOFF_MAX: Duration = Duration::from_secs(300);
+
+/// A provider's discovery, from start-up and in the background: every provider at once,
+/// none holding the listener back, and after a failure again with exponential backoff
+/// (1 s to 5 min) until it succeeds. Logins meanwhile are told the provider is unavailable
+/// without waiting. Ends when the provider is gone (a reloaded config).
+async fn discover(provider: Weak<dyn Provider>, http: reqwest::Client) {
+    let mut wait = DISCOVERY_BACKOFF;
+    loop {
+        let Some(p) = provider.upgrade() else { return };
+        match p.warm_up(&http).await {
+            Ok(()) => {
+                info!(provider = %p.name(), "provider discovery done");
+                return;
+            }
+            Err(e) => warn!(
+                provider = %p.name(),
+                error = %error_chain(&e),
+                retry_in = ?wait,
+                "provider discovery failed; logins with it answer 503 until it succeeds"
+            ),
+        }
+        drop(p);
+        tokio::time::sleep(wait).await;
+        wait = (wait * 2).min(DISCOVERY_BACKOFF_MAX);
     }
 }
 

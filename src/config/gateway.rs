@@ -60,11 +60,16 @@ pub struct LoginSource {
 #[derive(Debug, Clone, PartialEq)]
 pub struct UpstreamSettings {
     pub connect_timeout: Duration,
-    /// Time allowed from sending the request to receiving the response head.
+    /// Time allowed from the end of the request (its body included) to the response head.
     pub response_timeout: Duration,
     pub idle_timeout: Duration,
-    /// Idle keep-alive connections kept per upstream origin; more are closed.
-    pub max_idle: usize,
+    /// Idle keep-alive connections kept per upstream origin; more are closed. `None` (the
+    /// default): as many as the load needed, each closed after `idle_timeout`.
+    pub max_idle: Option<usize>,
+    /// `limits.body_idle_timeout`: a request body stalled this long is cut.
+    pub body_idle_timeout: Duration,
+    /// `limits.upstream_body_idle_timeout`: a response body stalled this long is cut.
+    pub response_body_idle_timeout: Duration,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
@@ -134,9 +139,6 @@ pub enum Target {
     Files(PathBuf),
 }
 
-/// Idle connections kept per upstream origin unless `gateway.upstream.max_idle` says otherwise.
-const DEFAULT_MAX_IDLE: usize = 128;
-
 pub(super) fn gateway_config(
     raw: RawGateway,
     public_url: &Url,
@@ -174,11 +176,7 @@ pub(super) fn gateway_config(
         }
         s => s.map(Secret),
     };
-    let session_ttl = duration(
-        "gateway.session.ttl",
-        raw.session.ttl.as_deref(),
-        Duration::from_secs(12 * 3600),
-    )?;
+    let session_ttl = session_ttl(raw.session.ttl.as_deref())?;
     let session_cookie = session_cookie(raw.session.cookie_name)?;
     let trusted_proxies = trusted_proxies(raw.trusted_proxies)?;
     let upstream = upstream_settings(raw.upstream)?;
@@ -204,6 +202,25 @@ pub(super) fn gateway_config(
         routes,
     };
     Ok((config, own_client))
+}
+
+/// `gateway.session.ttl` (default 12 h). Sessions expire, and their cookies' `Max-Age`
+/// counts, in whole seconds: `500ms` used to pass and end every session at once, and a
+/// fraction of a second cannot be honoured. A ttl of a few seconds is valid (tests use it)
+/// but lives up to a second less than it says; anything of a minute or more is exact to 2 %.
+fn session_ttl(text: Option<&str>) -> Result<Duration, ConfigError> {
+    let ttl = duration("gateway.session.ttl", text, Duration::from_secs(12 * 3600))?;
+    if ttl < Duration::from_secs(1) || ttl.subsec_nanos() != 0 {
+        return Err(ConfigError::at(
+            "gateway.session.ttl",
+            format!(
+                "`{}` is not a whole number of seconds: sessions expire in whole seconds \
+                 (use at least 1m in production)",
+                text.unwrap_or_default()
+            ),
+        ));
+    }
+    Ok(ttl)
 }
 
 /// `gateway.trusted_proxies` (default: the loopback addresses).
@@ -246,7 +263,10 @@ fn upstream_settings(u: RawUpstreamSettings) -> Result<UpstreamSettings, ConfigE
             u.idle_timeout.as_deref(),
             Duration::from_secs(90),
         )?,
-        max_idle: u.max_idle.unwrap_or(DEFAULT_MAX_IDLE),
+        max_idle: u.max_idle,
+        // Set from `limits` by the caller.
+        body_idle_timeout: Duration::from_secs(60),
+        response_body_idle_timeout: Duration::from_secs(60),
     })
 }
 

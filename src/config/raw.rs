@@ -56,6 +56,8 @@ pub(super) struct RawLimits {
     pub idle_timeout: Option<String>,
     pub tunnel_idle_timeout: Option<String>,
     pub max_connections_per_ip: Option<usize>,
+    pub body_idle_timeout: Option<String>,
+    pub upstream_body_idle_timeout: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

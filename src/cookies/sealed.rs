@@ -92,6 +92,12 @@ impl<T: Serialize + DeserializeOwned> Sealed<T> {
         (same && envelope.expires >= now()).then_some(envelope.value)
     }
 
+    /// Whether the request carries any login of this kind: a check that costs no decryption,
+    /// for refusing a request before reading its body.
+    pub fn any_in(&self, headers: &HeaderMap) -> bool {
+        request_cookies(headers).any(|c| c.name().starts_with(self.prefix))
+    }
+
     /// The `Set-Cookie` value that ends the login `state` (it is used up).
     pub fn removal(&self, state: &str) -> HeaderValue {
         removal(&self.cookie_name(state))

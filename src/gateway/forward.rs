@@ -96,7 +96,17 @@ pub fn prepare<'a>(
 
 impl Prepared<'_> {
     /// Sends the request; the response's body streams from the upstream as the client reads.
+    /// The upstream's failures are counted and logged (rate-limited) by its pool.
     pub async fn send(self) -> Result<Response<Body>, RequestError> {
+        let pool = self.pool;
+        let sent = self.send_inner().await;
+        if let Err(e) = &sent {
+            pool.failed(e);
+        }
+        sent
+    }
+
+    async fn send_inner(self) -> Result<Response<Body>, RequestError> {
         if self.upgrade.is_some() {
             return Box::pin(self.send_upgrade()).await;
         }

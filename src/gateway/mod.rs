@@ -159,6 +159,24 @@ impl Gateway {
         }
     }
 
+    /// Upstream failures so far as (route prefix, kind, count), for
+    /// `oauthgate_upstream_errors_total{route,kind}`. Routes to the same origin share its
+    /// pool, and so its counts: export one route per origin, or sum by origin.
+    #[allow(dead_code)] // read by the metrics exporter
+    pub fn upstream_errors(&self) -> Vec<(&str, &'static str, u64)> {
+        use crate::upstream::errors::Kind;
+        let mut out = Vec::new();
+        for routed in self.routes.iter() {
+            if let Destination::Upstream(pool) = &routed.to {
+                for kind in Kind::ALL {
+                    let n = pool.errors().count(kind);
+                    out.push((routed.route.prefix.as_str(), kind.as_str(), n));
+                }
+            }
+        }
+        out
+    }
+
     /// The session and policy phases: the identity to forward (if any), or why the request
     /// stops here (a login is needed, or `allow` refuses it).
     fn policy(

@@ -69,6 +69,11 @@ impl RouteTable {
         }
     }
 
+    /// Every route, longest prefix first.
+    pub fn iter(&self) -> impl Iterator<Item = &Routed> {
+        self.routes.iter().map(|(_, r)| r)
+    }
+
     /// The route whose prefix is the longest whole-segment prefix of `path`, each segment
     /// read without its `;parameters`: the route that forwards the request.
     pub fn find(&self, path: &NormalPath) -> Option<&Routed> {

@@ -5,10 +5,14 @@
 //! never while a connection serves requests.
 
 use std::collections::HashMap;
-use std::net::{IpAddr, Ipv6Addr};
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tracing::warn;
+
+use crate::warnlimit::WarnLimit;
 
 /// The slots of one listener.
 pub(super) struct Slots {
@@ -81,6 +85,64 @@ impl Slots {
     pub(super) fn open_count(&self) -> impl Fn() -> usize + Send + Sync + 'static {
         let (all, max) = (self.all.clone(), self.max);
         move || max - all.available_permits()
+    }
+
+    /// The cap a refusal of `full` hit.
+    pub(super) fn max(&self, full: Full) -> usize {
+        match (full, &self.per_ip) {
+            (Full::ThisAddress, Some(per_ip)) => per_ip.max,
+            _ => self.max,
+        }
+    }
+}
+
+/// Connections refused because a limit was reached: counted (what
+/// `oauthgate_connections_refused_total{limit}` exports) and logged at warn, at most one line
+/// per limit per period with the number folded into it.
+#[derive(Debug, Default)]
+pub struct Refused {
+    all: AtomicU64,
+    per_ip: AtomicU64,
+    warn_all: WarnLimit,
+    warn_per_ip: WarnLimit,
+}
+
+impl Refused {
+    /// Refusals so far as (limit, count): `max_connections` and `max_connections_per_ip`.
+    pub fn counts(&self) -> [(&'static str, u64); 2] {
+        [
+            ("max_connections", self.all.load(Ordering::Relaxed)),
+            (
+                "max_connections_per_ip",
+                self.per_ip.load(Ordering::Relaxed),
+            ),
+        ]
+    }
+
+    /// Counts a refusal of `peer` and logs it unless a line for that limit was written lately.
+    pub(super) fn note(&self, full: Full, peer: SocketAddr, max: usize) {
+        let (count, limit, key) = match full {
+            Full::All => (&self.all, &self.warn_all, "limits.max_connections"),
+            Full::ThisAddress => (
+                &self.per_ip,
+                &self.warn_per_ip,
+                "limits.max_connections_per_ip",
+            ),
+        };
+        count.fetch_add(1, Ordering::Relaxed);
+        match limit.check() {
+            None => {}
+            Some(0) => {
+                warn!(peer = %peer.ip(), limit = key, max, "connection refused: {key} ({max}) reached")
+            }
+            Some(folded) => warn!(
+                peer = %peer.ip(),
+                limit = key,
+                max,
+                folded,
+                "connection refused: {key} ({max}) reached ({folded} similar warnings folded)"
+            ),
+        }
     }
 }
 

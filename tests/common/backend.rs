@@ -207,3 +207,41 @@ pub async fn dead_address() -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     listener.local_addr().expect("addr")
 }
+
+/// A backend that sends a response head promising 1 MB and 1000 bytes of it, then goes
+/// silent; the counter is how many of its connections the other side has closed since.
+pub async fn stalling_mid_body() -> (SocketAddr, Arc<std::sync::atomic::AtomicUsize>) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let closed = Arc::new(AtomicUsize::new(0));
+    let count = closed.clone();
+    tokio::spawn(async move {
+        while let Ok((mut tcp, _)) = listener.accept().await {
+            let count = count.clone();
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 8192];
+                let mut got = Vec::new();
+                while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match tcp.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => got.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let mut head = b"HTTP/1.1 200 OK\r\nContent-Length: 1000000\r\n\r\n".to_vec();
+                head.extend_from_slice(&[b'x'; 1000]);
+                if tcp.write_all(&head).await.is_err() {
+                    return;
+                }
+                // Silent from now on; a read returns once the gateway closes its side.
+                while let Ok(n) = tcp.read(&mut buf).await {
+                    if n == 0 {
+                        break;
+                    }
+                }
+                count.fetch_add(1, Ordering::SeqCst);
+            });
+        }
+    });
+    (addr, closed)
+}

@@ -147,7 +147,36 @@ impl Gateway {
         tmp: Option<tempfile::TempDir>,
         config: &std::path::Path,
     ) -> Gateway {
-        let mut command = Command::new(bin());
+        Self::spawn_wrapped(dir, tmp, config, &[])
+    }
+
+    /// Like [`Gateway::start_raw`], run through `wrapper` (a command that execs its
+    /// arguments, such as `prlimit --nofile=256:256`), so the pid is still oauthgate's.
+    pub fn start_wrapped(wrapper: &[&str], body: &str) -> Gateway {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let config = format!(
+            "listen: 127.0.0.1:0\npublic_url: https://localhost\ndata_dir: data\n\
+             tls: {{self_signed: true}}\n{body}\n"
+        );
+        let path = dir.path().join("config.yaml");
+        std::fs::write(&path, config).expect("write config");
+        Self::spawn_wrapped(dir.path().to_owned(), Some(dir), &path, wrapper)
+    }
+
+    fn spawn_wrapped(
+        dir: PathBuf,
+        tmp: Option<tempfile::TempDir>,
+        config: &std::path::Path,
+        wrapper: &[&str],
+    ) -> Gateway {
+        let mut command = match wrapper.split_first() {
+            Some((program, args)) => {
+                let mut c = Command::new(program);
+                c.args(args).arg(bin());
+                c
+            }
+            None => Command::new(bin()),
+        };
         command.arg("--config").arg(config);
         Self::spawn_command(dir, tmp, command)
     }

@@ -78,7 +78,7 @@ impl Provider for Dev {
         let body = format!(
             "<p>{name} accepts <strong>any</strong> login name: it is meant for trying oauthgate \
              out and for development, never for production.</p>\
-             <form method=\"post\" action=\"{PREFIX}/dev\">\
+             <form method=\"post\" action=\"{PREFIX}/dev?state={query_state}\">\
              <input type=\"hidden\" name=\"state\" value=\"{state}\">\
              <label for=\"login\">Login name</label>\
              <input id=\"login\" name=\"login\" required maxlength=\"64\" pattern=\"[A-Za-z0-9._\\-]+\" autocomplete=\"username\" autofocus>\
@@ -87,6 +87,8 @@ impl Provider for Dev {
              <p><button type=\"submit\">Log in</button></p></form>",
             name = escape(&self.config.display_name),
             state = escape(state),
+            // Also in the action, so that a post is checked before its body is read.
+            query_state = escape(&url::form_urlencoded::byte_serialize(state.as_bytes()).collect::<String>()),
         );
         Some(pages::page("Development login", &body))
     }

@@ -42,6 +42,10 @@ pub enum ProviderError {
     /// What the user typed into a provider's own form was refused (a message for them).
     #[error("{0}")]
     Input(String),
+    /// The provider's metadata has not been discovered yet (discovery runs in the
+    /// background, with backoff): the login cannot start now, but will shortly.
+    #[error("the provider's discovery has not succeeded yet")]
+    NotDiscovered,
 }
 
 impl ProviderError {
@@ -103,10 +107,16 @@ pub trait Provider: Send + Sync {
         &self.config().name
     }
 
-    /// Fetches what the provider publishes (OIDC discovery) at start-up, so the first login
-    /// does not wait for it.
+    /// Fetches what the provider publishes (OIDC discovery). Run at start-up in the
+    /// background, again with backoff until it succeeds, so no login waits for it.
     fn warm_up<'a>(&'a self, _: &'a reqwest::Client) -> Pending<'a, ()> {
         Box::pin(async { Ok(()) })
+    }
+
+    /// Whether the provider can start logins: its discovery, if it needs one, has succeeded
+    /// at least once.
+    fn ready(&self) -> bool {
+        true
     }
 
     /// The issuer an RFC 9207 `iss` authorization-response parameter must name. `None`: no
@@ -131,13 +141,13 @@ pub trait Provider: Send + Sync {
 }
 
 /// The provider of a validated config entry.
-pub fn build(config: ProviderConfig) -> Box<dyn Provider> {
+pub fn build(config: ProviderConfig) -> std::sync::Arc<dyn Provider> {
     match config.kind {
-        ProviderKind::GitHub => Box::new(github::GitHub(CodeFlow::new(config))),
-        ProviderKind::Facebook => Box::new(facebook::Facebook(CodeFlow::new(config))),
-        ProviderKind::OAuth2 => Box::new(oauth2::OAuth2(CodeFlow::new(config))),
-        ProviderKind::Oidc => Box::new(oidc::Oidc::new(config)),
-        ProviderKind::Dev => Box::new(dev::Dev::new(config)),
+        ProviderKind::GitHub => std::sync::Arc::new(github::GitHub(CodeFlow::new(config))),
+        ProviderKind::Facebook => std::sync::Arc::new(facebook::Facebook(CodeFlow::new(config))),
+        ProviderKind::OAuth2 => std::sync::Arc::new(oauth2::OAuth2(CodeFlow::new(config))),
+        ProviderKind::Oidc => std::sync::Arc::new(oidc::Oidc::new(config)),
+        ProviderKind::Dev => std::sync::Arc::new(dev::Dev::new(config)),
     }
 }
 

@@ -115,7 +115,16 @@ impl Provider for Oidc {
     }
 
     fn warm_up<'a>(&'a self, http: &'a reqwest::Client) -> Pending<'a, ()> {
-        Box::pin(async move { self.metadata.discovery(http).await.map(drop) })
+        Box::pin(async move {
+            match self.metadata.ready() {
+                true => Ok(()),
+                false => self.metadata.fetch(http).await.map(drop),
+            }
+        })
+    }
+
+    fn ready(&self) -> bool {
+        self.metadata.ready()
     }
 
     /// The discovered issuer, and whether discovery promises the `iss` parameter

@@ -88,7 +88,7 @@ impl LoginFlow {
                 &self.page("Log out", body),
             ));
         };
-        let form = crate::util::read_form(body, 4096).await?;
+        let form = crate::util::read_form(&parts.headers, body, 4096).await?;
         let given = form.get("token").unwrap_or("");
         if !bool::from(given.as_bytes().ct_eq(expected.as_bytes())) {
             return Err(refused("This logout form is out of date."));

@@ -1,8 +1,9 @@
-//! An OpenID Connect provider's metadata: discovery (fetched at start-up, refreshed hourly,
-//! its endpoints https only) and `id_token` verification against the provider's JWKS: an
+//! An OpenID Connect provider's metadata: discovery (fetched in the background from
+//! start-up until it succeeds, refreshed hourly, its endpoints https only) and `id_token` verification against the provider's JWKS: an
 //! asymmetric algorithm only, a known key, then `iss`, `aud` (and `azp`), `exp` and the
 //! `nonce` this login sent.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::RwLock;
 use std::time::{Duration, Instant};
 
@@ -10,6 +11,7 @@ use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::Deserialize;
 use serde_json::{Map, Value};
+use tokio::sync::Notify;
 use url::Url;
 
 use crate::central::fetch::get_json;
@@ -20,6 +22,12 @@ use crate::config::is_loopback;
 const REFRESH: Duration = Duration::from_secs(3600);
 /// Unknown `kid`s trigger a key refetch at most this often.
 const KEY_REFETCH: Duration = Duration::from_secs(30);
+/// How long after start-up a login waits for the first discovery still under way (later
+/// ones do not wait).
+const FIRST_WAIT: Duration = Duration::from_secs(2);
+/// After a failed refresh, the stale document serves this long before the next try, so that
+/// logins do not each wait for a provider that is down.
+const REFRESH_RETRY: Duration = Duration::from_secs(60);
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct Discovery {
@@ -71,6 +79,12 @@ pub struct Metadata {
     /// Endpoints given in the config (presets such as Google): no discovery needed.
     fixed: Option<Discovery>,
     discovery: RwLock<Option<(Discovery, Instant)>>,
+    /// No refresh before this, after one failed.
+    retry_after: RwLock<Option<Instant>>,
+    /// Set once the first fetch has ended, either way; `first_done` wakes who waits for it.
+    tried: AtomicBool,
+    first_done: Notify,
+    created: Instant,
     keys: RwLock<Option<(JwkSet, Instant)>>,
 }
 
@@ -81,42 +95,92 @@ impl Metadata {
             issuer,
             fixed,
             discovery: RwLock::new(None),
+            retry_after: RwLock::new(None),
+            tried: AtomicBool::new(false),
+            first_done: Notify::new(),
+            created: Instant::now(),
             keys: RwLock::new(None),
         }
     }
 
-    /// The provider's metadata: fixed, cached, or fetched now.
+    /// Whether logins can start: the endpoints are fixed, or discovery succeeded once.
+    pub fn ready(&self) -> bool {
+        self.fixed.is_some() || self.discovery.read().is_ok_and(|d| d.is_some())
+    }
+
+    /// The provider's metadata: fixed, cached, or refreshed now when the cached one is over
+    /// an hour old. Never discovered yet: `NotDiscovered` at once, as the first discovery is
+    /// the background task's ([`Metadata::fetch`]); a login does not wait for it.
     pub async fn discovery(&self, http: &reqwest::Client) -> Result<Discovery, ProviderError> {
         if let Some(fixed) = &self.fixed {
             return Ok(fixed.clone());
         }
-        let cached = self.discovery.read().ok().and_then(|d| d.clone());
-        if let Some((d, at)) = &cached {
-            if at.elapsed() < REFRESH {
-                return Ok(d.clone());
-            }
+        if !self.tried.load(Ordering::Acquire) {
+            self.first_fetch().await;
         }
+        let cached = self.discovery.read().ok().and_then(|d| d.clone());
+        let Some((d, at)) = cached else {
+            return Err(ProviderError::NotDiscovered);
+        };
+        let backing_off = self
+            .retry_after
+            .read()
+            .ok()
+            .and_then(|r| *r)
+            .is_some_and(|r| Instant::now() < r);
+        if at.elapsed() < REFRESH || backing_off {
+            return Ok(d);
+        }
+        // A stale document beats none while the provider is briefly unreachable.
+        Ok(self.fetch(http).await.unwrap_or(d))
+    }
+
+    /// Waits for the first fetch, until [`FIRST_WAIT`] after start-up: a login in the first
+    /// instants finds the provider discovered rather than unavailable.
+    async fn first_fetch(&self) {
+        let notified = self.first_done.notified();
+        tokio::pin!(notified);
+        // Registered before the flag is read again: a wake-up in between is not lost.
+        notified.as_mut().enable();
+        if !self.tried.load(Ordering::Acquire) {
+            let until = tokio::time::Instant::from_std(self.created + FIRST_WAIT);
+            let _ = tokio::time::timeout_at(until, notified).await;
+        }
+    }
+
+    /// Fetches the discovery document and keeps it; after a failure, the next refresh
+    /// through [`Metadata::discovery`] waits [`REFRESH_RETRY`].
+    pub async fn fetch(&self, http: &reqwest::Client) -> Result<Discovery, ProviderError> {
         let url = format!(
             "{}/.well-known/openid-configuration",
             self.issuer.as_str().trim_end_matches('/')
         );
-        match get_json::<Discovery>(http, &url, None).await {
+        let fetched = get_json::<Discovery>(http, &url, None).await.and_then(|d| {
+            if d.issuer.trim_end_matches('/') != self.issuer.as_str().trim_end_matches('/') {
+                return Err(ProviderError::BadAnswer(format!(
+                    "discovery names issuer {} instead of {}",
+                    d.issuer, self.issuer
+                )));
+            }
+            d.check_endpoints(&self.name, &self.issuer)?;
+            Ok(d)
+        });
+        match &fetched {
             Ok(d) => {
-                if d.issuer.trim_end_matches('/') != self.issuer.as_str().trim_end_matches('/') {
-                    return Err(ProviderError::BadAnswer(format!(
-                        "discovery names issuer {} instead of {}",
-                        d.issuer, self.issuer
-                    )));
-                }
-                d.check_endpoints(&self.name, &self.issuer)?;
                 if let Ok(mut slot) = self.discovery.write() {
                     *slot = Some((d.clone(), Instant::now()));
                 }
-                Ok(d)
             }
-            // A stale document beats none while the provider is briefly unreachable.
-            Err(e) => cached.map(|(d, _)| d).ok_or(e),
+            Err(_) => {
+                if let Ok(mut r) = self.retry_after.write() {
+                    *r = Some(Instant::now() + REFRESH_RETRY);
+                }
+            }
         }
+        if !self.tried.swap(true, Ordering::AcqRel) {
+            self.first_done.notify_waiters();
+        }
+        fetched
     }
 
     /// Verifies an `id_token` and returns its claims.
@@ -194,5 +258,59 @@ impl Metadata {
             }
             Err(e) => cached.map(|(s, _)| s).ok_or(e),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn doc(issuer: &str, key: &str, value: &str) -> Discovery {
+        let mut d = serde_json::json!({
+            "issuer": issuer,
+            "authorization_endpoint": format!("{issuer}/authorize"),
+            "token_endpoint": format!("{issuer}/token"),
+            "userinfo_endpoint": format!("{issuer}/userinfo"),
+            "jwks_uri": format!("{issuer}/jwks"),
+        });
+        d[key] = value.into();
+        serde_json::from_value(d).unwrap()
+    }
+
+    /// Moved here from `tests/protocol.rs`, which fetched the document again per login.
+    #[test]
+    fn endpoints_must_be_https_or_loopback_for_a_loopback_issuer() {
+        let public = Url::parse("https://login.example").unwrap();
+        let local = Url::parse("http://127.0.0.1:9000").unwrap();
+        for (key, value) in [
+            ("token_endpoint", "http://example.com/token"),
+            ("userinfo_endpoint", "http://10.1.2.3/userinfo"),
+            ("jwks_uri", "file:///etc/passwd"),
+            ("authorization_endpoint", "javascript:alert(1)"),
+        ] {
+            for issuer in [&public, &local] {
+                let d = doc(issuer.as_str().trim_end_matches('/'), key, value);
+                let e = d.check_endpoints("corp", issuer).unwrap_err().to_string();
+                assert!(e.contains(&format!("discovery gives {key}")), "{e}");
+            }
+        }
+        let d = doc(
+            "http://127.0.0.1:9000",
+            "jwks_uri",
+            "http://127.0.0.1:9000/k",
+        );
+        assert!(d.check_endpoints("corp", &local).is_ok());
+        let d = doc(
+            "https://login.example",
+            "jwks_uri",
+            "https://keys.example/k",
+        );
+        assert!(d.check_endpoints("corp", &public).is_ok());
+        let d = doc(
+            "https://login.example",
+            "jwks_uri",
+            "http://127.0.0.1:9000/k",
+        );
+        assert!(d.check_endpoints("corp", &public).is_err());
     }
 }
