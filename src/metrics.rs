@@ -47,6 +47,8 @@ pub struct Metrics {
     reloads_error: AtomicU64,
     /// Open client connections, read at scrape time from the listener's own count.
     connections: OnceLock<Box<dyn Fn() -> usize + Send + Sync>>,
+    /// Connections refused at a limit, by the limit's key: read at scrape time.
+    refused: OnceLock<Box<dyn Fn() -> [(&'static str, u64); 2] + Send + Sync>>,
     /// The listener's certificate, whose `notAfter` is read at scrape time.
     tls: OnceLock<Arc<ReloadingResolver>>,
 }
@@ -127,6 +129,14 @@ impl Metrics {
     /// Where `oauthgate_connections` comes from; set once by the listener.
     pub fn count_connections(&self, open: impl Fn() -> usize + Send + Sync + 'static) {
         let _ = self.connections.set(Box::new(open));
+    }
+
+    /// Where `oauthgate_connections_refused_total` comes from; set once by the listener.
+    pub fn count_refusals(
+        &self,
+        refused: impl Fn() -> [(&'static str, u64); 2] + Send + Sync + 'static,
+    ) {
+        let _ = self.refused.set(Box::new(refused));
     }
 
     /// The certificate resolver whose certificate's expiry is reported; set once.

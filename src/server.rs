@@ -61,6 +61,7 @@ impl Server {
                 .await
                 .map_err(|source| StartError::Bind { addr, source })
         };
+        let refused = Arc::<slots::Refused>::default();
         let listener = bind(config.listen).await?;
         let mut tasks = vec![tokio::spawn(
             resolver.clone().watch(config.tls.reload_interval),
@@ -73,6 +74,8 @@ impl Server {
             })?;
             info!(metrics_addr = %addr, "serving metrics at /metrics");
             m.watch_certificate(resolver.clone());
+            let counted = refused.clone();
+            m.count_refusals(move || counted.counts());
             tasks.push(tokio::spawn(crate::metrics::serve(scrape, m.clone())));
         }
         Ok(Server {
@@ -91,7 +94,7 @@ impl Server {
             metrics,
             resolver,
             config,
-            refused: Arc::default(),
+            refused,
         })
     }
 

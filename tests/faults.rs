@@ -122,7 +122,7 @@ async fn a_response_body_that_stalls_is_cut() {
             "  routes:\n    - {{prefix: /stall, upstream: \"http://{stalling}\"}}\n    - {{prefix: /, upstream: \"{}\"}}\n",
             backend.url()
         ),
-        "limits: {upstream_body_idle_timeout: 1s}\n",
+        "limits: {upstream_body_idle_timeout: 1s}\nmetrics: {listen: \"127.0.0.1:0\"}\n",
     );
     for (i, client) in gw.both_protocols().into_iter().enumerate() {
         let started = Instant::now();
@@ -152,6 +152,14 @@ async fn a_response_body_that_stalls_is_cut() {
         assert!(Instant::now() < deadline, "no warning: {:#?}", gw.log());
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    // Counted for its route, after the 200 the client had already received.
+    let scrape = gw.scrape().await;
+    assert!(
+        scrape.contains(
+            "oauthgate_upstream_errors_total{route=\"/stall\",kind=\"body_stalled\"} 2\n"
+        ),
+        "{scrape}"
+    );
 }
 
 /// Sends a POST head for `path` with `headers`, promising `length` body bytes, then one

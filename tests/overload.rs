@@ -110,9 +110,18 @@ async fn a_burst_of_refusals_writes_one_warning_naming_the_limit() {
                 "{proxies}  routes:\n    - {{prefix: /, upstream: \"{}\"}}\n",
                 backend.url()
             ),
-            &format!("limits: {{{limits}}}\n"),
+            &format!("limits: {{{limits}}}\nmetrics: {{listen: \"127.0.0.1:0\"}}\n"),
         );
         refusals_warn_once(&gw, key).await;
+        // And counted for Prometheus, by the limit's key.
+        let label = key.trim_start_matches("limits.");
+        let scrape = gw.scrape().await;
+        assert!(
+            scrape.contains(&format!(
+                "oauthgate_connections_refused_total{{limit=\"{label}\"}} 50\n"
+            )),
+            "{scrape}"
+        );
     }
 }
 

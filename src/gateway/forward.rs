@@ -16,6 +16,7 @@ use tracing::{debug, warn};
 
 use super::headers;
 use crate::error::RequestError;
+use crate::metrics::RouteStats;
 use crate::pages::Body;
 use crate::path::NormalPath;
 use crate::upstream::Pool;
@@ -27,6 +28,9 @@ pub struct Upstream<'a> {
     pub response_timeout: Duration,
     /// `limits.tunnel_idle_timeout`.
     pub tunnel_idle: Duration,
+    /// The route's counters, when metrics are on: a response body that stalls after the
+    /// request was counted is counted here.
+    pub stats: Option<&'a Arc<RouteStats>>,
 }
 
 /// A request rewritten for its upstream, ready to go.
@@ -35,6 +39,7 @@ pub struct Prepared<'a> {
     req: Request<Incoming>,
     response_timeout: Duration,
     tunnel_idle: Duration,
+    stats: Option<&'a Arc<RouteStats>>,
     /// A WebSocket handshake's `Sec-WebSocket-Key`, and the client's side of the upgrade.
     upgrade: Option<(HeaderValue, OnUpgrade)>,
     /// The client speaks HTTP/2 (its HPACK table may keep our response's header values).
@@ -89,6 +94,7 @@ pub fn prepare<'a>(
         req,
         response_timeout: to.response_timeout,
         tunnel_idle: to.tunnel_idle,
+        stats: to.stats,
         upgrade,
         client_h2,
     })
@@ -111,6 +117,9 @@ impl Prepared<'_> {
             return Box::pin(self.send_upgrade()).await;
         }
         let mut res = self.pool.send(self.req, self.response_timeout).await?;
+        if let Some(stats) = self.stats {
+            res.body_mut().count_stall_into(stats.clone());
+        }
         if res.status() == StatusCode::SWITCHING_PROTOCOLS {
             return Err(not_asked_to_switch());
         }

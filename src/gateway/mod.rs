@@ -150,6 +150,7 @@ impl Gateway {
                     preserve_host: route.preserve_host,
                     response_timeout: self.response_timeout,
                     tunnel_idle: self.tunnel_idle,
+                    stats: routed.stats.as_ref(),
                 };
                 match forward::prepare(to, req, &path, peer, identity) {
                     Ok(prepared) => Step::Forward(prepared),

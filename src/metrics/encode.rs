@@ -66,7 +66,7 @@ impl Collector for Scrape {
 
         let mut e = encoder.encode_descriptor(
             "oauthgate_upstream_errors",
-            "Requests an upstream failed, by route prefix and kind (connect, timeout, reset, protocol).",
+            "Requests an upstream failed, by route prefix and kind (connect, timeout, reset, protocol, body_stalled).",
             None,
             MetricType::Counter,
         )?;
@@ -100,6 +100,17 @@ impl Collector for Scrape {
                 MetricType::Gauge,
             )?
             .encode_gauge(&(open as u64))?;
+
+        let mut e = encoder.encode_descriptor(
+            "oauthgate_connections_refused",
+            "Connections refused at accept because a limit was reached, by the limit's key (max_connections, max_connections_per_ip).",
+            None,
+            MetricType::Counter,
+        )?;
+        for (limit, n) in m.refused.get().map(|f| f()).into_iter().flatten() {
+            e.encode_family(&[("limit", limit)])?
+                .encode_counter::<NoLabelSet, _, u64>(&n, None)?;
+        }
 
         let mut e = encoder.encode_descriptor(
             "oauthgate_config_reloads",
@@ -159,6 +170,13 @@ mod tests {
         m.reloaded(false);
         m.count_connections(|| 7);
         let text = render(&m);
+        assert!(
+            !text.contains("oauthgate_connections_refused_total{"),
+            "{text}"
+        );
+        app.count_upstream_error(UpstreamError::BodyStalled);
+        m.count_refusals(|| [("max_connections", 4), ("max_connections_per_ip", 0)]);
+        let text = render(&m);
         for line in [
             "# TYPE oauthgate_http_requests_total counter",
             "oauthgate_http_requests_total{route=\"/app\",code=\"200\"} 2",
@@ -170,7 +188,10 @@ mod tests {
             "oauthgate_http_request_duration_seconds_count{route=\"/app\"} 3",
             "oauthgate_upstream_errors_total{route=\"/app\",kind=\"connect\"} 1",
             "oauthgate_logins_total{provider=\"github\",outcome=\"completed\"} 1",
+            "oauthgate_upstream_errors_total{route=\"/app\",kind=\"body_stalled\"} 1",
             "oauthgate_connections 7",
+            "oauthgate_connections_refused_total{limit=\"max_connections\"} 4",
+            "oauthgate_connections_refused_total{limit=\"max_connections_per_ip\"} 0",
             "oauthgate_config_reloads_total{result=\"ok\"} 0",
             "oauthgate_config_reloads_total{result=\"error\"} 1",
             "# TYPE oauthgate_tls_certificate_expiry_timestamp_seconds gauge",

@@ -24,14 +24,18 @@ pub enum UpstreamError {
     Reset,
     /// Anything else: an answer that is not HTTP, a bad `101`, …
     Protocol,
+    /// The response body brought nothing for `limits.upstream_body_idle_timeout` and was cut
+    /// (counted after the request's status, which the client had already received).
+    BodyStalled,
 }
 
 impl UpstreamError {
-    pub const ALL: [UpstreamError; 4] = [
+    pub const ALL: [UpstreamError; 5] = [
         UpstreamError::Connect,
         UpstreamError::Timeout,
         UpstreamError::Reset,
         UpstreamError::Protocol,
+        UpstreamError::BodyStalled,
     ];
 
     pub fn label(self) -> &'static str {
@@ -40,6 +44,7 @@ impl UpstreamError {
             UpstreamError::Timeout => "timeout",
             UpstreamError::Reset => "reset",
             UpstreamError::Protocol => "protocol",
+            UpstreamError::BodyStalled => "body_stalled",
         }
     }
 
@@ -119,6 +124,11 @@ impl RouteStats {
         if let Some(kind) = failed {
             self.upstream[kind as usize].fetch_add(1, Relaxed);
         }
+    }
+
+    /// Counts an upstream failure noticed after the request was counted (a stalled body).
+    pub fn count_upstream_error(&self, kind: UpstreamError) {
+        self.upstream[kind as usize].fetch_add(1, Relaxed);
     }
 
     /// Status codes seen so far, with their counts.

@@ -16,6 +16,7 @@ use tokio::time::{Instant, Sleep};
 use super::errors::Kind;
 use super::{Conn, Pool};
 use crate::error::BoxError;
+use crate::metrics::{RouteStats, UpstreamError};
 use crate::util::{deadline_passed, ends_body};
 
 /// A request body going upstream. Bodiless requests (most) carry no [`Progress`]: wrapping
@@ -157,6 +158,8 @@ pub struct UpstreamBody {
     stalled_since: Option<Instant>,
     /// The stall timer of a body whose connection is driven elsewhere (made on first need).
     timer: Option<Pin<Box<Sleep>>>,
+    /// The route's counters, where a stall is counted as `kind="body_stalled"` (metrics on).
+    stats: Option<Arc<RouteStats>>,
 }
 
 impl UpstreamBody {
@@ -167,7 +170,13 @@ impl UpstreamBody {
             pool,
             stalled_since: None,
             timer: None,
+            stats: None,
         }
+    }
+
+    /// Counts a stall of this body into a route's metrics too.
+    pub fn count_stall_into(&mut self, stats: Arc<RouteStats>) {
+        self.stats = Some(stats);
     }
 
     /// The response has ended: the connection goes back to the pool if it is ready for the
@@ -233,6 +242,9 @@ impl Body for UpstreamBody {
                 this.conn = None;
                 let e = BodyStalled(this.pool.settings.response_body_idle_timeout);
                 this.pool.note(Kind::BodyStalled, &e);
+                if let Some(stats) = &this.stats {
+                    stats.count_upstream_error(UpstreamError::BodyStalled);
+                }
                 return Poll::Ready(Some(Err(e.into())));
             }
             return Poll::Pending;
