@@ -35,6 +35,9 @@ use crate::tls::ReloadingResolver;
 /// The `Content-Type` of a scrape: the Prometheus text format, version 0.0.4.
 pub use prometheus_client::encoding::prometheus_text::CONTENT_TYPE;
 
+/// Connections refused at accept so far, by the limit's key.
+type RefusalCounts = dyn Fn() -> [(&'static str, u64); 2] + Send + Sync;
+
 /// Every metric of the process. Lives as long as the process: config reloads resolve their
 /// routes' counters from it again.
 #[derive(Default)]
@@ -48,7 +51,7 @@ pub struct Metrics {
     /// Open client connections, read at scrape time from the listener's own count.
     connections: OnceLock<Box<dyn Fn() -> usize + Send + Sync>>,
     /// Connections refused at a limit, by the limit's key: read at scrape time.
-    refused: OnceLock<Box<dyn Fn() -> [(&'static str, u64); 2] + Send + Sync>>,
+    refused: OnceLock<Box<RefusalCounts>>,
     /// The listener's certificate, whose `notAfter` is read at scrape time.
     tls: OnceLock<Arc<ReloadingResolver>>,
 }
