@@ -33,6 +33,10 @@ pub struct Claims {
     pub exp: u64,
     /// The kept `user_info_fields`.
     pub user: Map<String, Value>,
+    /// The user's groups (GitHub `org`, `org/team`; an OIDC groups claim). Omitted when
+    /// empty, and a missing one reads as empty: centrals and gateways of either age agree.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<String>,
 }
 
 /// What a gateway expects of an assertion it receives.

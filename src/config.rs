@@ -27,8 +27,8 @@ pub use crate::error::ConfigError;
 pub const CENTRAL_PREFIX: &str = central_prefix!();
 
 pub use central::{
-    is_loopback, provider_display_name, CentralConfig, ClientAuth, ClientConfig, Protocol,
-    ProviderConfig, ProviderKind, Secret, CALLBACK,
+    is_loopback, provider_display_name, CentralConfig, ClientAuth, ClientConfig, GroupsClaim,
+    Protocol, ProviderConfig, ProviderKind, Secret, CALLBACK,
 };
 pub use gateway::{
     Allow, AllowEntry, GatewayConfig, Login, LoginSource, Route, Target, UpstreamSettings,

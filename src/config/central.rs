@@ -97,6 +97,17 @@ pub struct ProviderConfig {
     /// Emails from this provider count as verified even when it does not say so
     /// (`email_verified: true`; Facebook's preset and the dev provider).
     pub trust_email: bool,
+    /// GitHub (`groups: true`): read the user's organisations and teams as groups.
+    pub groups: bool,
+    /// OIDC: where the groups are among the claims; see [`GroupsClaim`].
+    pub groups_claim: Option<GroupsClaim>,
+}
+
+/// `groups_claim:` — a top-level claim name, or a JSON pointer (RFC 6901) for a nested one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GroupsClaim {
+    Name(String),
+    Pointer(String),
 }
 
 /// `protocol:`, how a client wants to hear who logged in.

@@ -160,6 +160,10 @@ pub(super) struct RawProvider {
     pub client_auth: Option<ClientAuth>,
     /// `true`: this provider's emails count as verified even when it does not say so.
     pub email_verified: Option<bool>,
+    /// GitHub: organisations and teams become groups (asks for `read:org`).
+    pub groups: Option<bool>,
+    /// OIDC: the claim (a name, or a JSON pointer such as `/realm_access/roles`) with groups.
+    pub groups_claim: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -252,6 +252,7 @@ impl LoginFlow {
             sub: claims.sub,
             provider: claims.provider,
             user: claims.user,
+            groups: claims.groups,
             exp: now() + self.sessions.ttl.as_secs(),
         };
         let session_cookie = self.sessions.issue(&session);
@@ -269,14 +270,17 @@ impl LoginFlow {
         Ok(res)
     }
 
-    /// `GET /_auth/userinfo`: the session as JSON, or 401.
+    /// `GET /_auth/userinfo`: the object `X-User-Info` carries, plus `exp`; or 401.
     fn userinfo(&self, req: &Request<Incoming>) -> Result<Response<Body>, RequestError> {
         match self.sessions.current(req.headers()) {
-            Some(s) => Ok(pages::json(
-                StatusCode::OK,
-                &serde_json::to_value(&s.session)
-                    .map_err(|e| RequestError::Internal(e.to_string()))?,
-            )),
+            Some(s) => {
+                let mut info = s.session.info();
+                info.insert("exp".into(), s.session.exp.into());
+                Ok(pages::json(
+                    StatusCode::OK,
+                    &serde_json::Value::Object(info),
+                ))
+            }
             None => Err(RequestError::LoginRequired {
                 login_url: self.login_url("/"),
                 redirect: false,

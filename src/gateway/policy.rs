@@ -142,6 +142,7 @@ mod tests {
             sub: format!("{provider}:1"),
             provider: provider.into(),
             user,
+            groups: Vec::new(),
             exp: u64::MAX,
         }
     }

@@ -1,5 +1,5 @@
-//! The login session: who is logged in, sealed in the `__Host-oauthgate-session` cookie, and
-//! the identity headers derived from it.
+//! The login session: who is logged in (with their groups), sealed in the
+//! `__Host-oauthgate-session` cookie, and the identity headers derived from it.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -25,23 +25,35 @@ pub struct Session {
     pub sub: String,
     pub provider: String,
     pub user: Map<String, Value>,
+    /// The user's groups, as the central's assertion named them. Cookies sealed before
+    /// groups existed have none and still open.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<String>,
     /// Unix time after which the session is over, whatever the browser keeps.
     pub exp: u64,
 }
 
 impl Session {
-    /// The `X-User-Info` value: compact JSON with `provider`, `sub` and the user fields, ASCII
-    /// only (anything else escaped as `\uXXXX`), so every HTTP stack passes it intact.
-    pub fn user_info_header(&self) -> HeaderValue {
-        let mut info = Map::with_capacity(self.user.len() + 2);
+    /// What backends are told about the user: `provider`, `sub`, `groups` (always a list),
+    /// then the user fields (any field named like those three is the gateway's, not the
+    /// provider's).
+    pub fn info(&self) -> Map<String, Value> {
+        let mut info = Map::with_capacity(self.user.len() + 3);
         info.insert("provider".into(), self.provider.clone().into());
         info.insert("sub".into(), self.sub.clone().into());
+        info.insert("groups".into(), self.groups.clone().into());
         for (k, v) in &self.user {
-            if k != "provider" && k != "sub" {
+            if !info.contains_key(k) {
                 info.insert(k.clone(), v.clone());
             }
         }
-        let json = ascii_json(&Value::Object(info));
+        info
+    }
+
+    /// The `X-User-Info` value: [`Session::info`] as compact JSON, ASCII only (anything else
+    /// escaped as `\uXXXX`), so every HTTP stack passes it intact.
+    pub fn user_info_header(&self) -> HeaderValue {
+        let json = ascii_json(&Value::Object(self.info()));
         HeaderValue::from_str(&json).unwrap_or_else(|_| HeaderValue::from_static("{}"))
     }
 
@@ -236,18 +248,26 @@ mod tests {
         let mut user = Map::new();
         user.insert("name".into(), "Zoë 😀".into());
         user.insert("sub".into(), "spoofed".into());
-        let s = Session {
+        user.insert("groups".into(), "spoofed".into());
+        let mut s = Session {
             sub: "github:1".into(),
             provider: "github".into(),
             user,
+            groups: Vec::new(),
             exp: 0,
         };
         let h = s.user_info_header();
         let text = h.to_str().unwrap();
         assert_eq!(
             text,
-            r#"{"provider":"github","sub":"github:1","name":"Zo\u00eb \ud83d\ude00"}"#
+            r#"{"provider":"github","sub":"github:1","groups":[],"name":"Zo\u00eb \ud83d\ude00"}"#
         );
+        s.groups = vec!["acme".into(), "acme/ops".into()];
+        assert!(s
+            .user_info_header()
+            .to_str()
+            .unwrap()
+            .contains(r#""groups":["acme","acme/ops"],"#));
         let back: Value = serde_json::from_str(text).unwrap();
         assert_eq!(back["name"], "Zoë 😀");
     }
