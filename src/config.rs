@@ -14,6 +14,7 @@ macro_rules! central_prefix {
 mod central;
 mod env;
 mod gateway;
+mod policy;
 mod raw;
 
 use std::net::SocketAddr;
@@ -33,6 +34,7 @@ pub use central::{
 pub use gateway::{
     Allow, AllowEntry, GatewayConfig, Login, LoginSource, Route, Target, UpstreamSettings,
 };
+pub use policy::{Methods, RouteAccess};
 use raw::{RawConfig, RawLimits, RawTls};
 
 /// The validated configuration of one `oauthgate` process.

@@ -84,6 +84,9 @@ pub enum RequestError {
     Misdirected,
     #[error("method not allowed here")]
     MethodNotAllowed,
+    /// A method outside the route's `methods`; `allow` is the `Allow` header naming them.
+    #[error("method not in the route's methods")]
+    MethodNotListed { allow: http::HeaderValue },
     #[error("no route for this path")]
     NoRoute,
     #[error("not found")]
@@ -138,7 +141,9 @@ impl RequestError {
         match self {
             RequestError::BadPath(_) | RequestError::BadHost(_) => StatusCode::BAD_REQUEST,
             RequestError::Misdirected => StatusCode::MISDIRECTED_REQUEST,
-            RequestError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            RequestError::MethodNotAllowed | RequestError::MethodNotListed { .. } => {
+                StatusCode::METHOD_NOT_ALLOWED
+            }
             RequestError::NoRoute | RequestError::NotFound => StatusCode::NOT_FOUND,
             RequestError::Upstream { .. } => StatusCode::BAD_GATEWAY,
             RequestError::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
@@ -157,7 +162,9 @@ impl RequestError {
             RequestError::Misdirected => "This site is not served at this address.",
             RequestError::Invalid(why) => why,
             RequestError::Login { message, .. } => message,
-            RequestError::MethodNotAllowed => "This method is not allowed here.",
+            RequestError::MethodNotAllowed | RequestError::MethodNotListed { .. } => {
+                "This method is not allowed here."
+            }
             RequestError::LoginRequired { .. } => "Please log in first.",
             RequestError::Forbidden { .. } => "You may not use this page.",
             RequestError::Internal(_) => "Something went wrong on our side.",

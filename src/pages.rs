@@ -50,6 +50,14 @@ pub fn json(status: StatusCode, value: &serde_json::Value) -> Response<Body> {
 /// that is needed is a redirect for navigations that may be redirected, else 401 JSON with
 /// the login URL (scripts never follow a redirect into a login page).
 pub fn error_response(err: &RequestError, html: bool) -> Response<Body> {
+    let mut res = error_body(err, html);
+    if let RequestError::MethodNotListed { allow } = err {
+        res.headers_mut().insert(header::ALLOW, allow.clone());
+    }
+    res
+}
+
+fn error_body(err: &RequestError, html: bool) -> Response<Body> {
     let status = err.status();
     match err {
         RequestError::LoginRequired {

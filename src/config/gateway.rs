@@ -69,9 +69,11 @@ pub enum Login {
     None,
 }
 
-/// Who may use a `required` route. All lists are ORed; all empty means any logged-in user.
-/// An entry of `emails`, `domains` or `logins` written `<provider>:<value>` matches only
-/// sessions from that provider; a plain entry matches the value from any offered provider.
+/// Who may use a route. The identity lists (emails, domains, logins, providers, groups) are
+/// ORed, all empty meaning any logged-in user; `networks`, when set, must match as well (AND),
+/// and is the one list a `login: none` or `optional` route may have. An entry of `emails`,
+/// `domains`, `logins` or `groups` written `<provider>:<value>` matches only sessions from
+/// that provider; a plain entry matches the value from any offered provider.
 #[derive(Debug, Clone, Default)]
 pub struct Allow {
     /// Lower-cased.
@@ -81,6 +83,21 @@ pub struct Allow {
     /// Lower-cased.
     pub logins: Vec<AllowEntry>,
     pub providers: Vec<String>,
+    /// Lower-cased; compared with the session's groups ignoring case.
+    pub groups: Vec<AllowEntry>,
+    /// The client address must be in one of these (when any).
+    pub networks: Vec<ipnet::IpNet>,
+}
+
+impl Allow {
+    /// Whether any identity list is set (`networks` is not one).
+    pub fn names_anyone(&self) -> bool {
+        !(self.emails.is_empty()
+            && self.domains.is_empty()
+            && self.logins.is_empty()
+            && self.providers.is_empty()
+            && self.groups.is_empty())
+    }
 }
 
 /// One value of an `allow` list, perhaps tied to one provider.
@@ -112,6 +129,8 @@ pub struct Route {
     /// Match the prefix ignoring case, and trailing dots and spaces of a segment, as
     /// case-insensitive backends (Express by default, IIS) read paths.
     pub case_insensitive: bool,
+    /// `methods`, `cors_preflight`, `bearer`.
+    pub access: super::policy::RouteAccess,
 }
 
 #[derive(Debug, Clone)]
@@ -398,13 +417,18 @@ fn route(
     }
     let allow = match raw.allow {
         None => Allow::default(),
-        Some(_) if mode != Login::Required => {
-            return Err(ConfigError::at(
-                &at("allow"),
-                "only applies to routes with login: required",
-            ))
-        }
         Some(a) => allow(a, at, login)?,
+    };
+    if mode != Login::Required && allow.names_anyone() {
+        return Err(ConfigError::at(
+            &at("allow"),
+            "only networks apply to routes without login: required",
+        ));
+    }
+    let access = super::policy::RouteAccess {
+        methods: super::policy::methods(raw.methods, at)?,
+        cors_preflight: super::policy::cors_preflight(raw.cors_preflight, at)?,
+        bearer: raw.bearer.unwrap_or(false),
     };
     let (preserve_host, any_host) = match raw.preserve_host {
         None => (true, false),
@@ -425,6 +449,7 @@ fn route(
         preserve_host,
         any_host,
         case_insensitive: raw.case_insensitive.unwrap_or(case_insensitive),
+        access,
     })
 }
 
@@ -434,6 +459,8 @@ fn allow(
     login: Option<&LoginSource>,
 ) -> Result<Allow, ConfigError> {
     let offered: &[String] = login.map_or(&[], |l| l.providers.as_slice());
+    // A group name may hold a `:` of its own (`urn:…`): only an offered provider's name
+    // before it ties the entry to that provider.
     let entries = |key: &str, list: Vec<String>, strip_at: bool| {
         list.into_iter()
             .enumerate()
@@ -441,6 +468,7 @@ fn allow(
                 let text = text.trim();
                 let (provider, value) = match text.split_once(':') {
                     Some((p, v)) if offered.iter().any(|o| o == p) => (Some(p.to_owned()), v),
+                    Some(_) if key == "groups" => (None, text),
                     Some((p, _)) => {
                         return Err(ConfigError::at(
                             &at(&format!("allow.{key}[{i}]")),
@@ -469,6 +497,8 @@ fn allow(
         domains: entries("domains", raw.domains, true)?,
         logins: entries("logins", raw.logins, false)?,
         providers: raw.providers,
+        groups: entries("groups", raw.groups, false)?,
+        networks: super::policy::networks(raw.networks, at)?,
     })
 }
 

@@ -83,6 +83,9 @@ pub(super) struct RawRoute {
     pub preserve_host: Option<RawPreserveHost>,
     pub case_insensitive: Option<bool>,
     pub allow: Option<RawAllow>,
+    pub methods: Option<Vec<String>>,
+    pub cors_preflight: Option<String>,
+    pub bearer: Option<bool>,
 }
 
 /// `preserve_host: true | false | any`.
@@ -127,6 +130,10 @@ pub(super) struct RawAllow {
     pub logins: Vec<String>,
     #[serde(default)]
     pub providers: Vec<String>,
+    #[serde(default)]
+    pub groups: Vec<String>,
+    #[serde(default)]
+    pub networks: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -15,7 +15,7 @@ use hyper::body::Incoming;
 use serde::{Deserialize, Serialize};
 use tracing::{info, warn};
 
-use super::policy::{decide_all, safe_next, Decision};
+use super::policy::{decide_all, safe_next, Decision, Facts};
 use super::routes::RouteTable;
 use super::session::{Session, Sessions};
 use crate::assertion::{self, Expected};
@@ -325,7 +325,18 @@ impl LoginFlow {
                 let also = routes
                     .also_judged(&path, routed)
                     .map(|r| r.map(|r| &r.route));
-                decide_all(&routed.route, also, session)
+                let networks = std::iter::once(&routed.route)
+                    .chain(also.into_iter().flatten())
+                    .any(|r| !r.allow.networks.is_empty());
+                let client = networks
+                    .then(|| super::client::client_addr(peer, req.headers(), &self.trusted_proxies))
+                    .flatten();
+                let facts = Facts {
+                    session,
+                    client,
+                    preflight: false,
+                };
+                decide_all(&routed.route, also, &facts)
             }
         };
         match decision {
@@ -343,6 +354,10 @@ impl LoginFlow {
             }),
             Decision::Forbidden(_) => Err(RequestError::Forbidden {
                 reason: "forbidden",
+                page: None,
+            }),
+            Decision::Network => Err(RequestError::Forbidden {
+                reason: "network",
                 page: None,
             }),
         }

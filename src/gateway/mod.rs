@@ -4,6 +4,7 @@
 //! normalise the path → the gateway's own endpoints → route → session → policy → rewrite
 //! headers and forward (or serve files) → access log.
 
+mod client;
 mod files;
 mod forward;
 pub mod headers;
@@ -15,7 +16,7 @@ pub mod session;
 mod tunnel;
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -33,7 +34,7 @@ use crate::path::NormalPath;
 pub use forward::Prepared;
 use forward::Upstream;
 use login::LoginFlow;
-use policy::Decision;
+use policy::{Decision, Facts};
 use routes::{Destination, RouteTable};
 
 /// Everything the gateway needs per request, built once at start-up.
@@ -46,6 +47,8 @@ pub struct Gateway {
     tunnel_idle: Duration,
     /// `None` when no route needs a login.
     login: Option<LoginFlow>,
+    /// Peers whose `X-Forwarded-For` says who the client is (for `allow.networks`).
+    trusted_proxies: Vec<IpAddr>,
 }
 
 impl Gateway {
@@ -68,6 +71,7 @@ impl Gateway {
             response_timeout: config.upstream.response_timeout,
             tunnel_idle,
             login,
+            trusted_proxies: config.trusted_proxies.clone(),
         })
     }
 
@@ -97,11 +101,21 @@ impl Gateway {
                 return Step::Answer(Err(e));
             }
         }
+        let preflight = policy::is_preflight(&req);
+        if let Some(methods) = &route.access.methods {
+            // Before any login: the method is the route's, whoever asks.
+            let passes = methods.permits(req.method()) || preflight && route.access.cors_preflight;
+            if !passes {
+                return Step::Answer(Err(RequestError::MethodNotListed {
+                    allow: methods.allow_header.clone(),
+                }));
+            }
+        }
         let also = self
             .routes
             .also_judged(&path, routed)
             .map(|r| r.map(|r| &r.route));
-        let identity = match self.policy(route, also, &req, &path, ctx.navigation) {
+        let identity = match self.policy(route, also, &req, &path, ctx, preflight) {
             Ok(identity) => identity,
             Err(e) => return Step::Answer(Err(e)),
         };
@@ -125,34 +139,55 @@ impl Gateway {
     }
 
     /// The session and policy phases: the identity to forward (if any), or why the request
-    /// stops here (a login is needed, or `allow` refuses it).
+    /// stops here (a login is needed, `allow` refuses it, or the client's network does).
     fn policy(
         &self,
         route: &Route,
         also: [Option<&Route>; 2],
         req: &Request<Incoming>,
         path: &NormalPath,
-        navigation: bool,
+        ctx: &RequestCtx<'_>,
+        preflight: bool,
     ) -> Result<Option<HeaderValue>, RequestError> {
-        let Some(login) = &self.login else {
-            return Ok(None);
-        };
-        if route.login == Login::None && also.iter().all(Option::is_none) {
-            // No session to open: `decide` would pass without one.
+        let judged = || std::iter::once(route).chain(also.into_iter().flatten());
+        let networks = judged().any(|r| !r.allow.networks.is_empty());
+        let needs_session = !(route.login == Login::None && also.iter().all(Option::is_none));
+        let login = self.login.as_ref().filter(|_| needs_session);
+        if login.is_none() && !networks {
+            // No session to open and no address to check: `decide` would pass.
             return Ok(None);
         }
-        match policy::decide_all(route, also, login.sessions.current(req.headers())) {
+        let facts = Facts {
+            session: login.and_then(|l| l.sessions.current(req.headers())),
+            client: networks
+                .then(|| client::client_addr(ctx.peer, req.headers(), &self.trusted_proxies))
+                .flatten(),
+            preflight,
+        };
+        match policy::decide_all(route, also, &facts) {
             Decision::Pass(v) => Ok(v.map(|v| v.user_info.clone())),
             Decision::Forbidden(v) => Err(RequestError::Forbidden {
                 reason: "forbidden",
-                page: navigation.then(|| {
-                    login.forbidden_page(&v.session, req.headers(), &target_of(req, path))
+                page: match (ctx.navigation, login) {
+                    (true, Some(login)) => {
+                        Some(login.forbidden_page(&v.session, req.headers(), &target_of(req, path)))
+                    }
+                    _ => None,
+                },
+            }),
+            Decision::Network => Err(RequestError::Forbidden {
+                reason: "network",
+                page: None,
+            }),
+            Decision::Login => match login {
+                Some(login) => Err(RequestError::LoginRequired {
+                    login_url: login.login_url(&target_of(req, path)),
+                    redirect: true,
                 }),
-            }),
-            Decision::Login => Err(RequestError::LoginRequired {
-                login_url: login.login_url(&target_of(req, path)),
-                redirect: true,
-            }),
+                None => Err(RequestError::Internal(
+                    "a login without a login flow".into(),
+                )),
+            },
         }
     }
 

@@ -129,6 +129,7 @@ mod tests {
             preserve_host: true,
             any_host: false,
             case_insensitive: false,
+            access: Default::default(),
         }
     }
 

@@ -1,0 +1,155 @@
+//! The access keys of a route beyond its `login` and identity lists: `methods`,
+//! `cors_preflight`, `bearer`, and `allow.groups` / `allow.networks`, checked into the types
+//! the gateway's one access decision reads.
+
+use std::net::IpAddr;
+
+use http::header::HeaderValue;
+use http::Method;
+use ipnet::IpNet;
+
+use super::ConfigError;
+
+/// What a route accepts besides its `allow` lists.
+#[derive(Debug, Clone, Default)]
+pub struct RouteAccess {
+    /// `methods`: `None` accepts every method.
+    pub methods: Option<Methods>,
+    /// `cors_preflight: allow`: a CORS preflight passes without a login.
+    pub cors_preflight: bool,
+    /// `bearer: true`: `Authorization: Bearer <JWT>` is accepted as well as the session.
+    pub bearer: bool,
+}
+
+/// The methods a route accepts, and the `Allow` header a 405 names them in (RFC 9110 §15.5.6).
+#[derive(Debug, Clone)]
+pub struct Methods {
+    list: Vec<Method>,
+    pub allow_header: HeaderValue,
+}
+
+impl Methods {
+    /// Whether `method` is accepted: listed, or `HEAD` where `GET` is (RFC 9110 §9.3.2).
+    pub fn permits(&self, method: &Method) -> bool {
+        self.list.contains(method) || (method == Method::HEAD && self.list.contains(&Method::GET))
+    }
+}
+
+/// `routes[].methods`: method names as written (upper case, RFC 9110 §9.1 tokens).
+pub(super) fn methods(
+    raw: Option<Vec<String>>,
+    at: &dyn Fn(&str) -> String,
+) -> Result<Option<Methods>, ConfigError> {
+    let Some(raw) = raw else { return Ok(None) };
+    if raw.is_empty() {
+        return Err(ConfigError::at(
+            &at("methods"),
+            "lists no method; omit it to accept every method",
+        ));
+    }
+    let mut list: Vec<Method> = Vec::with_capacity(raw.len() + 1);
+    for (i, name) in raw.iter().enumerate() {
+        let method = Method::from_bytes(name.as_bytes())
+            .ok()
+            .filter(|_| !name.is_empty() && name.bytes().all(|b| b.is_ascii_uppercase()));
+        let Some(method) = method else {
+            return Err(ConfigError::at(
+                &at(&format!("methods[{i}]")),
+                format!("`{name}` is not a method name in upper case (GET, POST, …)"),
+            ));
+        };
+        if !list.contains(&method) {
+            list.push(method);
+        }
+    }
+    if list.contains(&Method::GET) && !list.contains(&Method::HEAD) {
+        list.push(Method::HEAD);
+    }
+    let names: Vec<&str> = list.iter().map(Method::as_str).collect();
+    let allow_header = HeaderValue::from_str(&names.join(", "))
+        .map_err(|_| ConfigError::at(&at("methods"), "cannot be sent in an Allow header"))?;
+    Ok(Some(Methods { list, allow_header }))
+}
+
+/// `routes[].cors_preflight`: `allow`, or absent (a preflight is judged like any request).
+pub(super) fn cors_preflight(
+    raw: Option<String>,
+    at: &dyn Fn(&str) -> String,
+) -> Result<bool, ConfigError> {
+    match raw.as_deref() {
+        None => Ok(false),
+        Some("allow") => Ok(true),
+        Some(other) => Err(ConfigError::at(
+            &at("cors_preflight"),
+            format!("`{other}` is not `allow` (omit the key to judge preflights like any request)"),
+        )),
+    }
+}
+
+/// `allow.networks`: CIDR blocks (`10.0.0.0/8`, `::1/128`) or single addresses.
+pub(super) fn networks(
+    raw: Vec<String>,
+    at: &dyn Fn(&str) -> String,
+) -> Result<Vec<IpNet>, ConfigError> {
+    raw.iter()
+        .enumerate()
+        .map(|(i, text)| {
+            let text = text.trim();
+            text.parse::<IpNet>()
+                .or_else(|_| text.parse::<IpAddr>().map(IpNet::from))
+                .map(|n| n.trunc())
+                .map_err(|_| {
+                    ConfigError::at(
+                        &at(&format!("allow.networks[{i}]")),
+                        format!("`{text}` is not a network (10.0.0.0/8, fd00::/8) or an address"),
+                    )
+                })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(key: &str) -> String {
+        format!("gateway.routes[0].{key}")
+    }
+
+    #[test]
+    fn methods_with_head_for_get_and_errors_naming_the_entry() {
+        let m = methods(Some(vec!["GET".into(), "POST".into()]), &at)
+            .unwrap()
+            .unwrap();
+        assert_eq!(m.allow_header, "GET, POST, HEAD");
+        assert!(m.permits(&Method::HEAD) && m.permits(&Method::POST));
+        assert!(!m.permits(&Method::DELETE) && !m.permits(&Method::OPTIONS));
+        assert!(methods(None, &at).unwrap().is_none());
+        for (bad, key) in [
+            (vec![], "methods"),
+            (vec!["get".into()], "methods[0]"),
+            (vec!["GET".into(), "GE T".into()], "methods[1]"),
+        ] {
+            let e = methods(Some(bad), &at).unwrap_err().to_string();
+            assert!(e.contains(&at(key)), "{e}");
+        }
+    }
+
+    #[test]
+    fn networks_are_cidr_or_addresses() {
+        let n = networks(
+            vec!["10.1.2.3/8".into(), "::1".into(), "192.168.0.7".into()],
+            &at,
+        )
+        .unwrap();
+        assert_eq!(n[0].to_string(), "10.0.0.0/8");
+        assert_eq!(n[1].to_string(), "::1/128");
+        assert_eq!(n[2].to_string(), "192.168.0.7/32");
+        let e = networks(vec!["10.0.0.0/8".into(), "10.0.0.0/33".into()], &at)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("allow.networks[1]"), "{e}");
+        assert!(cors_preflight(Some("yes".into()), &at).is_err());
+        assert!(cors_preflight(Some("allow".into()), &at).unwrap());
+    }
+}
