@@ -14,6 +14,7 @@ macro_rules! central_prefix {
 mod central;
 mod env;
 mod gateway;
+mod identity;
 mod policy;
 mod raw;
 
@@ -34,6 +35,7 @@ pub use central::{
 pub use gateway::{
     Allow, AllowEntry, GatewayConfig, Login, LoginSource, Route, Target, UpstreamSettings,
 };
+pub use identity::IdentityConfig;
 pub use policy::{Methods, RouteAccess};
 use raw::{RawConfig, RawLimits, RawTls};
 

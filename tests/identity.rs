@@ -144,3 +144,106 @@ async fn an_oidc_groups_claim_by_name() {
 async fn an_oidc_groups_claim_by_json_pointer() {
     oidc_groups("/realm_access/roles", json!(["reader", "dana-role"])).await;
 }
+
+const IDENTITY: &str = "  identity:\n    headers:\n      Remote-User: login\n      X-Email: email\n      X_Team: groups\n      Grp: groups\n";
+const IDENTITY_ROUTES: &str = "    - {prefix: /, upstream: \"BACKEND\"}\n    - {prefix: /opt, upstream: \"BACKEND\", login: optional}\n    - {prefix: /pub, upstream: \"BACKEND\", login: none}\n";
+
+/// SPEC §6.3 on a configured name: the name as written, lower case, upper case with `_` for
+/// `-`, with `-` for `_`, and `Connection` naming it (trying to delete ours).
+fn spoofs(name: &str) -> String {
+    let mut head = String::new();
+    for spelling in [
+        name.to_owned(),
+        name.to_ascii_lowercase(),
+        name.to_ascii_uppercase().replace('-', "_"),
+        name.replace('_', "-"),
+    ] {
+        head.push_str(&format!("{spelling}: spoofed-admin\r\n"));
+    }
+    head.push_str(&format!("Connection: {name}\r\n"));
+    head
+}
+
+#[tokio::test]
+async fn identity_headers_are_set_from_fields_and_spoofs_of_them_never_pass() {
+    let w = World::start(IDENTITY_ROUTES, IDENTITY).await;
+    let b = w.browser();
+    b.log_in_with_groups(
+        &w.gateway.url("/"),
+        "olga",
+        "olga@example.com",
+        "ops,acme/dev",
+    )
+    .await;
+    let cookie = b.cookies(&w.gateway.url("/"));
+    let cert = w.gateway.cert_pem();
+    let names = ["Remote-User", "X-Email", "X_Team", "Grp"];
+    for path in ["/", "/opt/x", "/pub/x"] {
+        for logged_in in [true, false] {
+            for name in names {
+                let mut head = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\n");
+                if logged_in {
+                    head.push_str(&format!("Cookie: {cookie}\r\n"));
+                }
+                head.push_str(&spoofs(name));
+                let res = common::client::request(w.gateway.addr, &cert, &head).await;
+                let want = if path == "/" && !logged_in { 401 } else { 200 };
+                assert_eq!(res.status, want, "{path} {name} {logged_in}");
+                if want != 200 {
+                    continue;
+                }
+                let seen = w.backend.last();
+                for (k, v) in seen.headers.iter() {
+                    let v = v.to_str().unwrap_or_default();
+                    assert!(
+                        !v.contains("spoofed"),
+                        "{path}: {k}: {v} reached the backend"
+                    );
+                }
+                let one = |h: &str| {
+                    let all: Vec<_> = seen.headers.get_all(h).iter().collect();
+                    assert!(all.len() <= 1, "{h}: {all:?}");
+                    all.first().map(|v| v.to_str().unwrap().to_owned())
+                };
+                let ours = logged_in && path != "/pub/x";
+                let expect = |v: &str| ours.then(|| v.to_owned());
+                assert_eq!(one("remote-user"), expect("olga"), "{path} {name}");
+                assert_eq!(one("x-email"), expect("olga@example.com"));
+                assert_eq!(one("x_team"), expect("ops,acme/dev"));
+                assert_eq!(one("grp"), expect("ops,acme/dev"));
+                assert_eq!(one("x-team"), None);
+            }
+        }
+    }
+    // /_auth/check answers the same headers, for a proxy to copy.
+    let res = b
+        .client
+        .get(w.gateway.url("/_auth/check"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.headers()["remote-user"], "olga");
+    assert_eq!(res.headers()["x_team"], "ops,acme/dev");
+    assert!(res.headers().contains_key("x-user-info"));
+}
+
+#[test]
+fn identity_header_names_that_cannot_work_are_config_errors() {
+    for (name, why) in [
+        ("Connection", "hop-by-hop"),
+        ("Host", "hop-by-hop"),
+        ("X-User-Login", "X-User-*"),
+        ("Bad Name", "valid header name"),
+    ] {
+        let (code, err) = common::check(&format!(
+            "listen: 127.0.0.1:0\npublic_url: https://localhost:8443\ntls: {{self_signed: true}}\ngateway:\n  identity:\n    headers:\n      \"{name}\": login\n  routes:\n    - {{prefix: /, upstream: \"http://127.0.0.1:9\", login: none}}\n"
+        ));
+        assert_eq!(code, 64, "{name}");
+        assert!(
+            err.contains(&format!("gateway.identity.headers.{name}")),
+            "{err}"
+        );
+        assert!(err.contains(why), "{err}");
+    }
+}

@@ -33,6 +33,8 @@ pub struct GatewayConfig {
     pub trusted_proxies: Vec<IpAddr>,
     pub upstream: UpstreamSettings,
     pub routes: Vec<Route>,
+    /// `identity`: extra identity headers, and the signed assertion.
+    pub identity: super::IdentityConfig,
 }
 
 /// The central server a gateway logs people in with (the seed's `oauth_proxy`).
@@ -191,6 +193,7 @@ pub(super) fn gateway_config(
     )?;
     let trusted_proxies = trusted_proxies(raw.trusted_proxies)?;
     let upstream = upstream_settings(raw.upstream)?;
+    let identity = super::identity::identity(raw.identity)?;
     let default_case = raw.case_insensitive.unwrap_or(false);
     let routes = routes(raw.routes, login.as_ref(), &auth_prefix, default_case)?;
     let config = GatewayConfig {
@@ -210,6 +213,7 @@ pub(super) fn gateway_config(
         trusted_proxies,
         upstream,
         routes,
+        identity,
     };
     Ok((config, own_client))
 }

@@ -62,6 +62,7 @@ pub(super) struct RawGateway {
     pub upstream: RawUpstreamSettings,
     /// The default of `routes[].case_insensitive`.
     pub case_insensitive: Option<bool>,
+    pub identity: Option<super::identity::RawIdentity>,
     pub routes: Vec<RawRoute>,
 }
 

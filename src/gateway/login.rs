@@ -86,7 +86,12 @@ impl LoginFlow {
             callback_url: config.callback_url.clone(),
             auth_prefix: config.auth_prefix.clone(),
             title: config.title.clone(),
-            sessions: Sessions::new(config.session_secret.as_ref(), data_dir, config.session_ttl)?,
+            sessions: Sessions::new(
+                config.session_secret.as_ref(),
+                data_dir,
+                config.session_ttl,
+                config.identity.headers.clone(),
+            )?,
             trusted_proxies: config.trusted_proxies.clone(),
             origin: url::Url::parse(&config.callback_url)
                 .map(|u| u.origin().ascii_serialization())
@@ -342,9 +347,12 @@ impl LoginFlow {
         match decision {
             Decision::Pass(identity) => {
                 let mut res = pages::json(StatusCode::OK, &serde_json::json!({ "ok": true }));
-                if let Some(v) = identity {
-                    res.headers_mut()
-                        .insert(super::headers::X_USER_INFO.clone(), v.user_info.clone());
+                if let Some(verified) = identity {
+                    let out = super::identity::Outgoing {
+                        verified,
+                        assertion: None,
+                    };
+                    out.set(res.headers_mut());
                 }
                 Ok(res)
             }

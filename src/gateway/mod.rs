@@ -8,6 +8,7 @@ mod client;
 mod files;
 mod forward;
 pub mod headers;
+pub mod identity;
 pub(crate) mod login;
 
 pub mod policy;
@@ -22,7 +23,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ed25519_dalek::VerifyingKey;
-use http::header::HeaderValue;
 use http::{Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 
@@ -49,6 +49,8 @@ pub struct Gateway {
     login: Option<LoginFlow>,
     /// Peers whose `X-Forwarded-For` says who the client is (for `allow.networks`).
     trusted_proxies: Vec<IpAddr>,
+    /// The names of `identity.headers`, removed from client requests on every route.
+    also_reserved: Vec<Box<[u8]>>,
 }
 
 impl Gateway {
@@ -72,6 +74,7 @@ impl Gateway {
             tunnel_idle,
             login,
             trusted_proxies: config.trusted_proxies.clone(),
+            also_reserved: identity::reserved_names(&config.identity.headers),
         })
     }
 
@@ -129,6 +132,7 @@ impl Gateway {
                     preserve_host: route.preserve_host,
                     response_timeout: self.response_timeout,
                     tunnel_idle: self.tunnel_idle,
+                    also_reserved: &self.also_reserved,
                 };
                 match forward::prepare(to, req, &path, peer, identity) {
                     Ok(prepared) => Step::Forward(prepared),
@@ -148,7 +152,7 @@ impl Gateway {
         path: &NormalPath,
         ctx: &RequestCtx<'_>,
         preflight: bool,
-    ) -> Result<Option<HeaderValue>, RequestError> {
+    ) -> Result<Option<identity::Outgoing>, RequestError> {
         let judged = || std::iter::once(route).chain(also.into_iter().flatten());
         let networks = judged().any(|r| !r.allow.networks.is_empty());
         let needs_session = !(route.login == Login::None && also.iter().all(Option::is_none));
@@ -165,7 +169,10 @@ impl Gateway {
             preflight,
         };
         match policy::decide_all(route, also, &facts) {
-            Decision::Pass(v) => Ok(v.map(|v| v.user_info.clone())),
+            Decision::Pass(v) => Ok(v.map(|verified| identity::Outgoing {
+                verified,
+                assertion: None,
+            })),
             Decision::Forbidden(v) => Err(RequestError::Forbidden {
                 reason: "forbidden",
                 page: match (ctx.navigation, login) {

@@ -84,11 +84,24 @@ pub fn ascii_json(value: &Value) -> String {
     out
 }
 
-/// A session opened from its cookie, with the identity header derived from it.
+/// A session opened from its cookie, with the identity headers derived from it.
 #[derive(Debug)]
 pub struct Verified {
     pub session: Session,
     pub user_info: HeaderValue,
+    /// The values of `identity.headers` for this session.
+    pub headers: Vec<(http::header::HeaderName, HeaderValue)>,
+}
+
+impl Verified {
+    /// `session` with its headers worked out (`identity` is `identity.headers`).
+    pub fn new(session: Session, identity: &[(http::header::HeaderName, String)]) -> Self {
+        Verified {
+            user_info: session.user_info_header(),
+            headers: super::identity::header_values(identity, &session),
+            session,
+        }
+    }
 }
 
 /// How many opened sessions are remembered (then the memo starts afresh).
@@ -99,6 +112,8 @@ pub struct Sessions {
     sessions: CookieCodec,
     logins: CookieCodec,
     pub ttl: Duration,
+    /// `identity.headers`: header → user field.
+    identity: Vec<(http::header::HeaderName, String)>,
     /// Sealed cookie value → what it opened to. Opening is deterministic for a given value,
     /// so this only saves the decryption, JSON parsing and header building that every request
     /// of a logged-in user would repeat; `exp` is still checked on every use. Hashed with
@@ -113,6 +128,7 @@ impl Sessions {
         secret: Option<&Secret>,
         data_dir: &Path,
         ttl: Duration,
+        identity: Vec<(http::header::HeaderName, String)>,
     ) -> Result<Self, StartError> {
         let secret = match secret {
             Some(s) => s.0.as_bytes().to_vec(),
@@ -122,6 +138,7 @@ impl Sessions {
             sessions: CookieCodec::derive(&secret, "oauthgate gateway session v1"),
             logins: CookieCodec::derive(&secret, "oauthgate gateway login v1"),
             ttl,
+            identity,
             memo: Mutex::new(HashMap::default()),
         })
     }
@@ -138,10 +155,7 @@ impl Sessions {
         if session.exp <= now {
             return None;
         }
-        let verified = Arc::new(Verified {
-            user_info: session.user_info_header(),
-            session,
-        });
+        let verified = Arc::new(Verified::new(session, &self.identity));
         if let Ok(mut memo) = self.memo.lock() {
             if memo.len() >= MEMO_CAPACITY {
                 memo.clear();
