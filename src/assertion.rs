@@ -81,6 +81,12 @@ struct Header {
 
 /// Signs `claims` into a compact JWS.
 pub fn sign(key: &SigningKey, claims: &Claims) -> String {
+    sign_json(key, claims)
+}
+
+/// Signs any claims (the gateway's `X-User-Assertion`, bearer tokens it mints) the same way:
+/// EdDSA, `kid` the key's thumbprint, `typ: JWT`.
+pub fn sign_json<T: Serialize>(key: &SigningKey, claims: &T) -> String {
     let header = Header {
         alg: "EdDSA".into(),
         kid: Some(thumbprint(&key.verifying_key())),

@@ -15,6 +15,7 @@ mod fsutil;
 #[doc(hidden)]
 pub mod fuzzing;
 mod gateway;
+mod keyfile;
 mod pages;
 mod path;
 pub mod server;

@@ -247,3 +247,98 @@ fn identity_header_names_that_cannot_work_are_config_errors() {
         assert!(err.contains(why), "{err}");
     }
 }
+
+#[tokio::test]
+async fn x_user_assertion_verifies_with_pyjwt_through_the_gateways_jwks() {
+    let extra = "  identity:\n    assertion: true\n";
+    let w = World::start(IDENTITY_ROUTES, extra).await;
+    let b = w.browser();
+    b.log_in_with_groups(&w.gateway.url("/"), "olga", "olga@example.com", "ops")
+        .await;
+    let token = |w: &World| {
+        w.backend.last().headers["x-user-assertion"]
+            .to_str()
+            .unwrap()
+            .to_owned()
+    };
+    let res = b
+        .client
+        .get(w.gateway.url("/x"))
+        .header("x-user-assertion", "spoofed")
+        .header("x_user_assertion", "spoofed")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(
+        w.backend
+            .last()
+            .headers
+            .get_all("x-user-assertion")
+            .iter()
+            .count(),
+        1
+    );
+    let first = token(&w);
+    assert_ne!(first, "spoofed");
+    let jwks = w.gateway.text("/_auth/jwks").await;
+    let iss = format!("https://localhost:{}", w.gateway.addr.port());
+    let aud = w.backend.url();
+    let (ok, out, err) =
+        common::python::script("verify_assertion.py", &[&jwks, &first, &iss, &aud]);
+    assert!(ok, "PyJWT refused X-User-Assertion: {err}");
+    let py: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(py["header"]["alg"], "EdDSA");
+    let c = &py["claims"];
+    assert_eq!(c["sub"], "dev:olga");
+    assert_eq!(c["provider"], "dev");
+    assert_eq!(c["groups"], json!(["ops"]));
+    assert_eq!(c["email"], "olga@example.com");
+    assert!(c["exp"].as_u64().unwrap() - c["iat"].as_u64().unwrap() <= 60);
+    // Another audience (or issuer) is refused.
+    for (iss, aud) in [
+        (iss.as_str(), "http://127.0.0.1:1"),
+        ("https://evil.example", aud.as_str()),
+    ] {
+        let (ok, _, _) = common::python::script("verify_assertion.py", &[&jwks, &first, iss, aud]);
+        assert!(!ok, "accepted for {iss} {aud}");
+    }
+    // Reused by the next requests (no signature per request), on other routes of the same
+    // upstream too; an optional route's anonymous request and a public route get none.
+    for path in ["/y", "/opt/z", "/"] {
+        b.client.get(w.gateway.url(path)).send().await.unwrap();
+        assert_eq!(token(&w), first, "{path}");
+    }
+    b.client.get(w.gateway.url("/pub/x")).send().await.unwrap();
+    assert!(!w.backend.last().headers.contains_key("x-user-assertion"));
+    let anon = w.browser();
+    anon.client
+        .get(w.gateway.url("/opt/x"))
+        .send()
+        .await
+        .unwrap();
+    assert!(!w.backend.last().headers.contains_key("x-user-assertion"));
+    // The key is the gateway's own, kept private in its data_dir.
+    let key = w.gateway.data_dir().join("gateway.key");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&key).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+    }
+    assert!(!jwks.contains(std::fs::read_to_string(&key).unwrap().trim()));
+}
+
+#[tokio::test]
+async fn no_key_and_no_jwks_without_assertions_or_bearer_routes() {
+    let w = World::start(IDENTITY_ROUTES, "").await;
+    let res = w
+        .browser()
+        .client
+        .get(w.gateway.url("/_auth/jwks"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 404);
+    assert!(!w.gateway.data_dir().join("gateway.key").exists());
+}

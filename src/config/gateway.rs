@@ -18,6 +18,8 @@ use super::{duration, ConfigError};
 pub struct GatewayConfig {
     /// Shown on the gateway's pages (the threebot's name).
     pub title: String,
+    /// `public_url` without a trailing `/`: the `iss` of what the gateway signs.
+    pub public_url: String,
     /// The gateway's own endpoints (`/_auth/login`, …); routes cannot shadow it.
     pub auth_prefix: String,
     /// `public_url` + `auth_prefix` + `/callback`: where the central sends browsers back.
@@ -200,6 +202,7 @@ pub(super) fn gateway_config(
         title: raw
             .title
             .unwrap_or_else(|| public_url.host_str().unwrap_or("oauthgate").to_owned()),
+        public_url: public_url.as_str().trim_end_matches('/').to_owned(),
         auth_prefix,
         callback_url,
         public_host: public_url
@@ -433,6 +436,15 @@ fn route(
         methods: super::policy::methods(raw.methods, at)?,
         cors_preflight: super::policy::cors_preflight(raw.cors_preflight, at)?,
         bearer: raw.bearer.unwrap_or(false),
+        audience: None,
+    };
+    let target = target(&raw.upstream).map_err(|m| ConfigError::at(&at("upstream"), m))?;
+    let access = super::policy::RouteAccess {
+        audience: match &target {
+            Target::Http { scheme, authority } => Some(format!("{scheme}://{authority}").into()),
+            Target::Files(_) => None,
+        },
+        ..access
     };
     let (preserve_host, any_host) = match raw.preserve_host {
         None => (true, false),
@@ -447,7 +459,7 @@ fn route(
     };
     Ok(Route {
         prefix,
-        target: target(&raw.upstream).map_err(|m| ConfigError::at(&at("upstream"), m))?,
+        target,
         login: mode,
         allow,
         preserve_host,

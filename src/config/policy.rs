@@ -19,6 +19,9 @@ pub struct RouteAccess {
     pub cors_preflight: bool,
     /// `bearer: true`: `Authorization: Bearer <JWT>` is accepted as well as the session.
     pub bearer: bool,
+    /// The upstream's origin (`http://127.0.0.1:8080`): the `aud` of `X-User-Assertion`.
+    /// `None` for a folder of files.
+    pub audience: Option<Box<str>>,
 }
 
 /// The methods a route accepts, and the `Allow` header a 405 names them in (RFC 9110 §15.5.6).

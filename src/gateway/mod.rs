@@ -14,6 +14,7 @@ pub(crate) mod login;
 pub mod policy;
 pub mod routes;
 pub mod session;
+pub mod signer;
 mod tunnel;
 
 use std::collections::HashMap;
@@ -23,6 +24,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ed25519_dalek::VerifyingKey;
+use http::header::HeaderValue;
 use http::{Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 
@@ -51,6 +53,10 @@ pub struct Gateway {
     trusted_proxies: Vec<IpAddr>,
     /// The names of `identity.headers`, removed from client requests on every route.
     also_reserved: Vec<Box<[u8]>>,
+    /// The gateway's own key: `None` unless assertions or bearer routes need it.
+    signer: Option<signer::Signer>,
+    /// `identity.assertion`.
+    assertion: bool,
 }
 
 impl Gateway {
@@ -62,6 +68,11 @@ impl Gateway {
         central_key: Option<VerifyingKey>,
         tunnel_idle: Duration,
     ) -> Result<Self, StartError> {
+        let needs_key = config.identity.assertion || config.routes.iter().any(|r| r.access.bearer);
+        let signer = match needs_key {
+            true => Some(signer::Signer::load(data_dir, &config.public_url)?),
+            false => None,
+        };
         let login = match &config.login {
             Some(source) => Some(LoginFlow::new(config, source, data_dir, central_key)?),
             None => None,
@@ -75,6 +86,8 @@ impl Gateway {
             login,
             trusted_proxies: config.trusted_proxies.clone(),
             also_reserved: identity::reserved_names(&config.identity.headers),
+            signer,
+            assertion: config.identity.assertion,
         })
     }
 
@@ -170,8 +183,8 @@ impl Gateway {
         };
         match policy::decide_all(route, also, &facts) {
             Decision::Pass(v) => Ok(v.map(|verified| identity::Outgoing {
+                assertion: self.assertion_for(route, &verified),
                 verified,
-                assertion: None,
             })),
             Decision::Forbidden(v) => Err(RequestError::Forbidden {
                 reason: "forbidden",
@@ -198,6 +211,16 @@ impl Gateway {
         }
     }
 
+    /// `X-User-Assertion` for a request of `v` to `route`'s upstream, when configured.
+    fn assertion_for(&self, route: &Route, v: &session::Verified) -> Option<HeaderValue> {
+        let (true, Some(signer), Some(aud)) =
+            (self.assertion, &self.signer, &route.access.audience)
+        else {
+            return None;
+        };
+        signer.assertion(v, aud, crate::util::now())
+    }
+
     /// The gateway's endpoints under its own prefix (`/_auth` by default).
     async fn own_endpoint(
         &self,
@@ -217,6 +240,15 @@ impl Gateway {
                 StatusCode::OK,
                 &serde_json::json!({ "status": "ok" }),
             ));
+        }
+        if endpoint == "/jwks" {
+            return match (&self.signer, req.method()) {
+                (Some(s), &Method::GET | &Method::HEAD) => {
+                    Ok(pages::json(StatusCode::OK, &s.jwks()))
+                }
+                (Some(_), _) => Err(RequestError::MethodNotAllowed),
+                (None, _) => Err(RequestError::NotFound),
+            };
         }
         match &self.login {
             Some(login) => match login.endpoint(endpoint, req, &self.routes, peer).await {

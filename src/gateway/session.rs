@@ -91,6 +91,8 @@ pub struct Verified {
     pub user_info: HeaderValue,
     /// The values of `identity.headers` for this session.
     pub headers: Vec<(http::header::HeaderName, HeaderValue)>,
+    /// `X-User-Assertion`s signed for this session, per audience (see `signer`).
+    pub assertions: Mutex<Vec<super::signer::Cached>>,
 }
 
 impl Verified {
@@ -99,6 +101,7 @@ impl Verified {
         Verified {
             user_info: session.user_info_header(),
             headers: super::identity::header_values(identity, &session),
+            assertions: Mutex::new(Vec::new()),
             session,
         }
     }
