@@ -35,7 +35,7 @@ pub use central::{
 pub use gateway::{
     Allow, AllowEntry, GatewayConfig, Login, LoginSource, Route, Target, UpstreamSettings,
 };
-pub use identity::IdentityConfig;
+pub use identity::{BearerIssuer, IdentityConfig, MINTED_PROVIDER};
 pub use policy::{Methods, RouteAccess};
 use raw::{RawConfig, RawLimits, RawTls};
 

@@ -104,6 +104,13 @@ pub enum RequestError {
     /// may be sent to `login_url` (a proxied request) rather than get 401 JSON.
     #[error("login required")]
     LoginRequired { login_url: String, redirect: bool },
+    /// A bearer token that proves nothing (RFC 6750 §3.1 `invalid_token`): 401, never a
+    /// redirect.
+    #[error("invalid bearer token")]
+    BadBearer,
+    /// A route only a bearer token can pass (no login source), and none was sent.
+    #[error("bearer token required")]
+    BearerRequired,
     /// The request may not go on: `reason` is the JSON `error`, `page` the HTML body shown to
     /// browsers when there is a better one than the plain error page.
     #[error("forbidden: {reason}")]
@@ -150,6 +157,7 @@ impl RequestError {
             RequestError::Invalid(_) => StatusCode::BAD_REQUEST,
             RequestError::LoginRequired { .. } => StatusCode::UNAUTHORIZED,
             RequestError::Forbidden { .. } => StatusCode::FORBIDDEN,
+            RequestError::BadBearer | RequestError::BearerRequired => StatusCode::UNAUTHORIZED,
             RequestError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             RequestError::Login { status, .. } => *status,
         }
@@ -167,6 +175,8 @@ impl RequestError {
             }
             RequestError::LoginRequired { .. } => "Please log in first.",
             RequestError::Forbidden { .. } => "You may not use this page.",
+            RequestError::BadBearer => "The bearer token is not valid here.",
+            RequestError::BearerRequired => "This needs a bearer token.",
             RequestError::Internal(_) => "Something went wrong on our side.",
             RequestError::NoRoute | RequestError::NotFound => "There is nothing at this address.",
             RequestError::Upstream { .. } => {

@@ -15,6 +15,7 @@ mod fsutil;
 #[doc(hidden)]
 pub mod fuzzing;
 mod gateway;
+mod groups;
 mod keyfile;
 mod pages;
 mod path;
@@ -26,4 +27,5 @@ mod upstream;
 pub mod util;
 
 pub use config::Config;
+pub use gateway::bearer::mint_token;
 pub use server::Server;

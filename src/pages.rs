@@ -79,6 +79,19 @@ fn error_body(err: &RequestError, html: bool) -> Response<Body> {
             );
             return res;
         }
+        RequestError::BadBearer | RequestError::BearerRequired => {
+            // RFC 6750 §3: an error code only when a token was sent.
+            let (error, challenge) = match err {
+                RequestError::BadBearer => ("invalid_token", "Bearer error=\"invalid_token\""),
+                _ => ("token_required", "Bearer realm=\"oauthgate\""),
+            };
+            let mut res = json(status, &serde_json::json!({ "error": error }));
+            res.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static(challenge),
+            );
+            return res;
+        }
         RequestError::Forbidden { reason, page } => {
             return match (html, page) {
                 (true, Some(page)) => html_page(status, page),

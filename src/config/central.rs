@@ -110,6 +110,21 @@ pub enum GroupsClaim {
     Pointer(String),
 }
 
+impl GroupsClaim {
+    /// What a `groups_claim` must be, for errors.
+    pub const EXPECTED: &'static str =
+        "must name a claim (groups) or a JSON pointer (/realm_access/roles)";
+
+    /// A name, or a pointer when it starts with `/`; `None` for an empty one.
+    pub fn parse(text: String) -> Option<Self> {
+        match text.as_str() {
+            t if t.trim().is_empty() || t == "/" => None,
+            t if t.starts_with('/') => Some(GroupsClaim::Pointer(text)),
+            _ => Some(GroupsClaim::Name(text)),
+        }
+    }
+}
+
 /// `protocol:`, how a client wants to hear who logged in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -37,6 +37,8 @@ pub struct GatewayConfig {
     pub routes: Vec<Route>,
     /// `identity`: extra identity headers, and the signed assertion.
     pub identity: super::IdentityConfig,
+    /// `bearer.issuers`: whose tokens `bearer: true` routes accept (besides minted ones).
+    pub bearer_issuers: Vec<super::BearerIssuer>,
 }
 
 /// The central server a gateway logs people in with (the seed's `oauth_proxy`).
@@ -196,6 +198,7 @@ pub(super) fn gateway_config(
     let trusted_proxies = trusted_proxies(raw.trusted_proxies)?;
     let upstream = upstream_settings(raw.upstream)?;
     let identity = super::identity::identity(raw.identity)?;
+    let bearer_issuers = super::identity::bearer(raw.bearer)?;
     let default_case = raw.case_insensitive.unwrap_or(false);
     let routes = routes(raw.routes, login.as_ref(), &auth_prefix, default_case)?;
     let config = GatewayConfig {
@@ -217,6 +220,7 @@ pub(super) fn gateway_config(
         upstream,
         routes,
         identity,
+        bearer_issuers,
     };
     Ok((config, own_client))
 }
@@ -410,13 +414,15 @@ fn route(
     case_insensitive: bool,
 ) -> Result<Route, ConfigError> {
     let prefix = prefix(&raw.prefix).map_err(|m| ConfigError::at(&at("prefix"), m))?;
-    // Fail closed: where logins are possible, a route without `login:` requires one.
-    let mode = raw.login.unwrap_or(if login.is_some() {
+    // Fail closed: where logins (or bearer tokens) are possible, a route without `login:`
+    // requires one. A `bearer: true` route needs no login source: tokens alone may pass it.
+    let bearer_only = raw.bearer == Some(true) && login.is_none();
+    let mode = raw.login.unwrap_or(if login.is_some() || bearer_only {
         Login::Required
     } else {
         Login::None
     });
-    if mode != Login::None && login.is_none() {
+    if mode != Login::None && login.is_none() && !bearer_only {
         return Err(ConfigError::at(
             &at("login"),
             "needs gateway.oauth_proxy (or a central: section) to log people in",

@@ -1,11 +1,98 @@
 //! `gateway.identity`: the plain headers backends get from user fields, and whether they get
-//! the signed `X-User-Assertion`. Header names are checked here, once, so that a name the
-//! gateway could not set safely (hop-by-hop, `Host`, its own `X-User-*`) never starts.
+//! the signed `X-User-Assertion`; and `gateway.bearer`, the issuers whose tokens machine
+//! clients may bring. Header names are checked here, once, so that a name the gateway could
+//! not set safely (hop-by-hop, `Host`, its own `X-User-*`) never starts.
 
 use http::header::HeaderName;
 use serde::Deserialize;
+use url::Url;
 
-use super::ConfigError;
+use super::{ConfigError, GroupsClaim};
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawBearer {
+    #[serde(default)]
+    pub issuers: Vec<RawIssuer>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawIssuer {
+    pub issuer: String,
+    pub audience: String,
+    pub name: Option<String>,
+    pub groups_claim: Option<String>,
+}
+
+/// An issuer whose bearer tokens are accepted (found through OIDC discovery).
+#[derive(Debug, Clone)]
+pub struct BearerIssuer {
+    /// As the tokens' `iss` names it (no trailing `/` added or removed).
+    pub issuer: String,
+    /// The `aud` its tokens must carry.
+    pub audience: String,
+    /// The `provider` of its tokens' identities (`allow.providers`); default its host.
+    pub name: String,
+    pub groups_claim: Option<GroupsClaim>,
+}
+
+/// The `provider` of tokens minted by `oauthgate token`.
+pub const MINTED_PROVIDER: &str = "token";
+
+pub(super) fn bearer(raw: Option<RawBearer>) -> Result<Vec<BearerIssuer>, ConfigError> {
+    let raw = raw.unwrap_or_default();
+    let mut out: Vec<BearerIssuer> = Vec::with_capacity(raw.issuers.len());
+    for (i, r) in raw.issuers.into_iter().enumerate() {
+        let at = |key: &str| format!("gateway.bearer.issuers[{i}].{key}");
+        let url = Url::parse(&r.issuer).map_err(|e| {
+            ConfigError::at(&at("issuer"), format!("`{}` is not a URL: {e}", r.issuer))
+        })?;
+        if url.scheme() != "https" && !(url.scheme() == "http" && super::is_loopback(&url)) {
+            return Err(ConfigError::at(
+                &at("issuer"),
+                "must be https (http only for localhost)",
+            ));
+        }
+        if r.audience.is_empty() {
+            return Err(ConfigError::at(&at("audience"), "must not be empty"));
+        }
+        let name = r
+            .name
+            .unwrap_or_else(|| url.host_str().unwrap_or_default().to_owned());
+        let name_ok = !name.is_empty()
+            && name != MINTED_PROVIDER
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+        if !name_ok {
+            return Err(ConfigError::at(
+                &at("name"),
+                format!("`{name}` must be letters, digits, . - _ and not `{MINTED_PROVIDER}`"),
+            ));
+        }
+        if out.iter().any(|o| o.issuer == r.issuer || o.name == name) {
+            return Err(ConfigError::at(
+                &at("issuer"),
+                "is listed twice (or its name is)",
+            ));
+        }
+        let groups_claim = match r.groups_claim {
+            None => None,
+            Some(c) => Some(
+                GroupsClaim::parse(c)
+                    .ok_or_else(|| ConfigError::at(&at("groups_claim"), GroupsClaim::EXPECTED))?,
+            ),
+        };
+        out.push(BearerIssuer {
+            issuer: r.issuer,
+            audience: r.audience,
+            name,
+            groups_claim,
+        });
+    }
+    Ok(out)
+}
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -63,6 +63,7 @@ pub(super) struct RawGateway {
     /// The default of `routes[].case_insensitive`.
     pub case_insensitive: Option<bool>,
     pub identity: Option<super::identity::RawIdentity>,
+    pub bearer: Option<super::identity::RawBearer>,
     pub routes: Vec<RawRoute>,
 }
 

@@ -4,6 +4,7 @@
 //! normalise the path → the gateway's own endpoints → route → session → policy → rewrite
 //! headers and forward (or serve files) → access log.
 
+pub mod bearer;
 mod client;
 mod files;
 mod forward;
@@ -37,7 +38,7 @@ pub use forward::Prepared;
 use forward::Upstream;
 use login::LoginFlow;
 use policy::{Decision, Facts};
-use routes::{Destination, RouteTable};
+use routes::{Destination, RouteTable, Routed};
 
 /// Everything the gateway needs per request, built once at start-up.
 pub struct Gateway {
@@ -57,6 +58,8 @@ pub struct Gateway {
     signer: Option<signer::Signer>,
     /// `identity.assertion`.
     assertion: bool,
+    /// Checks bearer tokens; `None` unless a route has `bearer: true`.
+    bearer: Option<Arc<bearer::Bearer>>,
 }
 
 impl Gateway {
@@ -73,6 +76,13 @@ impl Gateway {
             true => Some(signer::Signer::load(data_dir, &config.public_url)?),
             false => None,
         };
+        let bearer = match (&signer, config.routes.iter().any(|r| r.access.bearer)) {
+            (Some(signer), true) => Some(Arc::new(bearer::Bearer::new(config, signer.key())?)),
+            _ => None,
+        };
+        if let Some(b) = &bearer {
+            b.warm_up();
+        }
         let login = match &config.login {
             Some(source) => Some(LoginFlow::new(config, source, data_dir, central_key)?),
             None => None,
@@ -88,6 +98,7 @@ impl Gateway {
             also_reserved: identity::reserved_names(&config.identity.headers),
             signer,
             assertion: config.identity.assertion,
+            bearer,
         })
     }
 
@@ -131,10 +142,32 @@ impl Gateway {
             .routes
             .also_judged(&path, routed)
             .map(|r| r.map(|r| &r.route));
-        let identity = match self.policy(route, also, &req, &path, ctx, preflight) {
-            Ok(identity) => identity,
-            Err(e) => return Step::Answer(Err(e)),
+        let judged = Judged {
+            route,
+            also,
+            preflight,
         };
+        if route.access.bearer {
+            if let Some(step) = self.bearer_step(routed, judged, &req, peer) {
+                return step(req, path);
+            }
+        }
+        let identity = self.policy(judged, &req, &path, peer, ctx.navigation, None);
+        match identity {
+            Ok(identity) => self.deliver(routed, req, path, peer, identity),
+            Err(e) => Step::Answer(Err(e)),
+        }
+    }
+
+    /// The last phase: the request to its route's upstream (rewritten), or its files.
+    fn deliver<'a>(
+        &'a self,
+        routed: &'a Routed,
+        req: Request<Incoming>,
+        path: NormalPath,
+        peer: SocketAddr,
+        identity: Option<identity::Outgoing>,
+    ) -> Step<'a> {
         match &routed.to {
             Destination::Files(dir) => Step::Later(Box::pin(async move {
                 files::serve(dir, req.method(), &path).await
@@ -142,7 +175,7 @@ impl Gateway {
             Destination::Upstream(pool) => {
                 let to = Upstream {
                     pool,
-                    preserve_host: route.preserve_host,
+                    preserve_host: routed.route.preserve_host,
                     response_timeout: self.response_timeout,
                     tunnel_idle: self.tunnel_idle,
                     also_reserved: &self.also_reserved,
@@ -159,25 +192,35 @@ impl Gateway {
     /// stops here (a login is needed, `allow` refuses it, or the client's network does).
     fn policy(
         &self,
-        route: &Route,
-        also: [Option<&Route>; 2],
+        j: Judged<'_>,
         req: &Request<Incoming>,
         path: &NormalPath,
-        ctx: &RequestCtx<'_>,
-        preflight: bool,
+        peer: SocketAddr,
+        navigation: bool,
+        bearer: Option<Arc<session::Verified>>,
     ) -> Result<Option<identity::Outgoing>, RequestError> {
+        let Judged {
+            route,
+            also,
+            preflight,
+        } = j;
         let judged = || std::iter::once(route).chain(also.into_iter().flatten());
         let networks = judged().any(|r| !r.allow.networks.is_empty());
         let needs_session = !(route.login == Login::None && also.iter().all(Option::is_none));
         let login = self.login.as_ref().filter(|_| needs_session);
-        if login.is_none() && !networks {
+        if !needs_session && !networks && bearer.is_none() {
             // No session to open and no address to check: `decide` would pass.
             return Ok(None);
         }
+        // A bearer token stands for the session: the cookie is not read.
+        let session = match bearer {
+            Some(v) => Some(v),
+            None => login.and_then(|l| l.sessions.current(req.headers())),
+        };
         let facts = Facts {
-            session: login.and_then(|l| l.sessions.current(req.headers())),
+            session,
             client: networks
-                .then(|| client::client_addr(ctx.peer, req.headers(), &self.trusted_proxies))
+                .then(|| client::client_addr(peer, req.headers(), &self.trusted_proxies))
                 .flatten(),
             preflight,
         };
@@ -188,7 +231,7 @@ impl Gateway {
             })),
             Decision::Forbidden(v) => Err(RequestError::Forbidden {
                 reason: "forbidden",
-                page: match (ctx.navigation, login) {
+                page: match (navigation, login) {
                     (true, Some(login)) => {
                         Some(login.forbidden_page(&v.session, req.headers(), &target_of(req, path)))
                     }
@@ -204,9 +247,8 @@ impl Gateway {
                     login_url: login.login_url(&target_of(req, path)),
                     redirect: true,
                 }),
-                None => Err(RequestError::Internal(
-                    "a login without a login flow".into(),
-                )),
+                // A `bearer: true` route of a gateway without logins, and no token.
+                None => Err(RequestError::BearerRequired),
             },
         }
     }
@@ -258,6 +300,15 @@ impl Gateway {
             None => Err(RequestError::NotFound),
         }
     }
+}
+
+/// The routes that judge one request, and whether it is a CORS preflight.
+#[derive(Clone, Copy)]
+struct Judged<'r> {
+    route: &'r Route,
+    /// See `RouteTable::also_judged`.
+    also: [Option<&'r Route>; 2],
+    preflight: bool,
 }
 
 /// The route table, with one connection pool per upstream origin.

@@ -46,7 +46,6 @@ impl Signer {
         })
     }
 
-    #[cfg(test)]
     pub fn key(&self) -> &SigningKey {
         &self.key
     }

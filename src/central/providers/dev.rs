@@ -48,7 +48,7 @@ impl Dev {
         let mut identity = identity(&info, &["login"], &self.config.user_info_fields)?;
         // Whatever groups the developer types, comma-separated: to try `allow.groups` out.
         let typed = form.get("groups").unwrap_or_default().split(',');
-        identity.groups = super::groups::bounded(typed.map(|g| g.trim().to_owned()));
+        identity.groups = crate::groups::bounded(typed.map(|g| g.trim().to_owned()));
         Ok(identity)
     }
 }

@@ -8,8 +8,8 @@ use tracing::warn;
 
 use super::super::fetch::get_json_page;
 use super::code_flow::{CodeFlow, CodeProvider, Grant};
-use super::groups::bounded;
 use super::{Identity, ProviderError};
+use crate::groups::bounded;
 use crate::util::error_chain;
 
 /// Pages read of each list (100 entries each): a user in more organisations or teams than

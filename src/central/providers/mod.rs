@@ -7,7 +7,6 @@ mod dev;
 mod email;
 mod facebook;
 mod github;
-mod groups;
 mod oauth2;
 mod oidc;
 

@@ -64,7 +64,7 @@ impl Oidc {
         let claims = self.claims(login, &e, &token).await?;
         let mut identity = self.flow.identity(&claims, &["sub"])?;
         if let Some(claim) = &self.flow.config.groups_claim {
-            identity.groups = super::groups::from_claims(&claims, claim);
+            identity.groups = crate::groups::from_claims(&claims, claim);
         }
         Ok(identity)
     }

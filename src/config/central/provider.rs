@@ -171,14 +171,10 @@ fn groups(
                 "applies to kind: oidc only (GitHub uses groups: true)",
             ))
         }
-        Some(c) if c.trim().is_empty() || c == "/" => {
-            return Err(ConfigError::at(
-                &at("groups_claim"),
-                "must name a claim (groups) or a JSON pointer (/realm_access/roles)",
-            ))
-        }
-        Some(c) if c.starts_with('/') => Some(GroupsClaim::Pointer(c)),
-        Some(c) => Some(GroupsClaim::Name(c)),
+        Some(c) => Some(
+            GroupsClaim::parse(c)
+                .ok_or_else(|| ConfigError::at(&at("groups_claim"), GroupsClaim::EXPECTED))?,
+        ),
     };
     Ok((groups.unwrap_or(false), claim))
 }

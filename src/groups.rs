@@ -1,5 +1,6 @@
-//! The groups step of a login: an OIDC groups claim read by name or JSON pointer, and the
-//! bounds every provider's groups are kept within.
+//! Groups in claims: an OIDC groups claim (of an id_token at the central, of a bearer token at
+//! the gateway) read by name or JSON pointer, and the bounds every source's groups are kept
+//! within. Shared by both roles.
 
 use serde_json::{Map, Value};
 
