@@ -24,6 +24,16 @@ pub struct RouteAccess {
     pub audience: Option<Box<str>>,
 }
 
+impl RouteAccess {
+    /// The `Allow` header of the 405 for `method`, when `methods` refuses it. A CORS preflight
+    /// on a `cors_preflight: allow` route is never refused.
+    pub fn refuses(&self, method: &Method, preflight: bool) -> Option<HeaderValue> {
+        let methods = self.methods.as_ref()?;
+        let passes = methods.permits(method) || preflight && self.cors_preflight;
+        (!passes).then(|| methods.allow_header.clone())
+    }
+}
+
 /// The methods a route accepts, and the `Allow` header a 405 names them in (RFC 9110 §15.5.6).
 #[derive(Debug, Clone)]
 pub struct Methods {

@@ -128,15 +128,10 @@ impl Gateway {
                 return Step::Answer(Err(e));
             }
         }
-        let preflight = policy::is_preflight(&req);
-        if let Some(methods) = &route.access.methods {
-            // Before any login: the method is the route's, whoever asks.
-            let passes = methods.permits(req.method()) || preflight && route.access.cors_preflight;
-            if !passes {
-                return Step::Answer(Err(RequestError::MethodNotListed {
-                    allow: methods.allow_header.clone(),
-                }));
-            }
+        let preflight = policy::is_preflight(req.method(), req.headers());
+        // Before any login: the method is the route's, whoever asks.
+        if let Some(allow) = route.access.refuses(req.method(), preflight) {
+            return Step::Answer(Err(RequestError::MethodNotListed { allow }));
         }
         let also = self
             .routes
@@ -253,6 +248,15 @@ impl Gateway {
         }
     }
 
+    /// What `/_auth/check` needs to judge like a proxied request.
+    fn check_context(&self, peer: SocketAddr) -> login::CheckContext<'_> {
+        login::CheckContext {
+            routes: &self.routes,
+            peer,
+            assertion: self.signer.as_ref().filter(|_| self.assertion),
+        }
+    }
+
     /// `X-User-Assertion` for a request of `v` to `route`'s upstream, when configured.
     fn assertion_for(&self, route: &Route, v: &session::Verified) -> Option<HeaderValue> {
         let (true, Some(signer), Some(aud)) =
@@ -293,7 +297,10 @@ impl Gateway {
             };
         }
         match &self.login {
-            Some(login) => match login.endpoint(endpoint, req, &self.routes, peer).await {
+            Some(login) => match login
+                .endpoint(endpoint, req, self.check_context(peer))
+                .await
+            {
                 Some(result) => result,
                 None => Err(RequestError::NotFound),
             },

@@ -120,14 +120,12 @@ fn in_groups(entries: &[AllowEntry], session: &Session) -> bool {
     })
 }
 
-/// Whether `req` is a CORS preflight (Fetch standard, "CORS-preflight request"): `OPTIONS`
+/// Whether a request is a CORS preflight (Fetch standard, "CORS-preflight request"): `OPTIONS`
 /// with `Origin` and `Access-Control-Request-Method`.
-pub fn is_preflight<B>(req: &http::Request<B>) -> bool {
-    req.method() == http::Method::OPTIONS
-        && req.headers().contains_key(http::header::ORIGIN)
-        && req
-            .headers()
-            .contains_key(http::header::ACCESS_CONTROL_REQUEST_METHOD)
+pub fn is_preflight(method: &http::Method, headers: &http::HeaderMap) -> bool {
+    method == http::Method::OPTIONS
+        && headers.contains_key(http::header::ORIGIN)
+        && headers.contains_key(http::header::ACCESS_CONTROL_REQUEST_METHOD)
 }
 
 /// The longest `next` kept (longer ones fall back to `/`): it travels in the login cookie,
