@@ -10,7 +10,7 @@ use url::Url;
 
 use super::central::{CentralConfig, ClientConfig, Protocol, Secret};
 use super::raw::{
-    OneOrMany, RawAllow, RawGateway, RawOauthProxy, RawPreserveHost, RawRoute, RawUpstreamSettings,
+    OneOrMany, RawGateway, RawOauthProxy, RawPreserveHost, RawRoute, RawUpstreamSettings,
 };
 use super::{duration, ConfigError};
 
@@ -430,7 +430,7 @@ fn route(
     }
     let allow = match raw.allow {
         None => Allow::default(),
-        Some(a) => allow(a, at, login)?,
+        Some(a) => super::policy::allow(a, at, login)?,
     };
     if mode != Login::Required && allow.names_anyone() {
         return Err(ConfigError::at(
@@ -472,55 +472,6 @@ fn route(
         any_host,
         case_insensitive: raw.case_insensitive.unwrap_or(case_insensitive),
         access,
-    })
-}
-
-fn allow(
-    raw: RawAllow,
-    at: &dyn Fn(&str) -> String,
-    login: Option<&LoginSource>,
-) -> Result<Allow, ConfigError> {
-    let offered: &[String] = login.map_or(&[], |l| l.providers.as_slice());
-    // A group name may hold a `:` of its own (`urn:…`): only an offered provider's name
-    // before it ties the entry to that provider.
-    let entries = |key: &str, list: Vec<String>, strip_at: bool| {
-        list.into_iter()
-            .enumerate()
-            .map(|(i, text)| {
-                let text = text.trim();
-                let (provider, value) = match text.split_once(':') {
-                    Some((p, v)) if offered.iter().any(|o| o == p) => (Some(p.to_owned()), v),
-                    Some(_) if key == "groups" => (None, text),
-                    Some((p, _)) => {
-                        return Err(ConfigError::at(
-                            &at(&format!("allow.{key}[{i}]")),
-                            format!(
-                                "`{text}`: `{p}` is not an offered provider ({}); write <provider>:<value>",
-                                offered.join(", ")
-                            ),
-                        ))
-                    }
-                    None => (None, text),
-                };
-                let value = if strip_at {
-                    value.trim_start_matches('@')
-                } else {
-                    value
-                };
-                Ok(AllowEntry {
-                    provider,
-                    value: value.to_lowercase(),
-                })
-            })
-            .collect::<Result<Vec<_>, _>>()
-    };
-    Ok(Allow {
-        emails: entries("emails", raw.emails, false)?,
-        domains: entries("domains", raw.domains, true)?,
-        logins: entries("logins", raw.logins, false)?,
-        providers: raw.providers,
-        groups: entries("groups", raw.groups, false)?,
-        networks: super::policy::networks(raw.networks, at)?,
     })
 }
 

@@ -1,6 +1,6 @@
-//! The access keys of a route beyond its `login` and identity lists: `methods`,
-//! `cors_preflight`, `bearer`, and `allow.groups` / `allow.networks`, checked into the types
-//! the gateway's one access decision reads.
+//! The access keys of a route besides its `login`: `allow` (identity lists, groups,
+//! networks), `methods`, `cors_preflight`, `bearer`, checked into the types the gateway's one
+//! access decision reads.
 
 use std::net::IpAddr;
 
@@ -8,6 +8,8 @@ use http::header::HeaderValue;
 use http::Method;
 use ipnet::IpNet;
 
+use super::gateway::{Allow, AllowEntry, LoginSource};
+use super::raw::RawAllow;
 use super::ConfigError;
 
 /// What a route accepts besides its `allow` lists.
@@ -97,6 +99,57 @@ pub(super) fn cors_preflight(
             format!("`{other}` is not `allow` (omit the key to judge preflights like any request)"),
         )),
     }
+}
+
+/// `routes[].allow`: each entry checked, `<provider>:` ties resolved against the offered
+/// providers.
+pub(super) fn allow(
+    raw: RawAllow,
+    at: &dyn Fn(&str) -> String,
+    login: Option<&LoginSource>,
+) -> Result<Allow, ConfigError> {
+    let offered: &[String] = login.map_or(&[], |l| l.providers.as_slice());
+    // A group name may hold a `:` of its own (`urn:…`): only an offered provider's name
+    // before it ties the entry to that provider.
+    let entries = |key: &str, list: Vec<String>, strip_at: bool| {
+        list.into_iter()
+            .enumerate()
+            .map(|(i, text)| {
+                let text = text.trim();
+                let (provider, value) = match text.split_once(':') {
+                    Some((p, v)) if offered.iter().any(|o| o == p) => (Some(p.to_owned()), v),
+                    Some(_) if key == "groups" => (None, text),
+                    Some((p, _)) => {
+                        return Err(ConfigError::at(
+                            &at(&format!("allow.{key}[{i}]")),
+                            format!(
+                                "`{text}`: `{p}` is not an offered provider ({}); write <provider>:<value>",
+                                offered.join(", ")
+                            ),
+                        ))
+                    }
+                    None => (None, text),
+                };
+                let value = if strip_at {
+                    value.trim_start_matches('@')
+                } else {
+                    value
+                };
+                Ok(AllowEntry {
+                    provider,
+                    value: value.to_lowercase(),
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()
+    };
+    Ok(Allow {
+        emails: entries("emails", raw.emails, false)?,
+        domains: entries("domains", raw.domains, true)?,
+        logins: entries("logins", raw.logins, false)?,
+        providers: raw.providers,
+        groups: entries("groups", raw.groups, false)?,
+        networks: networks(raw.networks, at)?,
+    })
 }
 
 /// `allow.networks`: CIDR blocks (`10.0.0.0/8`, `::1/128`) or single addresses.
