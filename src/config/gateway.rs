@@ -438,6 +438,12 @@ fn route(
             "only networks apply to routes without login: required",
         ));
     }
+    if raw.bearer == Some(true) && mode == Login::None {
+        return Err(ConfigError::at(
+            &at("bearer"),
+            "needs login: required or optional (a login: none route forwards no identity)",
+        ));
+    }
     let access = super::policy::RouteAccess {
         methods: super::policy::methods(raw.methods, at)?,
         cors_preflight: super::policy::cors_preflight(raw.cors_preflight, at)?,

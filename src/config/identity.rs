@@ -115,8 +115,8 @@ pub struct IdentityConfig {
 
 /// Names a configured identity header may not have: hop-by-hop ones (RFC 9110 §7.6.1, which
 /// proxies drop), `Host`, the framing and credentials of the request itself, and the
-/// forwarding headers the gateway sets.
-const REFUSED: [&str; 17] = [
+/// forwarding and request-id headers the gateway sets.
+const REFUSED: [&str; 18] = [
     "connection",
     "keep-alive",
     "proxy-connection",
@@ -134,6 +134,7 @@ const REFUSED: [&str; 17] = [
     "authorization",
     "x-forwarded-for",
     "x-forwarded-proto",
+    "x-request-id",
 ];
 
 pub(super) fn identity(raw: Option<RawIdentity>) -> Result<IdentityConfig, ConfigError> {

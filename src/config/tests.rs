@@ -246,7 +246,7 @@ fn limits_default_and_parse() {
 #[test]
 fn route_access_keys_and_networks_on_routes_without_login() {
     let g = parse(
-        "gateway:\n  routes:\n    - {prefix: /, upstream: \"http://a\", login: none, methods: [GET], cors_preflight: allow, bearer: true, allow: {networks: [10.0.0.0/8]}}\n",
+        "gateway:\n  routes:\n    - {prefix: /, upstream: \"http://a\", login: optional, methods: [GET], cors_preflight: allow, bearer: true, allow: {networks: [10.0.0.0/8]}}\n",
     )
     .unwrap()
     .gateway

@@ -31,8 +31,9 @@ use issuers::Issuer;
 
 /// Clock skew tolerated on `exp` and `nbf`, in seconds.
 const LEEWAY: u64 = 30;
-/// Verified tokens remembered (then the memo starts afresh).
-const MEMO_CAPACITY: usize = 10_000;
+/// Verified tokens remembered (then the memo starts afresh): fewer than sessions, since a
+/// token may be as large as a request head allows.
+const MEMO_CAPACITY: usize = 1_000;
 /// The claim that marks a token minted by `oauthgate token` (an `X-User-Assertion` never has
 /// it, so one can never be replayed as a bearer token).
 const TOKEN_USE: &str = "token_use";
