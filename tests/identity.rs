@@ -342,3 +342,22 @@ async fn no_key_and_no_jwks_without_assertions_or_bearer_routes() {
     assert_eq!(res.status(), 404);
     assert!(!w.gateway.data_dir().join("gateway.key").exists());
 }
+
+#[tokio::test]
+async fn a_session_with_more_groups_than_a_cookie_holds_gets_the_clear_page() {
+    let w = World::start(IDENTITY_ROUTES, "").await;
+    let b = w.browser();
+    let many: Vec<String> = (0..250)
+        .map(|i| format!("team-with-a-long-name-{i:04}"))
+        .collect();
+    let (_, res) = b
+        .log_in_with_groups(&w.gateway.url("/"), "olga", "", &many.join(","))
+        .await;
+    assert_eq!(res.status(), 400);
+    assert!(res
+        .text()
+        .await
+        .unwrap()
+        .contains("fewer user_info_fields or groups"));
+    assert_eq!(b.userinfo_status(&w.gateway).await, 401);
+}

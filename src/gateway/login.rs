@@ -264,7 +264,7 @@ impl LoginFlow {
         if session_cookie.len() > MAX_COOKIE {
             // Browsers drop larger cookies silently, which would loop the user through logins.
             warn!(sub = %session.sub, bytes = session_cookie.len(), "session too large for a cookie");
-            return Err(restart("Your account's details are too large to keep; ask the administrator to keep fewer user_info_fields."));
+            return Err(restart("Your account's details are too large to keep; ask the administrator to keep fewer user_info_fields or groups."));
         }
         info!(sub = %session.sub, "logged in");
         // A fresh session cookie replaces whatever the browser had (no fixation).
