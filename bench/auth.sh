@@ -61,7 +61,7 @@ gateway:
     - {prefix: /open, upstream: "http://127.0.0.1:$BP", login: none}
     - {prefix: /, upstream: "http://127.0.0.1:$BP", login: required}
 Y
-RUST_LOG=warn "$BIN" --config "$D/oauthgate.yaml" 2>"$D/oauthgate.err" & PIDS+=($!)
+RUST_LOG=warn "$BIN" --config "$D/oauthgate.yaml" 2>"$D/oauthgate.err" & PIDS+=($!); OGPID=$!
 ready "http://127.0.0.1:$BP/"; ready "https://127.0.0.1:$NP/"; ready "https://127.0.0.1:$OP/_auth/health"
 
 # A real login through the dev provider, as a browser would, to get a session cookie.
@@ -81,7 +81,7 @@ if [ -n "${IDENTITY:-}" ]; then
   sed -e "s/127.0.0.1:$OP/127.0.0.1:$IP/; s/localhost:$OP/localhost:$IP/; s|$D/data|$D/data-id|" \
     -e 's|^  routes:|  identity:\n    headers: {Remote-User: login, Remote-Email: email, Remote-Groups: groups}\n    assertion: true\n  routes:\n    - {prefix: /api, upstream: "http://127.0.0.1:'"$BP"'", bearer: true}|' \
     "$D/oauthgate.yaml" > "$D/identity.yaml"
-  RUST_LOG=warn "$BIN" --config "$D/identity.yaml" 2>"$D/identity.err" & PIDS+=($!)
+  RUST_LOG=warn "$BIN" --config "$D/identity.yaml" 2>"$D/identity.err" & PIDS+=($!); IDPID=$!
   ready "https://127.0.0.1:$IP/_auth/health"
   ICOOKIE=$(login "$IP")
   TOKEN=$("$BIN" token --config "$D/identity.yaml" --sub bench-bot --groups ops --ttl 1h)
@@ -93,11 +93,19 @@ H=(-H "Host: localhost")
 [ "$(curl -sk -o /dev/null -w '%{http_code}' "${H[@]}" -H "Cookie: $COOKIE" "https://127.0.0.1:$OP/")" = 200 ]
 [ "$(curl -sk -o /dev/null -w '%{http_code}' "${H[@]}" "https://127.0.0.1:$OP/")" = 401 ]
 
-run() { # name url [wrk args]
-  local name=$1 url=$2; shift 2
+cpu() { awk '{print $14+$15}' "/proc/$1/stat"; }   # user+system clock ticks
+run() { # name url pid|- [wrk args]; with a pid, also its CPU time per request (less
+  # sensitive than req/s to other load on the machine)
+  local name=$1 url=$2 pid=$3; shift 3
+  local before=0; [ "$pid" = - ] || before=$(cpu "$pid")
   local out; out=$(set -x; wrk -t1 -c"$CONNS" -d"$DURATION" --latency "${H[@]}" "$@" "$url" 2>&1)
-  printf '%-24s %s  p50 %s  p99 %s%s\n' "$name" "$(awk '/Requests\/sec/{print $2}' <<<"$out")" \
-    "$(awk '$1=="50%"{print $2}' <<<"$out")" "$(awk '$1=="99%"{print $2}' <<<"$out")" \
+  local per=""
+  if [ "$pid" != - ]; then
+    local ticks=$(( $(cpu "$pid") - before )) reqs; reqs=$(awk '/requests in/{print $1}' <<<"$out")
+    per="  cpu $(awk -v t="$ticks" -v r="$reqs" -v hz="$(getconf CLK_TCK)" 'BEGIN{printf "%.1f", t/hz*1e6/r}') us/req"
+  fi
+  printf '%-24s %s  p50 %s  p99 %s%s%s\n' "$name" "$(awk '/Requests\/sec/{print $2}' <<<"$out")" \
+    "$(awk '$1=="50%"{print $2}' <<<"$out")" "$(awk '$1=="99%"{print $2}' <<<"$out")" "$per" \
     "$(grep -q Non-2xx <<<"$out" && echo "  NON-2xx: $(awk '/Non-2xx/{print $4}' <<<"$out")")"
 }
 for t in "https://127.0.0.1:$NP/" "https://127.0.0.1:$OP/open" "https://127.0.0.1:$OP/"; do
@@ -110,11 +118,11 @@ fi
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2), $(uname -r); $(/usr/sbin/nginx -v 2>&1)"
 for r in $(seq "$ROUNDS"); do
   echo "round $r"
-  run "nginx proxy_pass" "https://127.0.0.1:$NP/"
-  run "oauthgate login: none" "https://127.0.0.1:$OP/open"
-  run "oauthgate authenticated" "https://127.0.0.1:$OP/" -H "Cookie: $COOKIE"
+  run "nginx proxy_pass" "https://127.0.0.1:$NP/" -
+  run "oauthgate login: none" "https://127.0.0.1:$OP/open" "$OGPID"
+  run "oauthgate authenticated" "https://127.0.0.1:$OP/" "$OGPID" -H "Cookie: $COOKIE"
   if [ -n "${IDENTITY:-}" ]; then
-    run "identity+assertion" "https://127.0.0.1:$IP/" -H "Cookie: $ICOOKIE"
-    run "bearer token" "https://127.0.0.1:$IP/api/" -H "Authorization: Bearer $TOKEN"
+    run "identity+assertion" "https://127.0.0.1:$IP/" "$IDPID" -H "Cookie: $ICOOKIE"
+    run "bearer token" "https://127.0.0.1:$IP/api/" "$IDPID" -H "Authorization: Bearer $TOKEN"
   fi
 done
