@@ -25,6 +25,7 @@ use crate::util::{now, Query};
 static X_ORIGINAL_URI: HeaderName = HeaderName::from_static("x-original-uri");
 static X_FORWARDED_URI: HeaderName = HeaderName::from_static("x-forwarded-uri");
 static X_FORWARDED_METHOD: HeaderName = HeaderName::from_static("x-forwarded-method");
+static X_ORIGINAL_METHOD: HeaderName = HeaderName::from_static("x-original-method");
 
 /// What `/check` needs of the gateway besides the login flow.
 #[derive(Clone, Copy)]
@@ -176,15 +177,20 @@ fn pass(identity: Outgoing) -> Response<Body> {
     res
 }
 
-/// `X-Forwarded-Method`, if sent (once, a method name).
+/// The original method: `X-Forwarded-Method` (Caddy, Traefik) or `X-Original-Method` (an
+/// nginx `proxy_set_header`), if sent; once, in one of them, like the URI.
 fn forwarded_method(headers: &http::HeaderMap) -> Result<Option<Method>, RequestError> {
-    let mut all = headers.get_all(&X_FORWARDED_METHOD).iter();
-    let (Some(v), None) = (all.next(), all.next()) else {
-        return match headers.contains_key(&X_FORWARDED_METHOD) {
-            true => Err(RequestError::BadPath("Send X-Forwarded-Method once.")),
-            false => Ok(None),
-        };
-    };
+    let mut all = headers
+        .get_all(&X_FORWARDED_METHOD)
+        .iter()
+        .chain(headers.get_all(&X_ORIGINAL_METHOD).iter());
+    let first = all.next();
+    if all.next().is_some() {
+        return Err(RequestError::BadPath(
+            "Send the original method in one header, X-Forwarded-Method or X-Original-Method, once.",
+        ));
+    }
+    let Some(v) = first else { return Ok(None) };
     Method::from_bytes(v.as_bytes())
         .map(Some)
         .map_err(|_| RequestError::BadPath("X-Forwarded-Method is not a method."))
@@ -218,4 +224,42 @@ pub(crate) fn original_path(uri: &HeaderValue) -> Option<NormalPath> {
         return None;
     }
     NormalPath::parse(uri.path()).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_original_method_once_in_one_header() {
+        let h = |pairs: &[(&'static str, &'static str)]| {
+            let mut m = http::HeaderMap::new();
+            for (k, v) in pairs {
+                m.append(*k, HeaderValue::from_static(v));
+            }
+            m
+        };
+        assert_eq!(forwarded_method(&h(&[])).unwrap(), None);
+        assert_eq!(
+            forwarded_method(&h(&[("x-forwarded-method", "DELETE")])).unwrap(),
+            Some(Method::DELETE)
+        );
+        assert_eq!(
+            forwarded_method(&h(&[("x-original-method", "POST")])).unwrap(),
+            Some(Method::POST)
+        );
+        for bad in [
+            h(&[
+                ("x-forwarded-method", "GET"),
+                ("x-original-method", "DELETE"),
+            ]),
+            h(&[
+                ("x-forwarded-method", "GET"),
+                ("x-forwarded-method", "DELETE"),
+            ]),
+            h(&[("x-forwarded-method", "G ET")]),
+        ] {
+            assert!(forwarded_method(&bad).is_err(), "{bad:?}");
+        }
+    }
 }
