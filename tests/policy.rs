@@ -218,3 +218,39 @@ async fn methods_and_cors_preflights() {
     assert_eq!(w.backend.count(), before + 3);
     assert_eq!(w.backend.count(), w.backend.seen().len());
 }
+
+/// `/_auth/check` behind nginx (`X-Original-URI`): nginx passes the client's own headers on
+/// to the check, so a client's `X-Forwarded-Method: OPTIONS` (or `X-Original-Method`) with
+/// `Origin` and `Access-Control-Request-Method` must not make its GET a preflight that passes
+/// a `cors_preflight: allow` route without a login.
+#[tokio::test]
+async fn a_client_sent_method_header_cannot_fake_a_preflight_through_check() {
+    let w = World::start(ROUTES, "").await;
+    let c = w.gateway.client();
+    // Ignored beside X-Original-URI (401: log in); taken as the method, but never as a
+    // preflight (405: OPTIONS is not in the route's methods).
+    for (spoof, want) in [("x-forwarded-method", 401), ("x-original-method", 405)] {
+        let res = c
+            .get(w.gateway.url("/_auth/check"))
+            .header("x-original-uri", "/cors/api")
+            .header(spoof, "OPTIONS")
+            .header("origin", "https://spa.example")
+            .header("access-control-request-method", "GET")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), want, "{spoof}");
+    }
+    // Caddy and Traefik set X-Forwarded-Method and X-Forwarded-Uri themselves (replacing a
+    // client's): a real preflight they forward passes.
+    let res = c
+        .get(w.gateway.url("/_auth/check"))
+        .header("x-forwarded-uri", "/cors/api")
+        .header("x-forwarded-method", "OPTIONS")
+        .header("origin", "https://spa.example")
+        .header("access-control-request-method", "GET")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+}

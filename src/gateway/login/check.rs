@@ -73,12 +73,18 @@ impl LoginFlow {
             page: None,
         })?;
         let route = &routed.route;
-        let method = forwarded_method(req.headers())?;
-        // The proxy passes the client's own headers on: `Origin` and
-        // `Access-Control-Request-Method` are the client's.
-        let preflight = method
-            .as_ref()
-            .is_some_and(|m| is_preflight(m, req.headers()));
+        // Each proxy's method header goes with its URI header: nginx passes the client's own
+        // headers on to the check, so beside `X-Original-URI` a client-sent
+        // `X-Forwarded-Method` is never read (and `X-Original-Method` counts only for the 405:
+        // a client could write it where the operator does not set it). Caddy and Traefik set
+        // `X-Forwarded-Method` with `X-Forwarded-Uri`, replacing a client's.
+        let forward_auth = req.headers().contains_key(&X_FORWARDED_URI);
+        let method = forwarded_method(req.headers(), forward_auth)?;
+        // `Origin` and `Access-Control-Request-Method` are the client's, passed on.
+        let preflight = forward_auth
+            && method
+                .as_ref()
+                .is_some_and(|m| is_preflight(m, req.headers()));
         if let Some(allow) = method
             .as_ref()
             .and_then(|m| route.access.refuses(m, preflight))
@@ -177,18 +183,20 @@ fn pass(identity: Outgoing) -> Response<Body> {
     res
 }
 
-/// The original method: `X-Forwarded-Method` (Caddy, Traefik) or `X-Original-Method` (an
-/// nginx `proxy_set_header`), if sent; once, in one of them, like the URI.
-fn forwarded_method(headers: &http::HeaderMap) -> Result<Option<Method>, RequestError> {
-    let mut all = headers
-        .get_all(&X_FORWARDED_METHOD)
-        .iter()
-        .chain(headers.get_all(&X_ORIGINAL_METHOD).iter());
+/// The original method, if sent (once): `X-Forwarded-Method` from a forward-auth proxy (with
+/// `X-Forwarded-Uri`), else `X-Original-Method` (an nginx `proxy_set_header`).
+fn forwarded_method(
+    headers: &http::HeaderMap,
+    forward_auth: bool,
+) -> Result<Option<Method>, RequestError> {
+    let name = match forward_auth {
+        true => &X_FORWARDED_METHOD,
+        false => &X_ORIGINAL_METHOD,
+    };
+    let mut all = headers.get_all(name).iter();
     let first = all.next();
     if all.next().is_some() {
-        return Err(RequestError::BadPath(
-            "Send the original method in one header, X-Forwarded-Method or X-Original-Method, once.",
-        ));
+        return Err(RequestError::BadPath("Send the original method once."));
     }
     let Some(v) = first else { return Ok(None) };
     Method::from_bytes(v.as_bytes())
@@ -231,7 +239,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_original_method_once_in_one_header() {
+    fn the_original_method_from_the_header_of_the_proxy_that_sent_the_uri() {
         let h = |pairs: &[(&'static str, &'static str)]| {
             let mut m = http::HeaderMap::new();
             for (k, v) in pairs {
@@ -239,27 +247,24 @@ mod tests {
             }
             m
         };
-        assert_eq!(forwarded_method(&h(&[])).unwrap(), None);
-        assert_eq!(
-            forwarded_method(&h(&[("x-forwarded-method", "DELETE")])).unwrap(),
-            Some(Method::DELETE)
-        );
-        assert_eq!(
-            forwarded_method(&h(&[("x-original-method", "POST")])).unwrap(),
-            Some(Method::POST)
-        );
+        assert_eq!(forwarded_method(&h(&[]), true).unwrap(), None);
+        let both = h(&[
+            ("x-forwarded-method", "DELETE"),
+            ("x-original-method", "POST"),
+        ]);
+        assert_eq!(forwarded_method(&both, true).unwrap(), Some(Method::DELETE));
+        assert_eq!(forwarded_method(&both, false).unwrap(), Some(Method::POST));
+        // Beside X-Original-URI a client's X-Forwarded-Method is not read.
+        let client = h(&[("x-forwarded-method", "OPTIONS")]);
+        assert_eq!(forwarded_method(&client, false).unwrap(), None);
         for bad in [
-            h(&[
-                ("x-forwarded-method", "GET"),
-                ("x-original-method", "DELETE"),
-            ]),
             h(&[
                 ("x-forwarded-method", "GET"),
                 ("x-forwarded-method", "DELETE"),
             ]),
             h(&[("x-forwarded-method", "G ET")]),
         ] {
-            assert!(forwarded_method(&bad).is_err(), "{bad:?}");
+            assert!(forwarded_method(&bad, true).is_err(), "{bad:?}");
         }
     }
 }
