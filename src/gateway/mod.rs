@@ -1,8 +1,8 @@
 //! The gateway role: a TLS-terminating reverse proxy in front of unmodified apps.
 //!
 //! Each request goes through the same phases, in this order (the first and last in `app`):
-//! normalise the path → the gateway's own endpoints → route → session → policy → rewrite
-//! headers and forward (or serve files) → access log.
+//! normalise the path → the gateway's own endpoints → route → methods → session (or bearer
+//! token) → policy → rewrite headers and forward (or serve files) → access log.
 
 pub mod bearer;
 mod client;
@@ -103,8 +103,9 @@ impl Gateway {
     }
 
     /// Takes one request whose path is already normalised as far as it can without waiting:
-    /// own endpoints → route → `Host` → session and policy → rewrite for the upstream (or
-    /// files). Returns what is left to do; `ctx.route` says which route took it.
+    /// own endpoints → route → `Host` → `methods` → session (or, on a `bearer: true` route
+    /// with a token, the token: the one branch that may wait) and policy → rewrite for the
+    /// upstream (or files). Returns what is left to do; `ctx.route` says which route took it.
     pub fn serve<'a>(
         &'a self,
         req: Request<Incoming>,
