@@ -5,6 +5,8 @@
 #
 #   bench/auth.sh                 # ROUNDS=3 DURATION=5s CONNS=64
 #   OAUTHGATE_BIN=/path bench/auth.sh
+#   IDENTITY=1 bench/auth.sh      # also: a second oauthgate with identity.headers and
+#                                 # assertion: true (cookie), and a bearer-token request
 #
 # Everything on 127.0.0.1, ports picked at runtime, temp dir removed on exit.
 set -euo pipefail
@@ -20,7 +22,7 @@ cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 
 trap cleanup EXIT
 port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
 ready() { for _ in $(seq 150); do curl -sk -o /dev/null "$1" && return 0; sleep 0.1; done; echo "not ready: $1" >&2; exit 1; }
-BP=$(port); NP=$(port); RP=$(port); OP=$(port)
+BP=$(port); NP=$(port); RP=$(port); OP=$(port); IP=$(port)
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout "$D/key.pem" \
   -out "$D/cert.pem" -days 2 -subj /CN=localhost 2>/dev/null
 temps() { for t in body proxy fastcgi uwsgi scgi; do printf '%s_temp_path %s/%s-%s;\n' "$t" "$D" "$1" "$t" | sed 's/^body_/client_body_/'; done; }
@@ -59,35 +61,68 @@ gateway:
     - {prefix: /open, upstream: "http://127.0.0.1:$BP", login: none}
     - {prefix: /, upstream: "http://127.0.0.1:$BP", login: required}
 Y
-RUST_LOG=warn "$BIN" --config "$D/oauthgate.yaml" 2>"$D/oauthgate.err" & PIDS+=($!)
+RUST_LOG=warn "$BIN" --config "$D/oauthgate.yaml" 2>"$D/oauthgate.err" & PIDS+=($!); OGPID=$!
 ready "http://127.0.0.1:$BP/"; ready "https://127.0.0.1:$NP/"; ready "https://127.0.0.1:$OP/_auth/health"
 
 # A real login through the dev provider, as a browser would, to get a session cookie.
-J="$D/jar"; c() { curl -sk -c "$J" -b "$J" -o /dev/null -w '%{redirect_url}' "$@"; }
-to_central=$(c "https://localhost:$OP/_auth/login?next=/")
-form=$(c "$to_central")
-back=$(c -d "state=${form##*state=}&login=bench&email=bench@example.com" "https://localhost:$OP/oauth/dev")
-c "$back" >/dev/null
-COOKIE=$(awk '$6=="__Host-oauthgate-session"{print $6"="$7}' "$J")
+login() { # port -> the session cookie
+  local J="$D/jar-$1"
+  c() { curl -sk -c "$J" -b "$J" -o /dev/null -w '%{redirect_url}' "$@"; }
+  local to_central form back
+  to_central=$(c "https://localhost:$1/_auth/login?next=/")
+  form=$(c "$to_central")
+  back=$(c -d "state=${form##*state=}&login=bench&email=bench@example.com&groups=ops,bench" "https://localhost:$1/oauth/dev")
+  c "$back" >/dev/null
+  awk '$6=="__Host-oauthgate-session"{print $6"="$7}' "$J"
+}
+COOKIE=$(login "$OP")
+if [ -n "${IDENTITY:-}" ]; then
+  # The same gateway with identity headers and X-User-Assertion on, and a bearer route.
+  sed -e "s/127.0.0.1:$OP/127.0.0.1:$IP/; s/localhost:$OP/localhost:$IP/; s|$D/data|$D/data-id|" \
+    -e 's|^  routes:|  identity:\n    headers: {Remote-User: login, Remote-Email: email, Remote-Groups: groups}\n    assertion: true\n  routes:\n    - {prefix: /api, upstream: "http://127.0.0.1:'"$BP"'", bearer: true}|' \
+    "$D/oauthgate.yaml" > "$D/identity.yaml"
+  RUST_LOG=warn "$BIN" --config "$D/identity.yaml" 2>"$D/identity.err" & PIDS+=($!); IDPID=$!
+  ready "https://127.0.0.1:$IP/_auth/health"
+  ICOOKIE=$(login "$IP")
+  TOKEN=$("$BIN" token --config "$D/identity.yaml" --sub bench-bot --groups ops --ttl 1h)
+  [ "$(curl -sk -o /dev/null -w '%{http_code}' -H "Host: localhost" -H "Authorization: Bearer $TOKEN" "https://127.0.0.1:$IP/api/")" = 200 ]
+  [ "$(curl -sk -o /dev/null -w '%{http_code}' -H "Host: localhost" -H "Cookie: $ICOOKIE" "https://127.0.0.1:$IP/")" = 200 ]
+fi
 # Host: public_url's host, which oauthgate requires of requests to upstreams (421 else).
 H=(-H "Host: localhost")
 [ "$(curl -sk -o /dev/null -w '%{http_code}' "${H[@]}" -H "Cookie: $COOKIE" "https://127.0.0.1:$OP/")" = 200 ]
 [ "$(curl -sk -o /dev/null -w '%{http_code}' "${H[@]}" "https://127.0.0.1:$OP/")" = 401 ]
 
-run() { # name url [wrk args]
-  local name=$1 url=$2; shift 2
+cpu() { awk '{print $14+$15}' "/proc/$1/stat"; }   # user+system clock ticks
+run() { # name url pid|- [wrk args]; with a pid, also its CPU time per request (less
+  # sensitive than req/s to other load on the machine)
+  local name=$1 url=$2 pid=$3; shift 3
+  local before=0; [ "$pid" = - ] || before=$(cpu "$pid")
   local out; out=$(set -x; wrk -t1 -c"$CONNS" -d"$DURATION" --latency "${H[@]}" "$@" "$url" 2>&1)
-  printf '%-24s %s  p50 %s  p99 %s%s\n' "$name" "$(awk '/Requests\/sec/{print $2}' <<<"$out")" \
-    "$(awk '$1=="50%"{print $2}' <<<"$out")" "$(awk '$1=="99%"{print $2}' <<<"$out")" \
+  local per=""
+  if [ "$pid" != - ]; then
+    local ticks=$(( $(cpu "$pid") - before )) reqs; reqs=$(awk '/requests in/{print $1}' <<<"$out")
+    per="  cpu $(awk -v t="$ticks" -v r="$reqs" -v hz="$(getconf CLK_TCK)" 'BEGIN{printf "%.1f", t/hz*1e6/r}') us/req"
+  fi
+  printf '%-24s %s  p50 %s  p99 %s%s%s\n' "$name" "$(awk '/Requests\/sec/{print $2}' <<<"$out")" \
+    "$(awk '$1=="50%"{print $2}' <<<"$out")" "$(awk '$1=="99%"{print $2}' <<<"$out")" "$per" \
     "$(grep -q Non-2xx <<<"$out" && echo "  NON-2xx: $(awk '/Non-2xx/{print $4}' <<<"$out")")"
 }
 for t in "https://127.0.0.1:$NP/" "https://127.0.0.1:$OP/open" "https://127.0.0.1:$OP/"; do
   wrk -t1 -c"$CONNS" -d2s "${H[@]}" -H "Cookie: $COOKIE" "$t" >/dev/null 2>&1   # warm-up
 done
+if [ -n "${IDENTITY:-}" ]; then
+  wrk -t1 -c"$CONNS" -d2s "${H[@]}" -H "Cookie: $ICOOKIE" "https://127.0.0.1:$IP/" >/dev/null 2>&1
+  wrk -t1 -c"$CONNS" -d2s "${H[@]}" -H "Authorization: Bearer $TOKEN" "https://127.0.0.1:$IP/api/" >/dev/null 2>&1
+fi
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2), $(uname -r); $(/usr/sbin/nginx -v 2>&1)"
 for r in $(seq "$ROUNDS"); do
   echo "round $r"
-  run "nginx proxy_pass" "https://127.0.0.1:$NP/"
-  run "oauthgate login: none" "https://127.0.0.1:$OP/open"
-  run "oauthgate authenticated" "https://127.0.0.1:$OP/" -H "Cookie: $COOKIE"
+  run "nginx proxy_pass" "https://127.0.0.1:$NP/" -
+  run "oauthgate login: none" "https://127.0.0.1:$OP/open" "$OGPID"
+  run "oauthgate authenticated" "https://127.0.0.1:$OP/" "$OGPID" -H "Cookie: $COOKIE"
+  if [ -n "${IDENTITY:-}" ]; then
+    run "identity+assertion" "https://127.0.0.1:$IP/" "$IDPID" -H "Cookie: $ICOOKIE"
+    run "bearer token" "https://127.0.0.1:$IP/api/" "$IDPID" -H "Authorization: Bearer $TOKEN"
+  fi
 done

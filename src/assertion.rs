@@ -33,6 +33,10 @@ pub struct Claims {
     pub exp: u64,
     /// The kept `user_info_fields`.
     pub user: Map<String, Value>,
+    /// The user's groups (GitHub `org`, `org/team`; an OIDC groups claim). Omitted when
+    /// empty, and a missing one reads as empty: centrals and gateways of either age agree.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<String>,
 }
 
 /// What a gateway expects of an assertion it receives.
@@ -77,6 +81,12 @@ struct Header {
 
 /// Signs `claims` into a compact JWS.
 pub fn sign(key: &SigningKey, claims: &Claims) -> String {
+    sign_json(key, claims)
+}
+
+/// Signs any claims (the gateway's `X-User-Assertion`, bearer tokens it mints) the same way:
+/// EdDSA, `kid` the key's thumbprint, `typ: JWT`.
+pub fn sign_json<T: Serialize>(key: &SigningKey, claims: &T) -> String {
     let header = Header {
         alg: "EdDSA".into(),
         kid: Some(thumbprint(&key.verifying_key())),

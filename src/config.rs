@@ -14,6 +14,8 @@ macro_rules! central_prefix {
 mod central;
 mod env;
 mod gateway;
+mod identity;
+mod policy;
 mod raw;
 
 use std::net::SocketAddr;
@@ -27,12 +29,14 @@ pub use crate::error::ConfigError;
 pub const CENTRAL_PREFIX: &str = central_prefix!();
 
 pub use central::{
-    is_loopback, provider_display_name, CentralConfig, ClientAuth, ClientConfig, Protocol,
-    ProviderConfig, ProviderKind, Secret, CALLBACK,
+    is_loopback, provider_display_name, CentralConfig, ClientAuth, ClientConfig, GroupsClaim,
+    Protocol, ProviderConfig, ProviderKind, Secret, CALLBACK,
 };
 pub use gateway::{
     Allow, AllowEntry, GatewayConfig, Login, LoginSource, Route, Target, UpstreamSettings,
 };
+pub use identity::{BearerIssuer, IdentityConfig, MINTED_PROVIDER};
+pub use policy::{Methods, RouteAccess};
 use raw::{RawConfig, RawLimits, RawTls};
 
 /// The validated configuration of one `oauthgate` process.

@@ -85,6 +85,9 @@ pub enum RequestError {
     Misdirected,
     #[error("method not allowed here")]
     MethodNotAllowed,
+    /// A method outside the route's `methods`; `allow` is the `Allow` header naming them.
+    #[error("method not in the route's methods")]
+    MethodNotListed { allow: http::HeaderValue },
     #[error("no route for this path")]
     NoRoute,
     #[error("not found")]
@@ -106,6 +109,13 @@ pub enum RequestError {
     /// may be sent to `login_url` (a proxied request) rather than get 401 JSON.
     #[error("login required")]
     LoginRequired { login_url: String, redirect: bool },
+    /// A bearer token that proves nothing (RFC 6750 §3.1 `invalid_token`): 401, never a
+    /// redirect.
+    #[error("invalid bearer token")]
+    BadBearer,
+    /// A route only a bearer token can pass (no login source), and none was sent.
+    #[error("bearer token required")]
+    BearerRequired,
     /// The request may not go on: `reason` is the JSON `error`, `page` the HTML body shown to
     /// browsers when there is a better one than the plain error page.
     #[error("forbidden: {reason}")]
@@ -143,7 +153,9 @@ impl RequestError {
         match self {
             RequestError::BadPath(_) | RequestError::BadHost(_) => StatusCode::BAD_REQUEST,
             RequestError::Misdirected => StatusCode::MISDIRECTED_REQUEST,
-            RequestError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            RequestError::MethodNotAllowed | RequestError::MethodNotListed { .. } => {
+                StatusCode::METHOD_NOT_ALLOWED
+            }
             RequestError::NoRoute | RequestError::NotFound => StatusCode::NOT_FOUND,
             RequestError::Upstream { .. } => StatusCode::BAD_GATEWAY,
             RequestError::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
@@ -151,6 +163,7 @@ impl RequestError {
             RequestError::Invalid(_) => StatusCode::BAD_REQUEST,
             RequestError::LoginRequired { .. } => StatusCode::UNAUTHORIZED,
             RequestError::Forbidden { .. } => StatusCode::FORBIDDEN,
+            RequestError::BadBearer | RequestError::BearerRequired => StatusCode::UNAUTHORIZED,
             RequestError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             RequestError::Login { status, .. } => *status,
         }
@@ -163,9 +176,13 @@ impl RequestError {
             RequestError::Misdirected => "This site is not served at this address.",
             RequestError::Invalid(why) => why,
             RequestError::Login { message, .. } => message,
-            RequestError::MethodNotAllowed => "This method is not allowed here.",
+            RequestError::MethodNotAllowed | RequestError::MethodNotListed { .. } => {
+                "This method is not allowed here."
+            }
             RequestError::LoginRequired { .. } => "Please log in first.",
             RequestError::Forbidden { .. } => "You may not use this page.",
+            RequestError::BadBearer => "The bearer token is not valid here.",
+            RequestError::BearerRequired => "This needs a bearer token.",
             RequestError::Internal(_) => "Something went wrong on our side.",
             RequestError::NoRoute | RequestError::NotFound => "There is nothing at this address.",
             RequestError::Upstream { .. } => {

@@ -48,6 +48,7 @@ pub fn route(path: &NormalPath) -> Option<&'static str> {
                 preserve_host: true,
                 any_host: false,
                 case_insensitive: *prefix == "/node/admin",
+                access: Default::default(),
             })
             .collect();
         // Files destinations: building the table opens no socket and no file.

@@ -17,7 +17,9 @@ mod fsutil;
 #[doc(hidden)]
 pub mod fuzzing;
 mod gateway;
+mod groups;
 pub mod health;
+mod keyfile;
 mod metrics;
 mod pages;
 mod path;
@@ -31,4 +33,5 @@ pub mod util;
 mod warnlimit;
 
 pub use config::Config;
+pub use gateway::bearer::mint_token;
 pub use server::Server;

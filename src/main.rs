@@ -1,4 +1,5 @@
-//! The `oauthgate` command line: serve, check a config file, probe health, keys.
+//! The `oauthgate` command line: serve, check a config file, probe health, keys, and bearer
+//! tokens.
 #![forbid(unsafe_code)]
 
 use std::io::IsTerminal;
@@ -41,6 +42,19 @@ enum Command {
         /// Where to write the key; without it the key is printed on stdout.
         #[arg(long)]
         out: Option<PathBuf>,
+    },
+    /// Mint a bearer token for a machine client (signed with the gateway key in data_dir;
+    /// accepted on routes with `bearer: true`). Prints the token alone on stdout.
+    Token {
+        /// Who the token is for: its `sub` (and `login`).
+        #[arg(long)]
+        sub: String,
+        /// Groups, comma-separated.
+        #[arg(long, value_delimiter = ',')]
+        groups: Vec<String>,
+        /// How long it is valid (1h, 30d).
+        #[arg(long, default_value = "1h")]
+        ttl: String,
     },
 }
 
@@ -94,6 +108,7 @@ fn main() -> ExitCode {
         Command::Check => return check(&cli.config, &config),
         Command::Health { .. } => return health(Some(&config), None),
         Command::Key => print_verify_key(&config),
+        Command::Token { sub, groups, ttl } => token(&config, &sub, &groups, &ttl),
         // Keygen returned above, before any config was read.
         Command::Serve | Command::Keygen { .. } => {
             let refused = oauthgate::check::local(&config);
@@ -187,6 +202,13 @@ fn print_verify_key(config: &Config) -> anyhow::Result<()> {
         "{}",
         oauthgate::assertion::hex(key.verifying_key().as_bytes())
     );
+    Ok(())
+}
+
+fn token(config: &Config, sub: &str, groups: &[String], ttl: &str) -> anyhow::Result<()> {
+    let ttl = humantime::parse_duration(ttl)
+        .map_err(|e| anyhow::anyhow!("--ttl {ttl:?} is not a duration (1h, 30d): {e}"))?;
+    println!("{}", oauthgate::mint_token(config, sub, groups, ttl)?);
     Ok(())
 }
 

@@ -50,6 +50,14 @@ pub fn json(status: StatusCode, value: &serde_json::Value) -> Response<Body> {
 /// that is needed is a redirect for navigations that may be redirected, else 401 JSON with
 /// the login URL (scripts never follow a redirect into a login page).
 pub fn error_response(err: &RequestError, html: bool) -> Response<Body> {
+    let mut res = error_body(err, html);
+    if let RequestError::MethodNotListed { allow } = err {
+        res.headers_mut().insert(header::ALLOW, allow.clone());
+    }
+    res
+}
+
+fn error_body(err: &RequestError, html: bool) -> Response<Body> {
     let status = err.status();
     match err {
         RequestError::LoginRequired {
@@ -68,6 +76,19 @@ pub fn error_response(err: &RequestError, html: bool) -> Response<Body> {
             res.headers_mut().insert(
                 header::WWW_AUTHENTICATE,
                 HeaderValue::from_static("Cookie realm=\"oauthgate\""),
+            );
+            return res;
+        }
+        RequestError::BadBearer | RequestError::BearerRequired => {
+            // RFC 6750 §3: an error code only when a token was sent.
+            let (error, challenge) = match err {
+                RequestError::BadBearer => ("invalid_token", "Bearer error=\"invalid_token\""),
+                _ => ("token_required", "Bearer realm=\"oauthgate\""),
+            };
+            let mut res = json(status, &serde_json::json!({ "error": error }));
+            res.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static(challenge),
             );
             return res;
         }

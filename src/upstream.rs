@@ -226,11 +226,6 @@ impl Pool {
         self.errors.note(&self.address, kind, e);
     }
 
-    /// This origin's failures so far, by kind.
-    pub fn errors(&self) -> &Errors {
-        &self.errors
-    }
-
     /// The most recently used idle connection that is still open and ready.
     async fn take(&self) -> Option<Box<Conn>> {
         loop {

@@ -39,7 +39,7 @@ async fn login_logout_round_trip_through_two_processes() {
     assert_eq!(seen.target, "/private/page?x=1&y=%2F");
     assert_eq!(
         user_info(&seen).unwrap(),
-        json!({"provider": "dev", "sub": "dev:alice", "email": "alice@example.com", "login": "alice"})
+        json!({"provider": "dev", "sub": "dev:alice", "groups": [], "email": "alice@example.com", "login": "alice"})
     );
     // The gateway's own cookies never reach the app.
     assert!(seen
@@ -425,6 +425,7 @@ async fn forged_and_misdirected_assertions_are_refused() {
         iat: now,
         exp: now + 60,
         user: serde_json::Map::new(),
+        groups: Vec::new(),
     };
     // Sanity: a correctly signed assertion for this browser's nonce is accepted.
     let b = w.browser();

@@ -185,7 +185,7 @@ async fn gateway_and_central_apart_with_the_real_provider_end_to_end() {
         serde_json::from_str(seen.headers["x-user-info"].to_str().unwrap()).unwrap();
     assert_eq!(
         info,
-        serde_json::json!({"provider": "corp", "sub": "corp:carol", "email": "carol@example.com", "name": "User carol"})
+        serde_json::json!({"provider": "corp", "sub": "corp:carol", "groups": [], "email": "carol@example.com", "name": "User carol"})
     );
     // Logging out at the gateway ends the gateway session.
     assert_eq!(b.log_out(&w.gateway).await.status(), 200);

@@ -59,6 +59,7 @@ fuzz_target!(|data: &[u8]| {
         iat: NOW,
         exp: NOW + 60,
         user,
+        groups: Vec::new(),
     };
     let token = sign(&key, &claims);
     let want = Expected {

@@ -18,6 +18,7 @@ fn claims() -> Claims {
         iat: 1_000,
         exp: 1_060,
         user,
+        groups: Vec::new(),
     }
 }
 
@@ -219,4 +220,24 @@ fn legacy_payload_is_python_urlencode() {
     // No fields at all: the signature alone, over the state alone.
     let q = legacy_query(&key(1), "s", &Map::new());
     assert!(q.starts_with("signature=") && !q.contains('&'), "{q}");
+}
+
+#[test]
+fn groups_travel_and_a_missing_groups_claim_reads_as_none() {
+    let k = key(1);
+    let mut with = claims();
+    with.groups = vec!["acme".into(), "acme/ops".into()];
+    let back = verify(&sign(&k, &with), &[k.verifying_key()], &want()).unwrap();
+    assert_eq!(back.groups, ["acme", "acme/ops"]);
+    // An older central sends no `groups`: still accepted, with none.
+    let old = sign(&k, &claims());
+    assert!(
+        !String::from_utf8(B64.decode(old.split('.').nth(1).unwrap()).unwrap())
+            .unwrap()
+            .contains("groups")
+    );
+    assert!(verify(&old, &[k.verifying_key()], &want())
+        .unwrap()
+        .groups
+        .is_empty());
 }

@@ -48,6 +48,7 @@ impl Central {
                     iat,
                     exp: iat + ASSERTION_TTL,
                     user: identity.user,
+                    groups: identity.groups,
                 };
                 url.query_pairs_mut()
                     .append_pair("assertion", &assertion::sign(&self.key, &claims))

@@ -58,6 +58,16 @@ pub async fn get_json<T: serde::de::DeserializeOwned>(
     url: &str,
     bearer: Option<&str>,
 ) -> Result<T, ProviderError> {
+    get_json_page(http, url, bearer).await.map(|(doc, _)| doc)
+}
+
+/// Like [`get_json`], with the `rel="next"` target of the answer's `Link` header (RFC 8288),
+/// as GitHub paginates lists.
+pub async fn get_json_page<T: serde::de::DeserializeOwned>(
+    http: &reqwest::Client,
+    url: &str,
+    bearer: Option<&str>,
+) -> Result<(T, Option<String>), ProviderError> {
     let mut request = http
         .get(url)
         .header(reqwest::header::ACCEPT, "application/json");
@@ -69,9 +79,29 @@ pub async fn get_json<T: serde::de::DeserializeOwned>(
     if !status.is_success() {
         return Err(ProviderError::BadAnswer(format!("{url} answered {status}")));
     }
+    let next = res
+        .headers()
+        .get_all(reqwest::header::LINK)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(next_link);
     let body = read_capped(res).await?;
-    serde_json::from_slice(&body)
-        .map_err(|e| ProviderError::unreadable(format!("{url} did not answer JSON"), e))
+    let doc = serde_json::from_slice(&body)
+        .map_err(|e| ProviderError::unreadable(format!("{url} did not answer JSON"), e))?;
+    Ok((doc, next))
+}
+
+/// The target of the `rel="next"` link in one `Link` value: `<url>; rel="next", <…>; …`.
+fn next_link(value: &str) -> Option<String> {
+    value.split(',').find_map(|link| {
+        let (target, params) = link.trim().split_once(';')?;
+        let target = target.trim().strip_prefix('<')?.strip_suffix('>')?;
+        params
+            .split(';')
+            .filter_map(|p| p.trim().strip_prefix("rel="))
+            .any(|rel| rel.trim_matches('"').split(' ').any(|r| r == "next"))
+            .then(|| target.to_owned())
+    })
 }
 
 /// Sends one request the `oauth2` crate built (the code exchange) and reads its answer under
@@ -105,4 +135,21 @@ pub fn http_client(timeout: Duration) -> Result<reqwest::Client, reqwest::Error>
         .timeout(timeout)
         .user_agent(concat!("oauthgate/", env!("CARGO_PKG_VERSION")))
         .build()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::next_link;
+
+    #[test]
+    fn next_link_of_a_github_link_header() {
+        let v = r#"<https://api.github.com/user/orgs?page=2>; rel="next", <https://api.github.com/user/orgs?page=5>; rel="last""#;
+        assert_eq!(
+            next_link(v).as_deref(),
+            Some("https://api.github.com/user/orgs?page=2")
+        );
+        let last = r#"<https://api.github.com/user/orgs?page=1>; rel="prev""#;
+        assert_eq!(next_link(last), None);
+        assert_eq!(next_link("garbage"), None);
+    }
 }

@@ -97,6 +97,32 @@ pub struct ProviderConfig {
     /// Emails from this provider count as verified even when it does not say so
     /// (`email_verified: true`; Facebook's preset and the dev provider).
     pub trust_email: bool,
+    /// GitHub (`groups: true`): read the user's organisations and teams as groups.
+    pub groups: bool,
+    /// OIDC: where the groups are among the claims; see [`GroupsClaim`].
+    pub groups_claim: Option<GroupsClaim>,
+}
+
+/// `groups_claim:` — a top-level claim name, or a JSON pointer (RFC 6901) for a nested one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GroupsClaim {
+    Name(String),
+    Pointer(String),
+}
+
+impl GroupsClaim {
+    /// What a `groups_claim` must be, for errors.
+    pub const EXPECTED: &'static str =
+        "must name a claim (groups) or a JSON pointer (/realm_access/roles)";
+
+    /// A name, or a pointer when it starts with `/`; `None` for an empty one.
+    pub fn parse(text: String) -> Option<Self> {
+        match text.as_str() {
+            t if t.trim().is_empty() || t == "/" => None,
+            t if t.starts_with('/') => Some(GroupsClaim::Pointer(text)),
+            _ => Some(GroupsClaim::Name(text)),
+        }
+    }
 }
 
 /// `protocol:`, how a client wants to hear who logged in.

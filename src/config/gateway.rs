@@ -10,7 +10,7 @@ use url::Url;
 
 use super::central::{CentralConfig, ClientConfig, Protocol, Secret};
 use super::raw::{
-    OneOrMany, RawAllow, RawGateway, RawOauthProxy, RawPreserveHost, RawRoute, RawUpstreamSettings,
+    OneOrMany, RawGateway, RawOauthProxy, RawPreserveHost, RawRoute, RawUpstreamSettings,
 };
 use super::{duration, ConfigError};
 use values::{prefix, session_cookie, target};
@@ -21,6 +21,8 @@ mod values;
 pub struct GatewayConfig {
     /// Shown on the gateway's pages (the threebot's name).
     pub title: String,
+    /// `public_url` without a trailing `/`: the `iss` of what the gateway signs.
+    pub public_url: String,
     /// The gateway's own endpoints (`/_auth/login`, …); routes cannot shadow it.
     pub auth_prefix: String,
     /// `public_url` + `auth_prefix` + `/callback`: where the central sends browsers back.
@@ -39,6 +41,10 @@ pub struct GatewayConfig {
     pub trusted_proxies: Vec<IpAddr>,
     pub upstream: UpstreamSettings,
     pub routes: Vec<Route>,
+    /// `identity`: extra identity headers, and the signed assertion.
+    pub identity: super::IdentityConfig,
+    /// `bearer.issuers`: whose tokens `bearer: true` routes accept (besides minted ones).
+    pub bearer_issuers: Vec<super::BearerIssuer>,
 }
 
 /// The central server a gateway logs people in with (the seed's `oauth_proxy`).
@@ -83,9 +89,11 @@ pub enum Login {
     None,
 }
 
-/// Who may use a `required` route. All lists are ORed; all empty means any logged-in user.
-/// An entry of `emails`, `domains` or `logins` written `<provider>:<value>` matches only
-/// sessions from that provider; a plain entry matches the value from any offered provider.
+/// Who may use a route. The identity lists (emails, domains, logins, providers, groups) are
+/// ORed, all empty meaning any logged-in user; `networks`, when set, must match as well (AND),
+/// and is the one list a `login: none` or `optional` route may have. An entry of `emails`,
+/// `domains`, `logins` or `groups` written `<provider>:<value>` matches only sessions from
+/// that provider; a plain entry matches the value from any offered provider.
 #[derive(Debug, Clone, Default)]
 pub struct Allow {
     /// Lower-cased.
@@ -95,6 +103,21 @@ pub struct Allow {
     /// Lower-cased.
     pub logins: Vec<AllowEntry>,
     pub providers: Vec<String>,
+    /// Lower-cased; compared with the session's groups ignoring case.
+    pub groups: Vec<AllowEntry>,
+    /// The client address must be in one of these (when any).
+    pub networks: Vec<ipnet::IpNet>,
+}
+
+impl Allow {
+    /// Whether any identity list is set (`networks` is not one).
+    pub fn names_anyone(&self) -> bool {
+        !(self.emails.is_empty()
+            && self.domains.is_empty()
+            && self.logins.is_empty()
+            && self.providers.is_empty()
+            && self.groups.is_empty())
+    }
 }
 
 /// One value of an `allow` list, perhaps tied to one provider.
@@ -126,6 +149,8 @@ pub struct Route {
     /// Match the prefix ignoring case, and trailing dots and spaces of a segment, as
     /// case-insensitive backends (Express by default, IIS) read paths.
     pub case_insensitive: bool,
+    /// `methods`, `cors_preflight`, `bearer`.
+    pub access: super::policy::RouteAccess,
 }
 
 #[derive(Debug, Clone)]
@@ -180,12 +205,15 @@ pub(super) fn gateway_config(
     let session_cookie = session_cookie(raw.session.cookie_name)?;
     let trusted_proxies = trusted_proxies(raw.trusted_proxies)?;
     let upstream = upstream_settings(raw.upstream)?;
+    let identity = super::identity::identity(raw.identity)?;
+    let bearer_issuers = super::identity::bearer(raw.bearer)?;
     let default_case = raw.case_insensitive.unwrap_or(false);
     let routes = routes(raw.routes, login.as_ref(), &auth_prefix, default_case)?;
     let config = GatewayConfig {
         title: raw
             .title
             .unwrap_or_else(|| public_url.host_str().unwrap_or("oauthgate").to_owned()),
+        public_url: public_url.as_str().trim_end_matches('/').to_owned(),
         auth_prefix,
         callback_url,
         public_host: public_url
@@ -200,6 +228,8 @@ pub(super) fn gateway_config(
         trusted_proxies,
         upstream,
         routes,
+        identity,
+        bearer_issuers,
     };
     Ok((config, own_client))
 }
@@ -429,13 +459,15 @@ fn route(
     case_insensitive: bool,
 ) -> Result<Route, ConfigError> {
     let prefix = prefix(&raw.prefix).map_err(|m| ConfigError::at(&at("prefix"), m))?;
-    // Fail closed: where logins are possible, a route without `login:` requires one.
-    let mode = raw.login.unwrap_or(if login.is_some() {
+    // Fail closed: where logins (or bearer tokens) are possible, a route without `login:`
+    // requires one. A `bearer: true` route needs no login source: tokens alone may pass it.
+    let bearer_only = raw.bearer == Some(true) && login.is_none();
+    let mode = raw.login.unwrap_or(if login.is_some() || bearer_only {
         Login::Required
     } else {
         Login::None
     });
-    if mode != Login::None && login.is_none() {
+    if mode != Login::None && login.is_none() && !bearer_only {
         return Err(ConfigError::at(
             &at("login"),
             "needs gateway.oauth_proxy (or a central: section) to log people in",
@@ -443,13 +475,33 @@ fn route(
     }
     let allow = match raw.allow {
         None => Allow::default(),
-        Some(_) if mode != Login::Required => {
-            return Err(ConfigError::at(
-                &at("allow"),
-                "only applies to routes with login: required",
-            ))
-        }
-        Some(a) => allow(a, at, login)?,
+        Some(a) => super::policy::allow(a, at, login)?,
+    };
+    if mode != Login::Required && allow.names_anyone() {
+        return Err(ConfigError::at(
+            &at("allow"),
+            "only networks apply to routes without login: required",
+        ));
+    }
+    if raw.bearer == Some(true) && mode == Login::None {
+        return Err(ConfigError::at(
+            &at("bearer"),
+            "needs login: required or optional (a login: none route forwards no identity)",
+        ));
+    }
+    let access = super::policy::RouteAccess {
+        methods: super::policy::methods(raw.methods, at)?,
+        cors_preflight: super::policy::cors_preflight(raw.cors_preflight, at)?,
+        bearer: raw.bearer.unwrap_or(false),
+        audience: None,
+    };
+    let target = target(&raw.upstream).map_err(|m| ConfigError::at(&at("upstream"), m))?;
+    let access = super::policy::RouteAccess {
+        audience: match &target {
+            Target::Http { scheme, authority } => Some(format!("{scheme}://{authority}").into()),
+            Target::Files(_) => None,
+        },
+        ..access
     };
     let (preserve_host, any_host) = match raw.preserve_host {
         None => (true, false),
@@ -464,55 +516,12 @@ fn route(
     };
     Ok(Route {
         prefix,
-        target: target(&raw.upstream).map_err(|m| ConfigError::at(&at("upstream"), m))?,
+        target,
         login: mode,
         allow,
         preserve_host,
         any_host,
         case_insensitive: raw.case_insensitive.unwrap_or(case_insensitive),
-    })
-}
-
-fn allow(
-    raw: RawAllow,
-    at: &dyn Fn(&str) -> String,
-    login: Option<&LoginSource>,
-) -> Result<Allow, ConfigError> {
-    let offered: &[String] = login.map_or(&[], |l| l.providers.as_slice());
-    let entries = |key: &str, list: Vec<String>, strip_at: bool| {
-        list.into_iter()
-            .enumerate()
-            .map(|(i, text)| {
-                let text = text.trim();
-                let (provider, value) = match text.split_once(':') {
-                    Some((p, v)) if offered.iter().any(|o| o == p) => (Some(p.to_owned()), v),
-                    Some((p, _)) => {
-                        return Err(ConfigError::at(
-                            &at(&format!("allow.{key}[{i}]")),
-                            format!(
-                                "`{text}`: `{p}` is not an offered provider ({}); write <provider>:<value>",
-                                offered.join(", ")
-                            ),
-                        ))
-                    }
-                    None => (None, text),
-                };
-                let value = if strip_at {
-                    value.trim_start_matches('@')
-                } else {
-                    value
-                };
-                Ok(AllowEntry {
-                    provider,
-                    value: value.to_lowercase(),
-                })
-            })
-            .collect::<Result<Vec<_>, _>>()
-    };
-    Ok(Allow {
-        emails: entries("emails", raw.emails, false)?,
-        domains: entries("domains", raw.domains, true)?,
-        logins: entries("logins", raw.logins, false)?,
-        providers: raw.providers,
+        access,
     })
 }

@@ -73,6 +73,8 @@ pub(super) struct RawGateway {
     pub upstream: RawUpstreamSettings,
     /// The default of `routes[].case_insensitive`.
     pub case_insensitive: Option<bool>,
+    pub identity: Option<super::identity::RawIdentity>,
+    pub bearer: Option<super::identity::RawBearer>,
     pub routes: Vec<RawRoute>,
 }
 
@@ -94,6 +96,9 @@ pub(super) struct RawRoute {
     pub preserve_host: Option<RawPreserveHost>,
     pub case_insensitive: Option<bool>,
     pub allow: Option<RawAllow>,
+    pub methods: Option<Vec<String>>,
+    pub cors_preflight: Option<String>,
+    pub bearer: Option<bool>,
 }
 
 /// `preserve_host: true | false | any`.
@@ -139,6 +144,10 @@ pub(super) struct RawAllow {
     pub logins: Vec<String>,
     #[serde(default)]
     pub providers: Vec<String>,
+    #[serde(default)]
+    pub groups: Vec<String>,
+    #[serde(default)]
+    pub networks: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -172,6 +181,10 @@ pub(super) struct RawProvider {
     pub client_auth: Option<ClientAuth>,
     /// `true`: this provider's emails count as verified even when it does not say so.
     pub email_verified: Option<bool>,
+    /// GitHub: organisations and teams become groups (asks for `read:org`).
+    pub groups: Option<bool>,
+    /// OIDC: the claim (a name, or a JSON pointer such as `/realm_access/roles`) with groups.
+    pub groups_claim: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -392,3 +392,43 @@ fn metrics_are_optional_and_their_address_is_checked() {
     ));
     assert!(e.starts_with("metrics.path: unknown field"), "{e}");
 }
+#[test]
+fn route_access_keys_and_networks_on_routes_without_login() {
+    let g = parse(
+        "gateway:\n  routes:\n    - {prefix: /, upstream: \"http://a\", login: optional, methods: [GET], cors_preflight: allow, bearer: true, allow: {networks: [10.0.0.0/8]}}\n",
+    )
+    .unwrap()
+    .gateway
+    .unwrap();
+    let r = &g.routes[0];
+    assert!(r.access.cors_preflight && r.access.bearer);
+    assert_eq!(r.access.methods.as_ref().unwrap().allow_header, "GET, HEAD");
+    assert_eq!(r.allow.networks.len(), 1);
+    for (yaml, key) in [
+        (
+            "login: none, allow: {groups: [ops]}",
+            "gateway.routes[0].allow:",
+        ),
+        (
+            "login: none, allow: {networks: [10.0.0.0/8], emails: [a@b.c]}",
+            "gateway.routes[0].allow:",
+        ),
+        (
+            "login: none, allow: {networks: [nope]}",
+            "gateway.routes[0].allow.networks[0]:",
+        ),
+        (
+            "login: none, methods: [get]",
+            "gateway.routes[0].methods[0]:",
+        ),
+        (
+            "login: none, cors_preflight: yes",
+            "gateway.routes[0].cors_preflight:",
+        ),
+    ] {
+        let e = err(&format!(
+            "gateway:\n  routes:\n    - {{prefix: /, upstream: \"http://a\", {yaml}}}\n"
+        ));
+        assert!(e.contains(key), "{yaml}: {e}");
+    }
+}

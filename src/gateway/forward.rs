@@ -31,6 +31,8 @@ pub struct Upstream<'a> {
     /// The route's counters, when metrics are on: a response body that stalls after the
     /// request was counted is counted here.
     pub stats: Option<&'a Arc<RouteStats>>,
+    /// The names of `identity.headers`, reserved like `X-User-*` (see `identity`).
+    pub also_reserved: &'a [Box<[u8]>],
 }
 
 /// A request rewritten for its upstream, ready to go.
@@ -53,7 +55,7 @@ pub fn prepare<'a>(
     mut req: Request<Incoming>,
     path: &NormalPath,
     peer: SocketAddr,
-    identity: Option<HeaderValue>,
+    identity: Option<super::identity::Outgoing>,
 ) -> Result<Prepared<'a>, RequestError> {
     let client_h2 = req.version() == Version::HTTP_2;
     // Any other `Upgrade` goes upstream as a plain request: its headers are hop-by-hop.
@@ -77,10 +79,11 @@ pub fn prepare<'a>(
     let h = req.headers_mut();
     headers::strip_hop_by_hop(h);
     headers::strip_reserved(h);
+    super::identity::strip_configured(h, to.also_reserved);
     super::session::strip_own_cookies(h);
     headers::set_forwarded(h, peer.ip(), host.as_ref());
     if let Some(identity) = identity {
-        h.insert(headers::X_USER_INFO.clone(), identity);
+        identity.set(h);
     }
     match (host, to.preserve_host) {
         (Some(host), true) => h.insert(header::HOST, host),

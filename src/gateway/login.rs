@@ -1,23 +1,27 @@
 //! The gateway's login endpoints under `/_auth`: `login` (provider chooser), `callback`
-//! (assertion → session), `logout`, `userinfo`, and `check` for nginx `auth_request` and
-//! forward-auth proxies.
+//! (assertion → session), `logout`, `userinfo`, and `check` (in `check.rs`) for nginx
+//! `auth_request` and forward-auth proxies.
 
+mod check;
 mod logout;
 mod replay;
 
-use std::net::{IpAddr, SocketAddr};
+pub use check::CheckContext;
+#[cfg(feature = "fuzzing")]
+pub(crate) use check::{original_path, original_uri};
+
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use ed25519_dalek::VerifyingKey;
-use http::header::{self, HeaderName, HeaderValue};
+use http::header;
 use http::{Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 use serde::{Deserialize, Serialize};
 use tracing::{info, warn};
 
-use super::policy::{decide_all, safe_next, Decision};
-use super::routes::RouteTable;
+use super::policy::safe_next;
 use super::session::{Session, Sessions};
 use crate::assertion::{self, Expected};
 use crate::config::{provider_display_name, GatewayConfig, LoginSource};
@@ -25,7 +29,6 @@ use crate::cookies::Sealed;
 use crate::error::{RequestError, StartError};
 use crate::metrics::{LoginOutcome, Logins};
 use crate::pages::{self, escape, Body};
-use crate::path::NormalPath;
 use crate::util::{now, random_token, Query};
 
 /// How long a login may take, from the gateway's redirect to its callback.
@@ -38,8 +41,6 @@ const PENDING: Sealed<Pending> =
     Sealed::new("__Host-oauthgate-login-", LOGIN_TTL, MAX_PENDING_LOGINS);
 /// The largest `Set-Cookie` browsers are sure to keep (RFC 6265 §6.1 asks for 4096 bytes).
 const MAX_COOKIE: usize = 4000;
-static X_ORIGINAL_URI: HeaderName = HeaderName::from_static("x-original-uri");
-static X_FORWARDED_URI: HeaderName = HeaderName::from_static("x-forwarded-uri");
 
 /// What a login in flight remembers besides its state (the nonce) and expiry.
 #[derive(Serialize, Deserialize)]
@@ -99,6 +100,7 @@ impl LoginFlow {
                 data_dir,
                 config.session_ttl,
                 &config.session_cookie,
+                config.identity.headers.clone(),
             )?,
             trusted_proxies: config.trusted_proxies.clone(),
             origin: url::Url::parse(&config.callback_url)
@@ -121,8 +123,7 @@ impl LoginFlow {
         &self,
         endpoint: &str,
         req: Request<Incoming>,
-        routes: &RouteTable,
-        peer: SocketAddr,
+        check: CheckContext<'_>,
     ) -> Option<Result<Response<Body>, RequestError>> {
         let get = req.method() == Method::GET || req.method() == Method::HEAD;
         Some(match endpoint {
@@ -131,7 +132,7 @@ impl LoginFlow {
             "/logout" if get => Ok(self.logout_page(&req)),
             "/logout" if req.method() == Method::POST => self.logout(req).await,
             "/userinfo" if get => self.userinfo(&req),
-            "/check" => self.check(&req, routes, peer),
+            "/check" => self.check(&req, check),
             "/login" | "/callback" | "/logout" | "/userinfo" => Err(RequestError::MethodNotAllowed),
             _ => return None,
         })
@@ -292,13 +293,14 @@ impl LoginFlow {
             sub: claims.sub,
             provider: claims.provider,
             user: claims.user,
+            groups: claims.groups,
             exp: now() + self.sessions.ttl.as_secs(),
         };
         let session_cookie = self.sessions.issue(&session);
         if session_cookie.len() > MAX_COOKIE {
             // Browsers drop larger cookies silently, which would loop the user through logins.
             warn!(sub = %session.sub, bytes = session_cookie.len(), "session too large for a cookie");
-            return Err(restart("Your account's details are too large to keep; ask the administrator to keep fewer user_info_fields."));
+            return Err(restart("Your account's details are too large to keep; ask the administrator to keep fewer user_info_fields or groups."));
         }
         info!(sub = %session.sub, "logged in");
         // A fresh session cookie replaces whatever the browser had (no fixation).
@@ -309,108 +311,21 @@ impl LoginFlow {
         Ok(res)
     }
 
-    /// `GET /_auth/userinfo`: the session as JSON, or 401.
+    /// `GET /_auth/userinfo`: the object `X-User-Info` carries, plus `exp`; or 401.
     fn userinfo(&self, req: &Request<Incoming>) -> Result<Response<Body>, RequestError> {
         match self.sessions.current(req.headers()) {
-            Some(s) => Ok(pages::json(
-                StatusCode::OK,
-                &serde_json::to_value(&s.session)
-                    .map_err(|e| RequestError::Internal(e.to_string()))?,
-            )),
+            Some(s) => {
+                let mut info = s.session.info();
+                info.insert("exp".into(), s.session.exp.into());
+                Ok(pages::json(
+                    StatusCode::OK,
+                    &serde_json::Value::Object(info),
+                ))
+            }
             None => Err(RequestError::LoginRequired {
                 login_url: self.login_url("/"),
                 redirect: false,
             }),
         }
     }
-
-    /// `/_auth/check`, for nginx `auth_request` and forward-auth proxies. The original URI
-    /// (`X-Original-URI` or `X-Forwarded-Uri`, believed from trusted proxies only) is
-    /// normalised and routed exactly as a proxied request would be, and the route's access
-    /// decision is the answer: 200 (with `X-User-Info` when logged in), 401, or 403. It fails
-    /// closed: a URI that does not parse is 400, one that names no route is 403, and so is a
-    /// URI from a peer that is not a trusted proxy. Without a URI only the session is checked.
-    fn check(
-        &self,
-        req: &Request<Incoming>,
-        routes: &RouteTable,
-        peer: SocketAddr,
-    ) -> Result<Response<Body>, RequestError> {
-        let header = original_uri(req.headers())?;
-        let session = self.sessions.current(req.headers());
-        let decision = match header {
-            None => match session {
-                Some(v) => Decision::Pass(Some(v)),
-                None => Decision::Login,
-            },
-            Some(_) if !self.trusted_proxies.contains(&peer.ip()) => {
-                warn!(peer = %peer.ip(), "/check: an original URI from a peer not in gateway.trusted_proxies");
-                return Err(RequestError::Forbidden {
-                    reason: "untrusted_proxy",
-                    page: None,
-                });
-            }
-            Some(uri) => {
-                let path = original_path(uri).ok_or(RequestError::BadPath(
-                    "The original URI is not a request path the gateway accepts.",
-                ))?;
-                let routed = routes.find(&path).ok_or(RequestError::Forbidden {
-                    reason: "no_route",
-                    page: None,
-                })?;
-                let also = routes
-                    .also_judged(&path, routed)
-                    .map(|r| r.map(|r| &r.route));
-                decide_all(&routed.route, also, session)
-            }
-        };
-        match decision {
-            Decision::Pass(identity) => {
-                let mut res = pages::json(StatusCode::OK, &serde_json::json!({ "ok": true }));
-                if let Some(v) = identity {
-                    res.headers_mut()
-                        .insert(super::headers::X_USER_INFO.clone(), v.user_info.clone());
-                }
-                Ok(res)
-            }
-            Decision::Login => Err(RequestError::LoginRequired {
-                login_url: self.login_url(header.and_then(|v| v.to_str().ok()).unwrap_or("/")),
-                redirect: false,
-            }),
-            Decision::Forbidden(_) => Err(RequestError::Forbidden {
-                reason: "forbidden",
-                page: None,
-            }),
-        }
-    }
-}
-
-/// The original URI header, if any. Both names at once, or one of them twice, is 400: Caddy
-/// `forward_auth` and Traefik pass the client's own headers on beside the one they set, so a
-/// client's `X-Original-URI: /public` next to the proxy's `X-Forwarded-Uri: /admin` must not
-/// decide which of the two is judged.
-pub(crate) fn original_uri(
-    headers: &http::HeaderMap,
-) -> Result<Option<&HeaderValue>, RequestError> {
-    let mut all = headers
-        .get_all(&X_ORIGINAL_URI)
-        .iter()
-        .chain(headers.get_all(&X_FORWARDED_URI).iter());
-    let first = all.next();
-    if all.next().is_some() {
-        return Err(RequestError::BadPath(
-            "Send the original URI in one header, X-Original-URI or X-Forwarded-Uri, once.",
-        ));
-    }
-    Ok(first)
-}
-
-/// The normalised path of an original request target, read as hyper reads a request line
-/// (origin-form or absolute-form; the query is not part of the path).
-pub(crate) fn original_path(uri: &HeaderValue) -> Option<NormalPath> {
-    let uri = http::Uri::try_from(uri.as_bytes()).ok()?;
-    if uri.path().is_empty() || uri.path() == "*" {
-        return None;
-    }
-    NormalPath::parse(uri.path()).ok()
 }

@@ -1,21 +1,25 @@
 //! The gateway role: a TLS-terminating reverse proxy in front of unmodified apps.
 //!
 //! Each request goes through the same phases, in this order (the first and last in `app`):
-//! normalise the path → the gateway's own endpoints → route → session → policy → rewrite
-//! headers and forward (or serve files) → access log.
+//! normalise the path → the gateway's own endpoints → route → methods → session (or bearer
+//! token) → policy → rewrite headers and forward (or serve files) → access log.
 
+pub mod bearer;
+mod client;
 mod files;
 mod forward;
 pub mod headers;
+pub mod identity;
 pub(crate) mod login;
 
 pub mod policy;
 pub mod routes;
 pub mod session;
+pub mod signer;
 mod tunnel;
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -34,8 +38,8 @@ use crate::path::NormalPath;
 pub use forward::Prepared;
 use forward::Upstream;
 use login::LoginFlow;
-use policy::Decision;
-use routes::{Destination, RouteTable};
+use policy::{Decision, Facts};
+use routes::{Destination, RouteTable, Routed};
 
 /// Everything the gateway needs per request, built once at start-up.
 pub struct Gateway {
@@ -47,6 +51,16 @@ pub struct Gateway {
     tunnel_idle: Duration,
     /// `None` when no route needs a login.
     login: Option<LoginFlow>,
+    /// Peers whose `X-Forwarded-For` says who the client is (for `allow.networks`).
+    trusted_proxies: Vec<IpAddr>,
+    /// The names of `identity.headers`, removed from client requests on every route.
+    also_reserved: Vec<Box<[u8]>>,
+    /// The gateway's own key: `None` unless assertions or bearer routes need it.
+    signer: Option<signer::Signer>,
+    /// `identity.assertion`.
+    assertion: bool,
+    /// Checks bearer tokens; `None` unless a route has `bearer: true`.
+    bearer: Option<Arc<bearer::Bearer>>,
     /// The counters of the gateway's own endpoints (`auth_prefix`), when metrics are on.
     own_stats: Option<Arc<RouteStats>>,
     /// The pools by origin, and the settings they were built with: a reload that keeps both
@@ -72,6 +86,18 @@ impl Gateway {
         tunnel_idle: Duration,
         carry: Carry<'_>,
     ) -> Result<Self, StartError> {
+        let needs_key = config.identity.assertion || config.routes.iter().any(|r| r.access.bearer);
+        let signer = match needs_key {
+            true => Some(signer::Signer::load(data_dir, &config.public_url)?),
+            false => None,
+        };
+        let bearer = match (&signer, config.routes.iter().any(|r| r.access.bearer)) {
+            (Some(signer), true) => Some(Arc::new(bearer::Bearer::new(config, signer.key())?)),
+            _ => None,
+        };
+        if let Some(b) = &bearer {
+            b.warm_up();
+        }
         let login = match &config.login {
             Some(source) => {
                 let mut flow = LoginFlow::new(config, source, data_dir, central_key)?;
@@ -98,6 +124,11 @@ impl Gateway {
             response_timeout: config.upstream.response_timeout,
             tunnel_idle,
             login,
+            trusted_proxies: config.trusted_proxies.clone(),
+            also_reserved: identity::reserved_names(&config.identity.headers),
+            signer,
+            assertion: config.identity.assertion,
+            bearer,
             own_stats: carry.metrics.map(|m| m.route(&config.auth_prefix)),
             pools,
             pool_settings: config.upstream.clone(),
@@ -105,8 +136,9 @@ impl Gateway {
     }
 
     /// Takes one request whose path is already normalised as far as it can without waiting:
-    /// own endpoints → route → `Host` → session and policy → rewrite for the upstream (or
-    /// files). Returns what is left to do; `ctx.route` says which route took it.
+    /// own endpoints → route → `Host` → `methods` → session (or, on a `bearer: true` route
+    /// with a token, the token: the one branch that may wait) and policy → rewrite for the
+    /// upstream (or files). Returns what is left to do; `ctx.route` says which route took it.
     pub fn serve<'a>(
         &'a self,
         req: Request<Incoming>,
@@ -132,14 +164,41 @@ impl Gateway {
                 return Step::Answer(Err(e));
             }
         }
+        let preflight = policy::is_preflight(req.method(), req.headers());
+        // Before any login: the method is the route's, whoever asks.
+        if let Some(allow) = route.access.refuses(req.method(), preflight) {
+            return Step::Answer(Err(RequestError::MethodNotListed { allow }));
+        }
         let also = self
             .routes
             .also_judged(&path, routed)
             .map(|r| r.map(|r| &r.route));
-        let identity = match self.policy(route, also, &req, &path, ctx.navigation) {
-            Ok(identity) => identity,
-            Err(e) => return Step::Answer(Err(e)),
+        let judged = Judged {
+            route,
+            also,
+            preflight,
         };
+        if route.access.bearer {
+            if let Some(step) = self.bearer_step(routed, judged, &req, peer) {
+                return step(req, path);
+            }
+        }
+        let identity = self.policy(judged, &req, &path, peer, ctx.navigation, None);
+        match identity {
+            Ok(identity) => self.deliver(routed, req, path, peer, identity),
+            Err(e) => Step::Answer(Err(e)),
+        }
+    }
+
+    /// The last phase: the request to its route's upstream (rewritten), or its files.
+    fn deliver<'a>(
+        &'a self,
+        routed: &'a Routed,
+        req: Request<Incoming>,
+        path: NormalPath,
+        peer: SocketAddr,
+        identity: Option<identity::Outgoing>,
+    ) -> Step<'a> {
         match &routed.to {
             Destination::Files(dir) => Step::Later(Box::pin(async move {
                 files::serve(dir, req.method(), &path).await
@@ -147,9 +206,10 @@ impl Gateway {
             Destination::Upstream(pool) => {
                 let to = Upstream {
                     pool,
-                    preserve_host: route.preserve_host,
+                    preserve_host: routed.route.preserve_host,
                     response_timeout: self.response_timeout,
                     tunnel_idle: self.tunnel_idle,
+                    also_reserved: &self.also_reserved,
                     stats: routed.stats.as_ref(),
                 };
                 match forward::prepare(to, req, &path, peer, identity) {
@@ -160,54 +220,88 @@ impl Gateway {
         }
     }
 
-    /// Upstream failures so far as (route prefix, kind, count), for
-    /// `oauthgate_upstream_errors_total{route,kind}`. Routes to the same origin share its
-    /// pool, and so its counts: export one route per origin, or sum by origin.
-    #[allow(dead_code)] // read by the metrics exporter
-    pub fn upstream_errors(&self) -> Vec<(&str, &'static str, u64)> {
-        use crate::upstream::errors::Kind;
-        let mut out = Vec::new();
-        for routed in self.routes.iter() {
-            if let Destination::Upstream(pool) = &routed.to {
-                for kind in Kind::ALL {
-                    let n = pool.errors().count(kind);
-                    out.push((routed.route.prefix.as_str(), kind.as_str(), n));
-                }
-            }
-        }
-        out
-    }
-
     /// The session and policy phases: the identity to forward (if any), or why the request
-    /// stops here (a login is needed, or `allow` refuses it).
+    /// stops here (a login is needed, `allow` refuses it, or the client's network does).
     fn policy(
         &self,
-        route: &Route,
-        also: [Option<&Route>; 2],
+        j: Judged<'_>,
         req: &Request<Incoming>,
         path: &NormalPath,
+        peer: SocketAddr,
         navigation: bool,
-    ) -> Result<Option<HeaderValue>, RequestError> {
-        let Some(login) = &self.login else {
-            return Ok(None);
-        };
-        if route.login == Login::None && also.iter().all(Option::is_none) {
-            // No session to open: `decide` would pass without one.
+        bearer: Option<Arc<session::Verified>>,
+    ) -> Result<Option<identity::Outgoing>, RequestError> {
+        let Judged {
+            route,
+            also,
+            preflight,
+        } = j;
+        let judged = || std::iter::once(route).chain(also.into_iter().flatten());
+        let networks = judged().any(|r| !r.allow.networks.is_empty());
+        let needs_session = !(route.login == Login::None && also.iter().all(Option::is_none));
+        let login = self.login.as_ref().filter(|_| needs_session);
+        if !needs_session && !networks && bearer.is_none() {
+            // No session to open and no address to check: `decide` would pass.
             return Ok(None);
         }
-        match policy::decide_all(route, also, login.sessions.current(req.headers())) {
-            Decision::Pass(v) => Ok(v.map(|v| v.user_info.clone())),
+        // A bearer token stands for the session: the cookie is not read.
+        let session = match bearer {
+            Some(v) => Some(v),
+            None => login.and_then(|l| l.sessions.current(req.headers())),
+        };
+        let facts = Facts {
+            session,
+            client: networks
+                .then(|| client::client_addr(peer, req.headers(), &self.trusted_proxies))
+                .flatten(),
+            preflight,
+        };
+        match policy::decide_all(route, also, &facts) {
+            Decision::Pass(v) => Ok(v.map(|verified| identity::Outgoing {
+                assertion: self.assertion_for(route, &verified),
+                verified,
+            })),
             Decision::Forbidden(v) => Err(RequestError::Forbidden {
                 reason: "forbidden",
-                page: navigation.then(|| {
-                    login.forbidden_page(&v.session, req.headers(), &target_of(req, path))
+                page: match (navigation, login) {
+                    (true, Some(login)) => {
+                        Some(login.forbidden_page(&v.session, req.headers(), &target_of(req, path)))
+                    }
+                    _ => None,
+                },
+            }),
+            Decision::Network => Err(RequestError::Forbidden {
+                reason: "network",
+                page: None,
+            }),
+            Decision::Login => match login {
+                Some(login) => Err(RequestError::LoginRequired {
+                    login_url: login.login_url(&target_of(req, path)),
+                    redirect: true,
                 }),
-            }),
-            Decision::Login => Err(RequestError::LoginRequired {
-                login_url: login.login_url(&target_of(req, path)),
-                redirect: true,
-            }),
+                // A `bearer: true` route of a gateway without logins, and no token.
+                None => Err(RequestError::BearerRequired),
+            },
         }
+    }
+
+    /// What `/_auth/check` needs to judge like a proxied request.
+    fn check_context(&self, peer: SocketAddr) -> login::CheckContext<'_> {
+        login::CheckContext {
+            routes: &self.routes,
+            peer,
+            assertion: self.signer.as_ref().filter(|_| self.assertion),
+        }
+    }
+
+    /// `X-User-Assertion` for a request of `v` to `route`'s upstream, when configured.
+    fn assertion_for(&self, route: &Route, v: &session::Verified) -> Option<HeaderValue> {
+        let (true, Some(signer), Some(aud)) =
+            (self.assertion, &self.signer, &route.access.audience)
+        else {
+            return None;
+        };
+        signer.assertion(v, aud, crate::util::now())
     }
 
     /// The gateway's endpoints under its own prefix (`/_auth` by default).
@@ -230,14 +324,35 @@ impl Gateway {
                 &serde_json::json!({ "status": "ok" }),
             ));
         }
+        if endpoint == "/jwks" {
+            return match (&self.signer, req.method()) {
+                (Some(s), &Method::GET | &Method::HEAD) => {
+                    Ok(pages::json(StatusCode::OK, &s.jwks()))
+                }
+                (Some(_), _) => Err(RequestError::MethodNotAllowed),
+                (None, _) => Err(RequestError::NotFound),
+            };
+        }
         match &self.login {
-            Some(login) => match login.endpoint(endpoint, req, &self.routes, peer).await {
+            Some(login) => match login
+                .endpoint(endpoint, req, self.check_context(peer))
+                .await
+            {
                 Some(result) => result,
                 None => Err(RequestError::NotFound),
             },
             None => Err(RequestError::NotFound),
         }
     }
+}
+
+/// The routes that judge one request, and whether it is a CORS preflight.
+#[derive(Clone, Copy)]
+struct Judged<'r> {
+    route: &'r Route,
+    /// See `RouteTable::also_judged`.
+    also: [Option<&'r Route>; 2],
+    preflight: bool,
 }
 
 /// The route table, with one connection pool per upstream origin: the one in `kept` (from

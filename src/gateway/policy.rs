@@ -1,6 +1,7 @@
 //! Who may pass: the one access decision for a route (used by proxied requests and by
 //! `/_auth/check` alike), the `allow` lists, and where a browser may be sent after login.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use serde_json::Value;
@@ -8,7 +9,7 @@ use serde_json::Value;
 use super::session::{Session, Verified};
 use crate::config::{Allow, AllowEntry, Login, Route};
 
-/// What a route's `login` and `allow` decide for a request with this session.
+/// What a route's `login`, `allow` and `cors_preflight` decide for a request.
 #[derive(Debug)]
 pub enum Decision {
     /// Go on, with the session's identity if there is one.
@@ -17,21 +18,31 @@ pub enum Decision {
     Login,
     /// Logged in, but not someone `allow` lets in.
     Forbidden(Arc<Verified>),
+    /// The client address is outside `allow.networks`: no login would help.
+    Network,
+}
+
+/// What the decision knows of a request besides its route.
+#[derive(Debug, Default)]
+pub struct Facts {
+    /// The request's session (or a verified bearer token), if any.
+    pub session: Option<Arc<Verified>>,
+    /// The client address (see `client::client_addr`); read only where a judged route has
+    /// `allow.networks`.
+    pub client: Option<IpAddr>,
+    /// A CORS preflight: `OPTIONS` with `Origin` and `Access-Control-Request-Method`.
+    pub preflight: bool,
 }
 
 /// The access decision for a request forwarded by `route` that must also pass the routes in
 /// `also` (see `RouteTable::also_judged`): `route`'s pass, unless any of them refuses.
-pub fn decide_all(
-    route: &Route,
-    also: [Option<&Route>; 2],
-    session: Option<Arc<Verified>>,
-) -> Decision {
-    let decision = decide(route, session.clone());
+pub fn decide_all(route: &Route, also: [Option<&Route>; 2], facts: &Facts) -> Decision {
+    let decision = decide(route, facts);
     if !matches!(decision, Decision::Pass(_)) {
         return decision;
     }
     for other in also.into_iter().flatten() {
-        match decide(other, session.clone()) {
+        match decide(other, facts) {
             Decision::Pass(_) => {}
             refused => return refused,
         }
@@ -39,28 +50,40 @@ pub fn decide_all(
     decision
 }
 
-/// The access decision for `route`, given the request's session (if any).
-pub fn decide(route: &Route, session: Option<Arc<Verified>>) -> Decision {
-    match (route.login, session) {
+/// The access decision for `route`, in this order: `allow.networks` (AND with everything
+/// else, on every route), a CORS preflight on a `cors_preflight: allow` route (passes with no
+/// identity), then `login` and the identity lists.
+pub fn decide(route: &Route, facts: &Facts) -> Decision {
+    let nets = &route.allow.networks;
+    if !nets.is_empty()
+        && !facts
+            .client
+            .is_some_and(|ip| nets.iter().any(|n| n.contains(&ip)))
+    {
+        return Decision::Network;
+    }
+    if facts.preflight && route.access.cors_preflight {
+        return Decision::Pass(None);
+    }
+    match (route.login, &facts.session) {
         (Login::None, _) => Decision::Pass(None),
-        (Login::Optional, session) => Decision::Pass(session),
+        (Login::Optional, session) => Decision::Pass(session.clone()),
         (Login::Required, None) => Decision::Login,
-        (Login::Required, Some(v)) if allows(&route.allow, &v.session) => Decision::Pass(Some(v)),
-        (Login::Required, Some(v)) => Decision::Forbidden(v),
+        (Login::Required, Some(v)) if allows(&route.allow, &v.session) => {
+            Decision::Pass(Some(v.clone()))
+        }
+        (Login::Required, Some(v)) => Decision::Forbidden(v.clone()),
     }
 }
 
-/// Whether `session` may use a route with this `allow`. Lists are ORed; all empty allows
-/// any logged-in user. Emails and logins compare case-insensitively; a domain matches the
-/// part of the email after its last `@`, exactly. An entry tied to a provider
-/// (`github:alice`) matches only sessions from it; a plain entry matches every provider the
-/// gateway offers, so `logins: [alice]` admits whoever holds the name `alice` at any of them.
+/// Whether `session` may use a route with this `allow`. The identity lists are ORed; all
+/// empty allows any logged-in user (`networks` is judged by [`decide`]). Emails, logins and
+/// groups compare case-insensitively; a domain matches the part of the email after its last
+/// `@`, exactly. An entry tied to a provider (`github:alice`) matches only sessions from it;
+/// a plain entry matches every provider the gateway offers, so `logins: [alice]` admits
+/// whoever holds the name `alice` at any of them.
 pub fn allows(allow: &Allow, session: &Session) -> bool {
-    if allow.emails.is_empty()
-        && allow.domains.is_empty()
-        && allow.logins.is_empty()
-        && allow.providers.is_empty()
-    {
+    if !allow.names_anyone() {
         return true;
     }
     let field = |k: &str| {
@@ -82,6 +105,27 @@ pub fn allows(allow: &Allow, session: &Session) -> bool {
         || any(&allow.domains, domain)
         || any(&allow.logins, field("login").as_deref())
         || allow.providers.contains(&session.provider)
+        || in_groups(&allow.groups, session)
+}
+
+/// Whether one of the session's groups is one of `entries` (already lower case), ignoring
+/// case without allocating.
+fn in_groups(entries: &[AllowEntry], session: &Session) -> bool {
+    entries.iter().any(|e| {
+        e.provider.as_deref().is_none_or(|p| p == session.provider)
+            && session
+                .groups
+                .iter()
+                .any(|g| g.chars().flat_map(char::to_lowercase).eq(e.value.chars()))
+    })
+}
+
+/// Whether a request is a CORS preflight (Fetch standard, "CORS-preflight request"): `OPTIONS`
+/// with `Origin` and `Access-Control-Request-Method`.
+pub fn is_preflight(method: &http::Method, headers: &http::HeaderMap) -> bool {
+    method == http::Method::OPTIONS
+        && headers.contains_key(http::header::ORIGIN)
+        && headers.contains_key(http::header::ACCESS_CONTROL_REQUEST_METHOD)
 }
 
 /// The longest `next` kept (longer ones fall back to `/`): it travels in the login cookie,
@@ -142,11 +186,22 @@ mod tests {
             sub: format!("{provider}:1"),
             provider: provider.into(),
             user,
+            groups: Vec::new(),
             exp: u64::MAX,
         }
     }
 
     fn allow(emails: &[&str], domains: &[&str], logins: &[&str], providers: &[&str]) -> Allow {
+        with_groups(emails, domains, logins, providers, &[])
+    }
+
+    fn with_groups(
+        emails: &[&str],
+        domains: &[&str],
+        logins: &[&str],
+        providers: &[&str],
+        groups: &[&str],
+    ) -> Allow {
         let v = |x: &[&str]| {
             x.iter()
                 .map(|s| match s.split_once(':') {
@@ -166,7 +221,28 @@ mod tests {
             domains: v(domains),
             logins: v(logins),
             providers: providers.iter().map(|s| s.to_string()).collect(),
+            groups: v(groups),
+            networks: Vec::new(),
         }
+    }
+
+    #[test]
+    fn groups_match_ignoring_case_and_tied_to_their_provider() {
+        let mut alice = session("alice@example.com", "alice", "github");
+        alice.groups = vec!["Acme".into(), "acme/ops".into()];
+        let g = |gs: &[&str]| with_groups(&[], &[], &[], &[], gs);
+        assert!(allows(&g(&["acme"]), &alice));
+        assert!(allows(&g(&["acme/ops"]), &alice));
+        assert!(allows(&g(&["github:acme"]), &alice));
+        assert!(!allows(&g(&["gitlab:acme"]), &alice));
+        assert!(!allows(&g(&["acme/dev", "acm", "acme/"]), &alice));
+        // ORed with the other lists.
+        assert!(allows(
+            &with_groups(&[], &[], &["bob"], &[], &["acme"]),
+            &alice
+        ));
+        alice.groups.clear();
+        assert!(!allows(&g(&["acme"]), &alice));
     }
 
     #[test]

@@ -69,11 +69,6 @@ impl RouteTable {
         }
     }
 
-    /// Every route, longest prefix first.
-    pub fn iter(&self) -> impl Iterator<Item = &Routed> {
-        self.routes.iter().map(|(_, r)| r)
-    }
-
     /// The route whose prefix is the longest whole-segment prefix of `path`, each segment
     /// read without its `;parameters`: the route that forwards the request.
     pub fn find(&self, path: &NormalPath) -> Option<&Routed> {
@@ -146,6 +141,7 @@ mod tests {
             preserve_host: true,
             any_host: false,
             case_insensitive: false,
+            access: Default::default(),
         }
     }
 

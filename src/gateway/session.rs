@@ -1,5 +1,6 @@
-//! The login session: who is logged in, sealed in the `__Host-oauthgate-session` cookie (or
-//! `gateway.session.cookie_name`), and the identity headers derived from it.
+//! The login session: who is logged in (with their groups), sealed in the
+//! `__Host-oauthgate-session` cookie (or `gateway.session.cookie_name`), and the identity
+//! headers derived from it.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -24,23 +25,35 @@ pub struct Session {
     pub sub: String,
     pub provider: String,
     pub user: Map<String, Value>,
+    /// The user's groups, as the central's assertion named them. Cookies sealed before
+    /// groups existed have none and still open.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<String>,
     /// Unix time after which the session is over, whatever the browser keeps.
     pub exp: u64,
 }
 
 impl Session {
-    /// The `X-User-Info` value: compact JSON with `provider`, `sub` and the user fields, ASCII
-    /// only (anything else escaped as `\uXXXX`), so every HTTP stack passes it intact.
-    pub fn user_info_header(&self) -> HeaderValue {
-        let mut info = Map::with_capacity(self.user.len() + 2);
+    /// What backends are told about the user: `provider`, `sub`, `groups` (always a list),
+    /// then the user fields (any field named like those three is the gateway's, not the
+    /// provider's).
+    pub fn info(&self) -> Map<String, Value> {
+        let mut info = Map::with_capacity(self.user.len() + 3);
         info.insert("provider".into(), self.provider.clone().into());
         info.insert("sub".into(), self.sub.clone().into());
+        info.insert("groups".into(), self.groups.clone().into());
         for (k, v) in &self.user {
-            if k != "provider" && k != "sub" {
+            if !info.contains_key(k) {
                 info.insert(k.clone(), v.clone());
             }
         }
-        let json = ascii_json(&Value::Object(info));
+        info
+    }
+
+    /// The `X-User-Info` value: [`Session::info`] as compact JSON, ASCII only (anything else
+    /// escaped as `\uXXXX`), so every HTTP stack passes it intact.
+    pub fn user_info_header(&self) -> HeaderValue {
+        let json = ascii_json(&Value::Object(self.info()));
         HeaderValue::from_str(&json).unwrap_or_else(|_| HeaderValue::from_static("{}"))
     }
 
@@ -71,11 +84,27 @@ pub fn ascii_json(value: &Value) -> String {
     out
 }
 
-/// A session opened from its cookie, with the identity header derived from it.
+/// A session opened from its cookie, with the identity headers derived from it.
 #[derive(Debug)]
 pub struct Verified {
     pub session: Session,
     pub user_info: HeaderValue,
+    /// The values of `identity.headers` for this session.
+    pub headers: Vec<(http::header::HeaderName, HeaderValue)>,
+    /// `X-User-Assertion`s signed for this session, per audience (see `signer`).
+    pub assertions: Mutex<Vec<super::signer::Cached>>,
+}
+
+impl Verified {
+    /// `session` with its headers worked out (`identity` is `identity.headers`).
+    pub fn new(session: Session, identity: &[(http::header::HeaderName, String)]) -> Self {
+        Verified {
+            user_info: session.user_info_header(),
+            headers: super::identity::header_values(identity, &session),
+            assertions: Mutex::new(Vec::new()),
+            session,
+        }
+    }
 }
 
 /// How many opened sessions are remembered (then the memo starts afresh).
@@ -88,6 +117,8 @@ pub struct Sessions {
     pub ttl: Duration,
     /// The session cookie's name (starts with [`COOKIE_PREFIX`], so it never goes upstream).
     cookie: Box<str>,
+    /// `identity.headers`: header → user field.
+    identity: Vec<(http::header::HeaderName, String)>,
     /// Sealed cookie value → what it opened to. Opening is deterministic for a given value,
     /// so this only saves the decryption, JSON parsing and header building that every request
     /// of a logged-in user would repeat; `exp` is still checked on every use. Hashed with
@@ -103,6 +134,7 @@ impl Sessions {
         data_dir: &Path,
         ttl: Duration,
         cookie: &str,
+        identity: Vec<(http::header::HeaderName, String)>,
     ) -> Result<Self, StartError> {
         let secret = match secret {
             Some(s) => s.0.as_bytes().to_vec(),
@@ -113,6 +145,7 @@ impl Sessions {
             logins: CookieCodec::derive(&secret, "oauthgate gateway login v1"),
             ttl,
             cookie: cookie.into(),
+            identity,
             memo: Mutex::new(HashMap::default()),
         })
     }
@@ -129,10 +162,7 @@ impl Sessions {
         if session.exp <= now {
             return None;
         }
-        let verified = Arc::new(Verified {
-            user_info: session.user_info_header(),
-            session,
-        });
+        let verified = Arc::new(Verified::new(session, &self.identity));
         if let Ok(mut memo) = self.memo.lock() {
             if memo.len() >= MEMO_CAPACITY {
                 memo.clear();
@@ -244,18 +274,26 @@ mod tests {
         let mut user = Map::new();
         user.insert("name".into(), "Zoë 😀".into());
         user.insert("sub".into(), "spoofed".into());
-        let s = Session {
+        user.insert("groups".into(), "spoofed".into());
+        let mut s = Session {
             sub: "github:1".into(),
             provider: "github".into(),
             user,
+            groups: Vec::new(),
             exp: 0,
         };
         let h = s.user_info_header();
         let text = h.to_str().unwrap();
         assert_eq!(
             text,
-            r#"{"provider":"github","sub":"github:1","name":"Zo\u00eb \ud83d\ude00"}"#
+            r#"{"provider":"github","sub":"github:1","groups":[],"name":"Zo\u00eb \ud83d\ude00"}"#
         );
+        s.groups = vec!["acme".into(), "acme/ops".into()];
+        assert!(s
+            .user_info_header()
+            .to_str()
+            .unwrap()
+            .contains(r#""groups":["acme","acme/ops"],"#));
         let back: Value = serde_json::from_str(text).unwrap();
         assert_eq!(back["name"], "Zoë 😀");
     }

@@ -176,3 +176,49 @@ async fn answer(
     }
     Ok(res)
 }
+
+/// A GitHub-shaped provider for `groups: true`: the token `gho_token` for the code
+/// `good-code`, `/user` (octocat), `/user/emails`, and `/user/orgs` and `/user/teams`
+/// paginated two entries a page with GitHub's `Link` header. The last page of teams links on
+/// to another origin (`localhost` for `127.0.0.1`), which a client must not follow with the
+/// token: such requests show up in [`Fake::seen`] with that `Host`.
+pub async fn github_with_groups(
+    orgs: &'static [&'static str],
+    teams: &'static [(&'static str, &'static str)],
+) -> Fake {
+    Fake::start_with(move |r: &Recorded| {
+        let json = |v: serde_json::Value| Reply::from((200, "application/json", v.to_string()));
+        let authorized = r.header("authorization") == Some("Bearer gho_token");
+        let page: usize = r.param("page").and_then(|p| p.parse().ok()).unwrap_or(1);
+        let host = r.header("host").unwrap_or_default().to_owned();
+        let paged = |items: Vec<serde_json::Value>, path: &str| {
+            let chunk: Vec<_> = items.iter().skip((page - 1) * 2).take(2).cloned().collect();
+            let mut reply = json(serde_json::Value::Array(chunk));
+            if page * 2 < items.len() {
+                let link = format!("<http://{host}{path}?per_page=100&page={}>; rel=\"next\"", page + 1);
+                reply.headers.push(("link", link));
+            } else if path == "/user/teams" {
+                let port = host.rsplit(':').next().unwrap_or_default();
+                let link = format!("<http://localhost:{port}{path}?page=99>; rel=\"next\"");
+                reply.headers.push(("link", link));
+            }
+            reply
+        };
+        match r.path.as_str() {
+            "/login/oauth/access_token" if r.param("code").as_deref() == Some("good-code") => {
+                json(serde_json::json!({"access_token": "gho_token", "token_type": "bearer"}))
+            }
+            "/login/oauth/access_token" => json(serde_json::json!({"error": "bad_verification_code"})),
+            _ if !authorized => (401, "application/json", "{}".to_owned()).into(),
+            "/user" => json(serde_json::json!({"login": "octocat", "id": 583231})),
+            "/user/emails" => json(serde_json::json!([{"email": "octocat@github.com", "primary": true, "verified": true}])),
+            "/user/orgs" => paged(orgs.iter().map(|o| serde_json::json!({"login": o})).collect(), "/user/orgs"),
+            "/user/teams" => paged(
+                teams.iter().map(|(o, t)| serde_json::json!({"slug": t, "organization": {"login": o}})).collect(),
+                "/user/teams",
+            ),
+            _ => (404, "text/plain", "not found".to_owned()).into(),
+        }
+    })
+    .await
+}

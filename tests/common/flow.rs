@@ -124,6 +124,17 @@ impl Browser {
     /// Logs in through the dev provider starting from `start` (a gateway URL), as `login`;
     /// returns where the browser lands and what it shows.
     pub async fn log_in(&self, start: &str, login: &str, email: &str) -> (Url, reqwest::Response) {
+        self.log_in_with_groups(start, login, email, "").await
+    }
+
+    /// Like [`Browser::log_in`], typing `groups` (comma-separated) into the dev form.
+    pub async fn log_in_with_groups(
+        &self,
+        start: &str,
+        login: &str,
+        email: &str,
+        groups: &str,
+    ) -> (Url, reqwest::Response) {
         let (form_url, form) = self.navigate(start).await;
         assert_eq!(
             form_url.path(),
@@ -139,6 +150,7 @@ impl Browser {
                 ("state", state.as_str()),
                 ("login", login),
                 ("email", email),
+                ("groups", groups),
             ])
             .send()
             .await

@@ -18,22 +18,26 @@ fn dir() -> &'static Path {
     Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/oidc"))
 }
 
-/// Runs `npm ci` once per lock file (other test binaries wait on a file lock).
 fn install() {
+    npm_ci(dir());
+}
+
+/// Runs `npm ci` in `dir` once per lock file (other test binaries wait on a file lock).
+pub fn npm_ci(dir: &Path) {
     let lock_file =
         std::fs::File::create(Path::new(env!("CARGO_TARGET_TMPDIR")).join("oidc-npm.lock"))
             .expect("lock");
     lock_file.lock().expect("lock");
-    let lock = std::fs::read(dir().join("package-lock.json")).expect("package-lock.json");
-    let marker = dir().join("node_modules/.installed-lock");
+    let lock = std::fs::read(dir.join("package-lock.json")).expect("package-lock.json");
+    let marker = dir.join("node_modules/.installed-lock");
     if std::fs::read(&marker).ok().as_deref() == Some(lock.as_slice()) {
         return;
     }
     let out = Command::new("npm")
         .args(["ci", "--no-audit", "--no-fund", "--loglevel=error"])
-        .current_dir(dir())
+        .current_dir(dir)
         .output()
-        .expect("npm (Node.js) is needed for the OIDC provider tests");
+        .expect("npm (Node.js) is needed for the OIDC provider and example tests");
     assert!(
         out.status.success(),
         "npm ci failed: {}",

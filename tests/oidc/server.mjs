@@ -12,7 +12,9 @@
 // Logins use the built-in devInteractions pages: any login name X is accepted
 // (the password is ignored) and becomes an account with
 //   sub = X, email = X@example.com, email_verified = !X.startsWith("unverified"),
-//   name = "User X".
+//   name = "User X",
+// and, with the scope "groups", groups = ["staff", "team-X"] and a nested
+//   realm_access = {roles: ["reader", "X-role"]} (for JSON-pointer group claims).
 
 import * as http from 'node:http';
 import * as readline from 'node:readline';
@@ -82,6 +84,7 @@ function start(port, { client_id, client_secret, redirect_uris }) {
       openid: ['sub'],
       email: ['email', 'email_verified'],
       profile: ['name'],
+      groups: ['groups', 'realm_access'],
     },
 
     // Put the scope-granted claims (email, email_verified, name) into the
@@ -97,6 +100,8 @@ function start(port, { client_id, client_secret, redirect_uris }) {
             email: `${sub}@example.com`,
             email_verified: !sub.startsWith('unverified'),
             name: `User ${sub}`,
+            groups: ['staff', `team-${sub}`],
+            realm_access: { roles: ['reader', `${sub}-role`] },
           };
         },
       };

@@ -45,7 +45,11 @@ impl Dev {
             }
             info.insert("email".into(), email.into());
         }
-        identity(&info, &["login"], &self.config.user_info_fields)
+        let mut identity = identity(&info, &["login"], &self.config.user_info_fields)?;
+        // Whatever groups the developer types, comma-separated: to try `allow.groups` out.
+        let typed = form.get("groups").unwrap_or_default().split(',');
+        identity.groups = crate::groups::bounded(typed.map(|g| g.trim().to_owned()));
+        Ok(identity)
     }
 }
 
@@ -84,6 +88,8 @@ impl Provider for Dev {
              <input id=\"login\" name=\"login\" required maxlength=\"64\" pattern=\"[A-Za-z0-9._\\-]+\" autocomplete=\"username\" autofocus>\
              <label for=\"email\">Email</label>\
              <input id=\"email\" name=\"email\" type=\"email\" maxlength=\"254\" autocomplete=\"email\">\
+             <label for=\"groups\">Groups (comma-separated)</label>\
+             <input id=\"groups\" name=\"groups\" maxlength=\"1000\">\
              <p><button type=\"submit\">Log in</button></p></form>",
             name = escape(&self.config.display_name),
             state = escape(state),

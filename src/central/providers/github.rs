@@ -1,13 +1,33 @@
-//! GitHub's OAuth apps: the user from `/user`, and the email address only from
-//! `/user/emails`, where GitHub says which one is primary and verified.
+//! GitHub's OAuth apps: the user from `/user`, the email address only from `/user/emails`,
+//! where GitHub says which one is primary and verified, and with `groups: true` the user's
+//! organisations and teams (`/user/orgs`, `/user/teams`) as groups `org` and `org/team`.
 
 use serde::Deserialize;
 use serde_json::{Map, Value};
 use tracing::warn;
 
+use super::super::fetch::get_json_page;
 use super::code_flow::{CodeFlow, CodeProvider, Grant};
 use super::{Identity, ProviderError};
+use crate::groups::bounded;
 use crate::util::error_chain;
+
+/// Pages read of each list (100 entries each): a user in more organisations or teams than
+/// this keeps the first ones.
+const MAX_PAGES: usize = 10;
+
+/// One entry of `/user/orgs`.
+#[derive(Deserialize)]
+struct Org {
+    login: String,
+}
+
+/// One entry of `/user/teams`.
+#[derive(Deserialize)]
+struct Team {
+    slug: String,
+    organization: Org,
+}
 
 pub struct GitHub(pub CodeFlow);
 
@@ -56,7 +76,51 @@ impl CodeProvider for GitHub {
         if let Some(address) = self.verified_email(&grant).await {
             info.insert("email".into(), Value::String(address));
         }
-        // Groups step: organisations and teams (`read:org`) are read here, with this grant.
-        self.0.identity(&info, &["id"])
+        let mut identity = self.0.identity(&info, &["id"])?;
+        if self.0.config.groups {
+            identity.groups = self.groups(&grant).await?;
+        }
+        Ok(identity)
+    }
+}
+
+impl GitHub {
+    /// `org` for each organisation and `org/team` for each team, lower case (GitHub's names
+    /// are case-insensitive). A failure fails the login: these groups were asked for, and a
+    /// session without them would be refused by every `allow.groups` for its whole life.
+    async fn groups(&self, grant: &Grant<'_>) -> Result<Vec<String>, ProviderError> {
+        let user = grant.endpoints.user_info()?;
+        let orgs: Vec<Org> = self.list(grant, user, "orgs").await?;
+        let teams: Vec<Team> = self.list(grant, user, "teams").await?;
+        let mut names: Vec<String> = orgs.into_iter().map(|o| o.login).collect();
+        for t in teams {
+            names.push(t.organization.login.clone());
+            names.push(format!("{}/{}", t.organization.login, t.slug));
+        }
+        Ok(bounded(names.into_iter().map(|n| n.to_lowercase())))
+    }
+
+    /// Every page of `<user_info_url>/<what>` (GitHub's `/user/orgs`, `/user/teams`), up to
+    /// [`MAX_PAGES`]. A `next` link is followed only on the API's own origin: the access
+    /// token goes with it.
+    async fn list<T: serde::de::DeserializeOwned>(
+        &self,
+        grant: &Grant<'_>,
+        user: &url::Url,
+        what: &str,
+    ) -> Result<Vec<T>, ProviderError> {
+        let mut url = user.clone();
+        url.set_path(&format!("{}/{what}", user.path().trim_end_matches('/')));
+        url.set_query(Some("per_page=100"));
+        let mut all = Vec::new();
+        let mut next = Some(url.to_string());
+        for _ in 0..MAX_PAGES {
+            let Some(page) = next.take() else { break };
+            let (items, link): (Vec<T>, _) =
+                get_json_page(grant.http, &page, Some(grant.access)).await?;
+            all.extend(items);
+            next = link.filter(|l| url::Url::parse(l).is_ok_and(|l| l.origin() == user.origin()));
+        }
+        Ok(all)
     }
 }

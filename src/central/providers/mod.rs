@@ -60,11 +60,13 @@ impl ProviderError {
     }
 }
 
-/// Who logged in: the provider's stable id and the kept fields.
+/// Who logged in: the provider's stable id, the kept fields, and their groups (GitHub
+/// organisations and teams, or an OIDC groups claim; empty unless configured).
 #[derive(Debug, Clone)]
 pub struct Identity {
     pub id: String,
     pub user: Map<String, Value>,
+    pub groups: Vec<String>,
 }
 
 /// A login in flight as its provider sees it: our `state` there, the OIDC nonce, the PKCE
@@ -98,8 +100,8 @@ pub type Issuer = (String, bool);
 pub type Pending<'a, T> = Pin<Box<dyn Future<Output = Result<T, ProviderError>> + Send + 'a>>;
 
 /// One configured provider. A `finish` runs its steps in order: redeem the answer, read the
-/// user, keep a verified email, then the groups step, where GitHub organisations and teams
-/// and OIDC group claims will be read.
+/// user, keep a verified email, then the groups step (GitHub organisations and teams, OIDC
+/// group claims).
 pub trait Provider: Send + Sync {
     fn config(&self) -> &ProviderConfig;
 
@@ -170,6 +172,7 @@ pub fn identity(
     Ok(Identity {
         id,
         user: keep_fields(info, fields),
+        groups: Vec::new(),
     })
 }
 

@@ -62,8 +62,11 @@ impl Oidc {
         let e = self.endpoints(login.http).await?;
         let token = self.flow.exchange(login, &e, code).await?;
         let claims = self.claims(login, &e, &token).await?;
-        // Groups step: group claims are read from `claims` here.
-        self.flow.identity(&claims, &["sub"])
+        let mut identity = self.flow.identity(&claims, &["sub"])?;
+        if let Some(claim) = &self.flow.config.groups_claim {
+            identity.groups = crate::groups::from_claims(&claims, claim);
+        }
+        Ok(identity)
     }
 
     /// The verified id_token's claims, completed by userinfo. The email and the

@@ -5,7 +5,7 @@ use url::Url;
 
 use super::super::raw::RawProvider;
 use super::super::ConfigError;
-use super::{is_loopback, ClientAuth, ProviderConfig, ProviderKind, Secret, CALLBACK};
+use super::{is_loopback, ClientAuth, GroupsClaim, ProviderConfig, ProviderKind, Secret, CALLBACK};
 
 /// Defaults a provider name brings with it; any field in the file overrides them.
 struct Preset {
@@ -104,6 +104,7 @@ pub(super) fn provider(
     let (client_id, client_secret) = credentials(kind, &mut raw, at)?;
     required_endpoints(kind, &endpoints, at)?;
     let trust_email = trust_email(kind, raw.email_verified, at)?;
+    let (groups, groups_claim) = groups(kind, raw.groups, raw.groups_claim.take(), at)?;
     let scope = raw.scope.unwrap_or_else(|| match kind {
         ProviderKind::Oidc => p.map_or("openid email profile", |p| p.scope).to_owned(),
         _ => p.map_or("", |p| p.scope).to_owned(),
@@ -111,6 +112,10 @@ pub(super) fn provider(
     let mut scopes: Vec<String> = scope.split_whitespace().map(str::to_owned).collect();
     if kind == ProviderKind::Oidc && !scopes.iter().any(|s| s == "openid") {
         scopes.insert(0, "openid".to_owned());
+    }
+    // GitHub lists private memberships, and teams at all, only with `read:org`.
+    if groups && !scopes.iter().any(|s| s == "read:org" || s == "admin:org") {
+        scopes.push("read:org".to_owned());
     }
     let user_info_fields = raw.user_info_fields.unwrap_or_else(|| match (kind, p) {
         (_, Some(p)) => p.fields.iter().map(|f| (*f).to_owned()).collect(),
@@ -139,7 +144,39 @@ pub(super) fn provider(
             .client_auth
             .unwrap_or_else(|| p.map_or(ClientAuth::Basic, |p| p.client_auth)),
         trust_email,
+        groups,
+        groups_claim,
     })
+}
+
+/// `groups` (GitHub only) and `groups_claim` (OIDC only): elsewhere they would be settings
+/// that silently do nothing, and a route's `allow.groups` would then refuse everyone.
+fn groups(
+    kind: ProviderKind,
+    groups: Option<bool>,
+    claim: Option<String>,
+    at: &dyn Fn(&str) -> String,
+) -> Result<(bool, Option<GroupsClaim>), ConfigError> {
+    if groups.is_some() && kind != ProviderKind::GitHub {
+        return Err(ConfigError::at(
+            &at("groups"),
+            "applies to GitHub only (organisations and teams); OIDC providers use groups_claim",
+        ));
+    }
+    let claim = match claim {
+        None => None,
+        Some(_) if kind != ProviderKind::Oidc => {
+            return Err(ConfigError::at(
+                &at("groups_claim"),
+                "applies to kind: oidc only (GitHub uses groups: true)",
+            ))
+        }
+        Some(c) => Some(
+            GroupsClaim::parse(c)
+                .ok_or_else(|| ConfigError::at(&at("groups_claim"), GroupsClaim::EXPECTED))?,
+        ),
+    };
+    Ok((groups.unwrap_or(false), claim))
 }
 
 /// Each endpoint of the file (taken out of `raw`) or the preset, https (http only on this

@@ -103,3 +103,43 @@ fn a_name_that_is_no_preset_needs_a_kind() {
         "{e}"
     );
 }
+
+#[test]
+fn groups_only_where_the_provider_has_them() {
+    use crate::config::GroupsClaim;
+    let gh = parse(&provider("kind: github, groups: true")).unwrap();
+    let gh = &gh.central.unwrap().providers[0];
+    assert!(gh.groups && gh.scopes.iter().any(|s| s == "read:org"));
+    for (claim, want) in [
+        ("groups", GroupsClaim::Name("groups".into())),
+        (
+            "/realm_access/roles",
+            GroupsClaim::Pointer("/realm_access/roles".into()),
+        ),
+    ] {
+        let c = parse(&provider(&format!("kind: oidc, groups_claim: \"{claim}\""))).unwrap();
+        assert_eq!(c.central.unwrap().providers[0].groups_claim, Some(want));
+    }
+    for (fields, key) in [
+        ("kind: oidc, groups: true", "central.providers.corp.groups"),
+        (
+            "kind: oauth2, groups: false",
+            "central.providers.corp.groups",
+        ),
+        (
+            "kind: github, groups_claim: g",
+            "central.providers.corp.groups_claim",
+        ),
+        (
+            "kind: oidc, groups_claim: \"\"",
+            "central.providers.corp.groups_claim",
+        ),
+        (
+            "kind: oidc, groups_claim: /",
+            "central.providers.corp.groups_claim",
+        ),
+    ] {
+        let e = parse(&provider(fields)).unwrap_err().to_string();
+        assert!(e.contains(key), "{fields}: {e}");
+    }
+}

@@ -51,6 +51,7 @@ fn table(entries: &[Entry]) -> RouteTable {
             preserve_host: true,
             any_host: false,
             case_insensitive,
+            access: Default::default(),
         })
         .collect();
     RouteTable::new(&routes, |r| Ok(Destination::Files(r.prefix.clone().into()))).unwrap()
