@@ -368,13 +368,32 @@ impl Drop for Gateway {
     }
 }
 
-/// A port that was free a moment ago (bound to 127.0.0.1:0, then released), for configs
+/// A port that was free a moment ago (bound, then released), for configs
 /// that must name their own public URL before the process starts.
+///
+/// Picked below Linux's ephemeral range (32768–60999), where no outgoing connection and no
+/// listener on port 0 is ever given a port: a port from the ephemeral range, free when
+/// checked, was sometimes taken by another test's client connection before the process under
+/// test could bind it ("Address already in use"). Test binaries share the machine, so the walk
+/// through 20000–32767 starts at a place of this process's own.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port()
+    use std::sync::atomic::{AtomicU32, Ordering};
+    const LOW: u32 = 20_000;
+    const SPAN: u32 = 12_768;
+    static NEXT: AtomicU32 = AtomicU32::new(u32::MAX);
+    let seed = std::process::id().wrapping_mul(7_919)
+        ^ std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+    let _ = NEXT.compare_exchange(u32::MAX, seed % SPAN, Ordering::SeqCst, Ordering::SeqCst);
+    for _ in 0..SPAN {
+        let port = LOW + NEXT.fetch_add(1, Ordering::SeqCst) % SPAN;
+        let port = u16::try_from(port).expect("below 32768");
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port in 20000-32767");
 }
 
 /// A client that trusts the certificates of all `servers`, keeps cookies in `jar`, and
