@@ -1,0 +1,94 @@
+//! Findings of the session-5 security review, each a test that failed on the code before its
+//! fix: what an attacker could make the gateway tell a backend, or let through.
+
+mod common;
+
+use std::sync::{Arc, Mutex};
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use base64::Engine;
+use common::fakes::{Fake, Recorded, Reply};
+use common::{Backend, Gateway};
+use ed25519_dalek::{Signer, SigningKey};
+use serde_json::{json, Value};
+
+const AUD: &str = "review-api";
+
+/// A fake OIDC issuer publishing `key` (discovery + JWKS), as an IdP whose users may name
+/// their own groups (or whose groups are LDAP DNs, which hold commas).
+async fn issuer(key: SigningKey) -> Fake {
+    let keys = Arc::new(Mutex::new(vec![key]));
+    Fake::start_with(move |r: &Recorded| {
+        let host = r.header("host").unwrap_or_default().to_owned();
+        let body = match r.path.as_str() {
+            "/.well-known/openid-configuration" => json!({
+                "issuer": format!("http://{host}"),
+                "jwks_uri": format!("http://{host}/jwks"),
+            }),
+            "/jwks" => {
+                let keys: Vec<_> = keys
+                    .lock()
+                    .unwrap()
+                    .iter()
+                    .map(|k| k.verifying_key())
+                    .collect();
+                oauthgate::assertion::jwks(&keys)
+            }
+            _ => return (404, "text/plain", String::new()).into(),
+        };
+        Reply::from((200, "application/json", body.to_string()))
+    })
+    .await
+}
+
+fn jwt(claims: &Value, key: &SigningKey) -> String {
+    let kid = oauthgate::assertion::thumbprint(&key.verifying_key());
+    let header = json!({"alg": "EdDSA", "typ": "JWT", "kid": kid});
+    let b64 = |v: &Value| B64.encode(serde_json::to_vec(v).unwrap());
+    let input = format!("{}.{}", b64(&header), b64(claims));
+    format!(
+        "{input}.{}",
+        B64.encode(key.sign(input.as_bytes()).to_bytes())
+    )
+}
+
+/// Finding 1 (medium): `identity.headers` joins a list with commas, and a group name may hold
+/// one (an OIDC groups claim of LDAP DNs, `cn=x,ou=groups`, or a group a user may name). A
+/// user in the one group `x,admins` must not look to a backend splitting `Remote-Groups` on
+/// commas like a member of `admins`.
+#[tokio::test]
+async fn a_group_with_a_comma_adds_no_group_to_a_comma_joined_header() {
+    let backend = Backend::start().await;
+    let key = SigningKey::from_bytes(&[7; 32]);
+    let idp = issuer(key.clone()).await;
+    let iss = format!("http://{}", idp.addr);
+    let gw = Gateway::start(&format!(
+        "  bearer:\n    issuers:\n      - {{issuer: \"{iss}\", audience: {AUD}, name: corp, groups_claim: groups}}\n\
+         \x20 identity:\n    headers: {{Remote-Groups: groups}}\n\
+         \x20 routes:\n    - {{prefix: /, upstream: \"{b}\", bearer: true}}\n",
+        b = backend.url()
+    ));
+    let now = oauthgate::util::now();
+    let claims = json!({"iss": iss, "aud": AUD, "sub": "mallory", "iat": now, "exp": now + 300,
+        "groups": ["x,admins", "dev", "back\\slash"]});
+    let res = gw
+        .client()
+        .get(gw.url("/x"))
+        .header("authorization", format!("Bearer {}", jwt(&claims, &key)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let seen = backend.last();
+    let header = seen.headers["remote-groups"].to_str().unwrap().to_owned();
+    let split: Vec<&str> = header.split(',').map(str::trim).collect();
+    assert!(
+        !split.contains(&"admins"),
+        "the backend reads the group `admins` in {header:?}"
+    );
+    assert_eq!(split.len(), 3, "one entry per group: {header:?}");
+    assert_eq!(header, r"x\u002cadmins,dev,back\u005cslash");
+    // X-User-Info keeps the names exactly.
+    let info: Value = serde_json::from_str(seen.headers["x-user-info"].to_str().unwrap()).unwrap();
+    assert_eq!(info["groups"], json!(["x,admins", "dev", "back\\slash"]));
+}
