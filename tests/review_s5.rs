@@ -92,3 +92,53 @@ async fn a_group_with_a_comma_adds_no_group_to_a_comma_joined_header() {
     let info: Value = serde_json::from_str(seen.headers["x-user-info"].to_str().unwrap()).unwrap();
     assert_eq!(info["groups"], json!(["x,admins", "dev", "back\\slash"]));
 }
+
+/// Finding 2 (medium): `allow` compares logins, emails and groups ignoring case with Unicode's
+/// lower-casing, which folds some non-ASCII letters into ASCII ones: KELVIN SIGN `K` (U+212A)
+/// becomes `k`. An account or group an attacker may name at an issuer (`Kate`, `Kube-admins`
+/// spelt with U+212A) must not pass for `kate` or `kube-admins`.
+#[tokio::test]
+async fn a_non_ascii_letter_never_matches_an_ascii_allow_entry() {
+    let backend = Backend::start().await;
+    let key = SigningKey::from_bytes(&[8; 32]);
+    let idp = issuer(key.clone()).await;
+    let iss = format!("http://{}", idp.addr);
+    let gw = Gateway::start(&format!(
+        "  bearer:\n    issuers:\n      - {{issuer: \"{iss}\", audience: {AUD}, name: corp, groups_claim: groups}}\n\
+         \x20 routes:\n    - {{prefix: /g, upstream: \"{b}\", bearer: true, allow: {{groups: [kube-admins]}}}}\n\
+         \x20   - {{prefix: /l, upstream: \"{b}\", bearer: true, allow: {{logins: [kate]}}}}\n\
+         \x20   - {{prefix: /e, upstream: \"{b}\", bearer: true, allow: {{emails: [kate@example.com]}}}}\n",
+        b = backend.url()
+    ));
+    let status = |path: &'static str, extra: Value| {
+        let now = oauthgate::util::now();
+        let mut claims = json!({"iss": iss, "aud": AUD, "sub": "s", "iat": now, "exp": now + 300});
+        for (k, v) in extra.as_object().unwrap() {
+            claims[k] = v.clone();
+        }
+        let req = gw
+            .client()
+            .get(gw.url(path))
+            .header("authorization", format!("Bearer {}", jwt(&claims, &key)));
+        async move { req.send().await.unwrap().status().as_u16() }
+    };
+    // The real names pass, in any ASCII case: the test can tell a pass from a refusal.
+    assert_eq!(
+        status("/g/x", json!({"groups": ["Kube-Admins"]})).await,
+        200
+    );
+    assert_eq!(
+        status("/l/x", json!({"preferred_username": "KATE"})).await,
+        200
+    );
+    let email = json!({"email": "Kate@Example.com", "email_verified": true});
+    assert_eq!(status("/e/x", email).await, 200);
+    // U+212A KELVIN SIGN lower-cases to ASCII `k`.
+    let kelvin = "\u{212A}";
+    let group = json!({"groups": [format!("{kelvin}ube-admins")]});
+    assert_eq!(status("/g/x", group).await, 403, "group");
+    let login = json!({"preferred_username": format!("{kelvin}ate")});
+    assert_eq!(status("/l/x", login).await, 403, "login");
+    let email = json!({"email": format!("{kelvin}ate@example.com"), "email_verified": true});
+    assert_eq!(status("/e/x", email).await, 403, "email");
+}

@@ -114,9 +114,10 @@ pub struct AllowEntry {
 }
 
 impl AllowEntry {
-    /// Whether this entry admits `value` (already lower-cased) from `provider`.
+    /// Whether this entry (lower case) admits `value`, in any case, from `provider`.
     pub fn admits(&self, provider: &str, value: &str) -> bool {
-        self.value == value && self.provider.as_deref().is_none_or(|p| p == provider)
+        self.provider.as_deref().is_none_or(|p| p == provider)
+            && super::policy::same_folded(value, &self.value)
     }
 }
 
