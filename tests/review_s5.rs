@@ -142,3 +142,45 @@ async fn a_non_ascii_letter_never_matches_an_ascii_allow_entry() {
     let email = json!({"email": format!("{kelvin}ate@example.com"), "email_verified": true});
     assert_eq!(status("/e/x", email).await, 403, "email");
 }
+
+/// Finding 3 (low): `cors_preflight: allow` lets a CORS preflight reach the upstream without a
+/// login. A browser's preflight never has a body; an `OPTIONS` with one is something else (a
+/// payload for a handler that does not look at the method, as Go's `HandleFunc` or a PHP
+/// script), and is judged like any request.
+#[tokio::test]
+async fn an_options_request_with_a_body_is_no_preflight() {
+    let backend = Backend::start().await;
+    let gw = Gateway::start(&format!(
+        "  routes:\n    - {{prefix: /, upstream: \"{}\", bearer: true, cors_preflight: allow}}\n",
+        backend.url()
+    ));
+    for client in gw.both_protocols() {
+        preflights(&gw, &backend, client).await;
+    }
+}
+
+async fn preflights(gw: &Gateway, backend: &Backend, client: reqwest::Client) {
+    let before = backend.count();
+    let options = |body: Option<&'static str>| {
+        let mut req = client
+            .request(reqwest::Method::OPTIONS, gw.url("/admin/delete?id=5"))
+            .header("origin", "https://site.example")
+            .header("access-control-request-method", "DELETE");
+        if let Some(body) = body {
+            req = req.body(body);
+        }
+        async move { req.send().await.unwrap().status().as_u16() }
+    };
+    // A real preflight passes (so the test can tell a pass from a refusal).
+    assert_eq!(options(None).await, 200);
+    assert_eq!(backend.count(), before + 1);
+    assert_eq!(options(Some("")).await, 200, "an empty body is no body");
+    assert_eq!(backend.count(), before + 2);
+    assert_eq!(options(Some("confirm=yes")).await, 401);
+    let after = backend.count();
+    assert_eq!(
+        after,
+        before + 2,
+        "the body reached the upstream without a login"
+    );
+}
