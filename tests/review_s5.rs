@@ -184,3 +184,39 @@ async fn preflights(gw: &Gateway, backend: &Backend, client: reqwest::Client) {
         "the body reached the upstream without a login"
     );
 }
+
+/// Finding 4 (low, fails closed): on a dual-stack listener (`listen: "[::]:443"`) an IPv4 peer
+/// is `::ffff:127.0.0.1`. `allow.networks` reads it as `127.0.0.1`, but `/_auth/check`
+/// compared it to `trusted_proxies` as it came, so nginx on the same host got 403
+/// `untrusted_proxy` for every check.
+#[tokio::test]
+async fn check_trusts_a_loopback_proxy_on_a_dual_stack_listener() {
+    let backend = Backend::start().await;
+    let key = SigningKey::from_bytes(&[3; 32]).verifying_key();
+    let hex: String = key.as_bytes().iter().map(|b| format!("{b:02x}")).collect();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "listen: \"[::]:0\"\npublic_url: https://localhost\ndata_dir: data\n\
+             tls: {{self_signed: true}}\ngateway:\n  oauth_proxy:\n    url: https://localhost:9/oauth\n\
+             \x20   verify_key: {hex}\n    providers: [dev]\n  routes:\n\
+             \x20   - {{prefix: /, upstream: \"{}\", login: required}}\n",
+            backend.url()
+        ),
+    )
+    .unwrap();
+    let mut gw = Gateway::spawn(dir.path().to_owned(), Some(dir), &config);
+    // Connect over IPv4 to the `[::]` listener: the peer is IPv4-mapped.
+    gw.addr = std::net::SocketAddr::from(([127, 0, 0, 1], gw.addr.port()));
+    let res = gw
+        .client()
+        .get(gw.url("/_auth/check"))
+        .header("x-original-uri", "/private")
+        .send()
+        .await
+        .unwrap();
+    // Not logged in: 401 (a trusted proxy's question), not 403 untrusted_proxy.
+    assert_eq!(res.status(), 401, "{}", res.text().await.unwrap());
+}

@@ -237,12 +237,15 @@ fn trusted_proxies(raw: Option<Vec<String>>) -> Result<Vec<IpAddr>, ConfigError>
             .iter()
             .enumerate()
             .map(|(i, ip)| {
-                ip.parse().map_err(|_| {
-                    ConfigError::at(
-                        &format!("gateway.trusted_proxies[{i}]"),
-                        format!("`{ip}` is not an IP address"),
-                    )
-                })
+                // Canonical, as peers are compared: `::ffff:10.0.0.2` is `10.0.0.2`.
+                ip.parse::<IpAddr>()
+                    .map(|ip| ip.to_canonical())
+                    .map_err(|_| {
+                        ConfigError::at(
+                            &format!("gateway.trusted_proxies[{i}]"),
+                            format!("`{ip}` is not an IP address"),
+                        )
+                    })
             })
             .collect::<Result<_, _>>()?,
     })
