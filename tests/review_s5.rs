@@ -220,3 +220,45 @@ async fn check_trusts_a_loopback_proxy_on_a_dual_stack_listener() {
     // Not logged in: 401 (a trusted proxy's question), not 403 untrusted_proxy.
     assert_eq!(res.status(), 401, "{}", res.text().await.unwrap());
 }
+
+/// Finding 5 (low): a token with an empty `sub` became the identity `corp:`, the same for
+/// every such token, so backends keyed on `sub` would merge their holders into one. A `sub`
+/// must be a non-empty string (a number or anything else is refused, as it already was).
+#[tokio::test]
+async fn a_tokens_subject_is_never_lost() {
+    let backend = Backend::start().await;
+    let key = SigningKey::from_bytes(&[9; 32]);
+    let idp = issuer(key.clone()).await;
+    let iss = format!("http://{}", idp.addr);
+    let gw = Gateway::start(&format!(
+        "  bearer:\n    issuers:\n      - {{issuer: \"{iss}\", audience: {AUD}, name: corp}}\n\
+         \x20 routes:\n    - {{prefix: /, upstream: \"{}\", bearer: true}}\n",
+        backend.url()
+    ));
+    let call = |sub: Value| {
+        let now = oauthgate::util::now();
+        let claims = json!({"iss": iss, "aud": AUD, "sub": sub, "iat": now, "exp": now + 300});
+        let req = gw
+            .client()
+            .get(gw.url("/x"))
+            .header("authorization", format!("Bearer {}", jwt(&claims, &key)));
+        async move { req.send().await.unwrap().status().as_u16() }
+    };
+    let sub_seen = || {
+        let info = backend.last().headers["x-user-info"].clone();
+        let info: Value = serde_json::from_str(info.to_str().unwrap()).unwrap();
+        info["sub"].as_str().unwrap().to_owned()
+    };
+    assert_eq!(call(json!("alice")).await, 200);
+    assert_eq!(sub_seen(), "corp:alice");
+    for bad in [
+        json!(42),
+        json!(""),
+        json!(null),
+        json!(["a"]),
+        json!({"id": 1}),
+        json!(true),
+    ] {
+        assert_eq!(call(bad.clone()).await, 401, "sub {bad}");
+    }
+}
