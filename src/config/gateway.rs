@@ -128,9 +128,10 @@ pub struct AllowEntry {
 }
 
 impl AllowEntry {
-    /// Whether this entry admits `value` (already lower-cased) from `provider`.
+    /// Whether this entry (lower case) admits `value`, in any case, from `provider`.
     pub fn admits(&self, provider: &str, value: &str) -> bool {
-        self.value == value && self.provider.as_deref().is_none_or(|p| p == provider)
+        self.provider.as_deref().is_none_or(|p| p == provider)
+            && super::policy::same_folded(value, &self.value)
     }
 }
 
@@ -264,12 +265,15 @@ fn trusted_proxies(raw: Option<Vec<String>>) -> Result<Vec<IpAddr>, ConfigError>
             .iter()
             .enumerate()
             .map(|(i, ip)| {
-                ip.parse().map_err(|_| {
-                    ConfigError::at(
-                        &format!("gateway.trusted_proxies[{i}]"),
-                        format!("`{ip}` is not an IP address"),
-                    )
-                })
+                // Canonical, as peers are compared: `::ffff:10.0.0.2` is `10.0.0.2`.
+                ip.parse::<IpAddr>()
+                    .map(|ip| ip.to_canonical())
+                    .map_err(|_| {
+                        ConfigError::at(
+                            &format!("gateway.trusted_proxies[{i}]"),
+                            format!("`{ip}` is not an IP address"),
+                        )
+                    })
             })
             .collect::<Result<_, _>>()?,
     })

@@ -137,7 +137,8 @@ pub(super) fn allow(
                 };
                 Ok(AllowEntry {
                     provider,
-                    value: value.to_lowercase(),
+                    // Char by char, as `same_folded` lower-cases what it compares.
+                    value: value.chars().flat_map(char::to_lowercase).collect(),
                 })
             })
             .collect::<Result<Vec<_>, _>>()
@@ -150,6 +151,21 @@ pub(super) fn allow(
         groups: entries("groups", raw.groups, false)?,
         networks: networks(raw.networks, at)?,
     })
+}
+
+/// Whether `value` lower-cased is `lower`, where a letter outside ASCII never lower-cases into
+/// ASCII: Unicode folds KELVIN SIGN (U+212A) into `k` and `İ` into `i` + U+0307, so a name an
+/// attacker may pick at an identity provider (`\u{212A}ate`) would pass for `kate`.
+pub(crate) fn same_folded(value: &str, lower: &str) -> bool {
+    let mut want = lower.chars();
+    for c in value.chars() {
+        for l in c.to_lowercase() {
+            if (!c.is_ascii() && l.is_ascii()) || want.next() != Some(l) {
+                return false;
+            }
+        }
+    }
+    want.next().is_none()
 }
 
 /// `allow.networks`: CIDR blocks (`10.0.0.0/8`, `::1/128`) or single addresses.
@@ -198,6 +214,27 @@ mod tests {
         ] {
             let e = methods(Some(bad), &at).unwrap_err().to_string();
             assert!(e.contains(&at(key)), "{e}");
+        }
+    }
+
+    #[test]
+    fn folding_never_turns_a_non_ascii_letter_into_ascii() {
+        for (value, lower) in [
+            ("Kate", "kate"),
+            ("ZOË", "zoë"),
+            ("ΟΔΟΣ", "οδοσ"),
+            ("a", "a"),
+        ] {
+            assert!(same_folded(value, lower), "{value}");
+        }
+        for (value, lower) in [
+            ("\u{212A}ate", "kate"),
+            ("\u{130}nfo", "i\u{307}nfo"),
+            ("kat", "kate"),
+            ("kates", "kate"),
+            ("", "k"),
+        ] {
+            assert!(!same_folded(value, lower), "{value}");
         }
     }
 

@@ -432,3 +432,13 @@ fn route_access_keys_and_networks_on_routes_without_login() {
         assert!(e.contains(key), "{yaml}: {e}");
     }
 }
+
+#[test]
+fn trusted_proxies_are_kept_canonical() {
+    let c = parse(
+        "gateway:\n  trusted_proxies: [\"::ffff:10.0.0.2\", \"::1\"]\n  routes:\n    - {prefix: /, upstream: \"http://127.0.0.1:9\"}\n",
+    )
+    .unwrap();
+    let want: Vec<std::net::IpAddr> = vec!["10.0.0.2".parse().unwrap(), "::1".parse().unwrap()];
+    assert_eq!(c.gateway.unwrap().trusted_proxies, want);
+}

@@ -55,6 +55,8 @@ pub enum BearerError {
     Invalid(#[from] jsonwebtoken::errors::Error),
     #[error("not a token minted for bearer use")]
     NotMinted,
+    #[error("the sub claim is empty")]
+    NoSubject,
 }
 
 /// What `bearer: true` routes check tokens with.
@@ -160,7 +162,7 @@ fn unverified_iss(token: &str) -> Result<String, BearerError> {
 }
 
 /// Verifies `token` with `jwk`: an algorithm the key allows, the signature, `iss`, `aud`,
-/// `exp` (required) and `nbf`.
+/// `exp` (required), `nbf`, and a `sub` that is a string other than empty.
 fn check(token: &str, jwk: &Jwk, iss: &str, aud: &str) -> Result<Map<String, Value>, BearerError> {
     let allowed = algorithms(jwk);
     let alg = jsonwebtoken::decode_header(token)?.alg;
@@ -175,7 +177,12 @@ fn check(token: &str, jwk: &Jwk, iss: &str, aud: &str) -> Result<Map<String, Val
     v.set_issuer(&[iss]);
     v.set_audience(&[aud]);
     v.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
-    Ok(jsonwebtoken::decode::<Map<String, Value>>(token, &key, &v)?.claims)
+    let claims = jsonwebtoken::decode::<Map<String, Value>>(token, &key, &v)?.claims;
+    // Every token with an empty `sub` would be one and the same user (`<provider>:`).
+    match claims.get("sub").and_then(Value::as_str) {
+        Some(sub) if !sub.is_empty() => Ok(claims),
+        _ => Err(BearerError::NoSubject),
+    }
 }
 
 /// The algorithms a JWK may verify: its `alg` when it names one, else those of its key type;

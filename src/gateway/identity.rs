@@ -35,7 +35,9 @@ impl Outgoing {
 }
 
 /// The values of `spec` (header → field) for `session`: a field absent (or empty) sets no
-/// header; a list is comma-joined; every value is ASCII, as `X-User-Info` is.
+/// header; a list is comma-joined, with a `,` (and so `\`) inside a member escaped as
+/// `\u002c` (`\u005c`), so that a group named `x,admins` never reads as the group `admins`
+/// to a backend that splits on commas; every value is ASCII, as `X-User-Info` is.
 pub fn header_values(
     spec: &[(HeaderName, String)],
     session: &Session,
@@ -49,11 +51,11 @@ pub fn header_values(
             let text = match info.get(field)? {
                 Value::Array(list) => list
                     .iter()
-                    .map(plain)
+                    .map(|v| plain(v, true))
                     .filter(|s| !s.is_empty())
                     .collect::<Vec<_>>()
                     .join(","),
-                other => plain(other),
+                other => plain(other, false),
             };
             let value = HeaderValue::from_str(&text).ok()?;
             (!text.is_empty()).then(|| (name.clone(), value))
@@ -63,8 +65,9 @@ pub fn header_values(
 
 /// One value as header text: a string as is, anything else as compact JSON; then every
 /// character outside printable ASCII escaped as `\uXXXX` (JSON's spelling), so no value can
-/// carry a line break or bytes a backend would read in another charset.
-fn plain(v: &Value) -> String {
+/// carry a line break or bytes a backend would read in another charset. In a list `member`,
+/// `,` and `\` are escaped too (a member's comma would read as a separator).
+fn plain(v: &Value, member: bool) -> String {
     let text = match v {
         Value::String(s) => s.clone(),
         Value::Null => String::new(),
@@ -72,7 +75,7 @@ fn plain(v: &Value) -> String {
     };
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
-        if (' '..='~').contains(&c) {
+        if (' '..='~').contains(&c) && !(member && matches!(c, ',' | '\\')) {
             out.push(c);
         } else {
             let mut units = [0u16; 2];

@@ -164,7 +164,10 @@ impl Gateway {
                 return Step::Answer(Err(e));
             }
         }
-        let preflight = policy::is_preflight(req.method(), req.headers());
+        // A browser's preflight has no body: an `OPTIONS` with one is judged like any request
+        // (checked only for preflights, so other requests pay nothing).
+        let preflight = policy::is_preflight(req.method(), req.headers())
+            && hyper::body::Body::is_end_stream(req.body());
         // Before any login: the method is the route's, whoever asks.
         if let Some(allow) = route.access.refuses(req.method(), preflight) {
             return Step::Answer(Err(RequestError::MethodNotListed { allow }));

@@ -78,7 +78,8 @@ pub fn decide(route: &Route, facts: &Facts) -> Decision {
 
 /// Whether `session` may use a route with this `allow`. The identity lists are ORed; all
 /// empty allows any logged-in user (`networks` is judged by [`decide`]). Emails, logins and
-/// groups compare case-insensitively; a domain matches the part of the email after its last
+/// groups compare case-insensitively (but a letter outside ASCII never matches an ASCII one,
+/// see `same_folded`); a domain matches the part of the email after its last
 /// `@`, exactly. An entry tied to a provider (`github:alice`) matches only sessions from it;
 /// a plain entry matches every provider the gateway offers, so `logins: [alice]` admits
 /// whoever holds the name `alice` at any of them.
@@ -86,24 +87,15 @@ pub fn allows(allow: &Allow, session: &Session) -> bool {
     if !allow.names_anyone() {
         return true;
     }
-    let field = |k: &str| {
-        session
-            .user
-            .get(k)
-            .and_then(Value::as_str)
-            .map(str::to_lowercase)
-    };
+    let field = |k: &str| session.user.get(k).and_then(Value::as_str);
     let any = |list: &[AllowEntry], value: Option<&str>| {
         value.is_some_and(|v| list.iter().any(|e| e.admits(&session.provider, v)))
     };
     let email = field("email");
-    let domain = email
-        .as_deref()
-        .and_then(|e| e.rsplit_once('@'))
-        .map(|(_, d)| d);
-    any(&allow.emails, email.as_deref())
+    let domain = email.and_then(|e| e.rsplit_once('@')).map(|(_, d)| d);
+    any(&allow.emails, email)
         || any(&allow.domains, domain)
-        || any(&allow.logins, field("login").as_deref())
+        || any(&allow.logins, field("login"))
         || allow.providers.contains(&session.provider)
         || in_groups(&allow.groups, session)
 }
@@ -112,11 +104,10 @@ pub fn allows(allow: &Allow, session: &Session) -> bool {
 /// case without allocating.
 fn in_groups(entries: &[AllowEntry], session: &Session) -> bool {
     entries.iter().any(|e| {
-        e.provider.as_deref().is_none_or(|p| p == session.provider)
-            && session
-                .groups
-                .iter()
-                .any(|g| g.chars().flat_map(char::to_lowercase).eq(e.value.chars()))
+        session
+            .groups
+            .iter()
+            .any(|g| e.admits(&session.provider, g))
     })
 }
 

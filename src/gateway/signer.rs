@@ -18,9 +18,20 @@ pub const LIFETIME: u64 = 60;
 pub const REUSE: u64 = LIFETIME / 2;
 /// Audiences remembered per session (each a route's upstream origin); more start afresh.
 const MAX_AUDIENCES: usize = 16;
-/// Claims the gateway sets itself: user fields of these names are not copied.
-const REGISTERED: [&str; 9] = [
-    "iss", "aud", "sub", "provider", "groups", "iat", "exp", "nbf", "jti",
+/// Claims the gateway sets itself, or that mark another kind of token (`token_use`, which a
+/// bearer token minted by `oauthgate token` carries): user fields of these names are not
+/// copied, so no provider's field can make an assertion pass for a bearer token.
+const REGISTERED: [&str; 10] = [
+    "iss",
+    "aud",
+    "sub",
+    "provider",
+    "groups",
+    "iat",
+    "exp",
+    "nbf",
+    "jti",
+    "token_use",
 ];
 
 /// One assertion kept in a session's [`Verified`].
@@ -114,6 +125,7 @@ mod tests {
         let mut user = Map::new();
         user.insert("email".into(), "a@example.com".into());
         user.insert("iss".into(), "spoofed".into());
+        user.insert("token_use".into(), "bearer".into());
         let session = Session {
             sub: "dev:a".into(),
             provider: "dev".into(),
@@ -155,6 +167,11 @@ mod tests {
         assert_eq!(c["sub"], "dev:a");
         assert_eq!(c["groups"], serde_json::json!(["ops"]));
         assert_eq!(c["email"], "a@example.com");
+        assert_eq!(
+            c.get("token_use"),
+            None,
+            "a user field made it a bearer token"
+        );
         assert_eq!(
             c["exp"].as_u64().unwrap() - c["iat"].as_u64().unwrap(),
             LIFETIME

@@ -58,7 +58,9 @@ impl LoginFlow {
                 None => self.login_answer(req, None),
             };
         };
-        if !self.trusted_proxies.contains(&cx.peer.ip()) {
+        // Canonical, as `client_addr` reads it: an IPv4 peer of a dual-stack listener is
+        // IPv4-mapped (`::ffff:127.0.0.1`).
+        if !self.trusted_proxies.contains(&cx.peer.ip().to_canonical()) {
             warn!(peer = %cx.peer.ip(), "/check: an original URI from a peer not in gateway.trusted_proxies");
             return Err(RequestError::Forbidden {
                 reason: "untrusted_proxy",
