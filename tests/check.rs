@@ -72,7 +72,7 @@ fn a_dollar_name_secret_is_refused_and_braces_are_the_fix() {
     let (code, err) = check_env(&yaml, &[secret]);
     assert_eq!(code, 64, "{err}");
     assert!(
-        err.contains("gateway.session.secret: `$SESSION_SECRET` is not substituted"),
+        err.contains("gateway.session.secret: the value is a `$NAME` without braces"),
         "{err}"
     );
     assert!(err.contains("write `${SESSION_SECRET}`"), "{err}");

@@ -4,8 +4,9 @@
 //! `:` or `#` cannot change the document's structure. `$${` stands for a literal `${`. A value
 //! that is exactly one `${NAME}` may stand for a number or a boolean (`max_connections:
 //! ${MAXCONN}`): it stays a string unless the field it fills refuses a string (see
-//! [`Substituted::typed`]). A `$NAME` without braces is not substituted: in a secret field it
-//! is an error (the secret would be the public text `$NAME`), elsewhere a warning.
+//! [`Substituted::typed`]). A `$NAME` without braces is not substituted: a secret field that is
+//! only that is an error (the secret would be the public text `$NAME`); anywhere else, a
+//! secret containing one included, it is a warning.
 
 use serde_yaml::Value;
 
@@ -44,7 +45,8 @@ fn walk(
         Value::String(s) if s.contains('$') => {
             let at = key_path(path);
             if let Some(name) = bare_variable(s) {
-                bare(&at, name, path, found)?;
+                let whole = s.len() == name.len() + 1;
+                bare(&at, name, whole, path, found)?;
             }
             let whole = whole_variable(s);
             *s = expand(s, lookup).map_err(|message| ConfigError::at(&at, message))?;
@@ -81,23 +83,48 @@ fn walk(
     Ok(())
 }
 
-/// A `$NAME` left as is: refused in a secret field, where the secret would be that public
-/// text, and a warning elsewhere.
-fn bare(at: &str, name: &str, path: &[String], found: &mut Substituted) -> Result<(), ConfigError> {
+/// A `$NAME` left as is. A secret field whose whole value is one `$NAME` is refused: the
+/// secret would be that public text. A secret that merely contains one (`pa$Sword`) was valid
+/// before and stays valid, with a warning. Messages about a secret never quote its text, which
+/// may be the secret itself; elsewhere the warning names the variable.
+fn bare(
+    at: &str,
+    name: &str,
+    whole: bool,
+    path: &[String],
+    found: &mut Substituted,
+) -> Result<(), ConfigError> {
     let key = path
         .iter()
         .rev()
         .find(|p| !p.starts_with('['))
         .map_or("", String::as_str);
     if key.contains("secret") {
-        return Err(ConfigError::at(
-            at,
-            format!(
-                "`${name}` is not substituted (only `${{{name}}}` is): write `${{{name}}}`, or, \
-                 if the secret really contains `${name}`, put it in an environment variable and \
-                 write `${{VAR}}`"
-            ),
+        if whole {
+            // An environment variable's usual spelling is named in the fix; any other word
+            // might be the secret itself, and is not repeated.
+            let env_style = name
+                .chars()
+                .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_');
+            let fix = if env_style {
+                format!("`${{{name}}}`")
+            } else {
+                String::from("`${NAME}`")
+            };
+            return Err(ConfigError::at(
+                at,
+                format!(
+                    "the value is a `$NAME` without braces, which is not substituted (only \
+                     `${{NAME}}` is): write {fix}, or, if the secret really is that text, put it \
+                     in an environment variable and write `${{VAR}}`"
+                ),
+            ));
+        }
+        found.warnings.push(format!(
+            "{at}: contains a `$` followed by a name, taken literally; if part of it was meant \
+             as an environment variable, write `${{NAME}}`"
         ));
+        return Ok(());
     }
     found.warnings.push(format!(
         "{at}: `${name}` is taken literally; write `${{{name}}}` to use the environment variable"
@@ -255,13 +282,22 @@ mod tests {
             serde_yaml::from_str("gateway:\n  session:\n    secret: $SESSION_SECRET\n").unwrap();
         let err = substitute(&mut doc, &env, &[]).unwrap_err().to_string();
         assert!(
-            err.starts_with("gateway.session.secret: `$SESSION_SECRET` is not substituted"),
+            err.starts_with("gateway.session.secret: the value is a `$NAME` without braces"),
             "{err}"
         );
-        assert!(err.contains("`${SESSION_SECRET}`"), "{err}");
-        let mut doc: Value = serde_yaml::from_str("p:\n  client_secret: x$Y\n").unwrap();
+        // The fix names an environment-style variable; any other word is never repeated.
+        assert!(err.contains("write `${SESSION_SECRET}`"), "{err}");
+        let mut doc: Value = serde_yaml::from_str("p:\n  client_secret: $Hunter2\n").unwrap();
         let err = substitute(&mut doc, &env, &[]).unwrap_err().to_string();
-        assert!(err.starts_with("p.client_secret: `$Y`"), "{err}");
+        assert!(!err.contains("Hunter2"), "{err}");
+        // A secret that only contains one stays valid (it was before), with a warning that
+        // does not quote it either.
+        let mut doc: Value =
+            serde_yaml::from_str("p:\n  client_secret: k9Zq7$Hunter2Staple\n").unwrap();
+        let found = substitute(&mut doc, &env, &[]).unwrap();
+        assert_eq!(found.warnings.len(), 1, "{:?}", found.warnings);
+        assert!(found.warnings[0].starts_with("p.client_secret: contains a `$`"));
+        assert!(!found.warnings[0].contains("Hunter2"), "{:?}", found.warnings);
         let mut doc: Value =
             serde_yaml::from_str("b: [\"cost $5\", \"$${X}\", \"${SECRET}\"]\ntitle: hi $USER\n")
                 .unwrap();

@@ -281,7 +281,7 @@ fn a_bare_dollar_name_warns_outside_secrets() {
     assert!(c.warnings[0].starts_with("gateway.title: `$HOSTNAME`"));
     let e = err("gateway:\n  session: {secret: $SESSION_SECRET}\n  routes:\n    - {prefix: /, upstream: \"http://a\"}\n");
     assert!(
-        e.starts_with("gateway.session.secret: `$SESSION_SECRET` is not substituted"),
+        e.starts_with("gateway.session.secret: the value is a `$NAME` without braces"),
         "{e}"
     );
 }
