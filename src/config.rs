@@ -46,6 +46,7 @@ pub struct Config {
     pub data_dir: PathBuf,
     pub tls: TlsSettings,
     pub limits: Limits,
+    pub log: Log,
     pub central: Option<CentralConfig>,
     pub gateway: Option<GatewayConfig>,
 }
@@ -83,6 +84,25 @@ pub struct Limits {
     /// Open client connections one address may hold (IPv6: one /64); 0 means no cap.
     /// `gateway.trusted_proxies` are exempt.
     pub max_connections_per_ip: usize,
+}
+
+/// `log:`: how log lines are written (SPEC §7).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Log {
+    pub format: LogFormat,
+    /// One access line per request (`RUST_LOG=warn` turns them off as well).
+    pub access: bool,
+}
+
+/// `log.format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable `key=value` lines (the default).
+    #[default]
+    Text,
+    /// One JSON object per line, for every line.
+    Json,
 }
 
 /// nginx closes an idle HTTP/2 connection after `keepalive_timeout` (75 s; `http2_idle_timeout`
@@ -141,6 +161,10 @@ impl TryFrom<RawConfig> for Config {
         let public_url = public_url(&raw.public_url)?;
         let tls = tls(raw.tls)?;
         let limits = limits(raw.limits)?;
+        let log = Log {
+            format: raw.log.format.unwrap_or_default(),
+            access: raw.log.access.unwrap_or(true),
+        };
         let data_dir = raw.data_dir.unwrap_or_else(|| PathBuf::from("data"));
         let central = raw
             .central
@@ -199,6 +223,7 @@ impl TryFrom<RawConfig> for Config {
             data_dir,
             tls,
             limits,
+            log,
             central,
             gateway,
         })

@@ -6,6 +6,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use oauthgate::accesslog;
+use oauthgate::config::LogFormat;
 use oauthgate::{Config, Server};
 use tracing_subscriber::EnvFilter;
 
@@ -42,35 +44,12 @@ const EXIT_CONFIG: u8 = 64;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    // Log lines go through a background thread that writes them in batches, so the access
-    // log costs the request path a channel send instead of a write(2) each. Not lossy: under
-    // extreme load requests wait for the log rather than lines being dropped. The guard
-    // flushes what is left when main returns. The queue holds 16,384 lines (a quarter of a
-    // second of access log at 60k requests/s); tracing-appender's default, 128,000, costs
-    // 4 MiB of memory from the start.
-    let (writer, _log_guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
-        .buffered_lines_limit(16_384)
-        .lossy(false)
-        .thread_name("oauthgate-log")
-        .finish(std::io::BufWriter::with_capacity(
-            64 * 1024,
-            std::io::stderr(),
-        ));
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            // rustls warns about every client that sends an IP address as SNI (wrk, some
-            // scripts): the client's mistake, not ours, so only its errors are logged.
-            EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| EnvFilter::new("info,rustls=error")),
-        )
-        .with_writer(writer)
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
-
     let command = cli.command.unwrap_or(Command::Serve);
     if let Command::Keygen { out } = &command {
+        let _log = init_logging(LogFormat::Text);
         return keygen(out.as_deref());
     }
+    // The config says how to log, so it is read first; its errors go to stderr directly.
     let config = match Config::load(&cli.config) {
         Ok(c) => c,
         Err(e) => {
@@ -78,6 +57,7 @@ fn main() -> ExitCode {
             return ExitCode::from(EXIT_CONFIG);
         }
     };
+    let log = init_logging(config.log.format);
     let result = match command {
         Command::Check => {
             println!("{}: ok", cli.config.display());
@@ -88,6 +68,8 @@ fn main() -> ExitCode {
         // Keygen returned above, before any config was read.
         Command::Serve | Command::Keygen { .. } => serve(config),
     };
+    // Every line logged so far is written before the last word.
+    drop(log);
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -95,6 +77,27 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Installs the log sink (one writer thread for every line, access lines batched) and the
+/// tracing subscriber that feeds it; `RUST_LOG` filters as usual.
+fn init_logging(format: LogFormat) -> accesslog::Guard {
+    let guard = accesslog::install(format);
+    // rustls warns about every client that sends an IP address as SNI (wrk, some scripts):
+    // the client's mistake, not ours, so only its errors are logged.
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,rustls=error"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(accesslog::MakeLineWriter);
+    match format {
+        LogFormat::Text => builder.with_ansi(std::io::stderr().is_terminal()).init(),
+        LogFormat::Json => builder
+            .with_ansi(false)
+            .event_format(accesslog::JsonEvents)
+            .init(),
+    }
+    guard
 }
 
 /// What `check` tells the operator to register at each provider: its own callback URL.
@@ -151,8 +154,13 @@ fn keygen(out: Option<&std::path::Path>) -> ExitCode {
 }
 
 fn serve(config: Config) -> anyhow::Result<()> {
+    // Workers batch their access lines and hand them to the log writer when they park or
+    // stop, so a line waits only while its worker has other work.
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        .on_thread_start(accesslog::worker_started)
+        .on_thread_park(accesslog::flush_thread)
+        .on_thread_stop(accesslog::flush_thread)
         .build()?;
     runtime.block_on(async {
         let public_url = config.public_url.clone();

@@ -21,6 +21,8 @@ pub(super) struct RawConfig {
     #[serde(default)]
     pub limits: RawLimits,
     #[serde(default)]
+    pub log: RawLog,
+    #[serde(default)]
     pub central: Option<RawCentral>,
     #[serde(default)]
     pub gateway: Option<RawGateway>,
@@ -47,6 +49,14 @@ pub(super) struct RawLimits {
     pub idle_timeout: Option<String>,
     pub tunnel_idle_timeout: Option<String>,
     pub max_connections_per_ip: Option<usize>,
+}
+
+/// `log:` (SPEC §7).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawLog {
+    pub format: Option<super::LogFormat>,
+    pub access: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -42,13 +42,15 @@ pub struct Prepared<'a> {
 }
 
 /// Rewrites `req` (already routed, path normalised) for the upstream: target, hop-by-hop and
-/// identity headers, forwarding headers, `Host`.
+/// identity headers, forwarding headers, `X-Request-Id` (ours, replacing the client's),
+/// `Host`.
 pub fn prepare<'a>(
     to: Upstream<'a>,
     mut req: Request<Incoming>,
     path: &NormalPath,
     peer: SocketAddr,
     identity: Option<HeaderValue>,
+    request_id: HeaderValue,
 ) -> Result<Prepared<'a>, RequestError> {
     let client_h2 = req.version() == Version::HTTP_2;
     // Any other `Upgrade` goes upstream as a plain request: its headers are hop-by-hop.
@@ -77,6 +79,7 @@ pub fn prepare<'a>(
     if let Some(identity) = identity {
         h.insert(headers::X_USER_INFO.clone(), identity);
     }
+    h.insert(crate::context::X_REQUEST_ID.clone(), request_id);
     match (host, to.preserve_host) {
         (Some(host), true) => h.insert(header::HOST, host),
         _ => h.insert(header::HOST, to.pool.host.clone()),

@@ -26,7 +26,7 @@ use http::{Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 
 use crate::config::{GatewayConfig, Login, Route, Target};
-use crate::context::RequestCtx;
+use crate::context::{RequestCtx, User, Verdict};
 use crate::error::{RequestError, StartError};
 use crate::pages::{self, Body};
 use crate::path::NormalPath;
@@ -101,7 +101,7 @@ impl Gateway {
             .routes
             .also_judged(&path, routed)
             .map(|r| r.map(|r| &r.route));
-        let identity = match self.policy(route, also, &req, &path, ctx.navigation) {
+        let identity = match self.policy(route, also, &req, &path, ctx) {
             Ok(identity) => identity,
             Err(e) => return Step::Answer(Err(e)),
         };
@@ -116,7 +116,8 @@ impl Gateway {
                     response_timeout: self.response_timeout,
                     tunnel_idle: self.tunnel_idle,
                 };
-                match forward::prepare(to, req, &path, peer, identity) {
+                let id = ctx.request_id.clone();
+                match forward::prepare(to, req, &path, peer, identity, id) {
                     Ok(prepared) => Step::Forward(prepared),
                     Err(e) => Step::Answer(Err(e)),
                 }
@@ -125,14 +126,15 @@ impl Gateway {
     }
 
     /// The session and policy phases: the identity to forward (if any), or why the request
-    /// stops here (a login is needed, or `allow` refuses it).
+    /// stops here (a login is needed, or `allow` refuses it). The decision and the user go
+    /// into `ctx` for the access line.
     fn policy(
         &self,
         route: &Route,
         also: [Option<&Route>; 2],
         req: &Request<Incoming>,
         path: &NormalPath,
-        navigation: bool,
+        ctx: &mut RequestCtx<'_>,
     ) -> Result<Option<HeaderValue>, RequestError> {
         let Some(login) = &self.login else {
             return Ok(None);
@@ -141,18 +143,31 @@ impl Gateway {
             // No session to open: `decide` would pass without one.
             return Ok(None);
         }
+        let navigation = ctx.navigation;
         match policy::decide_all(route, also, login.sessions.current(req.headers())) {
-            Decision::Pass(v) => Ok(v.map(|v| v.user_info.clone())),
-            Decision::Forbidden(v) => Err(RequestError::Forbidden {
-                reason: "forbidden",
-                page: navigation.then(|| {
-                    login.forbidden_page(&v.session, req.headers(), &target_of(req, path))
-                }),
-            }),
-            Decision::Login => Err(RequestError::LoginRequired {
-                login_url: login.login_url(&target_of(req, path)),
-                redirect: true,
-            }),
+            Decision::Pass(v) => {
+                ctx.decide(Verdict::Pass, None);
+                let identity = v.as_ref().map(|v| v.user_info.clone());
+                ctx.user = v.map(|v| v as Arc<dyn User>);
+                Ok(identity)
+            }
+            Decision::Forbidden(v) => {
+                ctx.decide(Verdict::Deny, Some("not_allowed"));
+                ctx.user = Some(v.clone());
+                Err(RequestError::Forbidden {
+                    reason: "forbidden",
+                    page: navigation.then(|| {
+                        login.forbidden_page(&v.session, req.headers(), &target_of(req, path))
+                    }),
+                })
+            }
+            Decision::Login => {
+                ctx.decide(Verdict::Login, None);
+                Err(RequestError::LoginRequired {
+                    login_url: login.login_url(&target_of(req, path)),
+                    redirect: true,
+                })
+            }
         }
     }
 

@@ -79,6 +79,12 @@ pub struct Verified {
     pub user_info: HeaderValue,
 }
 
+impl crate::context::User for Verified {
+    fn sub(&self) -> &str {
+        &self.session.sub
+    }
+}
+
 /// How many opened sessions are remembered (then the memo starts afresh).
 const MEMO_CAPACITY: usize = 10_000;
 

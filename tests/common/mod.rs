@@ -145,11 +145,21 @@ impl Gateway {
         tmp: Option<tempfile::TempDir>,
         config: &std::path::Path,
     ) -> Gateway {
+        Self::spawn_env(dir, tmp, config, "info")
+    }
+
+    /// [`Gateway::spawn`] with `RUST_LOG=rust_log`.
+    pub fn spawn_env(
+        dir: PathBuf,
+        tmp: Option<tempfile::TempDir>,
+        config: &std::path::Path,
+        rust_log: &str,
+    ) -> Gateway {
         let mut child = Command::new(bin())
             .arg("--config")
             .arg(config)
             .current_dir(&dir)
-            .env("RUST_LOG", "info")
+            .env("RUST_LOG", rust_log)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -161,10 +171,8 @@ impl Gateway {
         let lines = log.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if line.contains(" listening ") {
-                    if let Some(addr) = field(&line, "addr") {
-                        let _ = ready_tx.send(addr);
-                    }
+                if let Some(addr) = listening_addr(&line) {
+                    let _ = ready_tx.send(addr);
                 }
                 lines.lock().unwrap().push(line);
             }
@@ -332,6 +340,18 @@ pub fn browser(servers: &[&Gateway], jar: std::sync::Arc<reqwest::cookie::Jar>) 
             .resolve("localhost", s.addr);
     }
     b.build().expect("browser")
+}
+
+/// The address of the "listening" line, in the text or the JSON log format.
+fn listening_addr(line: &str) -> Option<String> {
+    if line.contains(" listening ") {
+        return field(line, "addr");
+    }
+    if line.starts_with('{') && line.contains(r#""message":"listening""#) {
+        let v: serde_json::Value = serde_json::from_str(line).ok()?;
+        return v["addr"].as_str().map(str::to_owned);
+    }
+    None
 }
 
 /// A `key=value` field of a log line.
