@@ -8,7 +8,8 @@
 #   LOGS=both bench/proxy.sh              # "both log": nginx access_log on, oauthgate's default
 #                                         # logging (RUST_LOG=info), each to a file
 #
-# Environment: LOGS (off | both), ROUNDS (5), DURATION (10s), CONNS (64), MEM_CONNS (1000), WARMUP (3s),
+# Environment: LOGS (off | both), QUIET_MAX (120: seconds to wait for a quiet machine),
+# ROUNDS (5), DURATION (10s), CONNS (64), MEM_CONNS (1000), WARMUP (3s),
 # OTHER_MAX (0.05: a run in which other processes used more than this fraction of all cores
 # is repeated), RETRIES (3), BUILD_DIR (/tmp/oauthgate-bench-build, for OAUTHGATE_REF).
 # The report is rendered by bench/report.py (rerunnable on a saved bench/out/<run>/).
@@ -293,9 +294,10 @@ machine_ticks() { awk '$1 == "cpu" {print $2 + $3 + $4 + $7 + $8 + $9; exit}' /p
 # machine is quiet (< 10% of one core busy over 1 s), so that another build or test run does
 # not land in the middle of a run. Any CPU used by others during a run is still measured and
 # reported per run ("other_cpu_seconds").
+QUIET_MAX=${QUIET_MAX:-120}
 wait_quiet() {
     local a b
-    for i in $(seq 120); do
+    for i in $(seq "$QUIET_MAX"); do
         a=$(machine_ticks); sleep 1; b=$(machine_ticks)
         if [ $((b - a)) -le $((CLK_TCK / 10)) ]; then
             [ "$i" -eq 1 ] || log "machine quiet again after ${i} s"
@@ -303,7 +305,7 @@ wait_quiet() {
         fi
         [ "$i" -ne 1 ] || log "machine busy ($((b - a)) ticks/s outside the benchmark?), waiting up to 120 s"
     done
-    log "machine still busy after 120 s; running anyway (see other_cpu_seconds)"
+    log "machine still busy after $QUIET_MAX s; running anyway (see other_cpu_seconds)"
 }
 
 # run_wrk FILE CONNS DURATION URL [SERVER_PID [BACKEND_PID]]: raw wrk output to FILE. With
@@ -485,7 +487,7 @@ cat /proc/loadavg >>"$OUT/ps-end.txt"
 # --- report ---------------------------------------------------------------------------------
 python3 "$HERE/report.py" "$OUT" "$ROUNDS" | tee "$OUT/report.md"
 
-for f in "$TMP"/oauthgate-warn.err "$TMP"/oauthgate-mem.err; do
+for f in "$TMP/oauthgate-$GATE_LOG.err" "$TMP"/oauthgate-mem.err; do
     log "$(basename "$f"): $(wc -l <"$f") lines, of which $(grep -c 'Illegal SNI extension' "$f" || true) are rustls 'Illegal SNI extension' warnings; other lines:"
     grep -v 'Illegal SNI extension' "$f" | head -n 20 >&2 || true
 done

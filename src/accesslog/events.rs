@@ -112,3 +112,62 @@ impl Visit for Members<'_> {
         self.string(field, &value.to_string());
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use super::*;
+
+    #[derive(Clone, Default)]
+    struct Lines(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Lines {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn events_are_one_json_object_per_line_with_their_fields_on_top() {
+        let out = Lines::default();
+        let writer = out.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .event_format(JsonEvents)
+            .with_writer(move || writer.clone())
+            .finish();
+        tracing::subscriber::with_default(subscriber, || {
+            let odd = "\"quoted\"\nnext\tline \u{1} \u{e9}";
+            tracing::warn!(
+                error = odd,
+                open = 3_u64,
+                delta = -2_i64,
+                ok = true,
+                "x {odd}"
+            );
+            tracing::info!(target: "oauthgate::server", ratio = 0.5, "second");
+        });
+        let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
+        let lines: Vec<Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(lines.len(), 2, "{text}");
+        let odd = "\"quoted\"\nnext\tline \u{1} \u{e9}";
+        assert_eq!(lines[0]["level"], "WARN");
+        assert_eq!(lines[0]["message"], format!("x {odd}"));
+        assert_eq!(lines[0]["error"], odd);
+        assert_eq!(lines[0]["open"], 3);
+        assert_eq!(lines[0]["delta"], -2);
+        assert_eq!(lines[0]["ok"], true);
+        assert!(lines[0]["time"].as_str().unwrap().ends_with('Z'));
+        assert_eq!(lines[1]["target"], "oauthgate::server");
+        assert_eq!(lines[1]["ratio"], 0.5);
+    }
+
+    use serde_json::Value;
+}

@@ -159,3 +159,65 @@ fn durations_have_three_decimals() {
     assert_eq!(ms(Duration::from_micros(1_234_567)), "1234.567");
     assert_eq!(ms(Duration::from_nanos(999)), "0.000");
 }
+
+/// Not a check: the cost of one access line and one request id, printed. The fastest of
+/// several batches, so that time the machine gave to others is left out:
+/// `cargo test --release --lib -- --ignored access_line_cost --nocapture`
+#[test]
+#[ignore]
+fn access_line_cost() {
+    const N: u32 = 200_000;
+    let fastest = |f: &mut dyn FnMut()| {
+        (0..7)
+            .map(|_| {
+                let t = std::time::Instant::now();
+                for _ in 0..N {
+                    f();
+                }
+                t.elapsed().as_nanos() as f64 / f64::from(N)
+            })
+            .fold(f64::MAX, f64::min)
+    };
+    let mut out = Vec::with_capacity(64 * 1024);
+    let mut clock = Clock::default();
+    let start = std::time::Instant::now();
+    let line_ns = fastest(&mut || {
+        if out.len() > 32 * 1024 {
+            out.clear();
+        }
+        let l = Line {
+            time: SystemTime::now(),
+            duration: start.elapsed(),
+            user: Some("github:583231"),
+            ..sample()
+        };
+        line(
+            &mut out,
+            &mut clock,
+            LogFormat::Text,
+            std::hint::black_box(&l),
+        );
+    });
+    let json_ns = fastest(&mut || {
+        if out.len() > 32 * 1024 {
+            out.clear();
+        }
+        let l = Line {
+            time: SystemTime::now(),
+            duration: start.elapsed(),
+            ..sample()
+        };
+        line(
+            &mut out,
+            &mut clock,
+            LogFormat::Json,
+            std::hint::black_box(&l),
+        );
+    });
+    let id_ns = fastest(&mut || {
+        std::hint::black_box(crate::context::new_request_id());
+    });
+    println!(
+        "text line incl. two clock reads: {line_ns:.0} ns; json line: {json_ns:.0} ns; request id: {id_ns:.0} ns"
+    );
+}
