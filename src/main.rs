@@ -57,7 +57,8 @@ fn main() -> ExitCode {
             return ExitCode::from(EXIT_CONFIG);
         }
     };
-    let log = init_logging(config.log.format);
+    let format = config.log.format;
+    let log = init_logging(format);
     let result = match command {
         Command::Check => {
             println!("{}: ok", cli.config.display());
@@ -68,12 +69,18 @@ fn main() -> ExitCode {
         // Keygen returned above, before any config was read.
         Command::Serve | Command::Keygen { .. } => serve(config),
     };
+    if let (Err(e), LogFormat::Json) = (&result, format) {
+        // A JSON log stays all JSON, the last word included.
+        tracing::error!(error = %format!("{e:#}"), "exiting");
+    }
     // Every line logged so far is written before the last word.
     drop(log);
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("oauthgate: {e:#}");
+            if format == LogFormat::Text {
+                eprintln!("oauthgate: {e:#}");
+            }
             ExitCode::FAILURE
         }
     }

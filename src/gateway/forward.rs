@@ -42,7 +42,8 @@ pub struct Prepared<'a> {
 }
 
 /// Rewrites `req` (already routed, path normalised) for the upstream: target, hop-by-hop and
-/// identity headers, forwarding headers, `X-Request-Id` (ours, replacing the client's),
+/// identity headers, forwarding headers, `X-Request-Id` (the request's id, replacing whatever
+/// the client sent; set after the hop-by-hop strip, so `Connection` cannot remove it),
 /// `Host`.
 pub fn prepare<'a>(
     to: Upstream<'a>,
