@@ -95,6 +95,12 @@ impl RequestCtx<'_> {
         }
         let reason = match e {
             RequestError::LoginRequired { .. } => return self.decide(Verdict::Login, None),
+            // `allow` refused (`/_auth/check`'s answer says `forbidden`): the word of the
+            // proxied path's decision, so one query finds both.
+            RequestError::Forbidden {
+                reason: "forbidden",
+                ..
+            } => "not_allowed",
             RequestError::Forbidden { reason, .. } => reason,
             RequestError::BadPath(_) => "bad_path",
             RequestError::BadHost(_) => "bad_host",
@@ -225,6 +231,15 @@ mod tests {
             redirect: true,
         };
         assert_eq!(verdict(login), (Verdict::Login, None));
+        let refused = |reason| RequestError::Forbidden { reason, page: None };
+        assert_eq!(
+            verdict(refused("forbidden")),
+            (Verdict::Deny, Some("not_allowed"))
+        );
+        assert_eq!(
+            verdict(refused("untrusted_proxy")),
+            (Verdict::Deny, Some("untrusted_proxy"))
+        );
         let mut ctx = RequestCtx::new(&req, peer, false, &[]);
         ctx.decide(Verdict::Deny, Some("not_allowed"));
         ctx.failed(&RequestError::NotFound);
