@@ -143,6 +143,16 @@ async fn json_logs_parse_line_by_line_carry_decisions_and_hold_no_secret() {
         .await
         .unwrap();
     want.insert(id_of(&res), (404, "deny", Some("not_found")));
+    // A path with the bytes hyper lets through that JSON must escape or that are not ASCII.
+    let raw_path = "/app/a\"b\\c/\u{e9}{x}";
+    let odd = common::client::get(
+        gw.addr,
+        &gw.cert_pem(),
+        &format!("{raw_path}?code=RAW-CODE-SECRET"),
+        "",
+    )
+    .await;
+    let odd_id = odd.header("x-request-id").expect("an id").to_owned();
     for (id, (status, ..)) in &want {
         assert_eq!(id.len(), 22, "{id}");
         assert!(*status > 0);
@@ -156,6 +166,7 @@ async fn json_logs_parse_line_by_line_carry_decisions_and_hold_no_secret() {
         "CODE-SECRET-1",
         "STATE-SECRET-2",
         "BEARER-SECRET-3",
+        "RAW-CODE-SECRET",
         SESSION_SECRET,
         CLIENT_SECRET,
         signing_key.trim(),
@@ -183,6 +194,9 @@ async fn json_logs_parse_line_by_line_carry_decisions_and_hold_no_secret() {
         }
     }
     assert!(warned, "the 502 logged no warning");
+    let odd_line = seen.get(&odd_id).expect("an access line for the odd path");
+    assert_eq!(odd_line["path"], "/app/a\"b\\c/%C3%A9{x}");
+    assert_eq!(odd_line["status"], odd.status);
     assert!(log.iter().any(|l| l.contains(r#""message":"listening""#)));
     for (id, (status, decision, reason)) in want {
         let line = seen
