@@ -377,3 +377,41 @@ async fn access_lines_are_off_with_log_access_false_or_a_warn_filter() {
         "{json_off:#?}"
     );
 }
+
+#[tokio::test]
+async fn a_request_that_finishes_during_the_drain_is_logged_before_exit() {
+    let backend = Backend::start().await;
+    let mut gw = Gateway::start(&format!(
+        "  routes:\n    - {{prefix: /, upstream: {}}}\n",
+        backend.url()
+    ));
+    let client = gw.client();
+    let url = gw.url("/slow?sleep_ms=1500");
+    let slow = tokio::spawn(async move { client.get(url).send().await.unwrap() });
+    // SIGTERM once the request is at the backend, so it finishes during the drain.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while backend.seen().is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "the request never reached the backend"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    gw.terminate();
+    let res = slow.await.unwrap();
+    assert_eq!(res.status(), 200);
+    let id = id_of(&res);
+    assert!(gw.wait_exit(Duration::from_secs(15)).success());
+    let log = log_when(&gw, "the drain was not logged", |log| {
+        log.iter().any(|l| l.contains("all connections drained"))
+    });
+    let drained = log
+        .iter()
+        .position(|l| l.contains("stopped accepting"))
+        .expect("the drain started");
+    let line = log
+        .iter()
+        .position(|l| l.contains(&format!("request_id={id} ")))
+        .expect("the access line of the request that finished during the drain");
+    assert!(line > drained, "{log:#?}");
+}
