@@ -297,6 +297,20 @@ impl Gateway {
         self.log.lock().unwrap().clone()
     }
 
+    /// Waits (at most 20 s) until `done` holds for the log so far, then returns it; panics
+    /// with `what` and the log otherwise.
+    pub fn log_when(&self, what: &str, done: impl Fn(&[String]) -> bool) -> Vec<String> {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let log = self.log();
+            if done(&log) {
+                return log;
+            }
+            assert!(Instant::now() < deadline, "{what}: {log:#?}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     pub fn data_dir(&self) -> PathBuf {
         self.dir.join("data")
     }
@@ -354,9 +368,9 @@ fn listening_addr(line: &str) -> Option<String> {
     None
 }
 
-/// A `key=value` field of a log line.
-fn field(line: &str, key: &str) -> Option<String> {
-    let start = line.find(&format!("{key}="))? + key.len() + 1;
+/// A `key=value` field of a text log line.
+pub fn field(line: &str, key: &str) -> Option<String> {
+    let start = line.find(&format!(" {key}="))? + key.len() + 2;
     Some(line[start..].split_whitespace().next()?.to_owned())
 }
 
