@@ -5,8 +5,8 @@
 //! Cost on the request path: one clock read at the start, one `SystemTime` at the end, and
 //! the bytes of the line appended to a thread-local buffer. A tokio worker sends its buffer
 //! to the writer when it holds 32 KiB, when the worker is about to park (it has nothing else
-//! to do, so the line is out within microseconds of the response on a quiet server), and
-//! when the worker stops; other threads send each line at once.
+//! to do), and when the worker stops; other threads send each line at once. The writer
+//! gathers what arrives into one `write(2)`; a line is out within a few milliseconds.
 //!
 //! When the disk or pipe cannot keep up, the queue (64 batches, up to 2 MiB) fills and the
 //! thread that sends the next batch waits for room, as nginx waits on its `write(2)`: lines
