@@ -7,11 +7,15 @@
 #   OAUTHGATE_BIN=/path bench/auth.sh
 #   IDENTITY=1 bench/auth.sh      # also: a second oauthgate with identity.headers and
 #                                 # assertion: true (cookie), and a bearer-token request
+#   LOGS=both bench/auth.sh       # "both log": nginx access_log on, oauthgate's default
+#                                 # logging (RUST_LOG=info); each to a file
 #
 # Everything on 127.0.0.1, ports picked at runtime, temp dir removed on exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-ROUNDS=${ROUNDS:-3}; DURATION=${DURATION:-5s}; CONNS=${CONNS:-64}
+ROUNDS=${ROUNDS:-3}; DURATION=${DURATION:-5s}; CONNS=${CONNS:-64}; LOGS=${LOGS:-off}
+case "$LOGS" in off) ACCESS_LOG=off; GATE_LOG=warn ;; both) ACCESS_LOG=; GATE_LOG=info ;;
+  *) echo "LOGS must be off or both" >&2; exit 64 ;; esac
 BIN=${OAUTHGATE_BIN:-target/release/oauthgate}
 [ -n "${OAUTHGATE_BIN:-}" ] || (set -x; cargo build --release --locked --bin oauthgate)
 command -v wrk >/dev/null && [ -x /usr/sbin/nginx ] || { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q wrk nginx-light; }
@@ -36,7 +40,7 @@ NG
 cat > "$D/proxy.conf" <<NG
 daemon off; worker_processes 2; pid $D/proxy.pid; error_log $D/proxy.err;
 events { worker_connections 4096; }
-http { access_log off; keepalive_requests 1000000; $(temps proxy)
+http { access_log ${ACCESS_LOG:-$D/proxy-access.log}; keepalive_requests 1000000; $(temps proxy)
   upstream backend { server 127.0.0.1:$BP; keepalive 64; keepalive_requests 1000000; }
   server { listen 127.0.0.1:$NP ssl; ssl_certificate $D/cert.pem; ssl_certificate_key $D/key.pem;
     ssl_protocols TLSv1.2 TLSv1.3;
@@ -61,7 +65,7 @@ gateway:
     - {prefix: /open, upstream: "http://127.0.0.1:$BP", login: none}
     - {prefix: /, upstream: "http://127.0.0.1:$BP", login: required}
 Y
-RUST_LOG=warn "$BIN" --config "$D/oauthgate.yaml" 2>"$D/oauthgate.err" & PIDS+=($!); OGPID=$!
+RUST_LOG=$GATE_LOG "$BIN" --config "$D/oauthgate.yaml" 2>"$D/oauthgate.err" & PIDS+=($!); OGPID=$!
 ready "http://127.0.0.1:$BP/"; ready "https://127.0.0.1:$NP/"; ready "https://127.0.0.1:$OP/_auth/health"
 
 # A real login through the dev provider, as a browser would, to get a session cookie.
@@ -115,6 +119,7 @@ if [ -n "${IDENTITY:-}" ]; then
   wrk -t1 -c"$CONNS" -d2s "${H[@]}" -H "Cookie: $ICOOKIE" "https://127.0.0.1:$IP/" >/dev/null 2>&1
   wrk -t1 -c"$CONNS" -d2s "${H[@]}" -H "Authorization: Bearer $TOKEN" "https://127.0.0.1:$IP/api/" >/dev/null 2>&1
 fi
+echo "LOGS=$LOGS: nginx access_log ${ACCESS_LOG:-on}, oauthgate RUST_LOG=$GATE_LOG"
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2), $(uname -r); $(/usr/sbin/nginx -v 2>&1)"
 for r in $(seq "$ROUNDS"); do
   echo "round $r"

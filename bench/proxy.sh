@@ -5,8 +5,11 @@
 #   ROUNDS=3 DURATION=5s bench/proxy.sh
 #   OAUTHGATE_REF=<commit> bench/proxy.sh   # build a clean snapshot of a commit instead
 #   OAUTHGATE_BIN=/path/oauthgate bench/proxy.sh   # no build
+#   LOGS=both bench/proxy.sh              # "both log": nginx access_log on, oauthgate's default
+#                                         # logging (RUST_LOG=info), each to a file
 #
-# Environment: ROUNDS (5), DURATION (10s), CONNS (64), MEM_CONNS (1000), WARMUP (3s),
+# Environment: LOGS (off | both), QUIET_MAX (120: seconds to wait for a quiet machine),
+# ROUNDS (5), DURATION (10s), CONNS (64), MEM_CONNS (1000), WARMUP (3s),
 # OTHER_MAX (0.05: a run in which other processes used more than this fraction of all cores
 # is repeated), RETRIES (3), BUILD_DIR (/tmp/oauthgate-bench-build, for OAUTHGATE_REF).
 # The report is rendered by bench/report.py (rerunnable on a saved bench/out/<run>/).
@@ -19,6 +22,9 @@
 #   A backend    nginx, plain http, `return 200 "hello\n"`, worker_processes 1
 #   B nginx      nginx TLS termination + proxy_pass to A (upstream keepalive 64)
 #   C oauthgate  target/release/oauthgate, route / -> A, RUST_LOG=warn
+# With LOGS=both, B writes nginx's default access log (combined format, one write(2) per
+# request) to a file and C runs with RUST_LOG=info (its default: an access line per request,
+# stderr to a file); A never logs.
 # Then: one oauthgate run with the default RUST_LOG=info (access log line per request, to a
 # file); memory of a fresh oauthgate (and of nginx) holding MEM_CONNS quiet keep-alive
 # connections (bench/hold.py: one request each, then silence); and peak RSS of a fresh
@@ -30,6 +36,13 @@ DURATION=${DURATION:-10s}
 CONNS=${CONNS:-64}
 MEM_CONNS=${MEM_CONNS:-1000}
 WARMUP=${WARMUP:-3s}
+LOGS=${LOGS:-off}
+case "$LOGS" in
+    off) PROXY_ACCESS_LOG=off; GATE_LOG=warn ;;
+    both) PROXY_ACCESS_LOG=; GATE_LOG=info ;;
+    *) echo "LOGS must be off or both" >&2; exit 64 ;;
+esac
+export LOGS
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(cd "$HERE/.." && pwd)
@@ -124,9 +137,9 @@ error_log $1/error.log warn;
 worker_rlimit_nofile $NOFILE;
 CONF
 }
-nginx_http_common() { # $1 = prefix dir
+nginx_http_common() { # $1 = prefix dir, $2 = access_log setting (off, or empty: a file)
     cat <<CONF
-    access_log off;
+    access_log ${2:-$1/access.log};
     client_body_temp_path $1/client_body;
     proxy_temp_path       $1/proxy;
     fastcgi_temp_path     $1/fastcgi;
@@ -146,7 +159,7 @@ B_DIR="$TMP/backend"; mkdir -p "$B_DIR"
 worker_processes 1;
 events { worker_connections 4096; }
 http {
-$(nginx_http_common "$B_DIR")
+$(nginx_http_common "$B_DIR" off)
     server {
         listen 127.0.0.1:$BACKEND_PORT;
         location / {
@@ -170,7 +183,7 @@ N_DIR="$TMP/nginx"; mkdir -p "$N_DIR"
 worker_processes auto;
 events { worker_connections 8192; }
 http {
-$(nginx_http_common "$N_DIR")
+$(nginx_http_common "$N_DIR" "$PROXY_ACCESS_LOG")
     upstream backend {
         server 127.0.0.1:$BACKEND_PORT;
         keepalive 64;
@@ -248,7 +261,7 @@ stop_gate() {
     kill -KILL "$GATE_PID" 2>/dev/null || true
     wait "$GATE_PID" 2>/dev/null || true
 }
-start_gate warn warn
+start_gate "$GATE_LOG" "$GATE_LOG"
 
 # sanity: every target answers hello
 for u in "http://127.0.0.1:$BACKEND_PORT/" "https://127.0.0.1:$NGINX_PORT/" "https://127.0.0.1:$GATE_PORT/"; do
@@ -281,9 +294,10 @@ machine_ticks() { awk '$1 == "cpu" {print $2 + $3 + $4 + $7 + $8 + $9; exit}' /p
 # machine is quiet (< 10% of one core busy over 1 s), so that another build or test run does
 # not land in the middle of a run. Any CPU used by others during a run is still measured and
 # reported per run ("other_cpu_seconds").
+QUIET_MAX=${QUIET_MAX:-120}
 wait_quiet() {
     local a b
-    for i in $(seq 120); do
+    for i in $(seq "$QUIET_MAX"); do
         a=$(machine_ticks); sleep 1; b=$(machine_ticks)
         if [ $((b - a)) -le $((CLK_TCK / 10)) ]; then
             [ "$i" -eq 1 ] || log "machine quiet again after ${i} s"
@@ -291,7 +305,7 @@ wait_quiet() {
         fi
         [ "$i" -ne 1 ] || log "machine busy ($((b - a)) ticks/s outside the benchmark?), waiting up to 120 s"
     done
-    log "machine still busy after 120 s; running anyway (see other_cpu_seconds)"
+    log "machine still busy after $QUIET_MAX s; running anyway (see other_cpu_seconds)"
 }
 
 # run_wrk FILE CONNS DURATION URL [SERVER_PID [BACKEND_PID]]: raw wrk output to FILE. With
@@ -336,6 +350,7 @@ sys.exit(rc)' "${cmd[@]}" >>"$file" 2>&1 || log "wrk exited non-zero for $url (s
     echo "oauthgate binary sha256: $(sha256sum "$GATE_BIN" | cut -c1-16)"
     echo "oauthgate: $GATE_SRC"
     echo "ulimit -n: $NOFILE"
+    echo "LOGS=$LOGS (nginx access_log ${PROXY_ACCESS_LOG:-on}, oauthgate RUST_LOG=$GATE_LOG)"
     echo "ROUNDS=$ROUNDS DURATION=$DURATION CONNS=$CONNS MEM_CONNS=$MEM_CONNS"
 } >"$OUT/machine.txt"
 cat "$OUT/machine.txt" >&2
@@ -472,7 +487,7 @@ cat /proc/loadavg >>"$OUT/ps-end.txt"
 # --- report ---------------------------------------------------------------------------------
 python3 "$HERE/report.py" "$OUT" "$ROUNDS" | tee "$OUT/report.md"
 
-for f in "$TMP"/oauthgate-warn.err "$TMP"/oauthgate-mem.err; do
+for f in "$TMP/oauthgate-$GATE_LOG.err" "$TMP"/oauthgate-mem.err; do
     log "$(basename "$f"): $(wc -l <"$f") lines, of which $(grep -c 'Illegal SNI extension' "$f" || true) are rustls 'Illegal SNI extension' warnings; other lines:"
     grep -v 'Illegal SNI extension' "$f" | head -n 20 >&2 || true
 done

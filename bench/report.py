@@ -39,7 +39,10 @@ for line in open(os.path.join(out, "memory.env")):
         env[k] = int(v)
 
 targets = ["backend", "nginx", "oauthgate"]
-label = {"backend": "backend direct (http)", "nginx": "nginx TLS proxy", "oauthgate": "oauthgate (RUST_LOG=warn)"}
+both = os.environ.get("LOGS") == "both"
+label = {"backend": "backend direct (http)",
+         "nginx": "nginx TLS proxy" + (" (access_log on)" if both else ""),
+         "oauthgate": "oauthgate (RUST_LOG=%s)" % ("info" if both else "warn")}
 runs = {t: [parse(os.path.join(out, f"round{r}-{t}.txt")) for r in range(1, rounds + 1)] for t in targets}
 med = {t: {k: statistics.median(x[k] for x in runs[t]) for k in ("rps", "p50", "p99", "cpu", "us_req", "us_req_all")} for t in targets}
 info = parse(os.path.join(out, "info-oauthgate.txt"))

@@ -1,18 +1,19 @@
 //! The application state shared by every connection, and the first and last request phases
-//! common to both roles: normalise the path, dispatch to central or gateway, log one line.
+//! common to both roles: normalise the path, dispatch to central or gateway, answer errors,
+//! echo the request id, log one access line.
 
-use std::fmt;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant, SystemTime};
 
 use http::{Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
-use tracing::{info, warn, Level};
+use tracing::{warn, Level};
 
+use crate::accesslog::{self, AccessLog, Line};
 use crate::central::{self, Central};
 use crate::config::Config;
-use crate::context::RequestCtx;
+use crate::context::{RequestCtx, User, Verdict, X_REQUEST_ID};
 use crate::error::{RequestError, StartError};
 use crate::gateway::{Carry, Gateway, Prepared};
 use crate::metrics::{Logins, Metrics, RouteStats, UpstreamError};
@@ -25,6 +26,11 @@ use crate::step::Step;
 pub struct AppState {
     pub central: Option<Central>,
     pub gateway: Option<Gateway>,
+    /// `None` when access lines are off (`log.access: false`, or `RUST_LOG` filters the
+    /// `access` target out): then nothing on the request path reads a clock for them.
+    access: Option<AccessLog>,
+    /// Peers whose `X-Request-Id` is kept (`gateway.trusted_proxies`).
+    trusted_proxies: Vec<IpAddr>,
     /// `None` when metrics are off: counting a request is then this one check.
     counts: Option<Counts>,
 }
@@ -73,19 +79,27 @@ impl AppState {
             unrouted: m.route("-"),
             central: m.route(central::PREFIX),
         });
+        let access = accesslog::installed()
+            .filter(|_| config.log.access && tracing::enabled!(target: "access", Level::INFO));
         Ok(AppState {
             central,
             gateway,
+            access,
             counts,
+            trusted_proxies: config
+                .gateway
+                .as_ref()
+                .map(|g| g.trusted_proxies.clone())
+                .unwrap_or_default(),
         })
     }
 
-    /// Serves one request; never fails (errors become pages here, at the one error edge)
-    /// and logs one access line.
+    /// Serves one request; never fails (errors become pages here, at the one error edge),
+    /// echoes its request id and logs one access line.
     pub async fn handle(&self, req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
         // The clock is read only for the access log and the metrics.
-        let timed = self.counts.is_some() || tracing::enabled!(target: "access", Level::INFO);
-        let mut ctx = RequestCtx::new(&req, peer, timed);
+        let timed = self.counts.is_some() || self.access.is_some();
+        let mut ctx = RequestCtx::new(&req, peer, timed, &self.trusted_proxies);
         let method = req.method().clone();
         // A Uri clone shares its bytes: no copy of the path for the log line.
         let uri = req.uri().clone();
@@ -99,22 +113,32 @@ impl AppState {
             .as_ref()
             .and(result.as_ref().err())
             .and_then(UpstreamError::of);
-        let res = result.unwrap_or_else(|e| {
-            // An upstream's failures are logged by its pool, rate-limited.
-            if e.status().is_server_error() && !e.is_upstream() {
-                warn!(error = %crate::util::error_chain(&e), peer = %peer.ip(), path = %uri.path(), "request failed");
+        let mut res = match result {
+            Ok(res) => {
+                ctx.decide(Verdict::Pass, None);
+                res
             }
-            pages::error_response(&e, ctx.navigation)
-        });
-        info!(
-            target: "access",
-            peer = %peer.ip(),
-            method = %method,
-            path = %uri.path(),
-            status = res.status().as_u16(),
-            route = ctx.route.unwrap_or("-"),
-            ms = %Millis(ctx.started.map_or(Duration::ZERO, |s| s.elapsed())),
-        );
+            Err(e) => {
+                ctx.failed(&e);
+                // An upstream's failures are logged by its pool, rate-limited.
+                if e.status().is_server_error() && !e.is_upstream() {
+                    let id = ctx.request_id.to_str().unwrap_or("-");
+                    warn!(error = %crate::util::error_chain(&e), peer = %peer.ip(), path = %uri.path(), request_id = id, "request failed");
+                }
+                pages::error_response(&e, ctx.navigation, &ctx.request_id)
+            }
+        };
+        res.headers_mut()
+            .insert(X_REQUEST_ID.clone(), ctx.request_id.clone());
+        if let (Some(log), Some(started)) = (&self.access, ctx.started) {
+            log.write(&access_line(
+                &ctx,
+                &method,
+                uri.path(),
+                res.status(),
+                started,
+            ));
+        }
         self.count(&ctx, res.status(), failed);
         res
     }
@@ -155,27 +179,26 @@ impl AppState {
     }
 }
 
-/// A duration as milliseconds with three decimals, written with integer arithmetic (float
-/// formatting to a fixed precision was a visible share of the access log's cost).
-struct Millis(Duration);
-
-impl fmt::Display for Millis {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let micros = self.0.as_micros();
-        write!(f, "{}.{:03}", micros / 1000, micros % 1000)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn millis_have_three_decimals() {
-        let ms = |us| Millis(Duration::from_micros(us)).to_string();
-        assert_eq!(ms(0), "0.000");
-        assert_eq!(ms(83), "0.083");
-        assert_eq!(ms(1_234_567), "1234.567");
-        assert_eq!(Millis(Duration::from_nanos(999)).to_string(), "0.000");
+/// The access line of a finished request, read from its context.
+fn access_line<'a>(
+    ctx: &'a RequestCtx<'_>,
+    method: &'a Method,
+    path: &'a str,
+    status: StatusCode,
+    started: Instant,
+) -> Line<'a> {
+    let (verdict, reason) = ctx.verdict.unwrap_or((Verdict::Pass, None));
+    Line {
+        time: SystemTime::now(),
+        request_id: ctx.request_id.as_bytes(),
+        peer: ctx.peer.ip(),
+        method: method.as_str(),
+        path,
+        status: status.as_u16(),
+        route: ctx.route.unwrap_or("-"),
+        duration: started.elapsed(),
+        user: ctx.user.as_deref().map(User::sub),
+        verdict,
+        reason,
     }
 }

@@ -50,6 +50,7 @@ pub struct Config {
     pub data_dir: PathBuf,
     pub tls: TlsSettings,
     pub limits: Limits,
+    pub log: Log,
     pub central: Option<CentralConfig>,
     pub gateway: Option<GatewayConfig>,
     /// Things that work but are probably not what was meant, each naming its key path:
@@ -106,6 +107,25 @@ pub struct Limits {
     /// cut (nginx's `proxy_read_timeout`, between two reads): the client's connection ends
     /// without the body's end, and the upstream connection is closed.
     pub upstream_body_idle_timeout: Duration,
+}
+
+/// `log:`: how log lines are written (SPEC §7).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Log {
+    pub format: LogFormat,
+    /// One access line per request (`RUST_LOG=warn` turns them off as well).
+    pub access: bool,
+}
+
+/// `log.format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable `key=value` lines (the default).
+    #[default]
+    Text,
+    /// One JSON object per line, for every line.
+    Json,
 }
 
 /// nginx closes an idle HTTP/2 connection after `keepalive_timeout` (75 s; `http2_idle_timeout`
@@ -222,6 +242,10 @@ impl TryFrom<RawConfig> for Config {
         let public_url = public_url(&raw.public_url)?;
         let tls = tls(raw.tls)?;
         let limits = limits(raw.limits)?;
+        let log = Log {
+            format: raw.log.format.unwrap_or_default(),
+            access: raw.log.access.unwrap_or(true),
+        };
         let data_dir = raw.data_dir.unwrap_or_else(|| PathBuf::from("data"));
         let central = raw
             .central
@@ -288,6 +312,7 @@ impl TryFrom<RawConfig> for Config {
             data_dir,
             tls,
             limits,
+            log,
             central,
             gateway,
             warnings,

@@ -1,18 +1,58 @@
 //! One request's context: what the phases learn about a request as it goes (who sent it,
-//! whether a browser navigates, which route took it, when it started), read at the end by the
-//! error edge and the access log. pingora's per-request `CTX` is the model.
+//! its request id, whether a browser navigates, which route took it, who the user is, what
+//! was decided and why, when it started), read at the end by the error edge and the access
+//! log. pingora's per-request `CTX` is the model.
 
-use std::net::SocketAddr;
+use std::cell::RefCell;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use std::time::Instant;
 
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
+use base64::Engine;
+use bytes::BytesMut;
+use http::header::{HeaderName, HeaderValue};
 use http::Request;
+use rand::RngCore;
 
+use crate::error::RequestError;
 use crate::metrics::RouteStats;
 use crate::pages;
+
+/// `X-Request-Id` (SPEC §7): set on every proxied request, echoed in every response.
+pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// What was decided about a request: the access line's `decision`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    Pass,
+    Login,
+    Deny,
+    Error,
+}
+
+impl Verdict {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Pass => "pass",
+            Verdict::Login => "login",
+            Verdict::Deny => "deny",
+            Verdict::Error => "error",
+        }
+    }
+}
+
+/// The logged-in user, as far as the context needs it (kept behind the role's own type).
+pub trait User: Send + Sync {
+    /// The provider's stable id of the user (`sub`).
+    fn sub(&self) -> &str;
+}
 
 pub struct RequestCtx<'a> {
     /// The client's address (the TCP peer).
     pub peer: SocketAddr,
+    /// `X-Request-Id`: a trusted proxy's, or ours.
+    pub request_id: HeaderValue,
     /// A browser navigation (SPEC §4): it may be redirected and gets HTML pages; otherwise an
     /// API call, which gets JSON. Read once from the request's headers.
     pub navigation: bool,
@@ -21,18 +61,204 @@ pub struct RequestCtx<'a> {
     pub route: Option<&'a str>,
     /// That route's counters, when metrics are on.
     pub stats: Option<&'a RouteStats>,
+    /// Who the session says the user is, once the policy phase has read it.
+    pub user: Option<Arc<dyn User>>,
+    /// What the phase that decided said, and for `deny` and `error` why (a short, fixed word).
+    /// `None` until a phase decides; the error edge decides for the rest.
+    pub verdict: Option<(Verdict, Option<&'static str>)>,
     /// When the request arrived, read only when something (the access log) will use it.
     pub started: Option<Instant>,
 }
 
 impl RequestCtx<'_> {
-    pub fn new<B>(req: &Request<B>, peer: SocketAddr, timed: bool) -> Self {
+    /// `trusted` are the peers whose `X-Request-Id` is kept (`gateway.trusted_proxies`).
+    pub fn new<B>(req: &Request<B>, peer: SocketAddr, timed: bool, trusted: &[IpAddr]) -> Self {
         RequestCtx {
             peer,
+            request_id: request_id(req, peer.ip(), trusted),
             navigation: pages::is_navigation(req.headers()),
             route: None,
             stats: None,
+            user: None,
+            verdict: None,
             started: timed.then(Instant::now),
         }
+    }
+
+    /// Records the decision, unless an earlier phase made one.
+    pub fn decide(&mut self, verdict: Verdict, reason: Option<&'static str>) {
+        self.verdict.get_or_insert((verdict, reason));
+    }
+
+    /// Records what a failed request's error says was decided: a login that is needed,
+    /// a refusal (4xx) or an error (5xx), with the error's kind as the reason. A refusal by
+    /// an earlier phase stands; a pass does not, once what came after it failed.
+    pub fn failed(&mut self, e: &RequestError) {
+        if let Some((Verdict::Pass, _)) = self.verdict {
+            self.verdict = None;
+        }
+        let reason = match e {
+            RequestError::LoginRequired { .. } => return self.decide(Verdict::Login, None),
+            // `allow` refused (`/_auth/check`'s answer says `forbidden`): the word of the
+            // proxied path's decision, so one query finds both.
+            RequestError::Forbidden {
+                reason: "forbidden",
+                ..
+            } => "not_allowed",
+            RequestError::Forbidden { reason, .. } => reason,
+            RequestError::BadPath(_) => "bad_path",
+            RequestError::BadHost(_) => "bad_host",
+            RequestError::Misdirected => "misdirected",
+            RequestError::MethodNotAllowed | RequestError::MethodNotListed { .. } => {
+                "method_not_allowed"
+            }
+            RequestError::BodyTimeout => "body_timeout",
+            RequestError::BadBearer => "invalid_token",
+            RequestError::BearerRequired => "token_required",
+            RequestError::NoRoute => "no_route",
+            RequestError::NotFound => "not_found",
+            RequestError::Upstream { .. } => "upstream_unavailable",
+            RequestError::UpstreamTimeout => "upstream_timeout",
+            RequestError::Invalid(_) => "invalid",
+            RequestError::Login { .. } => "login_failed",
+            RequestError::Internal(_) => "internal",
+        };
+        let verdict = if e.status().is_server_error() {
+            Verdict::Error
+        } else {
+            Verdict::Deny
+        };
+        self.decide(verdict, Some(reason));
+    }
+}
+
+/// The request's id: the one a trusted proxy sent when it is sane (one value, 1 to 200
+/// visible ASCII characters), else a new one.
+fn request_id<B>(req: &Request<B>, peer: IpAddr, trusted: &[IpAddr]) -> HeaderValue {
+    let mut sent = req.headers().get_all(&X_REQUEST_ID).iter();
+    if let (Some(v), None) = (sent.next(), sent.next()) {
+        let sane = (1..=200).contains(&v.len()) && v.as_bytes().iter().all(u8::is_ascii_graphic);
+        if sane && trusted.contains(&peer) {
+            let mut v = v.clone();
+            v.set_sensitive(true);
+            return v;
+        }
+    }
+    new_request_id()
+}
+
+/// The length of an id of ours: 16 random bytes in unpadded base64url.
+pub const ID_LEN: usize = 22;
+
+thread_local! {
+    /// Ids are cut from a shared 1 KiB block: one allocation per 46 ids instead of one each.
+    static IDS: RefCell<BytesMut> = RefCell::new(BytesMut::new());
+}
+
+/// A new id: 128 bits from the thread's ChaCha generator (seeded from the OS, no system call
+/// per id). Marked sensitive so that HTTP/2 never indexes it in HPACK: each is used once,
+/// and an indexed one would keep its whole block alive for the connection's life.
+pub fn new_request_id() -> HeaderValue {
+    let mut raw = [0u8; 16];
+    rand::thread_rng().fill_bytes(&mut raw);
+    let mut text = [0u8; ID_LEN];
+    let _ = B64URL.encode_slice(raw, &mut text);
+    let bytes = IDS
+        .try_with(|ids| {
+            let mut ids = ids.borrow_mut();
+            if ids.capacity() - ids.len() < ID_LEN {
+                *ids = BytesMut::with_capacity(1024);
+            }
+            ids.extend_from_slice(&text);
+            ids.split().freeze()
+        })
+        .unwrap_or_else(|_| bytes::Bytes::copy_from_slice(&text));
+    let mut v = HeaderValue::from_maybe_shared(bytes).unwrap_or(HeaderValue::from_static("-"));
+    v.set_sensitive(true);
+    v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ctx_for(id: Option<&str>, peer: &str, trusted: &[IpAddr]) -> HeaderValue {
+        let mut req = Request::builder();
+        if let Some(id) = id {
+            req = req.header("x-request-id", id);
+        }
+        let peer: SocketAddr = format!("{peer}:1234").parse().unwrap();
+        RequestCtx::new(&req.body(()).unwrap(), peer, false, trusted).request_id
+    }
+
+    #[test]
+    fn ids_are_22_base64url_characters_and_differ() {
+        let mut seen = std::collections::HashSet::new();
+        for _ in 0..1000 {
+            let id = new_request_id();
+            assert_eq!(id.len(), ID_LEN);
+            assert!(id
+                .as_bytes()
+                .iter()
+                .all(|b| b.is_ascii_alphanumeric() || *b == b'-' || *b == b'_'));
+            assert!(seen.insert(id));
+        }
+    }
+
+    #[test]
+    fn a_client_id_is_kept_only_from_a_trusted_proxy_and_only_when_sane() {
+        let proxy: IpAddr = "10.0.0.1".parse().unwrap();
+        assert_eq!(ctx_for(Some("abc-1"), "10.0.0.1", &[proxy]), "abc-1");
+        assert_ne!(ctx_for(Some("abc-1"), "10.0.0.2", &[proxy]), "abc-1");
+        let long = "a".repeat(201);
+        for bad in [long.as_str(), "a b", "", "caf\u{e9}", "a\tb"] {
+            let got = ctx_for(Some(bad), "10.0.0.1", &[proxy]);
+            assert_eq!(got.len(), ID_LEN, "{bad:?} was kept");
+        }
+        assert_eq!(ctx_for(None, "10.0.0.1", &[proxy]).len(), ID_LEN);
+    }
+
+    #[test]
+    fn errors_decide_by_their_kind() {
+        let peer: SocketAddr = "127.0.0.1:1".parse().unwrap();
+        let req = Request::new(());
+        let verdict = |e: RequestError| {
+            let mut ctx = RequestCtx::new(&req, peer, false, &[]);
+            ctx.failed(&e);
+            ctx.verdict.unwrap()
+        };
+        assert_eq!(
+            verdict(RequestError::NoRoute),
+            (Verdict::Deny, Some("no_route"))
+        );
+        assert_eq!(
+            verdict(RequestError::UpstreamTimeout),
+            (Verdict::Error, Some("upstream_timeout"))
+        );
+        let login = RequestError::LoginRequired {
+            login_url: "/x".into(),
+            redirect: true,
+        };
+        assert_eq!(verdict(login), (Verdict::Login, None));
+        let refused = |reason| RequestError::Forbidden { reason, page: None };
+        assert_eq!(
+            verdict(refused("forbidden")),
+            (Verdict::Deny, Some("not_allowed"))
+        );
+        assert_eq!(
+            verdict(refused("untrusted_proxy")),
+            (Verdict::Deny, Some("untrusted_proxy"))
+        );
+        let mut ctx = RequestCtx::new(&req, peer, false, &[]);
+        ctx.decide(Verdict::Deny, Some("not_allowed"));
+        ctx.failed(&RequestError::NotFound);
+        assert_eq!(ctx.verdict, Some((Verdict::Deny, Some("not_allowed"))));
+        let mut ctx = RequestCtx::new(&req, peer, false, &[]);
+        ctx.decide(Verdict::Pass, None);
+        ctx.failed(&RequestError::UpstreamTimeout);
+        assert_eq!(
+            ctx.verdict,
+            Some((Verdict::Error, Some("upstream_timeout")))
+        );
     }
 }

@@ -3,6 +3,7 @@
 //! This file only wires the modules together; `main.rs` is the command line.
 #![forbid(unsafe_code)]
 
+pub mod accesslog;
 mod app;
 pub mod assertion;
 pub mod central;

@@ -7,6 +7,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use oauthgate::accesslog;
+use oauthgate::config::LogFormat;
 use oauthgate::{Config, Server};
 use tracing_subscriber::EnvFilter;
 
@@ -63,33 +65,9 @@ const EXIT_CONFIG: u8 = 64;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    // Log lines go through a background thread that writes them in batches, so the access
-    // log costs the request path a channel send instead of a write(2) each. Not lossy: under
-    // extreme load requests wait for the log rather than lines being dropped. The guard
-    // flushes what is left when main returns. The queue holds 16,384 lines (a quarter of a
-    // second of access log at 60k requests/s); tracing-appender's default, 128,000, costs
-    // 4 MiB of memory from the start.
-    let (writer, _log_guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
-        .buffered_lines_limit(16_384)
-        .lossy(false)
-        .thread_name("oauthgate-log")
-        .finish(std::io::BufWriter::with_capacity(
-            64 * 1024,
-            std::io::stderr(),
-        ));
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            // rustls warns about every client that sends an IP address as SNI (wrk, some
-            // scripts): the client's mistake, not ours, so only its errors are logged.
-            EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| EnvFilter::new("info,rustls=error")),
-        )
-        .with_writer(writer)
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
-
     let command = cli.command.unwrap_or(Command::Serve);
     if let Command::Keygen { out } = &command {
+        let _log = init_logging(LogFormat::Text);
         return keygen(out.as_deref());
     }
     if let Command::Health { url: Some(url) } = &command {
@@ -97,6 +75,7 @@ fn main() -> ExitCode {
         let config = Config::load(&cli.config).ok();
         return health(config.as_ref(), Some(url));
     }
+    // The config says how to log, so it is read first; its errors go to stderr directly.
     let config = match Config::load(&cli.config) {
         Ok(c) => c,
         Err(e) => {
@@ -104,6 +83,8 @@ fn main() -> ExitCode {
             return ExitCode::from(EXIT_CONFIG);
         }
     };
+    let format = config.log.format;
+    let log = init_logging(format);
     let result = match command {
         Command::Check => return check(&cli.config, &config),
         Command::Health { .. } => return health(Some(&config), None),
@@ -121,10 +102,18 @@ fn main() -> ExitCode {
             serve(config, cli.config.clone())
         }
     };
+    if let (Err(e), LogFormat::Json) = (&result, format) {
+        // A JSON log stays all JSON, the last word included.
+        tracing::error!(error = %format!("{e:#}"), "exiting");
+    }
+    // Every line logged so far is written before the last word.
+    drop(log);
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("oauthgate: {e:#}");
+            if format == LogFormat::Text {
+                eprintln!("oauthgate: {e:#}");
+            }
             ExitCode::FAILURE
         }
     }
@@ -174,6 +163,27 @@ fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
+}
+
+/// Installs the log sink (one writer thread for every line, access lines batched) and the
+/// tracing subscriber that feeds it; `RUST_LOG` filters as usual.
+fn init_logging(format: LogFormat) -> accesslog::Guard {
+    let guard = accesslog::install(format);
+    // rustls warns about every client that sends an IP address as SNI (wrk, some scripts):
+    // the client's mistake, not ours, so only its errors are logged.
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,rustls=error"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(accesslog::MakeLineWriter);
+    match format {
+        LogFormat::Text => builder.with_ansi(std::io::stderr().is_terminal()).init(),
+        LogFormat::Json => builder
+            .with_ansi(false)
+            .event_format(accesslog::JsonEvents)
+            .init(),
+    }
+    guard
 }
 
 /// What `check` tells the operator to register at each provider: its own callback URL.
@@ -237,8 +247,13 @@ fn keygen(out: Option<&std::path::Path>) -> ExitCode {
 }
 
 fn serve(config: Config, path: PathBuf) -> anyhow::Result<()> {
+    // Workers batch their access lines and hand them to the log writer when they park or
+    // stop, so a line waits only while its worker has other work.
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        .on_thread_start(accesslog::worker_started)
+        .on_thread_park(accesslog::flush_thread)
+        .on_thread_stop(accesslog::flush_thread)
         .build()?;
     runtime.block_on(async {
         for w in &config.warnings {

@@ -48,17 +48,20 @@ pub fn json(status: StatusCode, value: &serde_json::Value) -> Response<Body> {
 
 /// The response for a failed request: a small page for navigations, JSON otherwise. A login
 /// that is needed is a redirect for navigations that may be redirected, else 401 JSON with
-/// the login URL (scripts never follow a redirect into a login page).
-pub fn error_response(err: &RequestError, html: bool) -> Response<Body> {
-    let mut res = error_body(err, html);
+/// the login URL (scripts never follow a redirect into a login page). Every page and JSON
+/// body names the request id, so that a screenshot of an error finds its log lines.
+pub fn error_response(err: &RequestError, html: bool, request_id: &HeaderValue) -> Response<Body> {
+    let mut res = error_body(err, html, request_id);
     if let RequestError::MethodNotListed { allow } = err {
         res.headers_mut().insert(header::ALLOW, allow.clone());
     }
     res
 }
 
-fn error_body(err: &RequestError, html: bool) -> Response<Body> {
+fn error_body(err: &RequestError, html: bool, request_id: &HeaderValue) -> Response<Body> {
     let status = err.status();
+    // Ours, or a trusted proxy's: visible ASCII either way.
+    let id = request_id.to_str().unwrap_or("-");
     match err {
         RequestError::LoginRequired {
             login_url,
@@ -71,7 +74,7 @@ fn error_body(err: &RequestError, html: bool) -> Response<Body> {
             }
             let mut res = json(
                 status,
-                &serde_json::json!({ "error": "login_required", "login_url": login_url }),
+                &serde_json::json!({ "error": "login_required", "login_url": login_url, "request_id": id }),
             );
             res.headers_mut().insert(
                 header::WWW_AUTHENTICATE,
@@ -85,7 +88,10 @@ fn error_body(err: &RequestError, html: bool) -> Response<Body> {
                 RequestError::BadBearer => ("invalid_token", "Bearer error=\"invalid_token\""),
                 _ => ("token_required", "Bearer realm=\"oauthgate\""),
             };
-            let mut res = json(status, &serde_json::json!({ "error": error }));
+            let mut res = json(
+                status,
+                &serde_json::json!({ "error": error, "request_id": id }),
+            );
             res.headers_mut().insert(
                 header::WWW_AUTHENTICATE,
                 HeaderValue::from_static(challenge),
@@ -94,8 +100,11 @@ fn error_body(err: &RequestError, html: bool) -> Response<Body> {
         }
         RequestError::Forbidden { reason, page } => {
             return match (html, page) {
-                (true, Some(page)) => html_page(status, page),
-                _ => json(status, &serde_json::json!({ "error": reason })),
+                (true, Some(page)) => html_page(status, &with_request_id(page, id)),
+                _ => json(
+                    status,
+                    &serde_json::json!({ "error": reason, "request_id": id }),
+                ),
             }
         }
         _ => {}
@@ -106,7 +115,8 @@ fn error_body(err: &RequestError, html: bool) -> Response<Body> {
             .unwrap_or("error")
             .to_ascii_lowercase()
             .replace(' ', "_");
-        let mut body = serde_json::json!({ "error": code, "message": err.public_message() });
+        let mut body =
+            serde_json::json!({ "error": code, "message": err.public_message(), "request_id": id });
         if let Some(retry) = err.retry() {
             body["retry_url"] = retry.into();
         }
@@ -124,12 +134,30 @@ fn error_body(err: &RequestError, html: bool) -> Response<Body> {
             escape(retry)
         ));
     }
+    body.push_str(&request_id_html(id));
     html_page(status, &page(&title, &body))
 }
 
 /// The policy of every page of ours: nothing loads, forms post only to this origin.
 const CSP: &str =
     "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'";
+
+/// The request id as a line of a page.
+fn request_id_html(id: &str) -> String {
+    format!(
+        "<p class=\"request-id\">Request ID: <code>{}</code></p>",
+        escape(id)
+    )
+}
+
+/// A complete page of ours (see [`page`]) with the request id added at the end of its main
+/// part.
+fn with_request_id(page: &str, id: &str) -> String {
+    match page.rfind("</main>") {
+        Some(at) => format!("{}{}{}", &page[..at], request_id_html(id), &page[at..]),
+        None => page.to_owned(),
+    }
+}
 
 /// An HTML response of ours, with a strict content security policy.
 pub fn html_page(status: StatusCode, html: &str) -> Response<Body> {
@@ -187,6 +215,7 @@ const STYLE: &str =
 main{max-width:32rem;margin:12vh auto 0;padding:2rem;background:#fff;border-radius:8px;\
 box-shadow:0 1px 3px #0002}h1{font-size:1.4rem;margin-top:0}\
 footer{text-align:center;color:#4a5360;font-size:.85rem;margin:1rem}\
+.request-id{color:#4a5360;font-size:.85rem}\
 a.button,button{display:inline-block;font:inherit;padding:.5rem 1rem;border-radius:6px;border:0;\
 background:#1f5fbf;color:#fff;text-decoration:none;cursor:pointer}\
 a.button:focus,button:focus,input:focus{outline:3px solid #f5a623;outline-offset:2px}\
@@ -241,10 +270,11 @@ mod tests {
 
     #[test]
     fn errors_are_json_for_api_calls_and_pages_for_browsers() {
-        let api = error_response(&RequestError::UpstreamTimeout, false);
+        let id = HeaderValue::from_static("req-1");
+        let api = error_response(&RequestError::UpstreamTimeout, false, &id);
         assert_eq!(api.status(), StatusCode::GATEWAY_TIMEOUT);
         assert_eq!(api.headers()[header::CONTENT_TYPE], "application/json");
-        let html = error_response(&RequestError::NoRoute, true);
+        let html = error_response(&RequestError::NoRoute, true, &id);
         assert_eq!(html.status(), StatusCode::NOT_FOUND);
         assert!(html.headers()[header::CONTENT_TYPE]
             .to_str()

@@ -297,7 +297,11 @@ mod tests {
         let found = substitute(&mut doc, &env, &[]).unwrap();
         assert_eq!(found.warnings.len(), 1, "{:?}", found.warnings);
         assert!(found.warnings[0].starts_with("p.client_secret: contains a `$`"));
-        assert!(!found.warnings[0].contains("Hunter2"), "{:?}", found.warnings);
+        assert!(
+            !found.warnings[0].contains("Hunter2"),
+            "{:?}",
+            found.warnings
+        );
         let mut doc: Value =
             serde_yaml::from_str("b: [\"cost $5\", \"$${X}\", \"${SECRET}\"]\ntitle: hi $USER\n")
                 .unwrap();

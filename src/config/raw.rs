@@ -21,6 +21,8 @@ pub(super) struct RawConfig {
     #[serde(default)]
     pub limits: RawLimits,
     #[serde(default)]
+    pub log: RawLog,
+    #[serde(default)]
     pub central: Option<RawCentral>,
     #[serde(default)]
     pub gateway: Option<RawGateway>,
@@ -58,6 +60,14 @@ pub(super) struct RawLimits {
     pub max_connections_per_ip: Option<usize>,
     pub body_idle_timeout: Option<String>,
     pub upstream_body_idle_timeout: Option<String>,
+}
+
+/// `log:` (SPEC §7).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawLog {
+    pub format: Option<super::LogFormat>,
+    pub access: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -49,13 +49,16 @@ pub struct Prepared<'a> {
 }
 
 /// Rewrites `req` (already routed, path normalised) for the upstream: target, hop-by-hop and
-/// identity headers, forwarding headers, `Host`.
+/// identity headers, forwarding headers, `X-Request-Id` (the request's id, replacing whatever
+/// the client sent; set after the hop-by-hop strip, so `Connection` cannot remove it),
+/// `Host`.
 pub fn prepare<'a>(
     to: Upstream<'a>,
     mut req: Request<Incoming>,
     path: &NormalPath,
     peer: SocketAddr,
     identity: Option<super::identity::Outgoing>,
+    request_id: HeaderValue,
 ) -> Result<Prepared<'a>, RequestError> {
     let client_h2 = req.version() == Version::HTTP_2;
     // Any other `Upgrade` goes upstream as a plain request: its headers are hop-by-hop.
@@ -85,6 +88,7 @@ pub fn prepare<'a>(
     if let Some(identity) = identity {
         identity.set(h);
     }
+    h.insert(crate::context::X_REQUEST_ID.clone(), request_id);
     match (host, to.preserve_host) {
         (Some(host), true) => h.insert(header::HOST, host),
         _ => h.insert(header::HOST, to.pool.host.clone()),

@@ -30,7 +30,7 @@ use http::{Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 
 use crate::config::{GatewayConfig, Login, Route, Target, UpstreamSettings};
-use crate::context::RequestCtx;
+use crate::context::{RequestCtx, User, Verdict};
 use crate::error::{RequestError, StartError};
 use crate::metrics::{Logins, Metrics, RouteStats};
 use crate::pages::{self, Body};
@@ -182,13 +182,21 @@ impl Gateway {
             preflight,
         };
         if route.access.bearer {
-            if let Some(step) = self.bearer_step(routed, judged, &req, peer) {
+            let id = ctx.request_id.clone();
+            if let Some(step) = self.bearer_step(routed, judged, &req, peer, id) {
                 return step(req, path);
             }
         }
-        let identity = self.policy(judged, &req, &path, peer, ctx.navigation, None);
+        let mut who = None;
+        let identity = self.policy(judged, &req, &path, peer, ctx.navigation, None, &mut who);
+        ctx.user = who.map(|v| v as Arc<dyn User>);
         match identity {
-            Ok(identity) => self.deliver(routed, req, path, peer, identity),
+            Ok(identity) => {
+                // A refusal or a login is the error edge's to record (`RequestCtx::failed`).
+                ctx.decide(Verdict::Pass, None);
+                let id = ctx.request_id.clone();
+                self.deliver(routed, req, path, peer, identity, id)
+            }
             Err(e) => Step::Answer(Err(e)),
         }
     }
@@ -201,6 +209,7 @@ impl Gateway {
         path: NormalPath,
         peer: SocketAddr,
         identity: Option<identity::Outgoing>,
+        request_id: HeaderValue,
     ) -> Step<'a> {
         match &routed.to {
             Destination::Files(dir) => Step::Later(Box::pin(async move {
@@ -215,7 +224,7 @@ impl Gateway {
                     also_reserved: &self.also_reserved,
                     stats: routed.stats.as_ref(),
                 };
-                match forward::prepare(to, req, &path, peer, identity) {
+                match forward::prepare(to, req, &path, peer, identity, request_id) {
                     Ok(prepared) => Step::Forward(prepared),
                     Err(e) => Step::Answer(Err(e)),
                 }
@@ -225,6 +234,7 @@ impl Gateway {
 
     /// The session and policy phases: the identity to forward (if any), or why the request
     /// stops here (a login is needed, `allow` refuses it, or the client's network does).
+    /// The session's user, when there is one, is left in `who` (for the access line).
     fn policy(
         &self,
         j: Judged<'_>,
@@ -233,6 +243,7 @@ impl Gateway {
         peer: SocketAddr,
         navigation: bool,
         bearer: Option<Arc<session::Verified>>,
+        who: &mut Option<Arc<session::Verified>>,
     ) -> Result<Option<identity::Outgoing>, RequestError> {
         let Judged {
             route,
@@ -259,6 +270,7 @@ impl Gateway {
                 .flatten(),
             preflight,
         };
+        *who = facts.session.clone();
         match policy::decide_all(route, also, &facts) {
             Decision::Pass(v) => Ok(v.map(|verified| identity::Outgoing {
                 assertion: self.assertion_for(route, &verified),

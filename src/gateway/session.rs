@@ -107,6 +107,12 @@ impl Verified {
     }
 }
 
+impl crate::context::User for Verified {
+    fn sub(&self) -> &str {
+        &self.session.sub
+    }
+}
+
 /// How many opened sessions are remembered (then the memo starts afresh).
 const MEMO_CAPACITY: usize = 10_000;
 

@@ -4,7 +4,7 @@
 //! `listen`, `data_dir` and `metrics.listen` are SPEC §7's: the sockets are bound and the data
 //! folder holds the keys and certificates everything else was made from. `limits`, the TLS
 //! listener's timings and `gateway.trusted_proxies` (exempt from the per-address connection
-//! cap) are ours: they shape the accept loop and each connection's HTTP settings, which are
+//! cap) and `log.format` (the log writer is set up once) are ours: they shape the accept loop and each connection's HTTP settings, which are
 //! built once; refusing says so instead of silently keeping the old value.
 
 use std::fmt::Debug;
@@ -21,6 +21,9 @@ pub(super) fn unchanged(running: &Config, file: &Config) -> Result<(), Refused> 
         &running.metrics.as_ref().map(|m| m.listen),
         &file.metrics.as_ref().map(|m| m.listen),
     )?;
+    // The log writer and the subscriber's format are set up once, before the config could
+    // be reloaded; `log.access` is read into each new state and may change.
+    same("log.format", &running.log.format, &file.log.format)?;
     same(
         "tls.handshake_timeout",
         &running.tls.handshake_timeout,
@@ -91,6 +94,10 @@ mod tests {
             (
                 "metrics: {listen: '127.0.0.1:9464'}\nlimits: {max_connections: 5}",
                 "limits",
+            ),
+            (
+                "metrics: {listen: '127.0.0.1:9464'}\nlog: {format: json}",
+                "log.format",
             ),
         ] {
             let e = unchanged(&running, &config(extra))

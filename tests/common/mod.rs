@@ -147,7 +147,22 @@ impl Gateway {
         tmp: Option<tempfile::TempDir>,
         config: &std::path::Path,
     ) -> Gateway {
-        Self::spawn_wrapped(dir, tmp, config, &[])
+        Self::spawn_env(dir, tmp, config, "info")
+    }
+
+    /// [`Gateway::spawn`] with `RUST_LOG=rust_log`.
+    pub fn spawn_env(
+        dir: PathBuf,
+        tmp: Option<tempfile::TempDir>,
+        config: &std::path::Path,
+        rust_log: &str,
+    ) -> Gateway {
+        let mut command = Command::new(bin());
+        command
+            .arg("--config")
+            .arg(config)
+            .env("RUST_LOG", rust_log);
+        Self::spawn_command(dir, tmp, command)
     }
 
     /// Like [`Gateway::start_raw`], run through `wrapper` (a command that execs its
@@ -182,15 +197,20 @@ impl Gateway {
     }
 
     /// Starts `command` (the binary, its arguments and environment) in `dir` and waits for it
-    /// to listen.
+    /// to listen; `RUST_LOG` is `info` unless `command` sets it.
     pub fn spawn_command(
         dir: PathBuf,
         tmp: Option<tempfile::TempDir>,
         mut command: Command,
     ) -> Gateway {
+        let rust_log = command
+            .get_envs()
+            .find(|(k, _)| *k == "RUST_LOG")
+            .and_then(|(_, v)| v.map(std::ffi::OsStr::to_owned))
+            .unwrap_or_else(|| "info".into());
         let mut child = command
             .current_dir(&dir)
-            .env("RUST_LOG", "info")
+            .env("RUST_LOG", rust_log)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -202,10 +222,8 @@ impl Gateway {
         let lines = log.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if line.contains(" listening ") {
-                    if let Some(addr) = field(&line, "addr") {
-                        let _ = ready_tx.send(addr);
-                    }
+                if let Some(addr) = listening_addr(&line) {
+                    let _ = ready_tx.send(addr);
                 }
                 lines.lock().unwrap().push(line);
             }
@@ -348,6 +366,20 @@ impl Gateway {
         self.log.lock().unwrap().clone()
     }
 
+    /// Waits (at most 20 s) until `done` holds for the log so far, then returns it; panics
+    /// with `what` and the log otherwise.
+    pub fn log_when(&self, what: &str, done: impl Fn(&[String]) -> bool) -> Vec<String> {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let log = self.log();
+            if done(&log) {
+                return log;
+            }
+            assert!(Instant::now() < deadline, "{what}: {log:#?}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     pub fn data_dir(&self) -> PathBuf {
         self.dir.join("data")
     }
@@ -412,9 +444,21 @@ pub fn browser(servers: &[&Gateway], jar: std::sync::Arc<reqwest::cookie::Jar>) 
     b.build().expect("browser")
 }
 
-/// A `key=value` field of a log line.
-fn field(line: &str, key: &str) -> Option<String> {
-    let start = line.find(&format!("{key}="))? + key.len() + 1;
+/// The address of the "listening" line, in the text or the JSON log format.
+fn listening_addr(line: &str) -> Option<String> {
+    if line.contains(" listening ") {
+        return field(line, "addr");
+    }
+    if line.starts_with('{') && line.contains(r#""message":"listening""#) {
+        let v: serde_json::Value = serde_json::from_str(line).ok()?;
+        return v["addr"].as_str().map(str::to_owned);
+    }
+    None
+}
+
+/// A `key=value` field of a text log line.
+pub fn field(line: &str, key: &str) -> Option<String> {
+    let start = line.find(&format!(" {key}="))? + key.len() + 2;
     Some(line[start..].split_whitespace().next()?.to_owned())
 }
 

@@ -4,7 +4,8 @@
 
 use std::net::SocketAddr;
 
-use http::{header, Request};
+use http::header::{self, HeaderValue};
+use http::Request;
 use hyper::body::Incoming;
 use tracing::warn;
 
@@ -27,6 +28,7 @@ impl Gateway {
         judged: Judged<'a>,
         req: &Request<Incoming>,
         peer: SocketAddr,
+        request_id: HeaderValue,
     ) -> Option<Continue<'a>> {
         let bearer = self.bearer.as_ref()?;
         let token = token_of(req.headers())?.to_owned();
@@ -40,8 +42,10 @@ impl Gateway {
                         RequestError::BadBearer
                     })?;
                 req.headers_mut().remove(header::AUTHORIZATION);
-                let identity = self.policy(judged, &req, &path, peer, false, Some(verified))?;
-                match self.deliver(routed, req, path, peer, identity) {
+                let mut who = None;
+                let identity =
+                    self.policy(judged, &req, &path, peer, false, Some(verified), &mut who)?;
+                match self.deliver(routed, req, path, peer, identity, request_id) {
                     Step::Answer(answer) => answer,
                     Step::Forward(prepared) => prepared.send().await,
                     Step::Later(work) => work.await,
