@@ -176,7 +176,10 @@ async fn json_logs_parse_line_by_line_carry_decisions_and_hold_no_secret() {
         if v["target"] == "access" {
             check_access_fields(&v);
             seen.insert(v["request_id"].as_str().unwrap().to_owned(), v);
-        } else if v["level"] == "WARN" && v["message"] == "request failed" {
+        } else if v["level"] == "WARN" && v["message"] == "upstream error" {
+            // An upstream's failures are warned by its pool (folded when they repeat), with
+            // the kind as a field of its own.
+            assert_eq!(v["kind"], "connect", "{line}");
             warned = true;
         }
     }

@@ -143,7 +143,13 @@ async fn check_ignores_the_original_uri_from_untrusted_peers() {
         .await
         .unwrap();
     assert_eq!(res.status(), 403);
-    assert_eq!(res.text().await.unwrap(), r#"{"error":"untrusted_proxy"}"#);
+    let body: serde_json::Value = res.json().await.unwrap();
+    assert_eq!(body["error"], "untrusted_proxy", "{body}");
+    assert_eq!(
+        body.as_object().map(|o| o.len()),
+        Some(2),
+        "error and request_id: {body}"
+    );
 }
 
 /// Issue 10 item 3: `/_auth/check` routes and judges the original URI exactly as a proxied

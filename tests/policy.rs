@@ -113,7 +113,9 @@ async fn groups_and_networks_in_every_combination() {
         .await
         .unwrap();
     assert_eq!(res.status(), 403);
-    assert_eq!(res.text().await.unwrap(), r#"{"error":"network"}"#);
+    let body: serde_json::Value = res.json().await.unwrap();
+    assert_eq!(body["error"], "network", "{body}");
+    assert!(body["request_id"].is_string(), "{body}");
 
     // Networks AND groups: the right group from the right network only.
     assert_eq!(get(&ops, &w, "/net-group").await, 200);

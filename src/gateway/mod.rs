@@ -180,6 +180,7 @@ impl Gateway {
             route,
             also,
             preflight,
+            navigation: ctx.navigation,
         };
         if route.access.bearer {
             let id = ctx.request_id.clone();
@@ -188,7 +189,7 @@ impl Gateway {
             }
         }
         let mut who = None;
-        let identity = self.policy(judged, &req, &path, peer, ctx.navigation, None, &mut who);
+        let identity = self.policy(judged, &req, &path, peer, None, &mut who);
         ctx.user = who.map(|v| v as Arc<dyn User>);
         match identity {
             Ok(identity) => {
@@ -241,7 +242,6 @@ impl Gateway {
         req: &Request<Incoming>,
         path: &NormalPath,
         peer: SocketAddr,
-        navigation: bool,
         bearer: Option<Arc<session::Verified>>,
         who: &mut Option<Arc<session::Verified>>,
     ) -> Result<Option<identity::Outgoing>, RequestError> {
@@ -249,6 +249,7 @@ impl Gateway {
             route,
             also,
             preflight,
+            navigation,
         } = j;
         let judged = || std::iter::once(route).chain(also.into_iter().flatten());
         let networks = judged().any(|r| !r.allow.networks.is_empty());
@@ -368,6 +369,8 @@ struct Judged<'r> {
     /// See `RouteTable::also_judged`.
     also: [Option<&'r Route>; 2],
     preflight: bool,
+    /// A browser navigation: a refusal gets the page that names who is logged in.
+    navigation: bool,
 }
 
 /// The route table, with one connection pool per upstream origin: the one in `kept` (from

@@ -43,8 +43,12 @@ impl Gateway {
                     })?;
                 req.headers_mut().remove(header::AUTHORIZATION);
                 let mut who = None;
-                let identity =
-                    self.policy(judged, &req, &path, peer, false, Some(verified), &mut who)?;
+                // A token's client is no browser: no pages, whatever its headers say.
+                let judged = Judged {
+                    navigation: false,
+                    ..judged
+                };
+                let identity = self.policy(judged, &req, &path, peer, Some(verified), &mut who)?;
                 match self.deliver(routed, req, path, peer, identity, request_id) {
                     Step::Answer(answer) => answer,
                     Step::Forward(prepared) => prepared.send().await,
