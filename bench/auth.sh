@@ -9,6 +9,8 @@
 #                                 # assertion: true (cookie), and a bearer-token request
 #   LOGS=both bench/auth.sh       # "both log": nginx access_log on, oauthgate's default
 #                                 # logging (RUST_LOG=info); each to a file
+#   OPS=1 bench/auth.sh           # oauthgate with metrics on (a metrics: listener) and
+#                                 # log.format: json (with LOGS=both, JSON access lines)
 #
 # Everything on 127.0.0.1, ports picked at runtime, temp dir removed on exit.
 set -euo pipefail
@@ -65,6 +67,9 @@ gateway:
     - {prefix: /open, upstream: "http://127.0.0.1:$BP", login: none}
     - {prefix: /, upstream: "http://127.0.0.1:$BP", login: required}
 Y
+if [ -n "${OPS:-}" ]; then
+  printf 'metrics: {listen: "127.0.0.1:%s"}\nlog: {format: json}\n' "$(port)" >>"$D/oauthgate.yaml"
+fi
 RUST_LOG=$GATE_LOG "$BIN" --config "$D/oauthgate.yaml" 2>"$D/oauthgate.err" & PIDS+=($!); OGPID=$!
 ready "http://127.0.0.1:$BP/"; ready "https://127.0.0.1:$NP/"; ready "https://127.0.0.1:$OP/_auth/health"
 
@@ -119,7 +124,7 @@ if [ -n "${IDENTITY:-}" ]; then
   wrk -t1 -c"$CONNS" -d2s "${H[@]}" -H "Cookie: $ICOOKIE" "https://127.0.0.1:$IP/" >/dev/null 2>&1
   wrk -t1 -c"$CONNS" -d2s "${H[@]}" -H "Authorization: Bearer $TOKEN" "https://127.0.0.1:$IP/api/" >/dev/null 2>&1
 fi
-echo "LOGS=$LOGS: nginx access_log ${ACCESS_LOG:-on}, oauthgate RUST_LOG=$GATE_LOG"
+echo "LOGS=$LOGS: nginx access_log ${ACCESS_LOG:-on}, oauthgate RUST_LOG=$GATE_LOG${OPS:+, metrics on, log.format json}"
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2), $(uname -r); $(/usr/sbin/nginx -v 2>&1)"
 for r in $(seq "$ROUNDS"); do
   echo "round $r"
