@@ -68,6 +68,12 @@ async fn authorize(gw: &Gateway) -> (u16, String, Duration) {
     (status, location, started.elapsed())
 }
 
+/// The status of `GET /oauth/health`.
+async fn health(gw: &Gateway) -> u16 {
+    let res = gw.client().get(gw.url("/oauth/health")).send().await;
+    res.expect("answered").status().as_u16()
+}
+
 #[tokio::test]
 async fn a_provider_that_never_answers_neither_delays_start_nor_logins() {
     let issuer = Arc::new(std::sync::Mutex::new(String::new()));
@@ -107,6 +113,8 @@ async fn a_provider_that_never_answers_neither_delays_start_nor_logins() {
     assert_eq!(status, 503);
     assert!(took < Duration::from_secs(1), "second login took {took:?}");
     assert_eq!(gw.text("/oauth/providers").await, "[\"corp\"]");
+    // Readiness (SPEC §7): 503 while a required discovery has never succeeded.
+    assert_eq!(health(&gw).await, 503);
     // The provider answers from now on: the background retry finds it, logins work.
     on.store(true, Ordering::SeqCst);
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -125,6 +133,7 @@ async fn a_provider_that_never_answers_neither_delays_start_nor_logins() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     assert!(gw.running_log_has("provider discovery done"));
+    assert_eq!(health(&gw).await, 200);
     // Backoff: a handful of failed attempts, not one per login.
     let failures = gw
         .log()
