@@ -11,37 +11,12 @@ use std::time::{Duration, Instant};
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use base64::Engine;
-use common::fakes::{Fake, Recorded, Reply};
+use common::fakes::{jwt_issuer, Fake};
 use common::{Backend, Gateway};
 use ed25519_dalek::{Signer, SigningKey};
 use serde_json::{json, Value};
 
 const AUD: &str = "oauthgate-api";
-
-/// A fake OIDC issuer publishing the keys in `keys` (changeable while it runs).
-async fn issuer(keys: Arc<Mutex<Vec<SigningKey>>>) -> Fake {
-    Fake::start_with(move |r: &Recorded| {
-        let host = r.header("host").unwrap_or_default().to_owned();
-        let body = match r.path.as_str() {
-            "/.well-known/openid-configuration" => json!({
-                "issuer": format!("http://{host}"),
-                "jwks_uri": format!("http://{host}/jwks"),
-            }),
-            "/jwks" => {
-                let keys: Vec<_> = keys
-                    .lock()
-                    .unwrap()
-                    .iter()
-                    .map(|k| k.verifying_key())
-                    .collect();
-                oauthgate::assertion::jwks(&keys)
-            }
-            _ => return (404, "text/plain", String::new()).into(),
-        };
-        Reply::from((200, "application/json", body.to_string()))
-    })
-    .await
-}
 
 struct Setup {
     gw: Gateway,
@@ -54,7 +29,7 @@ struct Setup {
 async fn setup() -> Setup {
     let backend = Backend::start().await;
     let keys = Arc::new(Mutex::new(vec![SigningKey::from_bytes(&[1; 32])]));
-    let issuer = issuer(keys.clone()).await;
+    let issuer = jwt_issuer(keys.clone()).await;
     let iss = format!("http://{}", issuer.addr);
     let gw = Gateway::start(&format!(
         "  bearer:\n    issuers:\n      - {{issuer: \"{iss}\", audience: {AUD}, name: corp, groups_claim: /realm/roles}}\n\

@@ -7,39 +7,12 @@ use std::sync::{Arc, Mutex};
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use base64::Engine;
-use common::fakes::{Fake, Recorded, Reply};
+use common::fakes::jwt_issuer;
 use common::{Backend, Gateway};
 use ed25519_dalek::{Signer, SigningKey};
 use serde_json::{json, Value};
 
 const AUD: &str = "review-api";
-
-/// A fake OIDC issuer publishing `key` (discovery + JWKS), as an IdP whose users may name
-/// their own groups (or whose groups are LDAP DNs, which hold commas).
-async fn issuer(key: SigningKey) -> Fake {
-    let keys = Arc::new(Mutex::new(vec![key]));
-    Fake::start_with(move |r: &Recorded| {
-        let host = r.header("host").unwrap_or_default().to_owned();
-        let body = match r.path.as_str() {
-            "/.well-known/openid-configuration" => json!({
-                "issuer": format!("http://{host}"),
-                "jwks_uri": format!("http://{host}/jwks"),
-            }),
-            "/jwks" => {
-                let keys: Vec<_> = keys
-                    .lock()
-                    .unwrap()
-                    .iter()
-                    .map(|k| k.verifying_key())
-                    .collect();
-                oauthgate::assertion::jwks(&keys)
-            }
-            _ => return (404, "text/plain", String::new()).into(),
-        };
-        Reply::from((200, "application/json", body.to_string()))
-    })
-    .await
-}
 
 fn jwt(claims: &Value, key: &SigningKey) -> String {
     let kid = oauthgate::assertion::thumbprint(&key.verifying_key());
@@ -60,7 +33,7 @@ fn jwt(claims: &Value, key: &SigningKey) -> String {
 async fn a_group_with_a_comma_adds_no_group_to_a_comma_joined_header() {
     let backend = Backend::start().await;
     let key = SigningKey::from_bytes(&[7; 32]);
-    let idp = issuer(key.clone()).await;
+    let idp = jwt_issuer(Arc::new(Mutex::new(vec![key.clone()]))).await;
     let iss = format!("http://{}", idp.addr);
     let gw = Gateway::start(&format!(
         "  bearer:\n    issuers:\n      - {{issuer: \"{iss}\", audience: {AUD}, name: corp, groups_claim: groups}}\n\
@@ -101,7 +74,7 @@ async fn a_group_with_a_comma_adds_no_group_to_a_comma_joined_header() {
 async fn a_non_ascii_letter_never_matches_an_ascii_allow_entry() {
     let backend = Backend::start().await;
     let key = SigningKey::from_bytes(&[8; 32]);
-    let idp = issuer(key.clone()).await;
+    let idp = jwt_issuer(Arc::new(Mutex::new(vec![key.clone()]))).await;
     let iss = format!("http://{}", idp.addr);
     let gw = Gateway::start(&format!(
         "  bearer:\n    issuers:\n      - {{issuer: \"{iss}\", audience: {AUD}, name: corp, groups_claim: groups}}\n\
@@ -228,7 +201,7 @@ async fn check_trusts_a_loopback_proxy_on_a_dual_stack_listener() {
 async fn a_tokens_subject_is_never_lost() {
     let backend = Backend::start().await;
     let key = SigningKey::from_bytes(&[9; 32]);
-    let idp = issuer(key.clone()).await;
+    let idp = jwt_issuer(Arc::new(Mutex::new(vec![key.clone()]))).await;
     let iss = format!("http://{}", idp.addr);
     let gw = Gateway::start(&format!(
         "  bearer:\n    issuers:\n      - {{issuer: \"{iss}\", audience: {AUD}, name: corp}}\n\

@@ -222,3 +222,30 @@ pub async fn github_with_groups(
     })
     .await
 }
+
+/// A bearer-token issuer as an OIDC provider publishes one: discovery (`issuer` is
+/// `http://<its address>`) and a JWKS of the public halves of `keys`, which a test may change
+/// while it runs (a key rotation).
+pub async fn jwt_issuer(keys: Arc<Mutex<Vec<ed25519_dalek::SigningKey>>>) -> Fake {
+    Fake::start_with(move |r: &Recorded| {
+        let host = r.header("host").unwrap_or_default().to_owned();
+        let body = match r.path.as_str() {
+            "/.well-known/openid-configuration" => serde_json::json!({
+                "issuer": format!("http://{host}"),
+                "jwks_uri": format!("http://{host}/jwks"),
+            }),
+            "/jwks" => {
+                let keys: Vec<_> = keys
+                    .lock()
+                    .unwrap()
+                    .iter()
+                    .map(|k| k.verifying_key())
+                    .collect();
+                oauthgate::assertion::jwks(&keys)
+            }
+            _ => return (404, "text/plain", String::new()).into(),
+        };
+        Reply::from((200, "application/json", body.to_string()))
+    })
+    .await
+}
