@@ -11,6 +11,12 @@
 #                                 # logging (RUST_LOG=info); each to a file
 #   OPS=1 bench/auth.sh           # oauthgate with metrics on (a metrics: listener) and
 #                                 # log.format: json (with LOGS=both, JSON access lines)
+#   PERF=1 bench/auth.sh          # instead of the rounds: `perf record` of oauthgate while
+#                                 # wrk sends authenticated requests; prints where the CPU
+#                                 # goes (by shared object, then the top symbols)
+#   PERF=stat bench/auth.sh       # instead of the rounds: per request, the CPU time, context
+#                                 # switches and system calls of nginx's workers and of
+#                                 # oauthgate (authenticated), from `perf stat`
 #
 # Everything on 127.0.0.1, ports picked at runtime, temp dir removed on exit.
 set -euo pipefail
@@ -123,6 +129,37 @@ done
 if [ -n "${IDENTITY:-}" ]; then
   wrk -t1 -c"$CONNS" -d2s "${H[@]}" -H "Cookie: $ICOOKIE" "https://127.0.0.1:$IP/" >/dev/null 2>&1
   wrk -t1 -c"$CONNS" -d2s "${H[@]}" -H "Authorization: Bearer $TOKEN" "https://127.0.0.1:$IP/api/" >/dev/null 2>&1
+fi
+if [ "${PERF:-}" = stat ]; then
+  EV=task-clock,context-switches,raw_syscalls:sys_enter,syscalls:sys_enter_futex,syscalls:sys_enter_epoll_wait${EXTRA_EVENTS:+,$EXTRA_EVENTS}
+  pstat() { # name url pids [wrk args]: perf stat of pids while wrk runs, per request
+    local name=$1 url=$2 pids=$3; shift 3
+    wrk -t1 -c"$CONNS" -d"$DURATION" "${H[@]}" "$@" "$url" >"$D/wrk.out" 2>&1 & local w=$!
+    perf stat -x, -e "$EV" -p "$pids" -o "$D/stat" -- sleep "${DURATION%s}" 2>/dev/null; wait "$w"
+    local reqs; reqs=$(awk '/requests in/{print $1}' "$D/wrk.out")
+    awk -F, -v n="$name" -v r="$reqs" 'BEGIN{printf "%-24s %8d req", n, r}
+      $3!=""{v=$1/r; if ($3=="task-clock") printf "  cpu %.1f us", v*1000; else printf "  %s %.2f", $3, v}
+      END{print ""}' "$D/stat"
+  }
+  pstat "nginx proxy_pass" "https://127.0.0.1:$NP/" "$(pgrep -d, -P "$(cat "$D/proxy.pid")")"
+  pstat "oauthgate authenticated" "https://127.0.0.1:$OP/" "$OGPID" -H "Cookie: $COOKIE"
+  exit 0
+fi
+if [ -n "${PERF:-}" ]; then
+  command -v perf >/dev/null || { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q linux-perf; }
+  wrk -t1 -c"$CONNS" -d"$DURATION" "${H[@]}" -H "Cookie: $COOKIE" "https://127.0.0.1:$OP/" >"$D/wrk.out" 2>&1 &
+  WRK=$!
+  if [ "$PERF" = callers ]; then   # inclusive costs through DWARF call graphs (slower)
+    perf record -q -F 499 --call-graph dwarf,32768 -p "$OGPID" -o "$D/perf.data" -- sleep 3 2>/dev/null
+    wait "$WRK"
+    perf report -q -i "$D/perf.data" --children --sort symbol -g none --percent-limit 1.5 2>/dev/null | head -"${TOP:-80}"
+    exit 0
+  fi
+  perf record -q -F 1999 -p "$OGPID" -o "$D/perf.data" -- sleep "${DURATION%s}" 2>/dev/null
+  wait "$WRK"; grep -E 'Requests/sec' "$D/wrk.out"
+  perf report -q -i "$D/perf.data" --no-children --sort dso 2>/dev/null | head -8
+  perf report -q -i "$D/perf.data" --no-children --sort symbol 2>/dev/null | head -"${TOP:-60}"
+  exit 0
 fi
 echo "LOGS=$LOGS: nginx access_log ${ACCESS_LOG:-on}, oauthgate RUST_LOG=$GATE_LOG${OPS:+, metrics on, log.format json}"
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2), $(uname -r); $(/usr/sbin/nginx -v 2>&1)"

@@ -75,7 +75,10 @@ NG
 /usr/sbin/nginx -p "$D" -c "$D/nginx.conf" & NGINX=$!; PIDS+=($NGINX)
 
 # --- caddy ---------------------------------------------------------------------------------------
-if [ "$LOGS" = 1 ]; then CLOG="log { output file $D/caddy.access }"; else CLOG=""; fi
+# (a Caddyfile block cannot open and close on one line)
+if [ "$LOGS" = 1 ]; then CLOG="log {
+    output file $D/caddy.access
+  }"; else CLOG=""; fi
 cat > "$D/Caddyfile" <<C
 {
   admin off
