@@ -158,6 +158,20 @@ if [ -n "${PERF:-}" ]; then
   perf record -q -F 1999 -p "$OGPID" -o "$D/perf.data" -- sleep "${DURATION%s}" 2>/dev/null
   wait "$WRK"; grep -E 'Requests/sec' "$D/wrk.out"
   perf report -q -i "$D/perf.data" --no-children --sort dso 2>/dev/null | head -8
+  # The same samples by who spends them: the kernel, the C library, then by Rust crate.
+  perf report -q -i "$D/perf.data" --no-children --sort dso,symbol 2>/dev/null | awk '
+    { p=$1; sub("%","",p); dso=$2; sym=$0; sub(/^[^]]*] /,"",sym)
+      if (dso ~ /kernel/) g="kernel (TCP over loopback, epoll, scheduler)"
+      else if (dso ~ /libc|libm|vdso/) g="libc (malloc/free, memcpy, syscall stubs)"
+      else if (sym ~ /ring_core|^ring::|rustls/) g="rustls + ring (TLS records, AES-GCM)"
+      else if (sym ~ /hyper/) g="hyper (HTTP/1.1 parse, dispatch, client)"
+      else if (sym ~ /tokio/) g="tokio (scheduler, I/O readiness, timers)"
+      else if (sym ~ /oauthgate/) g="oauthgate (routing, session, headers, logs)"
+      else if (sym ~ /^http::|bytes::|httparse/) g="http + bytes + httparse (header maps, buffers)"
+      else if (sym ~ /tracing/) g="tracing (spans)"
+      else g="other (std, inlined, unknown)"
+      t[g]+=p }
+    END { for (g in t) printf "%6.1f%%  %s\n", t[g], g }' | sort -rn
   perf report -q -i "$D/perf.data" --no-children --sort symbol 2>/dev/null | head -"${TOP:-60}"
   exit 0
 fi
