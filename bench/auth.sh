@@ -11,6 +11,8 @@
 #                                 # logging (RUST_LOG=info); each to a file
 #   OPS=1 bench/auth.sh           # oauthgate with metrics on (a metrics: listener) and
 #                                 # log.format: json (with LOGS=both, JSON access lines)
+#   IDLE=2h bench/auth.sh         # gateway.session.idle_timeout set (wrk keeps sending the
+#                                 # login's cookie, so after a minute every answer renews it)
 #
 # Everything on 127.0.0.1, ports picked at runtime, temp dir removed on exit.
 set -euo pipefail
@@ -67,6 +69,9 @@ gateway:
     - {prefix: /open, upstream: "http://127.0.0.1:$BP", login: none}
     - {prefix: /, upstream: "http://127.0.0.1:$BP", login: required}
 Y
+if [ -n "${IDLE:-}" ]; then
+  sed -i "s/^gateway:$/gateway:\n  session: {idle_timeout: $IDLE}/" "$D/oauthgate.yaml"
+fi
 if [ -n "${OPS:-}" ]; then
   printf 'metrics: {listen: "127.0.0.1:%s"}\nlog: {format: json}\n' "$(port)" >>"$D/oauthgate.yaml"
 fi
