@@ -76,6 +76,14 @@ async fn the_same_cookie_is_renewed_once_however_often_it_is_used() {
     let (_, cookie) = logged_in(&w, "alice").await;
     let client = bare(&w.gateway);
     let start = Instant::now();
+    // A logout form served before the renewal.
+    let page = client
+        .get(w.gateway.url("/_auth/logout"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    let token = common::flow::logout_token(&page.text().await.unwrap());
     let mut answers = Vec::new();
     let mut fresh = None;
     while start.elapsed() < Duration::from_millis(5500) {
@@ -103,6 +111,16 @@ async fn the_same_cookie_is_renewed_once_however_often_it_is_used() {
         "sealed more than once: {answers:?}"
     );
     assert_eq!(fresh, Some((200, None)), "the renewed cookie is fresh");
+    // That form still logs out the session whose cookie was renewed meanwhile.
+    let res = client
+        .post(w.gateway.url("/_auth/logout"))
+        .header("cookie", &renewed)
+        .form(&[("token", token.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert!(res.text().await.unwrap().contains("You are logged out"));
 }
 
 /// A browser that keeps using its session stays logged in past the idle timeout, renewed

@@ -152,6 +152,8 @@ pub struct Sessions {
     logins: CookieCodec,
     pub ttl: Duration,
     life: lifetime::Lifetime,
+    /// Keys the logout form's token (see [`Sessions::logout_token`]).
+    logout_key: [u8; 32],
     /// The session cookie's name (starts with [`COOKIE_PREFIX`], so it never goes upstream).
     cookie: Box<str>,
     /// `identity.headers`: header → user field.
@@ -185,6 +187,7 @@ impl Sessions {
             logins: codec("oauthgate gateway login v1"),
             ttl,
             life: lifetime::Lifetime::new(ttl, idle),
+            logout_key: logout_key(&secret),
             cookie: cookie.into(),
             identity,
             memo: Mutex::new(HashMap::default()),
@@ -251,9 +254,18 @@ impl Sessions {
         &self.logins
     }
 
-    /// The raw sealed session cookie (for deriving the logout form's token).
-    pub fn raw_cookie(&self, headers: &HeaderMap) -> Option<String> {
-        session_cookie_value(headers, &self.cookie).map(str::to_owned)
+    /// The logout form's token for `s`: bound to the session (its subject and end, which a
+    /// renewal keeps, so a cookie renewed after the form was served still matches) and keyed
+    /// by the secret, so no other page can work it out.
+    pub fn logout_token(&self, s: &Session) -> String {
+        use base64::Engine;
+        use sha2::{Digest, Sha256};
+        let mut token = Sha256::new();
+        token.update(self.logout_key);
+        token.update(s.sub.as_bytes());
+        token.update([0]);
+        token.update(s.exp.to_be_bytes());
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&token.finalize()[..18])
     }
 
     /// The session cookie's name.
@@ -277,6 +289,15 @@ fn session_cookie_value<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a st
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .find_map(|pair| pair.trim().strip_prefix(name)?.strip_prefix('='))
+}
+
+/// The key of logout tokens: derived from the session secret for that purpose alone.
+fn logout_key(secret: &[u8]) -> [u8; 32] {
+    use sha2::{Digest, Sha256};
+    let mut key = Sha256::new();
+    key.update(b"oauthgate gateway logout v1\0");
+    key.update(secret);
+    key.finalize().into()
 }
 
 /// The secret in `path`, created (32 random bytes, hex, mode 0600) when missing.
