@@ -2,7 +2,7 @@
 //! `__Host-oauthgate-session` cookie (or `gateway.session.cookie_name`), and the identity
 //! headers derived from it.
 
-mod lifetime;
+pub mod lifetime;
 mod strip;
 
 use std::collections::HashMap;
