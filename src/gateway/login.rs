@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 use tracing::{info, warn};
 
 use super::policy::safe_next;
-use super::session::{Session, Sessions};
+use super::session::{Keys, Session, Sessions};
 use crate::assertion::{self, Expected};
 use crate::config::{provider_display_name, GatewayConfig, LoginSource};
 use crate::cookies::Sealed;
@@ -96,9 +96,12 @@ impl LoginFlow {
             auth_prefix: config.auth_prefix.clone(),
             title: config.title.clone(),
             sessions: Sessions::new(
-                config.session_secret.as_ref(),
+                Keys {
+                    secret: config.session_secret.as_ref(),
+                    previous: &config.session_previous_secrets,
+                },
                 data_dir,
-                config.session_ttl,
+                (config.session_ttl, config.session_idle_timeout),
                 &config.session_cookie,
                 config.identity.headers.clone(),
             )?,
@@ -295,6 +298,7 @@ impl LoginFlow {
             user: claims.user,
             groups: claims.groups,
             exp: now() + self.sessions.ttl.as_secs(),
+            seen: now(),
         };
         let session_cookie = self.sessions.issue(&session);
         if session_cookie.len() > MAX_COOKIE {
@@ -317,10 +321,12 @@ impl LoginFlow {
             Some(s) => {
                 let mut info = s.session.info();
                 info.insert("exp".into(), s.session.exp.into());
-                Ok(pages::json(
-                    StatusCode::OK,
-                    &serde_json::Value::Object(info),
-                ))
+                let mut res = pages::json(StatusCode::OK, &serde_json::Value::Object(info));
+                if let Some(renewed) = s.renewal() {
+                    res.headers_mut()
+                        .append(header::SET_COOKIE, renewed.clone());
+                }
+                Ok(res)
             }
             None => Err(RequestError::LoginRequired {
                 login_url: self.login_url("/"),

@@ -1,13 +1,10 @@
 //! `/_auth/logout`: a GET shows who is logged in and a form; the POST needs the form's token
-//! (derived from the session cookie) and a same-origin request, and only then clears the
+//! (derived from the session and the secret) and a same-origin request, and only then clears the
 //! session. A cross-site page can neither log a user out nor make the answer clear a cookie.
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
-use base64::Engine;
 use http::header;
 use http::{Request, Response, StatusCode};
 use hyper::body::Incoming;
-use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use tracing::warn;
 
@@ -18,9 +15,8 @@ use crate::pages::{self, escape, Body};
 
 impl LoginFlow {
     pub(super) fn logout_token(&self, headers: &http::HeaderMap) -> Option<String> {
-        let raw = self.sessions.raw_cookie(headers)?;
-        let digest = Sha256::digest(format!("oauthgate logout\0{raw}").as_bytes());
-        Some(B64.encode(&digest[..18]))
+        let verified = self.sessions.current(headers)?;
+        Some(self.sessions.logout_token(&verified.session))
     }
 
     pub(super) fn logout_form(&self, headers: &http::HeaderMap) -> String {
