@@ -96,10 +96,16 @@ impl AppState {
 
     /// Serves one request; never fails (errors become pages here, at the one error edge),
     /// echoes its request id and logs one access line.
-    pub async fn handle(&self, req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
+    /// `sni` is the TLS server name the client sent, if any.
+    pub async fn handle(
+        &self,
+        req: Request<Incoming>,
+        peer: SocketAddr,
+        sni: Option<&str>,
+    ) -> Response<Body> {
         // The clock is read only for the access log and the metrics.
         let timed = self.counts.is_some() || self.access.is_some();
-        let mut ctx = RequestCtx::new(&req, peer, timed, &self.trusted_proxies);
+        let mut ctx = RequestCtx::new(&req, peer, sni, timed, &self.trusted_proxies);
         let method = req.method().clone();
         // A Uri clone shares its bytes: no copy of the path for the log line.
         let uri = req.uri().clone();

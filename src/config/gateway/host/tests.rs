@@ -67,6 +67,7 @@ fn a_wildcard_matches_exactly_one_more_label() {
     let w = host("*.example.com").unwrap();
     assert!(w.matches("a.example.com"));
     assert!(w.matches("xn--bcher-kva.example.com"));
+    assert!(w.matches("A.Example.COM") && !w.matches("é.example.com.x"));
     for no in [
         "example.com",
         "a.b.example.com",
@@ -143,4 +144,33 @@ fn hosts_list_the_public_host_then_each_exact_route_host_once() {
     )
     .unwrap();
     assert!(c.hosts().is_empty() && c.wildcard_hosts().is_empty());
+}
+
+#[test]
+fn a_central_in_process_registers_every_exact_hosts_callback() {
+    let c = Config::parse(
+        "listen: 127.0.0.1:8443\npublic_url: https://localhost:8443\ntls: {self_signed: true}\n\
+         central:\n  providers:\n    dev: {kind: dev}\n\
+         gateway:\n  routes:\n\
+         \x20   - {host: chat.localhost, prefix: /, upstream: \"http://127.0.0.1:1\"}\n\
+         \x20   - {host: \"*.apps.localhost\", prefix: /, upstream: \"http://127.0.0.1:2\"}\n",
+        &|_| None,
+    )
+    .unwrap();
+    let clients: Vec<&str> = c
+        .central
+        .as_ref()
+        .unwrap()
+        .clients
+        .iter()
+        .map(|c| c.redirect_url.as_str())
+        .collect();
+    // Wildcard names cannot be known in advance: the central accepts exact URLs only.
+    assert_eq!(
+        clients,
+        [
+            "https://localhost:8443/_auth/callback",
+            "https://chat.localhost:8443/_auth/callback"
+        ]
+    );
 }
