@@ -6,6 +6,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
+use http::header::{self, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 use tracing::{warn, Level};
@@ -33,6 +34,8 @@ pub struct AppState {
     trusted_proxies: Vec<IpAddr>,
     /// `None` when metrics are off: counting a request is then this one check.
     counts: Option<Counts>,
+    /// `Strict-Transport-Security`, when `tls.hsts` is set (every response here is HTTPS).
+    hsts: Option<HeaderValue>,
 }
 
 /// Counters for the requests no gateway route counts.
@@ -86,6 +89,10 @@ impl AppState {
             gateway,
             access,
             counts,
+            hsts: config
+                .tls
+                .hsts
+                .and_then(|age| HeaderValue::from_str(&format!("max-age={}", age.as_secs())).ok()),
             trusted_proxies: config
                 .gateway
                 .as_ref()
@@ -136,6 +143,10 @@ impl AppState {
         };
         res.headers_mut()
             .insert(X_REQUEST_ID.clone(), ctx.request_id.clone());
+        if let Some(hsts) = &self.hsts {
+            res.headers_mut()
+                .insert(header::STRICT_TRANSPORT_SECURITY, hsts.clone());
+        }
         if let (Some(log), Some(started)) = (&self.access, ctx.started) {
             log.write(&access_line(
                 &ctx,

@@ -75,6 +75,9 @@ pub struct TlsSettings {
     pub handshake_timeout: Duration,
     /// How often the certificate files are checked for changes.
     pub reload_interval: Duration,
+    /// `tls.hsts`: the `max-age` of the `Strict-Transport-Security` header sent on every
+    /// response; `None` (the default): no header.
+    pub hsts: Option<Duration>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -386,6 +389,12 @@ pub(super) fn duration(
 }
 
 fn tls(raw: RawTls) -> Result<TlsSettings, ConfigError> {
+    // `0s` is allowed: `max-age=0` is how a site takes HSTS back (RFC 6797 §6.1.1).
+    let hsts = match raw.hsts.as_deref().map(str::trim) {
+        None => None,
+        Some("0" | "0s") => Some(Duration::ZERO),
+        Some(t) => Some(duration("tls.hsts", Some(t), Duration::ZERO)?),
+    };
     let source = match (raw.cert, raw.key, raw.self_signed) {
         (Some(cert), Some(key), false) => TlsSource::Files { cert, key },
         (None, None, true) => TlsSource::SelfSigned,
@@ -416,6 +425,7 @@ fn tls(raw: RawTls) -> Result<TlsSettings, ConfigError> {
             raw.reload_interval.as_deref(),
             Duration::from_secs(30),
         )?,
+        hsts,
     })
 }
 

@@ -55,7 +55,7 @@ impl Hosts {
         std::fs::write(dir.path().join("tls.key"), cert.signing_key.serialize_pem()).unwrap();
         let config = format!(
             "listen: 127.0.0.1:{port}\npublic_url: https://localhost:{port}\ndata_dir: data\n\
-             tls: {{cert: tls.crt, key: tls.key}}\n\
+             tls: {{cert: tls.crt, key: tls.key, hsts: 365d}}\n\
              central:\n  providers:\n    dev: {{kind: dev}}\n\
              gateway:\n  routes:\n\
              \x20   - {{host: chat.example.test, prefix: /, upstream: \"{}\", allow: {{logins: [alice]}}}}\n\
@@ -300,6 +300,11 @@ async fn sni_and_host_must_agree_and_unknown_hosts_get_404() {
         )
         .await;
     assert_eq!(misdirected.status, 421);
+    // `tls.hsts` on every response, refusals included.
+    assert_eq!(
+        misdirected.header("strict-transport-security"),
+        Some("max-age=31536000")
+    );
     let own = h
         .h1(
             "chat.example.test",
@@ -336,6 +341,10 @@ async fn sni_and_host_must_agree_and_unknown_hosts_get_404() {
     for host in ["other.example.test", "localhost"] {
         let res = client.get(h.url(host, "/")).send().await.unwrap();
         assert_eq!(res.status(), 404, "{host}");
+        assert_eq!(
+            res.headers()["strict-transport-security"],
+            "max-age=31536000"
+        );
     }
     let res = client
         .get(h.url("a.apps.example.test", "/y"))
@@ -363,4 +372,16 @@ async fn forward_auth_judges_the_host_a_trusted_proxy_names() {
     assert_eq!(check("chat.example.test").await.unwrap().status(), 401);
     assert_eq!(check("nowhere.example.test").await.unwrap().status(), 403);
     assert_eq!(check("bad host").await.unwrap().status(), 400);
+}
+
+#[tokio::test]
+async fn hsts_is_off_unless_set() {
+    let backend = Backend::start().await;
+    let gw = Gateway::start(&format!(
+        "  routes:\n    - {{prefix: /, upstream: \"{}\"}}\n",
+        backend.url()
+    ));
+    let res = gw.client().get(gw.url("/x")).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    assert!(res.headers().get("strict-transport-security").is_none());
 }

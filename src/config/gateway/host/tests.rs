@@ -174,3 +174,30 @@ fn a_central_in_process_registers_every_exact_hosts_callback() {
         ]
     );
 }
+
+#[test]
+fn tls_hsts_is_a_duration_and_zero_takes_it_back() {
+    let with = |hsts: &str| {
+        Config::parse(
+            &format!(
+                "listen: 127.0.0.1:0\npublic_url: https://localhost\n\
+                 tls: {{self_signed: true, hsts: \"{hsts}\"}}\n\
+                 gateway:\n  routes:\n    - {{prefix: /, upstream: \"http://127.0.0.1:1\"}}\n"
+            ),
+            &|_| None,
+        )
+        .map(|c| c.tls.hsts)
+        .map_err(|e| e.to_string())
+    };
+    assert_eq!(
+        with("365d"),
+        Ok(Some(std::time::Duration::from_secs(31_536_000)))
+    );
+    assert_eq!(with("0s"), Ok(Some(std::time::Duration::ZERO)));
+    assert!(with("soon").unwrap_err().starts_with("tls.hsts:"));
+    let none = config(
+        "https://localhost",
+        "    - {prefix: /, upstream: \"http://127.0.0.1:1\"}\n",
+    );
+    assert_eq!(none.unwrap().tls.hsts, None);
+}
