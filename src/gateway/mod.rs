@@ -232,6 +232,8 @@ impl Gateway {
             Destination::Upstream(pool) => {
                 let to = Upstream {
                     pool,
+                    strip: routed.strip,
+                    prefix: &routed.route.prefix,
                     preserve_host: routed.route.preserve_host,
                     response_timeout: self.response_timeout,
                     tunnel_idle: self.tunnel_idle,
@@ -403,10 +405,20 @@ fn upstreams(
     let table = RouteTable::new(&config.routes, |route| match &route.target {
         Target::Files(dir) => Ok(Destination::Files(dir.clone())),
         Target::Http { scheme, authority } => {
-            let origin = format!("{scheme}://{authority}");
+            // One pool per origin and TLS settings: the same origin behind another CA or
+            // server name is another pool.
+            let origin = match &route.upstream_tls {
+                None => format!("{scheme}://{authority}"),
+                Some(tls) => format!("{scheme}://{authority} {}", tls.key),
+            };
             let pool = match pools.get(&origin).or_else(|| kept.get(&origin)) {
                 Some(pool) => pool.clone(),
-                None => crate::upstream::Pool::new(scheme, authority, &config.upstream)?,
+                None => crate::upstream::Pool::new(
+                    scheme,
+                    authority,
+                    &config.upstream,
+                    route.upstream_tls.as_ref(),
+                )?,
             };
             pools.insert(origin, pool.clone());
             Ok(Destination::Upstream(pool))
