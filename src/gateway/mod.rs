@@ -277,7 +277,14 @@ impl Gateway {
         // A bearer token stands for the session: the cookie is not read.
         let session = match bearer {
             Some(v) => Some(v),
-            None => login.and_then(|l| l.sessions.current(req.headers())),
+            None => login.and_then(|l| {
+                // Routes by host: the session must be this host's (see `Session::host`).
+                let host = match self.routes.by_host() {
+                    true => hosts::named_host(req).ok().flatten(),
+                    false => None,
+                };
+                l.sessions.current(req.headers(), l.sites.bound(host))
+            }),
         };
         let facts = Facts {
             session,
