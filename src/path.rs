@@ -248,7 +248,6 @@ fn encode_segment(segment: &str, at: usize, escaped_semis: &[usize], out: &mut S
     }
     out.extend(utf8_percent_encode(rest, PATH_ESCAPE));
 }
-
 /// Whether `path` is `prefix` or below it, on whole segments (both already normalised).
 pub fn under(path: &str, prefix: &str) -> bool {
     starts_with(segments(path), segments(prefix))
