@@ -33,7 +33,8 @@ pub use central::{
     Protocol, ProviderConfig, ProviderKind, Secret, CALLBACK,
 };
 pub use gateway::{
-    Allow, AllowEntry, GatewayConfig, Login, LoginSource, Route, Target, UpstreamSettings,
+    origin_of, Allow, AllowEntry, GatewayConfig, Login, LoginSource, Route, RouteHost, Target,
+    UpstreamSettings, UpstreamTls,
 };
 pub use identity::{BearerIssuer, IdentityConfig, MINTED_PROVIDER};
 pub use policy::{Methods, RouteAccess};
@@ -74,6 +75,9 @@ pub struct TlsSettings {
     pub handshake_timeout: Duration,
     /// How often the certificate files are checked for changes.
     pub reload_interval: Duration,
+    /// `tls.hsts`: the `max-age` of the `Strict-Transport-Security` header sent on every
+    /// response; `None` (the default): no header.
+    pub hsts: Option<Duration>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -257,18 +261,20 @@ impl TryFrom<RawConfig> for Config {
         let mut central = central;
         let gateway = match raw.gateway {
             Some(g) => {
-                let (mut g, own_client) =
+                let (mut g, own_clients) =
                     gateway::gateway_config(g, &public_url, central.as_ref())?;
                 // The upstream pools apply these `limits` to the bodies they carry.
                 g.upstream.body_idle_timeout = limits.body_idle_timeout;
                 g.upstream.response_body_idle_timeout = limits.upstream_body_idle_timeout;
-                if let (Some(central), Some(client)) = (central.as_mut(), own_client) {
-                    if !central
-                        .clients
-                        .iter()
-                        .any(|c| c.redirect_url == client.redirect_url)
-                    {
-                        central.clients.push(client);
+                if let Some(central) = central.as_mut() {
+                    for client in own_clients {
+                        if !central
+                            .clients
+                            .iter()
+                            .any(|c| c.redirect_url == client.redirect_url)
+                        {
+                            central.clients.push(client);
+                        }
                     }
                 }
                 Some(g)
@@ -383,6 +389,12 @@ pub(super) fn duration(
 }
 
 fn tls(raw: RawTls) -> Result<TlsSettings, ConfigError> {
+    // `0s` is allowed: `max-age=0` is how a site takes HSTS back (RFC 6797 §6.1.1).
+    let hsts = match raw.hsts.as_deref().map(str::trim) {
+        None => None,
+        Some("0" | "0s") => Some(Duration::ZERO),
+        Some(t) => Some(duration("tls.hsts", Some(t), Duration::ZERO)?),
+    };
     let source = match (raw.cert, raw.key, raw.self_signed) {
         (Some(cert), Some(key), false) => TlsSource::Files { cert, key },
         (None, None, true) => TlsSource::SelfSigned,
@@ -413,6 +425,7 @@ fn tls(raw: RawTls) -> Result<TlsSettings, ConfigError> {
             raw.reload_interval.as_deref(),
             Duration::from_secs(30),
         )?,
+        hsts,
     })
 }
 

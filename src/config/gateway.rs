@@ -9,13 +9,18 @@ use http::uri::{Authority, Scheme};
 use url::Url;
 
 use super::central::{CentralConfig, ClientConfig, Protocol, Secret};
-use super::raw::{RawGateway, RawPreserveHost, RawRoute, RawUpstreamSettings};
+use super::raw::{RawGateway, RawUpstreamSettings};
 use super::{duration, ConfigError};
+pub use host::RouteHost;
 use login::login_source;
+use route::routes;
+pub use route::UpstreamTls;
 use session::session_values;
-use values::{prefix, session_cookie, target};
+use values::{prefix, session_cookie};
 
+mod host;
 mod login;
+mod route;
 mod session;
 mod values;
 
@@ -31,6 +36,9 @@ pub struct GatewayConfig {
     pub callback_url: String,
     /// `public_url`'s host name, lower case: the `Host` that requests to upstreams must name.
     pub public_host: String,
+    /// `public_url`'s port when it names one: route hosts are served on the same listener, so
+    /// their origins (`https://<host>[:port]`) carry it too.
+    pub public_port: Option<u16>,
     /// Where logins happen; `None` when no route needs one.
     pub login: Option<LoginSource>,
     /// Cookie key material; generated into `data_dir` when absent.
@@ -145,6 +153,8 @@ impl AllowEntry {
 
 #[derive(Debug, Clone)]
 pub struct Route {
+    /// `host:`: the only host this route serves; `None` serves any host (as before hosts).
+    pub host: Option<RouteHost>,
     /// Normalised prefix: starts with `/`, no trailing `/` except for the root.
     pub prefix: String,
     pub target: Target,
@@ -160,11 +170,18 @@ pub struct Route {
     pub case_insensitive: bool,
     /// `methods`, `cors_preflight`, `bearer`.
     pub access: super::policy::RouteAccess,
+    /// `strip_prefix: true`: the prefix's segments are cut from the path sent upstream
+    /// (`/app/x` goes as `/x`, `/app` as `/`).
+    pub strip_prefix: bool,
+    /// `upstream_tls`: whom an `https://` upstream's certificate must chain to, and the name
+    /// it must carry.
+    pub upstream_tls: Option<UpstreamTls>,
 }
 
 #[derive(Debug, Clone)]
 pub enum Target {
-    /// An HTTP or HTTPS origin; the normalised request path is forwarded unchanged.
+    /// An HTTP or HTTPS origin; the normalised request path is forwarded (less the route's
+    /// prefix with `strip_prefix`).
     Http {
         scheme: Scheme,
         authority: Authority,
@@ -177,7 +194,7 @@ pub(super) fn gateway_config(
     mut raw: RawGateway,
     public_url: &Url,
     central: Option<&CentralConfig>,
-) -> Result<(GatewayConfig, Option<ClientConfig>), ConfigError> {
+) -> Result<(GatewayConfig, Vec<ClientConfig>), ConfigError> {
     let auth_prefix = match raw.auth_prefix {
         None => "/_auth".to_owned(),
         Some(p) => {
@@ -195,11 +212,6 @@ pub(super) fn gateway_config(
     let uses_own_central =
         central.is_some() && raw.oauth_proxy.as_ref().is_none_or(|o| o.url.is_none());
     let login = login_source(raw.oauth_proxy, central)?;
-    // The gateway of this process is a client of its own central server.
-    let own_client = (login.is_some() && uses_own_central).then(|| ClientConfig {
-        redirect_url: callback_url.clone(),
-        protocol: Protocol::Assertion,
-    });
 
     let session = session_values(&mut raw.session)?;
     let session_cookie = session_cookie(raw.session.cookie_name)?;
@@ -209,6 +221,27 @@ pub(super) fn gateway_config(
     let bearer_issuers = super::identity::bearer(raw.bearer)?;
     let default_case = raw.case_insensitive.unwrap_or(false);
     let routes = routes(raw.routes, login.as_ref(), &auth_prefix, default_case)?;
+    // The gateway of this process is a client of its own central server, with the callback
+    // of `public_url` and of every exact route host (each host is an origin of its own).
+    let mut own_clients = Vec::new();
+    if login.is_some() && uses_own_central {
+        own_clients.push(callback_url.clone());
+        for route in &routes {
+            if let Some(RouteHost::Exact(h)) = &route.host {
+                let url = format!("{}{auth_prefix}/callback", origin_of(h, public_url.port()));
+                if !own_clients.contains(&url) {
+                    own_clients.push(url);
+                }
+            }
+        }
+    }
+    let own_clients = own_clients
+        .into_iter()
+        .map(|redirect_url| ClientConfig {
+            redirect_url,
+            protocol: Protocol::Assertion,
+        })
+        .collect();
     let config = GatewayConfig {
         title: raw
             .title
@@ -221,6 +254,7 @@ pub(super) fn gateway_config(
             .unwrap_or_default()
             .trim_end_matches('.')
             .to_ascii_lowercase(),
+        public_port: public_url.port(),
         login,
         session_secret: session.secret,
         session_previous_secrets: session.previous_secrets,
@@ -233,7 +267,16 @@ pub(super) fn gateway_config(
         identity,
         bearer_issuers,
     };
-    Ok((config, own_client))
+    Ok((config, own_clients))
+}
+
+/// The origin of a host this gateway serves: `https://<host>`, with `public_url`'s port when
+/// it names one.
+pub fn origin_of(host: &str, port: Option<u16>) -> String {
+    match port {
+        Some(port) => format!("https://{host}:{port}"),
+        None => format!("https://{host}"),
+    }
 }
 
 /// `gateway.trusted_proxies` (default: the loopback addresses).
@@ -283,117 +326,5 @@ fn upstream_settings(u: RawUpstreamSettings) -> Result<UpstreamSettings, ConfigE
         // Set from `limits` by the caller.
         body_idle_timeout: Duration::from_secs(60),
         response_body_idle_timeout: Duration::from_secs(60),
-    })
-}
-
-/// `gateway.routes`: each route checked, none shadowing the gateway's own prefix or
-/// repeating another's.
-fn routes(
-    raw: Vec<RawRoute>,
-    login: Option<&LoginSource>,
-    auth_prefix: &str,
-    default_case: bool,
-) -> Result<Vec<Route>, ConfigError> {
-    if raw.is_empty() {
-        return Err(ConfigError::at(
-            "gateway.routes",
-            "needs at least one route",
-        ));
-    }
-    let mut routes: Vec<Route> = Vec::with_capacity(raw.len());
-    for (i, r) in raw.into_iter().enumerate() {
-        let at = |key: &str| format!("gateway.routes[{i}].{key}");
-        let route = route(r, &at, login, default_case)?;
-        if crate::path::under(&route.prefix, auth_prefix) {
-            return Err(ConfigError::at(
-                &at("prefix"),
-                format!(
-                    "`{}` would shadow the gateway's own {auth_prefix}",
-                    route.prefix
-                ),
-            ));
-        }
-        if let Some(j) = routes.iter().position(|o| o.prefix == route.prefix) {
-            return Err(ConfigError::at(
-                &at("prefix"),
-                format!("`{}` is already used by gateway.routes[{j}]", route.prefix),
-            ));
-        }
-        routes.push(route);
-    }
-    Ok(routes)
-}
-
-fn route(
-    raw: RawRoute,
-    at: &dyn Fn(&str) -> String,
-    login: Option<&LoginSource>,
-    case_insensitive: bool,
-) -> Result<Route, ConfigError> {
-    let prefix = prefix(&raw.prefix).map_err(|m| ConfigError::at(&at("prefix"), m))?;
-    // Fail closed: where logins (or bearer tokens) are possible, a route without `login:`
-    // requires one. A `bearer: true` route needs no login source: tokens alone may pass it.
-    let bearer_only = raw.bearer == Some(true) && login.is_none();
-    let mode = raw.login.unwrap_or(if login.is_some() || bearer_only {
-        Login::Required
-    } else {
-        Login::None
-    });
-    if mode != Login::None && login.is_none() && !bearer_only {
-        return Err(ConfigError::at(
-            &at("login"),
-            "needs gateway.oauth_proxy (or a central: section) to log people in",
-        ));
-    }
-    let allow = match raw.allow {
-        None => Allow::default(),
-        Some(a) => super::policy::allow(a, at, login)?,
-    };
-    if mode != Login::Required && allow.names_anyone() {
-        return Err(ConfigError::at(
-            &at("allow"),
-            "only networks apply to routes without login: required",
-        ));
-    }
-    if raw.bearer == Some(true) && mode == Login::None {
-        return Err(ConfigError::at(
-            &at("bearer"),
-            "needs login: required or optional (a login: none route forwards no identity)",
-        ));
-    }
-    let access = super::policy::RouteAccess {
-        methods: super::policy::methods(raw.methods, at)?,
-        cors_preflight: super::policy::cors_preflight(raw.cors_preflight, at)?,
-        bearer: raw.bearer.unwrap_or(false),
-        audience: None,
-    };
-    let target = target(&raw.upstream).map_err(|m| ConfigError::at(&at("upstream"), m))?;
-    let access = super::policy::RouteAccess {
-        audience: match &target {
-            Target::Http { scheme, authority } => Some(format!("{scheme}://{authority}").into()),
-            Target::Files(_) => None,
-        },
-        ..access
-    };
-    let (preserve_host, any_host) = match raw.preserve_host {
-        None => (true, false),
-        Some(RawPreserveHost::Flag(keep)) => (keep, false),
-        Some(RawPreserveHost::Word(w)) if w == "any" => (true, true),
-        Some(RawPreserveHost::Word(w)) => {
-            return Err(ConfigError::at(
-                &at("preserve_host"),
-                format!("`{w}` is not one of true, false, any"),
-            ))
-        }
-    };
-    Ok(Route {
-        prefix,
-        target,
-        login: mode,
-        allow,
-        preserve_host,
-        any_host,
-        case_insensitive: raw.case_insensitive.unwrap_or(case_insensitive),
-        access,
     })
 }

@@ -46,6 +46,8 @@ pub(super) struct RawTls {
     pub self_signed: bool,
     pub handshake_timeout: Option<String>,
     pub reload_interval: Option<String>,
+    /// `365d`: `Strict-Transport-Security: max-age=<seconds>` on every response.
+    pub hsts: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -100,6 +102,7 @@ pub(super) struct RawUpstreamSettings {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawRoute {
+    pub host: Option<String>,
     pub prefix: String,
     pub upstream: String,
     pub login: Option<super::Login>,
@@ -109,6 +112,16 @@ pub(super) struct RawRoute {
     pub methods: Option<Vec<String>>,
     pub cors_preflight: Option<String>,
     pub bearer: Option<bool>,
+    pub strip_prefix: Option<bool>,
+    pub upstream_tls: Option<RawUpstreamTls>,
+}
+
+/// `routes[].upstream_tls`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawUpstreamTls {
+    pub ca: Option<PathBuf>,
+    pub server_name: Option<String>,
 }
 
 /// `preserve_host: true | false | any`.

@@ -251,6 +251,7 @@ fn session_of(
         groups,
         exp: claims.get("exp").and_then(Value::as_u64).unwrap_or(0),
         seen: 0,
+        host: None,
     }
 }
 

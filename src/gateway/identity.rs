@@ -136,6 +136,7 @@ mod tests {
             groups: vec!["acme".into(), "acme/ops".into()],
             exp: 0,
             seen: 0,
+            host: None,
         };
         let spec: Vec<(HeaderName, String)> = [
             ("remote-user", "login"),

@@ -180,6 +180,7 @@ mod tests {
             groups: Vec::new(),
             exp: u64::MAX,
             seen: 0,
+            host: None,
         }
     }
 

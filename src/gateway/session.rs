@@ -39,6 +39,20 @@ pub struct Session {
     /// counts from it. 0 in cookies sealed before it existed.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub seen: u64,
+    /// The route host (lower case) whose login made it: it opens on that host only, so a
+    /// cookie copied to another host is no session there. `None`: `public_url`'s host (and
+    /// every session sealed before routes had hosts).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+}
+
+/// Whether `s` was made for the route host `host` (both `None`: `public_url`'s host).
+fn made_for(s: &Session, host: Option<&str>) -> bool {
+    match (s.host.as_deref(), host) {
+        (None, None) => true,
+        (Some(made), Some(here)) => made.eq_ignore_ascii_case(here),
+        _ => false,
+    }
 }
 
 fn is_zero(n: &u64) -> bool {
@@ -194,10 +208,12 @@ impl Sessions {
         })
     }
 
-    /// The request's session, if it has a valid one (not past `ttl`, not idle too long).
-    /// A session due for renewal, or opened with a previous secret, gets its renewed cookie
-    /// sealed here (see [`Verified::renewal`]); the common request only compares numbers.
-    pub fn current(&self, headers: &HeaderMap) -> Option<Arc<Verified>> {
+    /// The request's session, if it has a valid one made for `host` (the route host the
+    /// request is for, `None` for `public_url`'s: see [`Session::host`]), not past `ttl` and
+    /// not idle too long. A session due for renewal, or opened with a previous secret, gets
+    /// its renewed cookie sealed here (see [`Verified::renewal`]); the common request only
+    /// compares numbers.
+    pub fn current(&self, headers: &HeaderMap, host: Option<&str>) -> Option<Arc<Verified>> {
         let raw = session_cookie_value(headers, &self.cookie)?;
         let now = now();
         let hit = self.memo.lock().ok().and_then(|m| m.get(raw).cloned());
@@ -205,6 +221,9 @@ impl Sessions {
             Some(hit) => hit,
             None => self.open(headers, raw, now)?,
         };
+        if !made_for(&verified.session, host) {
+            return None;
+        }
         match self.life.judge(&verified.session, now) {
             lifetime::Life::Over => return None,
             lifetime::Life::Renew => self.renew(&verified, now),

@@ -133,6 +133,7 @@ mod tests {
             groups: vec!["ops".into()],
             exp,
             seen: 0,
+            host: None,
         };
         Verified::new(session, &[])
     }

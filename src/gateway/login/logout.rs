@@ -8,19 +8,16 @@ use hyper::body::Incoming;
 use subtle::ConstantTimeEq;
 use tracing::warn;
 
-use super::LoginFlow;
+use super::{LoginFlow, Session, Site};
 use crate::cookies;
 use crate::error::RequestError;
 use crate::pages::{self, escape, Body};
 
 impl LoginFlow {
-    pub(super) fn logout_token(&self, headers: &http::HeaderMap) -> Option<String> {
-        let verified = self.sessions.current(headers)?;
-        Some(self.sessions.logout_token(&verified.session))
-    }
-
-    pub(super) fn logout_form(&self, headers: &http::HeaderMap) -> String {
-        let token = self.logout_token(headers).unwrap_or_default();
+    /// The logout form of `session` (its token is the session's: see
+    /// [`crate::gateway::session::Sessions::logout_token`]).
+    pub(super) fn logout_form(&self, session: &Session) -> String {
+        let token = self.sessions.logout_token(session);
         format!(
             "<form method=\"post\" action=\"{}/logout\"><input type=\"hidden\" name=\"token\" value=\"{}\">\
              <button type=\"submit\">Log out</button></form>",
@@ -30,12 +27,12 @@ impl LoginFlow {
     }
 
     /// `GET /_auth/logout`: asks for confirmation (a GET never logs out).
-    pub(super) fn logout_page(&self, req: &Request<Incoming>) -> Response<Body> {
-        let body = match self.sessions.current(req.headers()) {
+    pub(super) fn logout_page(&self, req: &Request<Incoming>, site: &Site) -> Response<Body> {
+        let body = match self.sessions.current(req.headers(), site.bound.as_deref()) {
             Some(s) => format!(
                 "<p>You are logged in as <strong>{}</strong>.</p>{}",
                 escape(&s.session.display_name()),
-                self.logout_form(req.headers())
+                self.logout_form(&s.session)
             ),
             None => "<p>You are not logged in.</p><p><a href=\"/\">Continue</a></p>".to_owned(),
         };
@@ -45,15 +42,15 @@ impl LoginFlow {
     /// Why a logout POST must be refused as cross-site, if it must. Browsers that send
     /// `Sec-Fetch-Site` say where the request comes from: only this origin, or the user
     /// typing the address (`none`), may log a user out. Older ones are judged by `Origin`,
-    /// which must be `public_url`'s; `null` is let through to the token check, because our
+    /// which must be the request's host's (`public_url`'s, or a route host's); `null` is let through to the token check, because our
     /// pages' `Referrer-Policy: no-referrer` makes browsers send `null` for our own form.
-    fn cross_site(&self, headers: &http::HeaderMap) -> Option<&'static str> {
+    fn cross_site(headers: &http::HeaderMap, origin: &str) -> Option<&'static str> {
         if let Some(site) = headers.get("sec-fetch-site") {
             return (!matches!(site.as_bytes(), b"same-origin" | b"none"))
                 .then_some("Sec-Fetch-Site");
         }
         match headers.get(header::ORIGIN) {
-            Some(o) if o.as_bytes() != b"null" && o.as_bytes() != self.origin.as_bytes() => {
+            Some(o) if o.as_bytes() != b"null" && o.as_bytes() != origin.as_bytes() => {
                 Some("Origin")
             }
             _ => None,
@@ -66,6 +63,7 @@ impl LoginFlow {
     pub(super) async fn logout(
         &self,
         req: Request<Incoming>,
+        site: &Site,
     ) -> Result<Response<Body>, RequestError> {
         let (parts, body) = req.into_parts();
         let refused = |message: &str| RequestError::Login {
@@ -73,11 +71,12 @@ impl LoginFlow {
             message: message.to_owned(),
             retry: Some(format!("{}/logout", self.auth_prefix)),
         };
-        if let Some(header) = self.cross_site(&parts.headers) {
+        if let Some(header) = Self::cross_site(&parts.headers, &site.origin) {
             warn!(header, "cross-site logout refused");
             return Err(refused("Log out from this site's own logout page."));
         }
-        let Some(expected) = self.logout_token(&parts.headers) else {
+        let session = self.sessions.current(&parts.headers, site.bound.as_deref());
+        let Some(expected) = session.map(|v| self.sessions.logout_token(&v.session)) else {
             let body = "<p>You are not logged in.</p><p><a href=\"/\">Continue</a></p>";
             return Ok(pages::html_page(
                 StatusCode::OK,

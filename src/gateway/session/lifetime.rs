@@ -92,6 +92,7 @@ mod tests {
             groups: Vec::new(),
             exp,
             seen,
+            host: None,
         }
     }
 

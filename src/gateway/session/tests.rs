@@ -16,6 +16,7 @@ fn user_info_is_ascii_json_with_provider_and_sub_first() {
         groups: Vec::new(),
         exp: 0,
         seen: 0,
+        host: None,
     };
     let h = s.user_info_header();
     let text = h.to_str().unwrap();
@@ -67,16 +68,17 @@ fn alice(seen: u64) -> Session {
         groups: Vec::new(),
         exp: now() + 1800,
         seen,
+        host: None,
     }
 }
 
 #[test]
 fn a_cookie_of_a_previous_secret_opens_once_renewed_with_the_current_one() {
     let old = carrying(&sessions(OLD, &[], None).issue(&alice(now())));
-    assert!(sessions(NEW, &[], None).current(&old).is_none());
+    assert!(sessions(NEW, &[], None).current(&old, None).is_none());
     let rotating = sessions(NEW, &[OLD], None);
     let v = rotating
-        .current(&old)
+        .current(&old, None)
         .expect("opens with the previous secret");
     let renewed = v.renewal().expect("re-sealed").clone();
     let text = renewed.to_str().unwrap();
@@ -87,14 +89,14 @@ fn a_cookie_of_a_previous_secret_opens_once_renewed_with_the_current_one() {
     // The new cookie opens with the new secret alone, needs no renewal, and ends when
     // the old one did.
     let new = sessions(NEW, &[], None)
-        .current(&carrying(&renewed))
+        .current(&carrying(&renewed), None)
         .expect("opens");
     assert!(new.renewal().is_none());
     assert_eq!(new.session.exp, v.session.exp);
     // A cookie of the current secret is not re-sealed.
     let current = rotating.issue(&alice(now()));
     assert!(rotating
-        .current(&carrying(&current))
+        .current(&carrying(&current), None)
         .unwrap()
         .renewal()
         .is_none());
@@ -104,16 +106,18 @@ fn a_cookie_of_a_previous_secret_opens_once_renewed_with_the_current_one() {
 fn a_due_session_is_sealed_once_for_all_its_requests() {
     let idle = sessions(NEW, &[], Some(600));
     let fresh = carrying(&idle.issue(&alice(now())));
-    assert!(idle.current(&fresh).unwrap().renewal().is_none());
+    assert!(idle.current(&fresh, None).unwrap().renewal().is_none());
     let due = carrying(&idle.issue(&alice(now() - 61)));
-    let first = idle.current(&due).unwrap();
-    let second = idle.current(&due).unwrap();
+    let first = idle.current(&due, None).unwrap();
+    let second = idle.current(&due, None).unwrap();
     assert!(
         Arc::ptr_eq(&first, &second),
         "the memo keeps one value per cookie"
     );
     assert_eq!(first.renewal(), second.renewal());
-    let renewed = idle.current(&carrying(first.renewal().unwrap())).unwrap();
+    let renewed = idle
+        .current(&carrying(first.renewal().unwrap()), None)
+        .unwrap();
     assert!(
         renewed.session.seen >= now() - 1,
         "{}",
@@ -121,5 +125,8 @@ fn a_due_session_is_sealed_once_for_all_its_requests() {
     );
     assert!(renewed.renewal().is_none());
     let idled = carrying(&idle.issue(&alice(now() - 600)));
-    assert!(idle.current(&idled).is_none(), "unused for idle_timeout");
+    assert!(
+        idle.current(&idled, None).is_none(),
+        "unused for idle_timeout"
+    );
 }
