@@ -12,7 +12,7 @@ use super::central::{CentralConfig, ClientConfig, Protocol, Secret};
 use super::raw::{RawGateway, RawPreserveHost, RawRoute, RawUpstreamSettings};
 use super::{duration, ConfigError};
 use login::login_source;
-use values::{prefix, session_cookie, target};
+use values::{prefix, session_cookie, session_store, target};
 
 mod login;
 mod values;
@@ -37,6 +37,8 @@ pub struct GatewayConfig {
     /// The session cookie's name: `__Host-oauthgate-session` unless set (two gateways on one
     /// host name with different ports need different names: cookies ignore ports).
     pub session_cookie: String,
+    /// `gateway.session.store`: where sessions live.
+    pub session_store: SessionStore,
     /// Peers whose `X-Original-URI` / `X-Forwarded-Uri` `/_auth/check` believes.
     pub trusted_proxies: Vec<IpAddr>,
     pub upstream: UpstreamSettings,
@@ -45,6 +47,16 @@ pub struct GatewayConfig {
     pub identity: super::IdentityConfig,
     /// `bearer.issuers`: whose tokens `bearer: true` routes accept (besides minted ones).
     pub bearer_issuers: Vec<super::BearerIssuer>,
+}
+
+/// `gateway.session.store`: where a session lives.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum SessionStore {
+    /// In the sealed cookie itself (the default): nothing to share, nothing to revoke.
+    #[default]
+    Cookie,
+    /// In Redis at this URL; the cookie holds only a sealed random id.
+    Redis(Secret),
 }
 
 /// The central server a gateway logs people in with (the seed's `oauth_proxy`).
@@ -204,6 +216,7 @@ pub(super) fn gateway_config(
     };
     let session_ttl = session_ttl(raw.session.ttl.as_deref())?;
     let session_cookie = session_cookie(raw.session.cookie_name)?;
+    let session_store = session_store(raw.session.store.as_deref())?;
     let trusted_proxies = trusted_proxies(raw.trusted_proxies)?;
     let upstream = upstream_settings(raw.upstream)?;
     let identity = super::identity::identity(raw.identity)?;
@@ -226,6 +239,7 @@ pub(super) fn gateway_config(
         session_secret,
         session_ttl,
         session_cookie,
+        session_store,
         trusted_proxies,
         upstream,
         routes,

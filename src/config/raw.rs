@@ -141,6 +141,8 @@ pub(super) struct RawSession {
     pub secret: Option<String>,
     pub ttl: Option<String>,
     pub cookie_name: Option<String>,
+    /// `cookie` (default) or `redis://host:port/db`.
+    pub store: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
