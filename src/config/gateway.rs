@@ -12,9 +12,11 @@ use super::central::{CentralConfig, ClientConfig, Protocol, Secret};
 use super::raw::{RawGateway, RawPreserveHost, RawRoute, RawUpstreamSettings};
 use super::{duration, ConfigError};
 use login::login_source;
+use session::session_values;
 use values::{prefix, session_cookie, session_store, target};
 
 mod login;
+mod session;
 mod values;
 
 #[derive(Debug, Clone)]
@@ -33,7 +35,13 @@ pub struct GatewayConfig {
     pub login: Option<LoginSource>,
     /// Cookie key material; generated into `data_dir` when absent.
     pub session_secret: Option<Secret>,
+    /// `previous_secrets`: cookies sealed with these still open, and are re-sealed with
+    /// `session_secret` (a rotation without logging everyone out).
+    pub session_previous_secrets: Vec<Secret>,
+    /// The absolute lifetime: renewal never extends a session past it.
     pub session_ttl: Duration,
+    /// `idle_timeout`: a session unused this long is over (at most `session_ttl`).
+    pub session_idle_timeout: Option<Duration>,
     /// The session cookie's name: `__Host-oauthgate-session` unless set (two gateways on one
     /// host name with different ports need different names: cookies ignore ports).
     pub session_cookie: String,
@@ -178,7 +186,7 @@ pub enum Target {
 }
 
 pub(super) fn gateway_config(
-    raw: RawGateway,
+    mut raw: RawGateway,
     public_url: &Url,
     central: Option<&CentralConfig>,
 ) -> Result<(GatewayConfig, Option<ClientConfig>), ConfigError> {
@@ -205,16 +213,7 @@ pub(super) fn gateway_config(
         protocol: Protocol::Assertion,
     });
 
-    let session_secret = match raw.session.secret {
-        Some(s) if s.len() < 32 => {
-            return Err(ConfigError::at(
-                "gateway.session.secret",
-                "must be at least 32 characters (e.g. `openssl rand -hex 32`)",
-            ))
-        }
-        s => s.map(Secret),
-    };
-    let session_ttl = session_ttl(raw.session.ttl.as_deref())?;
+    let session = session_values(&mut raw.session)?;
     let session_cookie = session_cookie(raw.session.cookie_name)?;
     let session_store = session_store(raw.session.store.as_deref())?;
     let trusted_proxies = trusted_proxies(raw.trusted_proxies)?;
@@ -236,8 +235,10 @@ pub(super) fn gateway_config(
             .trim_end_matches('.')
             .to_ascii_lowercase(),
         login,
-        session_secret,
-        session_ttl,
+        session_secret: session.secret,
+        session_previous_secrets: session.previous_secrets,
+        session_ttl: session.ttl,
+        session_idle_timeout: session.idle_timeout,
         session_cookie,
         session_store,
         trusted_proxies,
@@ -247,25 +248,6 @@ pub(super) fn gateway_config(
         bearer_issuers,
     };
     Ok((config, own_client))
-}
-
-/// `gateway.session.ttl` (default 12 h). Sessions expire, and their cookies' `Max-Age`
-/// counts, in whole seconds: `500ms` used to pass and end every session at once, and a
-/// fraction of a second cannot be honoured. A ttl of a few seconds is valid (tests use it)
-/// but lives up to a second less than it says; anything of a minute or more is exact to 2 %.
-fn session_ttl(text: Option<&str>) -> Result<Duration, ConfigError> {
-    let ttl = duration("gateway.session.ttl", text, Duration::from_secs(12 * 3600))?;
-    if ttl < Duration::from_secs(1) || ttl.subsec_nanos() != 0 {
-        return Err(ConfigError::at(
-            "gateway.session.ttl",
-            format!(
-                "`{}` is not a whole number of seconds: sessions expire in whole seconds \
-                 (use at least 1m in production)",
-                text.unwrap_or_default()
-            ),
-        ));
-    }
-    Ok(ttl)
 }
 
 /// `gateway.trusted_proxies` (default: the loopback addresses).

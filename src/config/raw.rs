@@ -139,7 +139,10 @@ pub(super) enum OneOrMany {
 #[serde(deny_unknown_fields)]
 pub(super) struct RawSession {
     pub secret: Option<String>,
+    /// Old secrets whose cookies still open (and are re-sealed with `secret`).
+    pub previous_secrets: Option<OneOrMany>,
     pub ttl: Option<String>,
+    pub idle_timeout: Option<String>,
     pub cookie_name: Option<String>,
     /// `cookie` (default) or `redis://host:port/db`.
     pub store: Option<String>,
