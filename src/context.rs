@@ -122,6 +122,7 @@ impl RequestCtx<'_> {
             RequestError::Invalid(_) => "invalid",
             RequestError::Login { .. } => "login_failed",
             RequestError::Internal(_) => "internal",
+            RequestError::SessionStore => "session_store",
         };
         let verdict = if e.status().is_server_error() {
             Verdict::Error

@@ -24,7 +24,7 @@ use tracing::{info, warn};
 use super::policy::safe_next;
 use super::session::{Session, Sessions};
 use crate::assertion::{self, Expected};
-use crate::config::{provider_display_name, GatewayConfig, LoginSource};
+use crate::config::{provider_display_name, GatewayConfig, LoginSource, SessionStore};
 use crate::cookies::Sealed;
 use crate::error::{RequestError, StartError};
 use crate::metrics::{LoginOutcome, Logins};
@@ -101,6 +101,7 @@ impl LoginFlow {
                 config.session_ttl,
                 &config.session_cookie,
                 config.identity.headers.clone(),
+                store(config)?,
             )?,
             trusted_proxies: config.trusted_proxies.clone(),
             origin: url::Url::parse(&config.callback_url)
@@ -115,6 +116,7 @@ impl LoginFlow {
     pub fn carry_over(&mut self, previous: Option<&LoginFlow>) {
         if let Some(p) = previous {
             self.used = p.used.clone();
+            self.sessions.keep_store(&p.sessions);
         }
     }
 
@@ -128,11 +130,11 @@ impl LoginFlow {
         let get = req.method() == Method::GET || req.method() == Method::HEAD;
         Some(match endpoint {
             "/login" if get => self.login(&req),
-            "/callback" if get => self.counted_callback(&req),
-            "/logout" if get => Ok(self.logout_page(&req)),
+            "/callback" if get => self.counted_callback(&req).await,
+            "/logout" if get => self.logout_page(&req).await,
             "/logout" if req.method() == Method::POST => self.logout(req).await,
-            "/userinfo" if get => self.userinfo(&req),
-            "/check" => self.check(&req, check),
+            "/userinfo" if get => self.userinfo(&req).await,
+            "/check" => self.check(&req, check).await,
             "/login" | "/callback" | "/logout" | "/userinfo" => Err(RequestError::MethodNotAllowed),
             _ => return None,
         })
@@ -229,9 +231,12 @@ impl LoginFlow {
     /// [`LoginFlow::callback`], counted by the provider the login asked for (`-` before that
     /// is known). That name was sealed into the login cookie by `login`, which took it only
     /// from this gateway's configured providers, so the label stays a bounded set.
-    fn counted_callback(&self, req: &Request<Incoming>) -> Result<Response<Body>, RequestError> {
+    async fn counted_callback(
+        &self,
+        req: &Request<Incoming>,
+    ) -> Result<Response<Body>, RequestError> {
         let mut asked = None;
-        let result = self.callback(req, &mut asked);
+        let result = self.callback(req, &mut asked).await;
         let outcome = match result {
             Ok(_) => LoginOutcome::Accepted,
             Err(_) => LoginOutcome::Refused,
@@ -241,7 +246,7 @@ impl LoginFlow {
     }
 
     /// `GET /_auth/callback?assertion&state`: the central server sends the browser back.
-    fn callback(
+    async fn callback(
         &self,
         req: &Request<Incoming>,
         asked: &mut Option<String>,
@@ -296,7 +301,7 @@ impl LoginFlow {
             groups: claims.groups,
             exp: now() + self.sessions.ttl.as_secs(),
         };
-        let session_cookie = self.sessions.issue(&session);
+        let session_cookie = self.sessions.start(&session).await?;
         if session_cookie.len() > MAX_COOKIE {
             // Browsers drop larger cookies silently, which would loop the user through logins.
             warn!(sub = %session.sub, bytes = session_cookie.len(), "session too large for a cookie");
@@ -312,8 +317,8 @@ impl LoginFlow {
     }
 
     /// `GET /_auth/userinfo`: the object `X-User-Info` carries, plus `exp`; or 401.
-    fn userinfo(&self, req: &Request<Incoming>) -> Result<Response<Body>, RequestError> {
-        match self.sessions.current(req.headers()) {
+    async fn userinfo(&self, req: &Request<Incoming>) -> Result<Response<Body>, RequestError> {
+        match self.sessions.resolve(req.headers()).await? {
             Some(s) => {
                 let mut info = s.session.info();
                 info.insert("exp".into(), s.session.exp.into());
@@ -327,5 +332,16 @@ impl LoginFlow {
                 redirect: false,
             }),
         }
+    }
+}
+
+/// `gateway.session.store: redis://…`: the store sessions live in (connected on first use).
+fn store(config: &GatewayConfig) -> Result<Option<Arc<super::session::RedisStore>>, StartError> {
+    match &config.session_store {
+        SessionStore::Cookie => Ok(None),
+        SessionStore::Redis(url) => Ok(Some(Arc::new(super::session::RedisStore::new(
+            url,
+            config.session_idle_timeout,
+        )?))),
     }
 }

@@ -16,6 +16,7 @@ pub mod policy;
 pub mod routes;
 pub mod session;
 pub mod signer;
+mod stored;
 mod tunnel;
 
 use std::collections::HashMap;
@@ -103,6 +104,9 @@ impl Gateway {
                 let mut flow = LoginFlow::new(config, source, data_dir, central_key)?;
                 flow.carry_over(carry.previous.and_then(|g| g.login.as_ref()));
                 flow.logins = Logins::new(carry.metrics);
+                if let Some(store) = flow.sessions.store() {
+                    store.count_into(carry.metrics);
+                }
                 Some(flow)
             }
             None => None,
@@ -188,8 +192,23 @@ impl Gateway {
                 return step(req, path);
             }
         }
+        let session = match self.session_of(judged, &req) {
+            Ok(session) => session,
+            // Redis must be asked: the one other branch that may wait.
+            Err(fetch) => {
+                let id = ctx.request_id.clone();
+                return self.stored_step(routed, judged, fetch, req, path, peer, id);
+            }
+        };
         let mut who = None;
-        let identity = self.policy(judged, &req, &path, peer, None, &mut who);
+        let identity = self.policy(
+            judged,
+            &req,
+            &path,
+            peer,
+            Presented::Cookie(session),
+            &mut who,
+        );
         ctx.user = who.map(|v| v as Arc<dyn User>);
         match identity {
             Ok(identity) => {
@@ -242,7 +261,7 @@ impl Gateway {
         req: &Request<Incoming>,
         path: &NormalPath,
         peer: SocketAddr,
-        bearer: Option<Arc<session::Verified>>,
+        presented: Presented,
         who: &mut Option<Arc<session::Verified>>,
     ) -> Result<Option<identity::Outgoing>, RequestError> {
         let Judged {
@@ -253,17 +272,17 @@ impl Gateway {
         } = j;
         let judged = || std::iter::once(route).chain(also.into_iter().flatten());
         let networks = judged().any(|r| !r.allow.networks.is_empty());
-        let needs_session = !(route.login == Login::None && also.iter().all(Option::is_none));
+        let needs_session = j.needs_session();
         let login = self.login.as_ref().filter(|_| needs_session);
-        if !needs_session && !networks && bearer.is_none() {
+        // A bearer token stands for the session: the cookie is not read.
+        let (session, bearer) = match presented {
+            Presented::Cookie(session) => (session, false),
+            Presented::Bearer(v) => (Some(v), true),
+        };
+        if !needs_session && !networks && !bearer {
             // No session to open and no address to check: `decide` would pass.
             return Ok(None);
         }
-        // A bearer token stands for the session: the cookie is not read.
-        let session = match bearer {
-            Some(v) => Some(v),
-            None => login.and_then(|l| l.sessions.current(req.headers())),
-        };
         let facts = Facts {
             session,
             client: networks
@@ -298,6 +317,20 @@ impl Gateway {
                 // A `bearer: true` route of a gateway without logins, and no token.
                 None => Err(RequestError::BearerRequired),
             },
+        }
+    }
+
+    /// The session phase for a cookie: the request's session, `None` when the route needs
+    /// none (a `login: none` route never waits on the store, so a Redis outage leaves it
+    /// alone), or the Redis read still to do.
+    fn session_of(
+        &self,
+        j: Judged<'_>,
+        req: &Request<Incoming>,
+    ) -> Result<Option<Arc<session::Verified>>, session::Fetch> {
+        match &self.login {
+            Some(login) if j.needs_session() => login.sessions.lookup(req.headers()),
+            _ => Ok(None),
         }
     }
 
@@ -371,6 +404,21 @@ struct Judged<'r> {
     preflight: bool,
     /// A browser navigation: a refusal gets the page that names who is logged in.
     navigation: bool,
+}
+
+impl Judged<'_> {
+    /// Whether a session is read at all: some judged route logs users in.
+    fn needs_session(&self) -> bool {
+        !(self.route.login == Login::None && self.also.iter().all(Option::is_none))
+    }
+}
+
+/// Where the session the policy judges came from.
+enum Presented {
+    /// The session cookie's (`None`: no valid one, or the route needs none).
+    Cookie(Option<Arc<session::Verified>>),
+    /// A verified bearer token's, standing for the session.
+    Bearer(Arc<session::Verified>),
 }
 
 /// The route table, with one connection pool per upstream origin: the one in `kept` (from

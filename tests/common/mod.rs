@@ -13,6 +13,7 @@ pub mod nginx;
 pub mod oidc;
 pub mod python;
 pub mod realbackends;
+pub mod redis;
 pub mod reload;
 pub mod tunnel;
 

@@ -10,7 +10,7 @@ use hyper::body::Incoming;
 use tracing::warn;
 
 use super::super::routes::Routed;
-use super::super::{Gateway, Judged, Step};
+use super::super::{Gateway, Judged, Presented, Step};
 use super::token_of;
 use crate::error::RequestError;
 use crate::path::NormalPath;
@@ -48,7 +48,14 @@ impl Gateway {
                     navigation: false,
                     ..judged
                 };
-                let identity = self.policy(judged, &req, &path, peer, Some(verified), &mut who)?;
+                let identity = self.policy(
+                    judged,
+                    &req,
+                    &path,
+                    peer,
+                    Presented::Bearer(verified),
+                    &mut who,
+                )?;
                 match self.deliver(routed, req, path, peer, identity, request_id) {
                     Step::Answer(answer) => answer,
                     Step::Forward(prepared) => prepared.send().await,

@@ -34,8 +34,11 @@ impl LoginFlow {
     }
 
     /// `GET /_auth/logout`: asks for confirmation (a GET never logs out).
-    pub(super) fn logout_page(&self, req: &Request<Incoming>) -> Response<Body> {
-        let body = match self.sessions.current(req.headers()) {
+    pub(super) async fn logout_page(
+        &self,
+        req: &Request<Incoming>,
+    ) -> Result<Response<Body>, RequestError> {
+        let body = match self.sessions.resolve(req.headers()).await? {
             Some(s) => format!(
                 "<p>You are logged in as <strong>{}</strong>.</p>{}",
                 escape(&s.session.display_name()),
@@ -43,7 +46,10 @@ impl LoginFlow {
             ),
             None => "<p>You are not logged in.</p><p><a href=\"/\">Continue</a></p>".to_owned(),
         };
-        pages::html_page(StatusCode::OK, &self.page("Log out", &body))
+        Ok(pages::html_page(
+            StatusCode::OK,
+            &self.page("Log out", &body),
+        ))
     }
 
     /// Why a logout POST must be refused as cross-site, if it must. Browsers that send
@@ -93,6 +99,9 @@ impl LoginFlow {
         if !bool::from(given.as_bytes().ct_eq(expected.as_bytes())) {
             return Err(refused("This logout form is out of date."));
         }
+        // Redis: the session ends everywhere, or the logout fails (503) and says so, rather
+        // than clear this browser's cookie and leave a copied one working.
+        self.sessions.end(&parts.headers).await?;
         let body = format!(
             "<p>You are logged out of {}.</p><p><a class=\"button\" href=\"{}/login\">Log in again</a></p>",
             escape(&self.title),
