@@ -30,7 +30,7 @@ use http::header::HeaderValue;
 use http::{Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 
-use crate::config::{GatewayConfig, Login, Route, Target, UpstreamSettings};
+use crate::config::{GatewayConfig, Route, UpstreamSettings};
 use crate::context::{RequestCtx, User, Verdict};
 use crate::error::{RequestError, StartError};
 use crate::metrics::{Logins, Metrics, RouteStats};
@@ -39,8 +39,9 @@ use crate::path::NormalPath;
 pub use forward::Prepared;
 use forward::Upstream;
 use login::LoginFlow;
-use policy::{Decision, Facts};
-use routes::{Destination, RouteTable, Routed};
+use policy::{target_of, Decision, Facts};
+use routes::{upstreams, Destination, RouteTable, Routed};
+use stored::Presented;
 
 /// Everything the gateway needs per request, built once at start-up.
 pub struct Gateway {
@@ -320,20 +321,6 @@ impl Gateway {
         }
     }
 
-    /// The session phase for a cookie: the request's session, `None` when the route needs
-    /// none (a `login: none` route never waits on the store, so a Redis outage leaves it
-    /// alone), or the Redis read still to do.
-    fn session_of(
-        &self,
-        j: Judged<'_>,
-        req: &Request<Incoming>,
-    ) -> Result<Option<Arc<session::Verified>>, session::Fetch> {
-        match &self.login {
-            Some(login) if j.needs_session() => login.sessions.lookup(req.headers()),
-            _ => Ok(None),
-        }
-    }
-
     /// What `/_auth/check` needs to judge like a proxied request.
     fn check_context(&self, peer: SocketAddr) -> login::CheckContext<'_> {
         login::CheckContext {
@@ -406,51 +393,5 @@ struct Judged<'r> {
     navigation: bool,
 }
 
-impl Judged<'_> {
-    /// Whether a session is read at all: some judged route logs users in.
-    fn needs_session(&self) -> bool {
-        !(self.route.login == Login::None && self.also.iter().all(Option::is_none))
-    }
-}
-
-/// Where the session the policy judges came from.
-enum Presented {
-    /// The session cookie's (`None`: no valid one, or the route needs none).
-    Cookie(Option<Arc<session::Verified>>),
-    /// A verified bearer token's, standing for the session.
-    Bearer(Arc<session::Verified>),
-}
-
-/// The route table, with one connection pool per upstream origin: the one in `kept` (from
-/// the config before a reload) when there is one, else a new one. Returns the pools in use.
-#[allow(clippy::type_complexity)]
-fn upstreams(
-    config: &GatewayConfig,
-    kept: HashMap<String, Arc<crate::upstream::Pool>>,
-) -> Result<(RouteTable, HashMap<String, Arc<crate::upstream::Pool>>), StartError> {
-    let mut pools: HashMap<String, Arc<crate::upstream::Pool>> = HashMap::new();
-    let table = RouteTable::new(&config.routes, |route| match &route.target {
-        Target::Files(dir) => Ok(Destination::Files(dir.clone())),
-        Target::Http { scheme, authority } => {
-            let origin = format!("{scheme}://{authority}");
-            let pool = match pools.get(&origin).or_else(|| kept.get(&origin)) {
-                Some(pool) => pool.clone(),
-                None => crate::upstream::Pool::new(scheme, authority, &config.upstream)?,
-            };
-            pools.insert(origin, pool.clone());
-            Ok(Destination::Upstream(pool))
-        }
-    })?;
-    Ok((table, pools))
-}
-
 /// The gateway's steps: a request ready to forward is a [`forward::Prepared`].
 pub type Step<'a> = crate::step::Step<'a, Prepared<'a>>;
-
-/// The normalised path and original query: where to come back to after logging in.
-fn target_of(req: &Request<Incoming>, path: &NormalPath) -> String {
-    match req.uri().query() {
-        Some(q) => format!("{}?{q}", path.encoded()),
-        None => path.encoded().to_owned(),
-    }
-}

@@ -5,6 +5,7 @@
 
 pub mod admin;
 mod redis;
+mod store;
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -17,7 +18,7 @@ use serde_json::{Map, Value};
 
 use crate::config::Secret;
 use crate::cookies::CookieCodec;
-use crate::error::{RequestError, StartError};
+use crate::error::StartError;
 use crate::util::now;
 pub use redis::{Fetch, RedisStore};
 
@@ -163,86 +164,6 @@ impl Sessions {
             memo: Mutex::new(HashMap::default()),
             store,
         })
-    }
-
-    /// Takes over `previous`'s store (its connection and cache) when it is the same one: a
-    /// reload then keeps serving from the cache.
-    pub fn keep_store(&mut self, previous: &Sessions) {
-        if let (Some(new), Some(old)) = (&self.store, &previous.store) {
-            if old.same(new) {
-                self.store = Some(old.clone());
-            }
-        }
-    }
-
-    /// The Redis store, when sessions live there.
-    pub fn store(&self) -> Option<&Arc<RedisStore>> {
-        self.store.as_ref()
-    }
-
-    /// The request's session when it is known without waiting (always, for the cookie
-    /// store: this is [`Sessions::current`]); else the Redis read to do
-    /// ([`Sessions::fetch`]).
-    pub fn lookup(&self, headers: &HeaderMap) -> Result<Option<Arc<Verified>>, Fetch> {
-        let Some(store) = &self.store else {
-            return Ok(self.current(headers));
-        };
-        let Some(raw) = session_cookie_value(headers, &self.cookie) else {
-            return Ok(None);
-        };
-        store.lookup(raw, || self.sessions.open(headers, &self.cookie))
-    }
-
-    /// Asks Redis what [`Sessions::lookup`] could not answer; 503 when it cannot say.
-    pub async fn fetch(&self, f: Fetch) -> Result<Option<Arc<Verified>>, RequestError> {
-        let Some(store) = &self.store else {
-            return Ok(None);
-        };
-        store
-            .fetch(f, |s| Verified::new(s, &self.identity))
-            .await
-            .map_err(|_| RequestError::SessionStore)
-    }
-
-    /// The request's session, asking Redis when needed.
-    pub async fn resolve(
-        &self,
-        headers: &HeaderMap,
-    ) -> Result<Option<Arc<Verified>>, RequestError> {
-        match self.lookup(headers) {
-            Ok(known) => Ok(known),
-            Err(f) => self.fetch(f).await,
-        }
-    }
-
-    /// The `Set-Cookie` value that starts `session`: the session itself, sealed, or (Redis)
-    /// the sealed id of its new record.
-    pub async fn start(&self, session: &Session) -> Result<HeaderValue, RequestError> {
-        let Some(store) = &self.store else {
-            return Ok(self.issue(session));
-        };
-        let id = store
-            .create(session.clone())
-            .await
-            .map_err(|_| RequestError::SessionStore)?;
-        Ok(self.sessions.seal(&self.cookie, &id, self.ttl))
-    }
-
-    /// Ends the request's session in the store (a logout): every replica refuses its cookie
-    /// from then on. The cookie store has nothing to end (the cookie is cleared by the caller).
-    pub async fn end(&self, headers: &HeaderMap) -> Result<(), RequestError> {
-        let (Some(store), Some(raw)) = (&self.store, session_cookie_value(headers, &self.cookie))
-        else {
-            return Ok(());
-        };
-        let Some(id) = self.sessions.open(headers, &self.cookie) else {
-            return Ok(());
-        };
-        let sub = self.resolve(headers).await?.map(|v| v.session.sub.clone());
-        store
-            .delete(raw, &id, sub.as_deref())
-            .await
-            .map_err(|_| RequestError::SessionStore)
     }
 
     /// The request's session, if it has a valid, unexpired one.

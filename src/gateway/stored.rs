@@ -3,14 +3,16 @@
 //! request is judged and delivered like any other. Redis down or slow: 503, never a pass.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use http::header::HeaderValue;
 use http::Request;
 use hyper::body::Incoming;
 
 use super::routes::Routed;
-use super::session::Fetch;
-use super::{Gateway, Judged, Presented, Step};
+use super::session::{self, Fetch};
+use super::{Gateway, Judged, Step};
+use crate::config::Login;
 use crate::error::RequestError;
 use crate::path::NormalPath;
 
@@ -49,4 +51,33 @@ impl Gateway {
             }
         }))
     }
+
+    /// The session phase for a cookie: the request's session, `None` when the route needs
+    /// none (a `login: none` route never waits on the store, so a Redis outage leaves it
+    /// alone), or the Redis read still to do.
+    pub(super) fn session_of(
+        &self,
+        j: Judged<'_>,
+        req: &Request<Incoming>,
+    ) -> Result<Option<Arc<session::Verified>>, session::Fetch> {
+        match &self.login {
+            Some(login) if j.needs_session() => login.sessions.lookup(req.headers()),
+            _ => Ok(None),
+        }
+    }
+}
+
+impl Judged<'_> {
+    /// Whether a session is read at all: some judged route logs users in.
+    pub(super) fn needs_session(&self) -> bool {
+        !(self.route.login == Login::None && self.also.iter().all(Option::is_none))
+    }
+}
+
+/// Where the session the policy judges came from.
+pub(super) enum Presented {
+    /// The session cookie's (`None`: no valid one, or the route needs none).
+    Cookie(Option<Arc<session::Verified>>),
+    /// A verified bearer token's, standing for the session.
+    Bearer(Arc<session::Verified>),
 }
