@@ -7,6 +7,7 @@ pub mod chrome;
 pub mod client;
 pub mod fakes;
 pub mod flow;
+pub mod haproxy;
 pub mod idp;
 pub mod image;
 pub mod nginx;
