@@ -281,3 +281,51 @@ async fn redis_down_is_503_where_a_session_is_needed_and_recovers_by_itself() {
     )
     .await;
 }
+
+#[tokio::test]
+async fn an_idle_session_ends_in_redis_and_use_keeps_it_alive() {
+    let redis = Redis::start();
+    let idle = Duration::from_secs(4);
+    let yaml = format!(
+        "  session:\n    secret: \"{SECRET}\"\n    store: \"{}\"\n    ttl: 1h\n    idle_timeout: 4s\n",
+        redis.url()
+    );
+    let w = World::start(ROUTES, &yaml).await;
+    let cookie = logged_in(&w, "frank").await;
+    // Used every 300 ms for almost twice the idle timeout: it slides, never ends.
+    let start = Instant::now();
+    while start.elapsed() < idle * 7 / 4 {
+        assert_eq!(
+            status_with(&w.gateway, "/private/x", &cookie).await,
+            200,
+            "after {:?}",
+            start.elapsed()
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    // Left alone, it ends once idle (not before: the ttl is an hour).
+    let last_use = Instant::now();
+    assert_eq!(status_with(&w.gateway, "/private/x", &cookie).await, 200);
+    tokio::time::sleep(idle - Duration::from_secs(1)).await;
+    assert_eq!(
+        redis.count("oauthgate:session:"),
+        1,
+        "ended before its idle timeout"
+    );
+    // Any request would be a use that slides it: one look, once the idle timeout is over
+    // (the cache's entry, at most FRESH old, is stale by then).
+    tokio::time::sleep(
+        (last_use + idle + Duration::from_millis(500)).saturating_duration_since(Instant::now()),
+    )
+    .await;
+    assert_eq!(status_with(&w.gateway, "/private/x", &cookie).await, 401);
+    // Redis drops the record too (its TTL counts from the write, within a second of ours).
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while redis.count("oauthgate:session:") != 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the idle record outlived its TTL"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
