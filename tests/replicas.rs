@@ -124,6 +124,25 @@ impl Replicas {
             .unwrap()
     }
 
+    /// Walks a login through the balancers up to the gateway's callback; returns its URL.
+    async fn to_callback(&self, b: &reqwest::Client) -> url::Url {
+        let mut url = url::Url::parse(&self.front.url("/private/page")).unwrap();
+        for _ in 0..12 {
+            let res = b
+                .get(url.clone())
+                .header("accept", "text/html")
+                .send()
+                .await
+                .unwrap();
+            let loc = res.headers().get("location").expect("a redirect");
+            url = url.join(loc.to_str().unwrap()).unwrap();
+            if url.path() == "/_auth/callback" {
+                return url;
+            }
+        }
+        panic!("no callback after {url}");
+    }
+
     /// Logs in through the balancers, following every redirect; returns the session cookie.
     async fn log_in(&self, b: &reqwest::Client, jar: &reqwest::cookie::Jar) -> String {
         use reqwest::cookie::CookieStore;
@@ -262,4 +281,38 @@ async fn a_gateway_killed_under_load_fails_only_its_requests_in_flight() {
         "failures after the kill: {failed:#?}"
     );
     assert_eq!(statuses.len() + failed.len(), WORKERS * EACH);
+}
+
+/// A callback replayed on the other gateway replica (someone holding a copy of the victim's
+/// login cookie and the assertion) is refused: the used nonce is shared through Redis, not
+/// only remembered by the replica that took the first callback.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_callback_replayed_on_another_gateway_replica_is_refused() {
+    use reqwest::cookie::CookieStore;
+    let r = Replicas::start().await;
+    let jar = Arc::new(reqwest::cookie::Jar::default());
+    let victim = r.browser(jar.clone());
+    let back = r.to_callback(&victim).await;
+    let copied = jar.cookies(&back).unwrap().to_str().unwrap().to_owned();
+    assert!(copied.contains("__Host-oauthgate-login-"), "{copied}");
+    let on = |g: &Gateway| {
+        let mut u = back.clone();
+        u.set_port(Some(g.addr.port())).unwrap();
+        u
+    };
+    let res = victim.get(on(&r.gateways[0])).send().await.unwrap();
+    assert_eq!(res.status(), 303, "{}", res.text().await.unwrap());
+    let thief = r.browser(Arc::new(reqwest::cookie::Jar::default()));
+    let res = thief
+        .get(on(&r.gateways[1]))
+        .header("cookie", &copied)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 400);
+    assert!(res
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .all(|c| !c.to_str().unwrap().starts_with("__Host-oauthgate-session=")));
 }

@@ -329,3 +329,28 @@ async fn an_idle_session_ends_in_redis_and_use_keeps_it_alive() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+#[tokio::test]
+async fn logging_in_again_ends_the_session_the_browser_had() {
+    let redis = Redis::start();
+    let w = World::start(ROUTES, &session_yaml(&redis)).await;
+    let b = w.browser();
+    let (_, res) = b
+        .log_in(&w.gateway.url("/private/x"), "gina", "gina@example.com")
+        .await;
+    assert_eq!(res.status(), 200);
+    let first = b.cookies(&w.gateway.url("/"));
+    let (_, res) = b
+        .log_in(
+            &w.gateway.url("/_auth/login?next=/private/y"),
+            "gina",
+            "gina@example.com",
+        )
+        .await;
+    assert_eq!(res.status(), 200);
+    let second = b.cookies(&w.gateway.url("/"));
+    assert_ne!(first, second);
+    assert_eq!(redis.count("oauthgate:session:"), 1);
+    assert_eq!(status_with(&w.gateway, "/private/x", &first).await, 401);
+    assert_eq!(status_with(&w.gateway, "/private/x", &second).await, 200);
+}

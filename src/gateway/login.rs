@@ -287,9 +287,9 @@ impl LoginFlow {
             warn!(provider = %claims.provider, asked = %pending.provider, "assertion from a provider this login did not ask for");
             return Err(restart("That login provider is not offered here."));
         }
-        if !self
-            .used
-            .first_use(state, claims.exp + assertion::LEEWAY, now())
+        let until = claims.exp + assertion::LEEWAY;
+        if !self.used.first_use(state, until, now())
+            || !self.sessions.first_use(state, until).await?
         {
             warn!(sub = %claims.sub, "login nonce used twice; refused");
             return Err(stale());
@@ -301,6 +301,9 @@ impl LoginFlow {
             groups: claims.groups,
             exp: now() + self.sessions.ttl.as_secs(),
         };
+        // With Redis, a session this browser still had is ended, not only replaced: a copy of
+        // its cookie must not outlive the new login (the cookie store cannot do this).
+        let _ = self.sessions.end(req.headers()).await;
         let session_cookie = self.sessions.start(&session).await?;
         if session_cookie.len() > MAX_COOKIE {
             // Browsers drop larger cookies silently, which would loop the user through logins.

@@ -38,6 +38,8 @@ const TOUCH_EVERY: u64 = 60;
 /// Keys: one record per session, one set of session ids per user.
 pub const SESSION_KEY: &str = "oauthgate:session:";
 pub const SUB_KEY: &str = "oauthgate:sub:";
+/// Login nonces used at a callback, shared by the replicas (see `first_use`).
+const NONCE_KEY: &str = "oauthgate:nonce:";
 
 /// What Redis keeps for one session.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -214,6 +216,22 @@ impl RedisStore {
             .ignore();
         self.run_pipe::<()>(&pipe).await?;
         Ok(id)
+    }
+
+    /// Records login nonce `nonce` as used for `ttl` seconds; false when some replica already
+    /// did. A gateway's own memory of used nonces does not see the other replicas' callbacks.
+    pub async fn first_use(&self, nonce: &str, ttl: u64) -> Result<bool, StoreError> {
+        let set: Option<String> = self
+            .run(
+                ::redis::cmd("SET")
+                    .arg(format!("{NONCE_KEY}{nonce}"))
+                    .arg(1)
+                    .arg("NX")
+                    .arg("EX")
+                    .arg(ttl.max(1)),
+            )
+            .await?;
+        Ok(set.is_some())
     }
 
     /// Ends session `id` of `sub` in Redis (so on every replica) and in this process at once.

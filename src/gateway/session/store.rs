@@ -90,4 +90,17 @@ impl Sessions {
             .await
             .map_err(|_| RequestError::SessionStore)
     }
+
+    /// With the Redis store, whether login nonce `nonce` is used here first among all the
+    /// replicas (it is then remembered until `until`, Unix seconds); always true otherwise.
+    pub async fn first_use(&self, nonce: &str, until: u64) -> Result<bool, RequestError> {
+        let Some(store) = &self.store else {
+            return Ok(true);
+        };
+        let ttl = until.saturating_sub(crate::util::now());
+        store
+            .first_use(nonce, ttl)
+            .await
+            .map_err(|_| RequestError::SessionStore)
+    }
 }
