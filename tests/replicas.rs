@@ -126,49 +126,49 @@ impl Replicas {
 
     /// Walks a login through the balancers up to the gateway's callback; returns its URL.
     async fn to_callback(&self, b: &reqwest::Client) -> url::Url {
-        let mut url = url::Url::parse(&self.front.url("/private/page")).unwrap();
-        for _ in 0..12 {
-            let res = b
-                .get(url.clone())
-                .header("accept", "text/html")
-                .send()
-                .await
-                .unwrap();
-            let loc = res.headers().get("location").expect("a redirect");
-            url = url.join(loc.to_str().unwrap()).unwrap();
-            if url.path() == "/_auth/callback" {
-                return url;
-            }
-        }
-        panic!("no callback after {url}");
+        let start = self.front.url("/private/page");
+        let (url, _) = follow(b, &start, |u| u.path() == "/_auth/callback").await;
+        assert_eq!(url.path(), "/_auth/callback");
+        url
     }
 
     /// Logs in through the balancers, following every redirect; returns the session cookie.
     async fn log_in(&self, b: &reqwest::Client, jar: &reqwest::cookie::Jar) -> String {
         use reqwest::cookie::CookieStore;
-        let mut url = url::Url::parse(&self.front.url("/private/page")).unwrap();
-        for _ in 0..12 {
-            let res = b
-                .get(url.clone())
-                .header("accept", "text/html")
-                .send()
-                .await
-                .unwrap();
-            match res.headers().get("location") {
-                Some(loc) if res.status().is_redirection() => {
-                    url = url.join(loc.to_str().unwrap()).unwrap();
-                }
-                _ => {
-                    assert_eq!(res.status(), 200, "{url}: {}", res.text().await.unwrap());
-                    assert_eq!(url.path(), "/private/page");
-                    let home = url::Url::parse(&self.front.url("/")).unwrap();
-                    let cookies = jar.cookies(&home).unwrap();
-                    return cookies.to_str().unwrap().to_owned();
+        let (url, res) = follow(b, &self.front.url("/private/page"), |_| false).await;
+        assert_eq!(res.status(), 200, "{url}: {}", res.text().await.unwrap());
+        assert_eq!(url.path(), "/private/page");
+        let home = url::Url::parse(&self.front.url("/")).unwrap();
+        jar.cookies(&home).unwrap().to_str().unwrap().to_owned()
+    }
+}
+
+/// GETs `start` as a navigation and follows redirects until `stop` holds for the next URL
+/// (not fetched) or an answer is not a redirect; returns that URL and the last answer.
+async fn follow(
+    b: &reqwest::Client,
+    start: &str,
+    stop: impl Fn(&url::Url) -> bool,
+) -> (url::Url, reqwest::Response) {
+    let mut url = url::Url::parse(start).unwrap();
+    for _ in 0..12 {
+        let res = b
+            .get(url.clone())
+            .header("accept", "text/html")
+            .send()
+            .await
+            .unwrap();
+        match res.headers().get("location") {
+            Some(loc) if res.status().is_redirection() => {
+                url = url.join(loc.to_str().unwrap()).unwrap();
+                if stop(&url) {
+                    return (url, res);
                 }
             }
+            _ => return (url, res),
         }
-        panic!("redirect loop at {url}");
     }
+    panic!("redirect loop at {url}");
 }
 
 /// Whether `g` logged an access line for a path starting with `path`.

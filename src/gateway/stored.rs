@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use http::header::HeaderValue;
-use http::Request;
+use http::{Request, Response};
 use hyper::body::Incoming;
 
 use super::routes::Routed;
@@ -14,6 +14,7 @@ use super::session::{self, Fetch};
 use super::{Gateway, Judged, Step};
 use crate::config::Login;
 use crate::error::RequestError;
+use crate::pages::Body;
 use crate::path::NormalPath;
 
 impl Gateway {
@@ -35,21 +36,32 @@ impl Gateway {
                 RequestError::Internal("a session fetch without a login flow".into())
             })?;
             let session = login.sessions.fetch(fetch).await?;
-            let mut who = None;
-            let identity = self.policy(
-                judged,
-                &req,
-                &path,
-                peer,
-                Presented::Cookie(session),
-                &mut who,
-            )?;
-            match self.deliver(routed, req, path, peer, identity, request_id) {
-                Step::Answer(answer) => answer,
-                Step::Forward(prepared) => prepared.send().await,
-                Step::Later(work) => work.await,
-            }
+            let presented = Presented::Cookie(session);
+            self.judge_and_deliver(routed, judged, req, path, peer, presented, request_id)
+                .await
         }))
+    }
+
+    /// The policy phase and the last one, for a request whose session took waiting for (a
+    /// bearer token's verification, a Redis read): as on the common path, awaited here.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) async fn judge_and_deliver<'a>(
+        &'a self,
+        routed: &'a Routed,
+        judged: Judged<'a>,
+        req: Request<Incoming>,
+        path: NormalPath,
+        peer: SocketAddr,
+        presented: Presented,
+        request_id: HeaderValue,
+    ) -> Result<Response<Body>, RequestError> {
+        let mut who = None;
+        let identity = self.policy(judged, &req, &path, peer, presented, &mut who)?;
+        match self.deliver(routed, req, path, peer, identity, request_id) {
+            Step::Answer(answer) => answer,
+            Step::Forward(prepared) => prepared.send().await,
+            Step::Later(work) => work.await,
+        }
     }
 
     /// The session phase for a cookie: the request's session, `None` when the route needs
