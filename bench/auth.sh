@@ -13,6 +13,8 @@
 #                                 # log.format: json (with LOGS=both, JSON access lines)
 #   STORE=redis bench/auth.sh     # also: a second oauthgate with session.store: redis (a
 #                                 # redis-server started here), beside the cookie store
+#   IDLE=2h bench/auth.sh         # gateway.session.idle_timeout set (wrk keeps sending the
+#                                 # login's cookie, so after a minute every answer renews it)
 #
 # Everything on 127.0.0.1, ports picked at runtime, temp dir removed on exit.
 set -euo pipefail
@@ -69,6 +71,9 @@ gateway:
     - {prefix: /open, upstream: "http://127.0.0.1:$BP", login: none}
     - {prefix: /, upstream: "http://127.0.0.1:$BP", login: required}
 Y
+if [ -n "${IDLE:-}" ]; then
+  sed -i "s/^gateway:$/gateway:\n  session: {idle_timeout: $IDLE}/" "$D/oauthgate.yaml"
+fi
 if [ -n "${OPS:-}" ]; then
   printf 'metrics: {listen: "127.0.0.1:%s"}\nlog: {format: json}\n' "$(port)" >>"$D/oauthgate.yaml"
 fi

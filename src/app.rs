@@ -130,6 +130,11 @@ impl AppState {
         };
         res.headers_mut()
             .insert(X_REQUEST_ID.clone(), ctx.request_id.clone());
+        // A session due for renewal (or sealed with a previous secret): its new cookie.
+        if let Some(renewed) = ctx.user.as_deref().and_then(User::renewal) {
+            res.headers_mut()
+                .append(http::header::SET_COOKIE, renewed.clone());
+        }
         if let (Some(log), Some(started)) = (&self.access, ctx.started) {
             log.write(&access_line(
                 &ctx,

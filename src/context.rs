@@ -46,6 +46,11 @@ impl Verdict {
 pub trait User: Send + Sync {
     /// The provider's stable id of the user (`sub`).
     fn sub(&self) -> &str;
+
+    /// A `Set-Cookie` the response must carry: the session's cookie, renewed.
+    fn renewal(&self) -> Option<&HeaderValue> {
+        None
+    }
 }
 
 pub struct RequestCtx<'a> {

@@ -11,22 +11,34 @@ use http::header::{self, HeaderMap, HeaderValue};
 
 pub use sealed::Sealed;
 
-/// Seals and opens the cookies of one role with one key.
+/// Seals the cookies of one role with one key, and opens them with it or, during a secret
+/// rotation, with one of the keys before it.
 pub struct CookieCodec {
     key: Key,
+    /// Keys of `previous_secrets`: cookies they sealed still open (and should be re-sealed).
+    previous: Vec<Key>,
+}
+
+/// Which key opened a cookie.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SealedWith {
+    Current,
+    /// A previous secret's key: the cookie should be re-sealed with the current one.
+    Previous,
 }
 
 impl CookieCodec {
     /// A codec whose key is derived from `secret` (at least 32 bytes) for one `purpose`, so
     /// the same secret never keys two kinds of cookie.
     pub fn derive(secret: &[u8], purpose: &str) -> Self {
-        use sha2::{Digest, Sha512};
-        let mut master = Sha512::new();
-        master.update(purpose.as_bytes());
-        master.update([0]);
-        master.update(secret);
+        Self::rotating(secret, &[], purpose)
+    }
+
+    /// Like [`CookieCodec::derive`], also opening what the `previous` secrets sealed.
+    pub fn rotating(secret: &[u8], previous: &[&[u8]], purpose: &str) -> Self {
         CookieCodec {
-            key: Key::derive_from(&master.finalize()),
+            key: derive_key(secret, purpose),
+            previous: previous.iter().map(|s| derive_key(s, purpose)).collect(),
         }
     }
 
@@ -45,13 +57,32 @@ impl CookieCodec {
     /// The decrypted value of cookie `name` from a request's `Cookie` headers, if it is ours
     /// and intact.
     pub fn open(&self, headers: &HeaderMap, name: &str) -> Option<String> {
+        self.open_with(headers, name).map(|(value, _)| value)
+    }
+
+    /// Like [`CookieCodec::open`], saying whether the current key or an old one opened it.
+    pub fn open_with(&self, headers: &HeaderMap, name: &str) -> Option<(String, SealedWith)> {
         let raw = request_cookies(headers).find(|c| c.name() == name)?;
         let mut jar = CookieJar::new();
         jar.add_original(raw.into_owned());
-        jar.private(&self.key)
-            .get(name)
-            .map(|c| c.value().to_owned())
+        if let Some(c) = jar.private(&self.key).get(name) {
+            return Some((c.value().to_owned(), SealedWith::Current));
+        }
+        // AES-GCM authenticates: a key that did not seal the cookie cannot open it.
+        self.previous.iter().find_map(|key| {
+            let c = jar.private(key).get(name)?;
+            Some((c.value().to_owned(), SealedWith::Previous))
+        })
     }
+}
+
+fn derive_key(secret: &[u8], purpose: &str) -> Key {
+    use sha2::{Digest, Sha512};
+    let mut master = Sha512::new();
+    master.update(purpose.as_bytes());
+    master.update([0]);
+    master.update(secret);
+    Key::derive_from(&master.finalize())
 }
 
 /// A `Set-Cookie` value that deletes cookie `name`.
@@ -144,6 +175,30 @@ mod tests {
         let tampered =
             HeaderMap::from_iter([(header::COOKIE, HeaderValue::from_str(&tampered).unwrap())]);
         assert_eq!(codec.open(&tampered, "__Host-a"), None);
+    }
+
+    #[test]
+    fn previous_keys_open_and_say_so_until_they_are_removed() {
+        let (old, new) = ([1; 32], [2; 32]);
+        let set = CookieCodec::derive(&old, "test").seal("__Host-a", "v", Duration::from_secs(60));
+        let req = request_with(&set);
+        let rotating = CookieCodec::rotating(&new, &[&old], "test");
+        assert_eq!(
+            rotating.open_with(&req, "__Host-a"),
+            Some(("v".to_owned(), SealedWith::Previous))
+        );
+        // Another purpose of the old secret still cannot open it.
+        let other = CookieCodec::rotating(&new, &[&old], "other");
+        assert_eq!(other.open(&req, "__Host-a"), None);
+        // What the rotating codec seals opens with the new secret alone.
+        let resealed = request_with(&rotating.seal("__Host-a", "v", Duration::from_secs(60)));
+        let only_new = CookieCodec::derive(&new, "test");
+        assert_eq!(
+            only_new.open_with(&resealed, "__Host-a"),
+            Some(("v".to_owned(), SealedWith::Current))
+        );
+        // The old secret removed: the old cookie is refused.
+        assert_eq!(only_new.open(&req, "__Host-a"), None);
     }
 
     #[test]

@@ -135,7 +135,8 @@ async fn a_copied_cookie_works_on_both_gateways_until_revoked_by_sub_then_all() 
     let (code, out, err) = sessions(&w.gateway, &["revoke", "--all"]);
     assert_eq!((code, out.trim()), (0, "revoked 1 session(s)"), "{err}");
     until_status(&[&w.gateway, &other], "/private/x", &bob, 401, BOUND).await;
-    assert_eq!(redis.count("oauthgate:"), 0);
+    assert_eq!(redis.count("oauthgate:session:"), 0);
+    assert_eq!(redis.count("oauthgate:sub:"), 0);
     // A navigation with the revoked cookie is sent to the login again.
     let res = w
         .gateway
@@ -353,4 +354,41 @@ async fn logging_in_again_ends_the_session_the_browser_had() {
     assert_eq!(redis.count("oauthgate:session:"), 1);
     assert_eq!(status_with(&w.gateway, "/private/x", &first).await, 401);
     assert_eq!(status_with(&w.gateway, "/private/x", &second).await, 200);
+}
+
+#[tokio::test]
+async fn previous_secrets_open_redis_ids_and_reseal_them_with_the_new_secret() {
+    const NEW: &str = "aa23456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+    let redis = Redis::start();
+    let w = World::start(ROUTES, &session_yaml(&redis)).await;
+    let old = logged_in(&w, "hana").await;
+    let secret = format!("secret: \"{SECRET}\"");
+    let body = w.gateway_body();
+    assert!(body.contains(&secret), "{body}");
+    let rotating = format!("secret: \"{NEW}\"\n    previous_secrets: [\"{SECRET}\"]");
+    let rotated = Gateway::start_public(free_port(), &body.replace(&secret, &rotating));
+    let res = rotated
+        .client()
+        .get(rotated.url("/private/x"))
+        .header("cookie", &old)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let renewed = res
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().split(';').next().unwrap().to_owned())
+        .find(|c| c.starts_with("__Host-oauthgate-session="))
+        .expect("the id sealed again");
+    assert_ne!(renewed, old);
+    // The same session (one record), now under the new secret only.
+    assert_eq!(redis.count("oauthgate:session:"), 1);
+    let only_new = Gateway::start_public(
+        free_port(),
+        &body.replace(&secret, &format!("secret: \"{NEW}\"")),
+    );
+    assert_eq!(status_with(&only_new, "/private/x", &renewed).await, 200);
+    assert_eq!(status_with(&only_new, "/private/x", &old).await, 401);
 }

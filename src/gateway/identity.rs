@@ -135,6 +135,7 @@ mod tests {
             user,
             groups: vec!["acme".into(), "acme/ops".into()],
             exp: 0,
+            seen: 0,
         };
         let spec: Vec<(HeaderName, String)> = [
             ("remote-user", "login"),

@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 use tracing::{info, warn};
 
 use super::policy::safe_next;
-use super::session::{Session, Sessions};
+use super::session::{Keys, Session, Sessions};
 use crate::assertion::{self, Expected};
 use crate::config::{provider_display_name, GatewayConfig, LoginSource, SessionStore};
 use crate::cookies::Sealed;
@@ -96,9 +96,12 @@ impl LoginFlow {
             auth_prefix: config.auth_prefix.clone(),
             title: config.title.clone(),
             sessions: Sessions::new(
-                config.session_secret.as_ref(),
+                Keys {
+                    secret: config.session_secret.as_ref(),
+                    previous: &config.session_previous_secrets,
+                },
                 data_dir,
-                config.session_ttl,
+                (config.session_ttl, config.session_idle_timeout),
                 &config.session_cookie,
                 config.identity.headers.clone(),
                 store(config)?,
@@ -150,19 +153,14 @@ impl LoginFlow {
 
     /// The 403 page for a logged-in user outside a route's `allow`: who they are, a logout
     /// button, and a way to log in with another account.
-    pub fn forbidden_page(
-        &self,
-        session: &Session,
-        req_headers: &http::HeaderMap,
-        next: &str,
-    ) -> String {
+    pub fn forbidden_page(&self, session: &Session, next: &str) -> String {
         let body = format!(
             "<p>You are logged in as <strong>{who}</strong> (through {provider}), and this account \
              may not use this page.</p>{logout}\
              <p><a href=\"{again}\">Log in with another account</a></p>",
             who = escape(&session.display_name()),
             provider = escape(&provider_display_name(&session.provider)),
-            logout = self.logout_form(req_headers),
+            logout = self.logout_form(session),
             again = escape(&self.login_url(next)),
         );
         self.page("Access denied", &body)
@@ -300,6 +298,7 @@ impl LoginFlow {
             user: claims.user,
             groups: claims.groups,
             exp: now() + self.sessions.ttl.as_secs(),
+            seen: now(),
         };
         // With Redis, a session this browser still had is ended, not only replaced: a copy of
         // its cookie must not outlive the new login (the cookie store cannot do this).
@@ -325,10 +324,12 @@ impl LoginFlow {
             Some(s) => {
                 let mut info = s.session.info();
                 info.insert("exp".into(), s.session.exp.into());
-                Ok(pages::json(
-                    StatusCode::OK,
-                    &serde_json::Value::Object(info),
-                ))
+                let mut res = pages::json(StatusCode::OK, &serde_json::Value::Object(info));
+                if let Some(renewed) = s.renewal() {
+                    res.headers_mut()
+                        .append(header::SET_COOKIE, renewed.clone());
+                }
+                Ok(res)
             }
             None => Err(RequestError::LoginRequired {
                 login_url: self.login_url("/"),

@@ -301,7 +301,7 @@ impl Gateway {
                 reason: "forbidden",
                 page: match (navigation, login) {
                     (true, Some(login)) => {
-                        Some(login.forbidden_page(&v.session, req.headers(), &target_of(req, path)))
+                        Some(login.forbidden_page(&v.session, &target_of(req, path)))
                     }
                     _ => None,
                 },

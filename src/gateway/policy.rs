@@ -190,6 +190,7 @@ mod tests {
             user,
             groups: Vec::new(),
             exp: u64::MAX,
+            seen: 0,
         }
     }
 

@@ -4,12 +4,14 @@
 //! session lives in Redis (`redis.rs`).
 
 pub mod admin;
+mod lifetime;
 mod redis;
 mod store;
+mod strip;
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use http::header::{self, HeaderMap, HeaderValue};
@@ -17,10 +19,11 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::config::Secret;
-use crate::cookies::CookieCodec;
+use crate::cookies::{CookieCodec, SealedWith};
 use crate::error::StartError;
 use crate::util::now;
 pub use redis::{Fetch, RedisStore};
+pub use strip::strip_own_cookies;
 
 /// Every cookie of the gateway starts with this; none of them is sent upstream.
 pub const COOKIE_PREFIX: &str = "__Host-oauthgate-";
@@ -37,6 +40,14 @@ pub struct Session {
     pub groups: Vec<String>,
     /// Unix time after which the session is over, whatever the browser keeps.
     pub exp: u64,
+    /// Unix time the cookie was sealed (at login, then at each renewal): the idle timeout
+    /// counts from it. 0 in cookies sealed before it existed.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub seen: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 impl Session {
@@ -99,6 +110,12 @@ pub struct Verified {
     pub headers: Vec<(http::header::HeaderName, HeaderValue)>,
     /// `X-User-Assertion`s signed for this session, per audience (see `signer`).
     pub assertions: Mutex<Vec<super::signer::Cached>>,
+    /// Opened with a previous secret: re-sealed with the current one on first use.
+    old_key: bool,
+    /// The `Set-Cookie` that renews this cookie, sealed once when first due: every request
+    /// still carrying this cookie gets the same one, so a session is re-sealed at most once
+    /// per renewal period however many requests it sends.
+    renewal: OnceLock<HeaderValue>,
 }
 
 impl Verified {
@@ -109,13 +126,25 @@ impl Verified {
             headers: super::identity::header_values(identity, &session),
             assertions: Mutex::new(Vec::new()),
             session,
+            old_key: false,
+            renewal: OnceLock::new(),
         }
+    }
+
+    /// The `Set-Cookie` that renews this session's cookie, once it is due (see
+    /// [`Sessions::current`]); the response to a request that used the session carries it.
+    pub fn renewal(&self) -> Option<&HeaderValue> {
+        self.renewal.get()
     }
 }
 
 impl crate::context::User for Verified {
     fn sub(&self) -> &str {
         &self.session.sub
+    }
+
+    fn renewal(&self) -> Option<&HeaderValue> {
+        Verified::renewal(self)
     }
 }
 
@@ -127,6 +156,9 @@ pub struct Sessions {
     sessions: CookieCodec,
     logins: CookieCodec,
     pub ttl: Duration,
+    life: lifetime::Lifetime,
+    /// Keys the logout form's token (see [`Sessions::logout_token`]).
+    logout_key: [u8; 32],
     /// The session cookie's name (starts with [`COOKIE_PREFIX`], so it never goes upstream).
     cookie: Box<str>,
     /// `identity.headers`: header → user field.
@@ -144,21 +176,26 @@ pub struct Sessions {
 
 impl Sessions {
     pub fn new(
-        secret: Option<&Secret>,
+        keys: Keys<'_>,
         data_dir: &Path,
-        ttl: Duration,
+        life: (Duration, Option<Duration>),
         cookie: &str,
         identity: Vec<(http::header::HeaderName, String)>,
         store: Option<Arc<RedisStore>>,
     ) -> Result<Self, StartError> {
-        let secret = match secret {
+        let secret = match keys.secret {
             Some(s) => s.0.as_bytes().to_vec(),
             None => generated_secret(&data_dir.join("session.key"))?,
         };
+        let previous: Vec<&[u8]> = keys.previous.iter().map(|s| s.0.as_bytes()).collect();
+        let codec = |purpose| CookieCodec::rotating(&secret, &previous, purpose);
+        let (ttl, idle) = life;
         Ok(Sessions {
-            sessions: CookieCodec::derive(&secret, "oauthgate gateway session v1"),
-            logins: CookieCodec::derive(&secret, "oauthgate gateway login v1"),
+            sessions: codec("oauthgate gateway session v1"),
+            logins: codec("oauthgate gateway login v1"),
             ttl,
+            life: lifetime::Lifetime::new(ttl, idle),
+            logout_key: logout_key(&secret),
             cookie: cookie.into(),
             identity,
             memo: Mutex::new(HashMap::default()),
@@ -166,19 +203,36 @@ impl Sessions {
         })
     }
 
-    /// The request's session, if it has a valid, unexpired one.
+    /// The request's session, if it has a valid one (not past `ttl`, not idle too long).
+    /// A session due for renewal, or opened with a previous secret, gets its renewed cookie
+    /// sealed here (see [`Verified::renewal`]); the common request only compares numbers.
     pub fn current(&self, headers: &HeaderMap) -> Option<Arc<Verified>> {
         let raw = session_cookie_value(headers, &self.cookie)?;
         let now = now();
-        if let Some(hit) = self.memo.lock().ok().and_then(|m| m.get(raw).cloned()) {
-            return (hit.session.exp > now).then_some(hit);
+        let hit = self.memo.lock().ok().and_then(|m| m.get(raw).cloned());
+        let verified = match hit {
+            Some(hit) => hit,
+            None => self.open(headers, raw, now)?,
+        };
+        match self.life.judge(&verified.session, now) {
+            lifetime::Life::Over => return None,
+            lifetime::Life::Renew => self.renew(&verified, now),
+            lifetime::Life::Fresh if verified.old_key => self.renew(&verified, now),
+            lifetime::Life::Fresh => {}
         }
-        let session: Session =
-            serde_json::from_str(&self.sessions.open(headers, &self.cookie)?).ok()?;
-        if session.exp <= now {
+        Some(verified)
+    }
+
+    /// Opens the session cookie `raw` (the memo did not have it) and remembers it.
+    fn open(&self, headers: &HeaderMap, raw: &str, now: u64) -> Option<Arc<Verified>> {
+        let (text, with) = self.sessions.open_with(headers, &self.cookie)?;
+        let session: Session = serde_json::from_str(&text).ok()?;
+        if self.life.judge(&session, now) == lifetime::Life::Over {
             return None;
         }
-        let verified = Arc::new(Verified::new(session, &self.identity));
+        let mut verified = Verified::new(session, &self.identity);
+        verified.old_key = with == SealedWith::Previous;
+        let verified = Arc::new(verified);
         if let Ok(mut memo) = self.memo.lock() {
             if memo.len() >= MEMO_CAPACITY {
                 memo.clear();
@@ -186,6 +240,17 @@ impl Sessions {
             memo.insert(raw.into(), verified.clone());
         }
         Some(verified)
+    }
+
+    /// Seals `v`'s renewed cookie (with the current secret), unless done already.
+    fn renew(&self, v: &Verified, now: u64) {
+        v.renewal.get_or_init(|| {
+            let renewed = lifetime::renewed(&v.session, now);
+            let value = serde_json::to_string(&renewed).unwrap_or_default();
+            // Never past the session's end: the cookie lives only what the session has left.
+            let left = Duration::from_secs(renewed.exp.saturating_sub(now).max(1));
+            self.sessions.seal(&self.cookie, &value, left)
+        });
     }
 
     /// The `Set-Cookie` value that starts `session`.
@@ -198,15 +263,31 @@ impl Sessions {
         &self.logins
     }
 
-    /// The raw sealed session cookie (for deriving the logout form's token).
-    pub fn raw_cookie(&self, headers: &HeaderMap) -> Option<String> {
-        session_cookie_value(headers, &self.cookie).map(str::to_owned)
+    /// The logout form's token for `s`: bound to the session (its subject and end, which a
+    /// renewal keeps, so a cookie renewed after the form was served still matches) and keyed
+    /// by the secret, so no other page can work it out.
+    pub fn logout_token(&self, s: &Session) -> String {
+        use base64::Engine;
+        use sha2::{Digest, Sha256};
+        let mut token = Sha256::new();
+        token.update(self.logout_key);
+        token.update(s.sub.as_bytes());
+        token.update([0]);
+        token.update(s.exp.to_be_bytes());
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&token.finalize()[..18])
     }
 
     /// The session cookie's name.
     pub fn cookie_name(&self) -> &str {
         &self.cookie
     }
+}
+
+/// The session secret, and the previous ones whose cookies still open.
+#[derive(Clone, Copy)]
+pub struct Keys<'a> {
+    pub secret: Option<&'a Secret>,
+    pub previous: &'a [Secret],
 }
 
 /// The sealed session cookie's value in a request, found without allocating.
@@ -217,6 +298,15 @@ fn session_cookie_value<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a st
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .find_map(|pair| pair.trim().strip_prefix(name)?.strip_prefix('='))
+}
+
+/// The key of logout tokens: derived from the session secret for that purpose alone.
+fn logout_key(secret: &[u8]) -> [u8; 32] {
+    use sha2::{Digest, Sha256};
+    let mut key = Sha256::new();
+    key.update(b"oauthgate gateway logout v1\0");
+    key.update(secret);
+    key.finalize().into()
 }
 
 /// The secret in `path`, created (32 random bytes, hex, mode 0600) when missing.
@@ -240,112 +330,5 @@ fn generated_secret(path: &Path) -> Result<Vec<u8>, StartError> {
     }
 }
 
-/// Removes the gateway's own cookies from the `Cookie` header sent upstream.
-///
-/// Works on bytes: a `Cookie` header may carry non-UTF-8 bytes (any site on the same host can
-/// set such a cookie), and skipping such a header as unreadable would forward our session
-/// cookie along with it.
-pub fn strip_own_cookies(headers: &mut HeaderMap) {
-    let prefix = COOKIE_PREFIX.as_bytes();
-    // A plain substring test first: most requests to most routes carry none of ours.
-    let has_ours = headers.get_all(header::COOKIE).iter().any(|v| {
-        // The first-byte test keeps this from comparing at every position.
-        v.as_bytes()
-            .windows(prefix.len())
-            .any(|w| w[0] == prefix[0] && w == prefix)
-    });
-    if !has_ours {
-        return;
-    }
-    let mut kept: Vec<u8> = Vec::new();
-    for value in headers.get_all(header::COOKIE) {
-        for pair in value
-            .as_bytes()
-            .split(|&b| b == b';')
-            .map(<[u8]>::trim_ascii)
-        {
-            if pair.is_empty() || pair.starts_with(prefix) {
-                continue;
-            }
-            if !kept.is_empty() {
-                kept.extend_from_slice(b"; ");
-            }
-            kept.extend_from_slice(pair);
-        }
-    }
-    headers.remove(header::COOKIE);
-    if !kept.is_empty() {
-        if let Ok(v) = HeaderValue::from_bytes(&kept) {
-            headers.insert(header::COOKIE, v);
-        }
-    }
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn user_info_is_ascii_json_with_provider_and_sub_first() {
-        let mut user = Map::new();
-        user.insert("name".into(), "Zoë 😀".into());
-        user.insert("sub".into(), "spoofed".into());
-        user.insert("groups".into(), "spoofed".into());
-        let mut s = Session {
-            sub: "github:1".into(),
-            provider: "github".into(),
-            user,
-            groups: Vec::new(),
-            exp: 0,
-        };
-        let h = s.user_info_header();
-        let text = h.to_str().unwrap();
-        assert_eq!(
-            text,
-            r#"{"provider":"github","sub":"github:1","groups":[],"name":"Zo\u00eb \ud83d\ude00"}"#
-        );
-        s.groups = vec!["acme".into(), "acme/ops".into()];
-        assert!(s
-            .user_info_header()
-            .to_str()
-            .unwrap()
-            .contains(r#""groups":["acme","acme/ops"],"#));
-        let back: Value = serde_json::from_str(text).unwrap();
-        assert_eq!(back["name"], "Zoë 😀");
-    }
-
-    #[test]
-    fn own_cookies_are_stripped_and_others_kept() {
-        let mut h = HeaderMap::new();
-        h.append(
-            header::COOKIE,
-            HeaderValue::from_static("app=1; __Host-oauthgate-session=abc"),
-        );
-        h.append(
-            header::COOKIE,
-            HeaderValue::from_static("__Host-oauthgate-login-x=y; theme=dark"),
-        );
-        strip_own_cookies(&mut h);
-        assert_eq!(h.get_all(header::COOKIE).iter().count(), 1);
-        assert_eq!(h[header::COOKIE], "app=1; theme=dark");
-        let mut only = HeaderMap::new();
-        only.insert(
-            header::COOKIE,
-            HeaderValue::from_static("__Host-oauthgate-session=abc"),
-        );
-        strip_own_cookies(&mut only);
-        assert!(!only.contains_key(header::COOKIE));
-    }
-
-    #[test]
-    fn own_cookies_are_stripped_from_a_header_that_is_not_utf8() {
-        // Another app on the host set `x=é` in Latin-1: the header is not UTF-8.
-        let mut h = HeaderMap::new();
-        h.insert(
-            header::COOKIE,
-            HeaderValue::from_bytes(b"x=\xe9; __Host-oauthgate-session=abc; y=2").unwrap(),
-        );
-        strip_own_cookies(&mut h);
-        assert_eq!(h[header::COOKIE].as_bytes(), b"x=\xe9; y=2");
-    }
-}
+mod tests;

@@ -132,6 +132,7 @@ mod tests {
             user,
             groups: vec!["ops".into()],
             exp,
+            seen: 0,
         };
         Verified::new(session, &[])
     }

@@ -57,11 +57,18 @@ impl Gateway {
     ) -> Result<Response<Body>, RequestError> {
         let mut who = None;
         let identity = self.policy(judged, &req, &path, peer, presented, &mut who)?;
-        match self.deliver(routed, req, path, peer, identity, request_id) {
+        let mut res = match self.deliver(routed, req, path, peer, identity, request_id) {
             Step::Answer(answer) => answer,
             Step::Forward(prepared) => prepared.send().await,
             Step::Later(work) => work.await,
+        }?;
+        // `ctx.user` (whose renewal the edge sets) is not reachable from here: a session
+        // cookie re-sealed with the current secret goes out with this answer instead.
+        if let Some(renewed) = who.as_deref().and_then(session::Verified::renewal) {
+            res.headers_mut()
+                .append(http::header::SET_COOKIE, renewed.clone());
         }
+        Ok(res)
     }
 
     /// The session phase for a cookie: the request's session, `None` when the route needs

@@ -12,8 +12,6 @@ pub struct World {
     pub central: Gateway,
     pub gateway: Gateway,
     pub backend: Backend,
-    /// The gateway's config below `public_url` (what [`World::another_gateway`] reuses).
-    pub gateway_body: String,
 }
 
 impl World {
@@ -63,23 +61,31 @@ impl World {
             ),
         );
         let key = central.text("/oauth/key").await;
-        let gateway_body = format!(
-            "{top}\ngateway:\n  title: Test threebot\n  oauth_proxy:\n    url: https://localhost:{cport}/oauth\n    verify_key: {key}\n    providers: {names}\n{extra}  routes:\n{}",
-            routes.replace("BACKEND", &backend.url())
+        let gateway = Gateway::start_public(
+            gport,
+            &format!(
+                "{top}\ngateway:\n  title: Test threebot\n  oauth_proxy:\n    url: https://localhost:{cport}/oauth\n    verify_key: {key}\n    providers: {names}\n{extra}  routes:\n{}",
+                routes.replace("BACKEND", &backend.url())
+            ),
         );
-        let gateway = Gateway::start_public(gport, &gateway_body);
         World {
             central,
             gateway,
             backend,
-            gateway_body,
         }
     }
 
     /// One more gateway on `port` with the same config (a replica: same session secret and
     /// store when `extra` named them), in front of the same backend.
     pub fn another_gateway(&self, port: u16) -> Gateway {
-        Gateway::start_public(port, &self.gateway_body)
+        Gateway::start_public(port, &self.gateway_body())
+    }
+
+    /// The gateway's config as `start_public` took it: below listen, public_url, data_dir
+    /// and tls (its first four lines).
+    pub fn gateway_body(&self) -> String {
+        let config = std::fs::read_to_string(self.gateway.dir.join("config.yaml")).unwrap();
+        config.lines().skip(4).collect::<Vec<_>>().join("\n")
     }
 
     /// A new browser (its own cookie jar) trusting both processes.

@@ -182,6 +182,11 @@ fn ok() -> Response<Body> {
 fn pass(identity: Outgoing) -> Response<Body> {
     let mut res = ok();
     identity.set(res.headers_mut());
+    // Reaches the browser only through a proxy that copies it (nginx: `auth_request_set`).
+    if let Some(renewed) = identity.verified.renewal() {
+        res.headers_mut()
+            .append(http::header::SET_COOKIE, renewed.clone());
+    }
     res
 }
 

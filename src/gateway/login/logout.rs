@@ -1,30 +1,23 @@
 //! `/_auth/logout`: a GET shows who is logged in and a form; the POST needs the form's token
-//! (derived from the session cookie) and a same-origin request, and only then clears the
+//! (derived from the session and the secret) and a same-origin request, and only then clears the
 //! session. A cross-site page can neither log a user out nor make the answer clear a cookie.
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
-use base64::Engine;
 use http::header;
 use http::{Request, Response, StatusCode};
 use hyper::body::Incoming;
-use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use tracing::warn;
 
+use super::super::session::Session;
 use super::LoginFlow;
 use crate::cookies;
 use crate::error::RequestError;
 use crate::pages::{self, escape, Body};
 
 impl LoginFlow {
-    pub(super) fn logout_token(&self, headers: &http::HeaderMap) -> Option<String> {
-        let raw = self.sessions.raw_cookie(headers)?;
-        let digest = Sha256::digest(format!("oauthgate logout\0{raw}").as_bytes());
-        Some(B64.encode(&digest[..18]))
-    }
-
-    pub(super) fn logout_form(&self, headers: &http::HeaderMap) -> String {
-        let token = self.logout_token(headers).unwrap_or_default();
+    /// The logout form of `session` (the request's, from the cookie or the Redis store).
+    pub(super) fn logout_form(&self, session: &Session) -> String {
+        let token = self.sessions.logout_token(session);
         format!(
             "<form method=\"post\" action=\"{}/logout\"><input type=\"hidden\" name=\"token\" value=\"{}\">\
              <button type=\"submit\">Log out</button></form>",
@@ -42,7 +35,7 @@ impl LoginFlow {
             Some(s) => format!(
                 "<p>You are logged in as <strong>{}</strong>.</p>{}",
                 escape(&s.session.display_name()),
-                self.logout_form(req.headers())
+                self.logout_form(&s.session)
             ),
             None => "<p>You are not logged in.</p><p><a href=\"/\">Continue</a></p>".to_owned(),
         };
@@ -87,13 +80,14 @@ impl LoginFlow {
             warn!(header, "cross-site logout refused");
             return Err(refused("Log out from this site's own logout page."));
         }
-        let Some(expected) = self.logout_token(&parts.headers) else {
+        let Some(session) = self.sessions.resolve(&parts.headers).await? else {
             let body = "<p>You are not logged in.</p><p><a href=\"/\">Continue</a></p>";
             return Ok(pages::html_page(
                 StatusCode::OK,
                 &self.page("Log out", body),
             ));
         };
+        let expected = self.sessions.logout_token(&session.session);
         let form = crate::util::read_form(&parts.headers, body, 4096).await?;
         let given = form.get("token").unwrap_or("");
         if !bool::from(given.as_bytes().ct_eq(expected.as_bytes())) {

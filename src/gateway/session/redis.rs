@@ -73,6 +73,8 @@ pub enum StoreError {
 pub struct Fetch {
     raw: Box<str>,
     pub(super) id: String,
+    /// Sealed with one of `previous_secrets`: the id is re-sealed with the current secret.
+    pub(super) old_key: bool,
 }
 
 struct Cached {
@@ -127,11 +129,12 @@ impl RedisStore {
     }
 
     /// The session of sealed cookie `raw` when the cache knows it and is fresh; else what to
-    /// ask Redis (`open` unseals the id). A cookie that does not open is no session.
+    /// ask Redis (`open` unseals the id, and says whether with a previous secret). A cookie
+    /// that does not open is no session.
     pub fn lookup(
         &self,
         raw: &str,
-        open: impl FnOnce() -> Option<String>,
+        open: impl FnOnce() -> Option<(String, bool)>,
     ) -> Result<Option<Arc<Verified>>, Fetch> {
         if let Some(hit) = lock(&self.cache).get(raw) {
             if hit.at.elapsed() < FRESH {
@@ -140,9 +143,10 @@ impl RedisStore {
             }
         }
         match open() {
-            Some(id) => Err(Fetch {
+            Some((id, old_key)) => Err(Fetch {
                 raw: raw.into(),
                 id,
+                old_key,
             }),
             None => Ok(None),
         }
@@ -329,6 +333,7 @@ mod tests {
             user: Default::default(),
             groups: Vec::new(),
             exp: 1_000,
+            seen: 0,
         };
         let r = Record {
             session,

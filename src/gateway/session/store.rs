@@ -3,12 +3,15 @@
 //! ending a session go to Redis when sessions live there.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use http::header::{HeaderMap, HeaderValue};
 
 use super::redis::{Fetch, RedisStore};
 use super::{session_cookie_value, Session, Sessions, Verified};
+use crate::cookies::SealedWith;
 use crate::error::RequestError;
+use crate::util::now;
 
 impl Sessions {
     /// Takes over `previous`'s store (its connection and cache) when it is the same one: a
@@ -36,7 +39,10 @@ impl Sessions {
         let Some(raw) = session_cookie_value(headers, &self.cookie) else {
             return Ok(None);
         };
-        store.lookup(raw, || self.sessions.open(headers, &self.cookie))
+        store.lookup(raw, || {
+            let (id, with) = self.sessions.open_with(headers, &self.cookie)?;
+            Some((id, with == SealedWith::Previous))
+        })
     }
 
     /// Asks Redis what [`Sessions::lookup`] could not answer; 503 when it cannot say.
@@ -44,8 +50,19 @@ impl Sessions {
         let Some(store) = &self.store else {
             return Ok(None);
         };
+        // An id sealed with a previous secret is sealed again with `secret`: the renewal rides
+        // on the answers of the requests that use it (the id and the record stay).
+        let reseal = f.old_key.then(|| f.id.clone());
+        let build = |s: Session| {
+            let left = Duration::from_secs(s.exp.saturating_sub(now()).max(1));
+            let v = Verified::new(s, &self.identity);
+            if let Some(id) = &reseal {
+                let _ = v.renewal.set(self.sessions.seal(&self.cookie, id, left));
+            }
+            v
+        };
         store
-            .fetch(f, |s| Verified::new(s, &self.identity))
+            .fetch(f, build)
             .await
             .map_err(|_| RequestError::SessionStore)
     }
@@ -97,7 +114,7 @@ impl Sessions {
         let Some(store) = &self.store else {
             return Ok(true);
         };
-        let ttl = until.saturating_sub(crate::util::now());
+        let ttl = until.saturating_sub(now());
         store
             .first_use(nonce, ttl)
             .await

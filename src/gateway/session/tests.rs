@@ -1,0 +1,126 @@
+//! Unit tests of sessions: identity headers, rotation with previous secrets, renewal once per
+//! cookie.
+
+use super::*;
+
+#[test]
+fn user_info_is_ascii_json_with_provider_and_sub_first() {
+    let mut user = Map::new();
+    user.insert("name".into(), "Zoë 😀".into());
+    user.insert("sub".into(), "spoofed".into());
+    user.insert("groups".into(), "spoofed".into());
+    let mut s = Session {
+        sub: "github:1".into(),
+        provider: "github".into(),
+        user,
+        groups: Vec::new(),
+        exp: 0,
+        seen: 0,
+    };
+    let h = s.user_info_header();
+    let text = h.to_str().unwrap();
+    assert_eq!(
+        text,
+        r#"{"provider":"github","sub":"github:1","groups":[],"name":"Zo\u00eb \ud83d\ude00"}"#
+    );
+    s.groups = vec!["acme".into(), "acme/ops".into()];
+    assert!(s
+        .user_info_header()
+        .to_str()
+        .unwrap()
+        .contains(r#""groups":["acme","acme/ops"],"#));
+    let back: Value = serde_json::from_str(text).unwrap();
+    assert_eq!(back["name"], "Zoë 😀");
+}
+
+const OLD: &str = "old-secret-of-at-least-32-characters-00";
+const NEW: &str = "new-secret-of-at-least-32-characters-00";
+
+fn sessions(secret: &str, previous: &[&str], idle: Option<u64>) -> Sessions {
+    let previous: Vec<Secret> = previous.iter().map(|s| Secret((*s).to_owned())).collect();
+    let keys = Keys {
+        secret: Some(&Secret(secret.to_owned())),
+        previous: &previous,
+    };
+    let life = (Duration::from_secs(3600), idle.map(Duration::from_secs));
+    Sessions::new(
+        keys,
+        Path::new("/nonexistent"),
+        life,
+        "__Host-s",
+        Vec::new(),
+        None,
+    )
+    .unwrap()
+}
+
+/// The request a browser sends after storing `set`.
+fn carrying(set: &HeaderValue) -> HeaderMap {
+    let pair = set.to_str().unwrap().split(';').next().unwrap();
+    HeaderMap::from_iter([(header::COOKIE, HeaderValue::from_str(pair).unwrap())])
+}
+
+fn alice(seen: u64) -> Session {
+    Session {
+        sub: "dev:alice".into(),
+        provider: "dev".into(),
+        user: Map::new(),
+        groups: Vec::new(),
+        exp: now() + 1800,
+        seen,
+    }
+}
+
+#[test]
+fn a_cookie_of_a_previous_secret_opens_once_renewed_with_the_current_one() {
+    let old = carrying(&sessions(OLD, &[], None).issue(&alice(now())));
+    assert!(sessions(NEW, &[], None).current(&old).is_none());
+    let rotating = sessions(NEW, &[OLD], None);
+    let v = rotating
+        .current(&old)
+        .expect("opens with the previous secret");
+    let renewed = v.renewal().expect("re-sealed").clone();
+    let text = renewed.to_str().unwrap();
+    assert!(
+        text.contains("Max-Age=1800") || text.contains("Max-Age=1799"),
+        "{text}"
+    );
+    // The new cookie opens with the new secret alone, needs no renewal, and ends when
+    // the old one did.
+    let new = sessions(NEW, &[], None)
+        .current(&carrying(&renewed))
+        .expect("opens");
+    assert!(new.renewal().is_none());
+    assert_eq!(new.session.exp, v.session.exp);
+    // A cookie of the current secret is not re-sealed.
+    let current = rotating.issue(&alice(now()));
+    assert!(rotating
+        .current(&carrying(&current))
+        .unwrap()
+        .renewal()
+        .is_none());
+}
+
+#[test]
+fn a_due_session_is_sealed_once_for_all_its_requests() {
+    let idle = sessions(NEW, &[], Some(600));
+    let fresh = carrying(&idle.issue(&alice(now())));
+    assert!(idle.current(&fresh).unwrap().renewal().is_none());
+    let due = carrying(&idle.issue(&alice(now() - 61)));
+    let first = idle.current(&due).unwrap();
+    let second = idle.current(&due).unwrap();
+    assert!(
+        Arc::ptr_eq(&first, &second),
+        "the memo keeps one value per cookie"
+    );
+    assert_eq!(first.renewal(), second.renewal());
+    let renewed = idle.current(&carrying(first.renewal().unwrap())).unwrap();
+    assert!(
+        renewed.session.seen >= now() - 1,
+        "{}",
+        renewed.session.seen
+    );
+    assert!(renewed.renewal().is_none());
+    let idled = carrying(&idle.issue(&alice(now() - 600)));
+    assert!(idle.current(&idled).is_none(), "unused for idle_timeout");
+}
