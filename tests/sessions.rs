@@ -272,6 +272,11 @@ async fn redis_down_is_503_where_a_session_is_needed_and_recovers_by_itself() {
         .iter()
         .any(|l| l.contains(&cookie[cookie.find('=').unwrap() + 1..])));
 
+    // The command line says Redis cannot be reached (exit 69), without the URL's secrets.
+    let (code, _, err) = sessions(&w.gateway, &["list"]);
+    assert_eq!(code, 69, "{err}");
+    assert!(err.contains("Redis (gateway.session.store)"), "{err}");
+
     redis.resume();
     until_status(
         &[&w.gateway],
