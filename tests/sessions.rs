@@ -6,12 +6,11 @@
 
 mod common;
 
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::flow::World;
-use common::redis::Redis;
-use common::{bin, free_port, Gateway};
+use common::redis::{sessions, status_with, until_status, Redis};
+use common::{free_port, Gateway};
 
 const ROUTES: &str = concat!(
     "    - {prefix: /private, upstream: \"BACKEND\", login: required}\n",
@@ -27,63 +26,6 @@ fn session_yaml(redis: &Redis) -> String {
         "  session:\n    secret: \"{SECRET}\"\n    store: \"{}\"\n",
         redis.url()
     )
-}
-
-/// `oauthgate sessions ARGS --config` of `g`: exit code, stdout, stderr.
-fn sessions(g: &Gateway, args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(bin())
-        .arg("sessions")
-        .args(args)
-        .arg("--config")
-        .arg(g.dir.join("config.yaml"))
-        .output()
-        .expect("run oauthgate sessions");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
-/// The status of a GET of `path` at `g` with only `cookie` (an API client: no redirect).
-async fn status_with(g: &Gateway, path: &str, cookie: &str) -> u16 {
-    let res = g
-        .client()
-        .get(g.url(path))
-        .header("cookie", cookie)
-        .send()
-        .await
-        .expect("request");
-    res.status().as_u16()
-}
-
-/// Polls (bounded by `limit`) until `path` answers `want` on every gateway with `cookie`;
-/// returns how long that took.
-async fn until_status(
-    gs: &[&Gateway],
-    path: &str,
-    cookie: &str,
-    want: u16,
-    limit: Duration,
-) -> Duration {
-    let start = Instant::now();
-    loop {
-        let mut all = true;
-        let mut seen = Vec::new();
-        for g in gs {
-            let s = status_with(g, path, cookie).await;
-            seen.push(s);
-            all &= s == want;
-        }
-        if all {
-            return start.elapsed();
-        }
-        assert!(
-            start.elapsed() < limit,
-            "still {seen:?}, not {want}, after {limit:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 /// A logged-in browser's session cookie header (what a thief would copy).
@@ -396,4 +338,35 @@ async fn previous_secrets_open_redis_ids_and_reseal_them_with_the_new_secret() {
     );
     assert_eq!(status_with(&only_new, "/private/x", &renewed).await, 200);
     assert_eq!(status_with(&only_new, "/private/x", &old).await, 401);
+}
+
+#[tokio::test]
+async fn a_slow_redis_is_503_within_the_timeout_not_a_hang() {
+    let redis = Redis::start();
+    let w = World::start(ROUTES, &session_yaml(&redis)).await;
+    let cookie = logged_in(&w, "ivan").await;
+    // A replica that has not seen this session yet: it must ask Redis.
+    let other = w.another_gateway(free_port());
+    assert_eq!(
+        redis
+            .command(&["CLIENT", "PAUSE", "6000", "ALL"])
+            .as_deref(),
+        Some("+OK")
+    );
+    let asked = Instant::now();
+    assert_eq!(status_with(&other, "/private/x", &cookie).await, 503);
+    // Bounded by the store's 2.5 s per operation, well before Redis answers again.
+    assert!(
+        asked.elapsed() < Duration::from_millis(4500),
+        "{:?}",
+        asked.elapsed()
+    );
+    until_status(
+        &[&other],
+        "/private/x",
+        &cookie,
+        200,
+        Duration::from_secs(15),
+    )
+    .await;
 }

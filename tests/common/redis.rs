@@ -1,11 +1,14 @@
 //! A real Redis (Debian's `redis-server`, installed by the harness when missing) on a free
-//! port, its data dir (append-only file) in its own temp dir, stopped by PID; it can be stopped and started
-//! again on the same port (the "Redis restarted" tests).
+//! port, its data dir (append-only file) in its own temp dir, stopped by PID; it can be
+//! stopped and started again on the same port (the "Redis restarted" tests). Also what the
+//! session store tests ask of gateways: a status with a cookie, polled; `oauthgate sessions`.
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+use super::{bin, Gateway};
 
 pub struct Redis {
     pub port: u16,
@@ -101,5 +104,62 @@ impl Redis {
 impl Drop for Redis {
     fn drop(&mut self) {
         self.stop();
+    }
+}
+
+/// `oauthgate sessions ARGS --config` of `g`: exit code, stdout, stderr.
+pub fn sessions(g: &Gateway, args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(bin())
+        .arg("sessions")
+        .args(args)
+        .arg("--config")
+        .arg(g.dir.join("config.yaml"))
+        .output()
+        .expect("run oauthgate sessions");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// The status of a GET of `path` at `g` with only `cookie` (an API client: no redirect).
+pub async fn status_with(g: &Gateway, path: &str, cookie: &str) -> u16 {
+    let res = g
+        .client()
+        .get(g.url(path))
+        .header("cookie", cookie)
+        .send()
+        .await
+        .expect("request");
+    res.status().as_u16()
+}
+
+/// Polls (bounded by `limit`) until `path` answers `want` on every gateway with `cookie`;
+/// returns how long that took.
+pub async fn until_status(
+    gs: &[&Gateway],
+    path: &str,
+    cookie: &str,
+    want: u16,
+    limit: Duration,
+) -> Duration {
+    let start = Instant::now();
+    loop {
+        let mut all = true;
+        let mut seen = Vec::new();
+        for g in gs {
+            let s = status_with(g, path, cookie).await;
+            seen.push(s);
+            all &= s == want;
+        }
+        if all {
+            return start.elapsed();
+        }
+        assert!(
+            start.elapsed() < limit,
+            "still {seen:?}, not {want}, after {limit:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
