@@ -4,7 +4,7 @@
 //! session lives in Redis (`redis.rs`).
 
 pub mod admin;
-mod lifetime;
+pub mod lifetime;
 mod redis;
 mod store;
 mod strip;
