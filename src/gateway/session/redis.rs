@@ -309,7 +309,7 @@ impl RedisStore {
                 m.session_store_failed();
             }
             if let Some(folded) = self.warned.check() {
-                warn!(error = %e, folded, "session store (Redis) failed: requests that need a session get 503 until it answers");
+                warn!(error = %e, folded, "session store (Redis) failed: sessions cannot be read or changed until it answers");
             }
         }
         result
