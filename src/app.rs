@@ -120,8 +120,9 @@ impl AppState {
             }
             Err(e) => {
                 ctx.failed(&e);
-                // An upstream's failures are logged by its pool, rate-limited.
-                if e.status().is_server_error() && !e.is_upstream() {
+                // An upstream's failures are logged by its pool, the session store's by the
+                // store, rate-limited.
+                if e.status().is_server_error() && !e.logged_where_it_failed() {
                     let id = ctx.request_id.to_str().unwrap_or("-");
                     warn!(error = %crate::util::error_chain(&e), peer = %peer.ip(), path = %uri.path(), request_id = id, "request failed");
                 }

@@ -213,6 +213,12 @@ impl RequestError {
         )
     }
 
+    /// Logged (rate-limited) where it failed, not per request: an upstream's pool, the
+    /// session store. A dead Redis under load would otherwise write a line per request.
+    pub fn logged_where_it_failed(&self) -> bool {
+        self.is_upstream() || matches!(self, RequestError::SessionStore)
+    }
+
     /// A link to start again, for errors that have one.
     pub fn retry(&self) -> Option<&str> {
         match self {

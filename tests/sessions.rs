@@ -213,6 +213,9 @@ async fn redis_down_is_503_where_a_session_is_needed_and_recovers_by_itself() {
     assert!(!log
         .iter()
         .any(|l| l.contains(&cookie[cookie.find('=').unwrap() + 1..])));
+    // One rate-limited warning from the store, not a line per 503.
+    let per_request = log.iter().filter(|l| l.contains("request failed")).count();
+    assert_eq!(per_request, 0, "{log:#?}");
 
     // The command line says Redis cannot be reached (exit 69), without the URL's secrets.
     let (code, _, err) = sessions(&w.gateway, &["list"]);
