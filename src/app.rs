@@ -13,7 +13,7 @@ use tracing::{warn, Level};
 use crate::accesslog::{self, AccessLog, Line};
 use crate::central::{self, Central};
 use crate::config::Config;
-use crate::context::{RequestCtx, User, Verdict, X_REQUEST_ID};
+use crate::context::{LaterUser, RequestCtx, User, Verdict, X_REQUEST_ID};
 use crate::error::{RequestError, StartError};
 use crate::gateway::{Carry, Gateway, Prepared};
 use crate::metrics::{Logins, Metrics, RouteStats, UpstreamError};
@@ -114,8 +114,12 @@ impl AppState {
             .and(result.as_ref().err())
             .and_then(UpstreamError::of);
         let mut res = match result {
-            Ok(res) => {
+            Ok(mut res) => {
                 ctx.decide(Verdict::Pass, None);
+                if ctx.user.is_none() {
+                    // Empty extensions (every response but a waited-for session's): no work.
+                    ctx.user = res.extensions_mut().remove::<LaterUser>().map(|u| u.0);
+                }
                 res
             }
             Err(e) => {

@@ -66,6 +66,13 @@ async fn a_copied_cookie_works_on_both_gateways_until_revoked_by_sub_then_all() 
     assert!(lines.iter().all(|f| f.len() == 5 && f[1] == "dev"), "{out}");
     let alice_sub = lines[0][0].to_owned();
     assert!(alice_sub.contains("alice"), "{out}");
+    // The other gateway read Alice's session from Redis (its cache had not seen it): its
+    // access line still names her.
+    let user = format!("user={alice_sub}");
+    other.log_when("Alice in an access line", |log| {
+        log.iter()
+            .any(|l| l.contains("path=/private/x") && l.contains(&user))
+    });
 
     let (code, out, err) = sessions(&other, &["revoke", "--sub", &alice_sub]);
     assert_eq!((code, out.trim()), (0, "revoked 1 session(s)"), "{err}");

@@ -13,6 +13,7 @@ use super::routes::Routed;
 use super::session::{self, Fetch};
 use super::{Gateway, Judged, Step};
 use crate::config::Login;
+use crate::context::LaterUser;
 use crate::error::RequestError;
 use crate::pages::Body;
 use crate::path::NormalPath;
@@ -62,11 +63,10 @@ impl Gateway {
             Step::Forward(prepared) => prepared.send().await,
             Step::Later(work) => work.await,
         }?;
-        // `ctx.user` (whose renewal the edge sets) is not reachable from here: a session
-        // cookie re-sealed with the current secret goes out with this answer instead.
-        if let Some(renewed) = who.as_deref().and_then(session::Verified::renewal) {
-            res.headers_mut()
-                .append(http::header::SET_COOKIE, renewed.clone());
+        // For the edge: the access line's user, and a cookie re-sealed with the current
+        // secret (`ctx` is not reachable from this future).
+        if let Some(v) = who {
+            res.extensions_mut().insert(LaterUser(v));
         }
         Ok(res)
     }
