@@ -28,6 +28,11 @@ fn session_yaml(redis: &Redis) -> String {
     )
 }
 
+/// `oauthgate check` of `g`'s config: exit code and stderr.
+fn check(g: &Gateway) -> (i32, String) {
+    common::check(&std::fs::read_to_string(g.dir.join("config.yaml")).unwrap())
+}
+
 /// A logged-in browser's session cookie header (what a thief would copy).
 async fn logged_in(w: &World, login: &str) -> String {
     let b = w.browser();
@@ -161,6 +166,7 @@ async fn redis_down_is_503_where_a_session_is_needed_and_recovers_by_itself() {
     let cookie = logged_in(&w, "dave").await;
     assert_eq!(status_with(&w.gateway, "/private/x", &cookie).await, 200);
 
+    assert!(!check(&w.gateway).1.contains("gateway.session.store"));
     redis.stop();
     until_status(
         &[&w.gateway],
@@ -224,6 +230,13 @@ async fn redis_down_is_503_where_a_session_is_needed_and_recovers_by_itself() {
     let per_request = log.iter().filter(|l| l.contains("request failed")).count();
     assert_eq!(per_request, 0, "{log:#?}");
 
+    // `check` warns (the config is valid: Redis may come back).
+    let (code, err) = check(&w.gateway);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains("warning: gateway.session.store: Redis does not answer"),
+        "{err}"
+    );
     // The command line says Redis cannot be reached (exit 69), without the URL's secrets.
     let (code, _, err) = sessions(&w.gateway, &["list"]);
     assert_eq!(code, 69, "{err}");

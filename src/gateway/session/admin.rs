@@ -58,6 +58,22 @@ fn store_of(config: &Config) -> Result<RedisStore, AdminError> {
     }
 }
 
+/// For `oauthgate check`: a warning when the configured Redis store does not answer a PING
+/// (down, wrong address or password); `None` when it does, or sessions live in cookies.
+pub async fn ping(config: &Config) -> Option<String> {
+    let store = match store_of(config) {
+        Ok(store) => store,
+        Err(AdminError::Start(e)) => return Some(e.to_string()),
+        Err(_) => return None,
+    };
+    match store.run::<String>(&::redis::cmd("PING")).await {
+        Ok(_) => None,
+        Err(e) => Some(format!(
+            "gateway.session.store: Redis does not answer ({e}): requests that need a session will get 503 until it does"
+        )),
+    }
+}
+
 /// Every live session of the store, by `sub` then creation time.
 pub async fn list(config: &Config) -> Result<Vec<Listed>, AdminError> {
     let store = store_of(config)?;
