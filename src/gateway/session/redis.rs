@@ -38,6 +38,10 @@ const TOUCH_EVERY: u64 = 60;
 /// Keys: one record per session, one set of session ids per user.
 pub const SESSION_KEY: &str = "oauthgate:session:";
 pub const SUB_KEY: &str = "oauthgate:sub:";
+/// Sets KEYS[1]'s expiry to ARGV[1] seconds unless it already lives longer (`EXPIRE … GT`
+/// needs Redis 7; this runs on any version with scripting).
+const LONGER_EXPIRY: &str = "if redis.call('TTL', KEYS[1]) < tonumber(ARGV[1]) then \
+    return redis.call('EXPIRE', KEYS[1], ARGV[1]) end return 0";
 /// Login nonces used at a callback, shared by the replicas (see `first_use`).
 const NONCE_KEY: &str = "oauthgate:nonce:";
 
@@ -212,9 +216,12 @@ impl RedisStore {
             .arg(&index)
             .arg(&id)
             .ignore()
-            // The index lives as long as its newest session could (members that outlive
-            // their record are skipped by `revoke`).
-            .cmd("EXPIRE")
+            // The index lives as long as its longest session could (a shorter `ttl` after a
+            // config change must not end it before older sessions); members that outlive
+            // their record are skipped by `revoke`.
+            .cmd("EVAL")
+            .arg(LONGER_EXPIRY)
+            .arg(1)
             .arg(&index)
             .arg(record.session.exp.saturating_sub(now).max(1))
             .ignore();
