@@ -17,6 +17,8 @@
 #   PERF=stat bench/auth.sh       # instead of the rounds: per request, the CPU time, context
 #                                 # switches and system calls of nginx's workers and of
 #                                 # oauthgate (authenticated), from `perf stat`
+#   STORE=redis bench/auth.sh     # also: a second oauthgate with session.store: redis (a
+#                                 # redis-server started here), beside the cookie store
 #   IDLE=2h bench/auth.sh         # gateway.session.idle_timeout set (wrk keeps sending the
 #                                 # login's cookie, so after a minute every answer renews it)
 #
@@ -108,6 +110,22 @@ if [ -n "${IDENTITY:-}" ]; then
   [ "$(curl -sk -o /dev/null -w '%{http_code}' -H "Host: localhost" -H "Authorization: Bearer $TOKEN" "https://127.0.0.1:$IP/api/")" = 200 ]
   [ "$(curl -sk -o /dev/null -w '%{http_code}' -H "Host: localhost" -H "Cookie: $ICOOKIE" "https://127.0.0.1:$IP/")" = 200 ]
 fi
+if [ "${STORE:-}" = redis ]; then
+  # The same gateway with its sessions in Redis: the cookie holds a sealed id, the gateway
+  # reads the record at most every 2 s per session (its cache) and serves from memory between.
+  command -v redis-server >/dev/null || { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q redis-server; }
+  XP=$(port); SP=$(port)
+  redis-server --port "$XP" --bind 127.0.0.1 --save "" --appendonly no --dir "$D" >"$D/redis.log" 2>&1 & PIDS+=($!); RPID=$!
+  for _ in $(seq 100); do [ "$(redis-cli -p "$XP" ping 2>/dev/null)" = PONG ] && break; sleep 0.1; done
+  sed -e "s/127.0.0.1:$OP/127.0.0.1:$SP/; s/localhost:$OP/localhost:$SP/; s|$D/data|$D/data-redis|" \
+    -e "s|^  routes:|  session: {store: \"redis://127.0.0.1:$XP/0\"}\n  routes:|" \
+    "$D/oauthgate.yaml" > "$D/redis.yaml"
+  RUST_LOG=$GATE_LOG "$BIN" --config "$D/redis.yaml" 2>"$D/redis-gate.err" & PIDS+=($!); SPID=$!
+  ready "https://127.0.0.1:$SP/_auth/health"
+  SCOOKIE=$(login "$SP")
+  [ "$(curl -sk -o /dev/null -w '%{http_code}' -H "Host: localhost" -H "Cookie: $SCOOKIE" "https://127.0.0.1:$SP/")" = 200 ]
+  [ "$(redis-cli -p "$XP" --scan --pattern 'oauthgate:session:*' | wc -l)" = 1 ]
+fi
 # Host: public_url's host, which oauthgate requires of requests to upstreams (421 else).
 H=(-H "Host: localhost")
 [ "$(curl -sk -o /dev/null -w '%{http_code}' "${H[@]}" -H "Cookie: $COOKIE" "https://127.0.0.1:$OP/")" = 200 ]
@@ -131,6 +149,7 @@ run() { # name url pid|- [wrk args]; with a pid, also its CPU time per request (
 for t in "https://127.0.0.1:$NP/" "https://127.0.0.1:$OP/open" "https://127.0.0.1:$OP/"; do
   wrk -t1 -c"$CONNS" -d2s "${H[@]}" -H "Cookie: $COOKIE" "$t" >/dev/null 2>&1   # warm-up
 done
+[ -z "${SCOOKIE:-}" ] || wrk -t1 -c"$CONNS" -d2s "${H[@]}" -H "Cookie: $SCOOKIE" "https://127.0.0.1:$SP/" >/dev/null 2>&1
 if [ -n "${IDENTITY:-}" ]; then
   wrk -t1 -c"$CONNS" -d2s "${H[@]}" -H "Cookie: $ICOOKIE" "https://127.0.0.1:$IP/" >/dev/null 2>&1
   wrk -t1 -c"$CONNS" -d2s "${H[@]}" -H "Authorization: Bearer $TOKEN" "https://127.0.0.1:$IP/api/" >/dev/null 2>&1
@@ -187,6 +206,10 @@ for r in $(seq "$ROUNDS"); do
   run "nginx proxy_pass" "https://127.0.0.1:$NP/" -
   run "oauthgate login: none" "https://127.0.0.1:$OP/open" "$OGPID"
   run "oauthgate authenticated" "https://127.0.0.1:$OP/" "$OGPID" -H "Cookie: $COOKIE"
+  if [ -n "${SCOOKIE:-}" ]; then
+    run "redis store authenticated" "https://127.0.0.1:$SP/" "$SPID" -H "Cookie: $SCOOKIE"
+    echo "  redis-server cpu so far: $(awk -v t="$(cpu "$RPID")" -v hz="$(getconf CLK_TCK)" 'BEGIN{printf "%.2f", t/hz}') s"
+  fi
   if [ -n "${IDENTITY:-}" ]; then
     run "identity+assertion" "https://127.0.0.1:$IP/" "$IDPID" -H "Cookie: $ICOOKIE"
     run "bearer token" "https://127.0.0.1:$IP/api/" "$IDPID" -H "Authorization: Bearer $TOKEN"

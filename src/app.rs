@@ -14,7 +14,7 @@ use tracing::{warn, Level};
 use crate::accesslog::{self, AccessLog, Line};
 use crate::central::{self, Central};
 use crate::config::Config;
-use crate::context::{RequestCtx, User, Verdict, X_REQUEST_ID};
+use crate::context::{LaterUser, RequestCtx, User, Verdict, X_REQUEST_ID};
 use crate::error::{RequestError, StartError};
 use crate::gateway::{Carry, Gateway, Prepared};
 use crate::metrics::{Logins, Metrics, RouteStats, UpstreamError};
@@ -127,14 +127,19 @@ impl AppState {
             .and(result.as_ref().err())
             .and_then(UpstreamError::of);
         let mut res = match result {
-            Ok(res) => {
+            Ok(mut res) => {
                 ctx.decide(Verdict::Pass, None);
+                if ctx.user.is_none() {
+                    // Empty extensions (every response but a waited-for session's): no work.
+                    ctx.user = res.extensions_mut().remove::<LaterUser>().map(|u| u.0);
+                }
                 res
             }
             Err(e) => {
                 ctx.failed(&e);
-                // An upstream's failures are logged by its pool, rate-limited.
-                if e.status().is_server_error() && !e.is_upstream() {
+                // An upstream's failures are logged by its pool, the session store's by the
+                // store, rate-limited.
+                if e.status().is_server_error() && !e.logged_where_it_failed() {
                     let id = ctx.request_id.to_str().unwrap_or("-");
                     warn!(error = %crate::util::error_chain(&e), peer = %peer.ip(), path = %uri.path(), request_id = id, "request failed");
                 }

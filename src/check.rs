@@ -2,7 +2,8 @@
 //! files, stored keys, a `data_dir` it cannot write) and, when it answers, the central server
 //! a gateway logs in with (its verify key, its `/oauth` path). `serve` runs the local checks
 //! before it binds, and the central's once it listens, so a wrong `verify_key` is said once,
-//! clearly, instead of failing every login.
+//! clearly, instead of failing every login. A Redis session store that does not answer is
+//! a warning.
 
 use std::path::Path;
 use std::time::Duration;
@@ -32,6 +33,9 @@ pub async fn run(config: &Config) -> Findings {
         Probe::Wrong(e) => found.errors.push(e),
         Probe::Unreachable(w) => found.warnings.push(w),
     }
+    found
+        .warnings
+        .extend(crate::gateway::session::admin::ping(config).await);
     found
 }
 

@@ -33,8 +33,8 @@ pub use central::{
     Protocol, ProviderConfig, ProviderKind, Secret, CALLBACK,
 };
 pub use gateway::{
-    origin_of, Allow, AllowEntry, GatewayConfig, Login, LoginSource, Route, RouteHost, Target,
-    UpstreamSettings, UpstreamTls,
+    origin_of, Allow, AllowEntry, GatewayConfig, Login, LoginSource, Route, RouteHost,
+    SessionStore, Target, UpstreamSettings, UpstreamTls,
 };
 pub use identity::{BearerIssuer, IdentityConfig, MINTED_PROVIDER};
 pub use policy::{Methods, RouteAccess};

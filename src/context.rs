@@ -53,6 +53,13 @@ pub trait User: Send + Sync {
     }
 }
 
+/// The user of a request whose session was read by waiting (a Redis read, a bearer token):
+/// the role's future cannot reach the context, so it leaves the user in the response's
+/// extensions, and the edge moves it to [`RequestCtx::user`] (for the access line and a
+/// renewed cookie).
+#[derive(Clone)]
+pub struct LaterUser(pub Arc<dyn User>);
+
 pub struct RequestCtx<'a> {
     /// The client's address (the TCP peer).
     pub peer: SocketAddr,
@@ -136,6 +143,7 @@ impl<'a> RequestCtx<'a> {
             RequestError::Invalid(_) => "invalid",
             RequestError::Login { .. } => "login_failed",
             RequestError::Internal(_) => "internal",
+            RequestError::SessionStore => "session_store",
         };
         let verdict = if e.status().is_server_error() {
             Verdict::Error

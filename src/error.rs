@@ -46,6 +46,9 @@ pub enum StartError {
     },
     #[error("signing key: {0}")]
     Key(String),
+    /// `gateway.session.store` could not be set up (the URL was checked with the config).
+    #[error("session store: {0}")]
+    Store(String),
     #[error("cannot build the HTTP client for providers")]
     Client(#[source] reqwest::Error),
     #[error("cannot listen on {addr}: {source}")]
@@ -134,6 +137,9 @@ pub enum RequestError {
         /// Where to start again.
         retry: Option<String>,
     },
+    /// The session store (Redis) failed or did not answer in time: 503, never a pass.
+    #[error("session store unavailable")]
+    SessionStore,
     /// A fault of ours (a value that should always serialise, a URL validated at start-up);
     /// the details go to the log, never to the client.
     #[error("internal error: {0}")]
@@ -165,6 +171,7 @@ impl RequestError {
             RequestError::Forbidden { .. } => StatusCode::FORBIDDEN,
             RequestError::BadBearer | RequestError::BearerRequired => StatusCode::UNAUTHORIZED,
             RequestError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            RequestError::SessionStore => StatusCode::SERVICE_UNAVAILABLE,
             RequestError::Login { status, .. } => *status,
         }
     }
@@ -184,6 +191,9 @@ impl RequestError {
             RequestError::BadBearer => "The bearer token is not valid here.",
             RequestError::BearerRequired => "This needs a bearer token.",
             RequestError::Internal(_) => "Something went wrong on our side.",
+            RequestError::SessionStore => {
+                "Sessions cannot be checked right now; please try again in a moment."
+            }
             RequestError::NoRoute | RequestError::NotFound => "There is nothing at this address.",
             RequestError::Upstream { .. } => {
                 "The application behind this gateway is not answering."
@@ -201,6 +211,12 @@ impl RequestError {
             self,
             RequestError::Upstream { .. } | RequestError::UpstreamTimeout
         )
+    }
+
+    /// Logged (rate-limited) where it failed, not per request: an upstream's pool, the
+    /// session store. A dead Redis under load would otherwise write a line per request.
+    pub fn logged_where_it_failed(&self) -> bool {
+        self.is_upstream() || matches!(self, RequestError::SessionStore)
     }
 
     /// A link to start again, for errors that have one.

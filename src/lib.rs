@@ -35,4 +35,5 @@ mod warnlimit;
 
 pub use config::Config;
 pub use gateway::bearer::mint_token;
+pub use gateway::session::admin as sessions;
 pub use server::Server;

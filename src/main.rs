@@ -58,6 +58,27 @@ enum Command {
         #[arg(long, default_value = "1h")]
         ttl: String,
     },
+    /// List or end the sessions of the Redis session store (gateway.session.store), from any
+    /// machine with the config. Cookie sessions cannot be listed or revoked (exit 64).
+    Sessions {
+        #[command(subcommand)]
+        action: SessionsAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum SessionsAction {
+    /// One line per live session, tab-separated: sub, provider, created, last used, expires.
+    List,
+    /// End sessions at once, on every gateway (within the cache bound, 2 s).
+    Revoke {
+        /// End this user's sessions (their `sub`, as `list` shows it).
+        #[arg(long, required_unless_present = "all", conflicts_with = "all")]
+        sub: Option<String>,
+        /// End every session.
+        #[arg(long)]
+        all: bool,
+    },
 }
 
 /// Exit code for an unusable configuration (BSD `EX_USAGE`).
@@ -90,6 +111,7 @@ fn main() -> ExitCode {
         Command::Health { .. } => return health(Some(&config), None),
         Command::Key => print_verify_key(&config),
         Command::Token { sub, groups, ttl } => token(&config, &sub, &groups, &ttl),
+        Command::Sessions { action } => return sessions(&config, action),
         // Keygen returned above, before any config was read.
         Command::Serve | Command::Keygen { .. } => {
             let refused = oauthgate::check::local(&config);
@@ -220,6 +242,72 @@ fn token(config: &Config, sub: &str, groups: &[String], ttl: &str) -> anyhow::Re
         .map_err(|e| anyhow::anyhow!("--ttl {ttl:?} is not a duration (1h, 30d): {e}"))?;
     println!("{}", oauthgate::mint_token(config, sub, groups, ttl)?);
     Ok(())
+}
+
+/// Exit code when Redis cannot be reached (BSD `EX_UNAVAILABLE`).
+const EXIT_UNAVAILABLE: u8 = 69;
+
+/// `sessions list | revoke`: exit 0, 64 (a config without a Redis store), or 69 (Redis).
+fn sessions(config: &Config, action: SessionsAction) -> ExitCode {
+    let result = match runtime() {
+        Ok(rt) => rt.block_on(run_sessions(config, action)),
+        Err(e) => {
+            eprintln!("oauthgate: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("oauthgate: sessions: {e}");
+            ExitCode::from(if e.is_config() {
+                EXIT_CONFIG
+            } else {
+                EXIT_UNAVAILABLE
+            })
+        }
+    }
+}
+
+async fn run_sessions(
+    config: &Config,
+    action: SessionsAction,
+) -> Result<(), oauthgate::sessions::AdminError> {
+    use oauthgate::sessions;
+    match action {
+        SessionsAction::List => {
+            let all = sessions::list(config).await?;
+            for s in &all {
+                let r = &s.record;
+                println!(
+                    "{}\t{}\t{}\t{}\t{}",
+                    printable(&r.session.sub),
+                    printable(&r.session.provider),
+                    sessions::time(r.created),
+                    sessions::time(r.last_used),
+                    sessions::time(s.expires)
+                );
+            }
+            eprintln!("{} session(s)", all.len());
+        }
+        SessionsAction::Revoke { sub, all } => {
+            let which = match (sub, all) {
+                (Some(sub), false) => sessions::Revoke::Sub(sub),
+                _ => sessions::Revoke::All,
+            };
+            let n = sessions::revoke(config, &which).await?;
+            println!("revoked {n} session(s)");
+        }
+    }
+    Ok(())
+}
+
+/// `text` with control characters (a tab or newline in a provider's `sub`) shown as `?`, so
+/// that one session is always one line of five fields.
+fn printable(text: &str) -> String {
+    text.chars()
+        .map(|c| if c.is_control() { '?' } else { c })
+        .collect()
 }
 
 fn keygen(out: Option<&std::path::Path>) -> ExitCode {

@@ -48,6 +48,8 @@ pub struct Metrics {
     logins: Mutex<BTreeMap<(String, &'static str), u64>>,
     reloads_ok: AtomicU64,
     reloads_error: AtomicU64,
+    /// Session store (Redis) operations that failed or timed out.
+    session_store_errors: AtomicU64,
     /// Open client connections, read at scrape time from the listener's own count.
     connections: OnceLock<Box<dyn Fn() -> usize + Send + Sync>>,
     /// Connections refused at a limit, by the limit's key: read at scrape time.
@@ -127,6 +129,11 @@ impl Metrics {
             &self.reloads_error
         };
         counter.fetch_add(1, Relaxed);
+    }
+
+    /// Counts a failed session store operation (`oauthgate_session_store_errors_total`).
+    pub fn session_store_failed(&self) {
+        self.session_store_errors.fetch_add(1, Relaxed);
     }
 
     /// Where `oauthgate_connections` comes from; set once by the listener.

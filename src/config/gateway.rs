@@ -16,7 +16,7 @@ use login::login_source;
 use route::routes;
 pub use route::UpstreamTls;
 use session::session_values;
-use values::{prefix, session_cookie};
+use values::{prefix, session_cookie, session_store};
 
 mod host;
 mod login;
@@ -53,6 +53,8 @@ pub struct GatewayConfig {
     /// The session cookie's name: `__Host-oauthgate-session` unless set (two gateways on one
     /// host name with different ports need different names: cookies ignore ports).
     pub session_cookie: String,
+    /// `gateway.session.store`: where sessions live.
+    pub session_store: SessionStore,
     /// Peers whose `X-Original-URI` / `X-Forwarded-Uri` `/_auth/check` believes.
     pub trusted_proxies: Vec<IpAddr>,
     pub upstream: UpstreamSettings,
@@ -61,6 +63,16 @@ pub struct GatewayConfig {
     pub identity: super::IdentityConfig,
     /// `bearer.issuers`: whose tokens `bearer: true` routes accept (besides minted ones).
     pub bearer_issuers: Vec<super::BearerIssuer>,
+}
+
+/// `gateway.session.store`: where a session lives.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum SessionStore {
+    /// In the sealed cookie itself (the default): nothing to share, nothing to revoke.
+    #[default]
+    Cookie,
+    /// In Redis at this URL; the cookie holds only a sealed random id.
+    Redis(Secret),
 }
 
 /// The central server a gateway logs people in with (the seed's `oauth_proxy`).
@@ -215,6 +227,7 @@ pub(super) fn gateway_config(
 
     let session = session_values(&mut raw.session)?;
     let session_cookie = session_cookie(raw.session.cookie_name)?;
+    let session_store = session_store(raw.session.store.as_deref())?;
     let trusted_proxies = trusted_proxies(raw.trusted_proxies)?;
     let upstream = upstream_settings(raw.upstream)?;
     let identity = super::identity::identity(raw.identity)?;
@@ -261,6 +274,7 @@ pub(super) fn gateway_config(
         session_ttl: session.ttl,
         session_idle_timeout: session.idle_timeout,
         session_cookie,
+        session_store,
         trusted_proxies,
         upstream,
         routes,

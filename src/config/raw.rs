@@ -157,6 +157,8 @@ pub(super) struct RawSession {
     pub ttl: Option<String>,
     pub idle_timeout: Option<String>,
     pub cookie_name: Option<String>,
+    /// `cookie` (default) or `redis://host:port/db`.
+    pub store: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -25,7 +25,7 @@ use super::hosts::{Site, Sites};
 use super::policy::safe_next;
 use super::session::{Keys, Session, Sessions};
 use crate::assertion::{self, Expected};
-use crate::config::{provider_display_name, GatewayConfig, LoginSource};
+use crate::config::{provider_display_name, GatewayConfig, LoginSource, SessionStore};
 use crate::cookies::Sealed;
 use crate::error::{RequestError, StartError};
 use crate::metrics::{LoginOutcome, Logins};
@@ -104,6 +104,7 @@ impl LoginFlow {
                 (config.session_ttl, config.session_idle_timeout),
                 &config.session_cookie,
                 config.identity.headers.clone(),
+                store(config)?,
             )?,
             trusted_proxies: config.trusted_proxies.clone(),
             used: Arc::default(),
@@ -115,6 +116,7 @@ impl LoginFlow {
     pub fn carry_over(&mut self, previous: Option<&LoginFlow>) {
         if let Some(p) = previous {
             self.used = p.used.clone();
+            self.sessions.keep_store(&p.sessions);
         }
     }
 
@@ -130,11 +132,11 @@ impl LoginFlow {
         let site = self.sites.of(check.host);
         Some(match endpoint {
             "/login" if get => self.login(&req, &site),
-            "/callback" if get => self.counted_callback(&req, &site),
-            "/logout" if get => Ok(self.logout_page(&req, &site)),
+            "/callback" if get => self.counted_callback(&req, &site).await,
+            "/logout" if get => self.logout_page(&req, &site).await,
             "/logout" if req.method() == Method::POST => self.logout(req, &site).await,
-            "/userinfo" if get => self.userinfo(&req, &site),
-            "/check" => self.check(&req, check, &site),
+            "/userinfo" if get => self.userinfo(&req, &site).await,
+            "/check" => self.check(&req, check, &site).await,
             "/login" | "/callback" | "/logout" | "/userinfo" => Err(RequestError::MethodNotAllowed),
             _ => return None,
         })
@@ -226,13 +228,13 @@ impl LoginFlow {
     /// [`LoginFlow::callback`], counted by the provider the login asked for (`-` before that
     /// is known). That name was sealed into the login cookie by `login`, which took it only
     /// from this gateway's configured providers, so the label stays a bounded set.
-    fn counted_callback(
+    async fn counted_callback(
         &self,
         req: &Request<Incoming>,
         site: &Site,
     ) -> Result<Response<Body>, RequestError> {
         let mut asked = None;
-        let result = self.callback(req, site, &mut asked);
+        let result = self.callback(req, site, &mut asked).await;
         let outcome = match result {
             Ok(_) => LoginOutcome::Accepted,
             Err(_) => LoginOutcome::Refused,
@@ -242,7 +244,7 @@ impl LoginFlow {
     }
 
     /// `GET /_auth/callback?assertion&state`: the central server sends the browser back.
-    fn callback(
+    async fn callback(
         &self,
         req: &Request<Incoming>,
         site: &Site,
@@ -285,9 +287,9 @@ impl LoginFlow {
             warn!(provider = %claims.provider, asked = %pending.provider, "assertion from a provider this login did not ask for");
             return Err(restart("That login provider is not offered here."));
         }
-        if !self
-            .used
-            .first_use(state, claims.exp + assertion::LEEWAY, now())
+        let until = claims.exp + assertion::LEEWAY;
+        if !self.used.first_use(state, until, now())
+            || !self.sessions.first_use(state, until).await?
         {
             warn!(sub = %claims.sub, "login nonce used twice; refused");
             return Err(stale());
@@ -301,7 +303,10 @@ impl LoginFlow {
             seen: now(),
             host: site.bound.clone(),
         };
-        let session_cookie = self.sessions.issue(&session);
+        // With Redis, a session this browser still had is ended, not only replaced: a copy of
+        // its cookie must not outlive the new login (the cookie store cannot do this).
+        let _ = self.sessions.end(req.headers()).await;
+        let session_cookie = self.sessions.start(&session).await?;
         if session_cookie.len() > MAX_COOKIE {
             // Browsers drop larger cookies silently, which would loop the user through logins.
             warn!(sub = %session.sub, bytes = session_cookie.len(), "session too large for a cookie");
@@ -317,12 +322,16 @@ impl LoginFlow {
     }
 
     /// `GET /_auth/userinfo`: the object `X-User-Info` carries, plus `exp`; or 401.
-    fn userinfo(
+    async fn userinfo(
         &self,
         req: &Request<Incoming>,
         site: &Site,
     ) -> Result<Response<Body>, RequestError> {
-        match self.sessions.current(req.headers(), site.bound.as_deref()) {
+        match self
+            .sessions
+            .resolve(req.headers(), site.bound.as_deref())
+            .await?
+        {
             Some(s) => {
                 let mut info = s.session.info();
                 info.insert("exp".into(), s.session.exp.into());
@@ -338,5 +347,16 @@ impl LoginFlow {
                 redirect: false,
             }),
         }
+    }
+}
+
+/// `gateway.session.store: redis://…`: the store sessions live in (connected on first use).
+fn store(config: &GatewayConfig) -> Result<Option<Arc<super::session::RedisStore>>, StartError> {
+    match &config.session_store {
+        SessionStore::Cookie => Ok(None),
+        SessionStore::Redis(url) => Ok(Some(Arc::new(super::session::RedisStore::new(
+            url,
+            config.session_idle_timeout,
+        )?))),
     }
 }

@@ -17,6 +17,7 @@ pub mod policy;
 pub mod routes;
 pub mod session;
 pub mod signer;
+mod stored;
 mod tunnel;
 
 use std::collections::HashMap;
@@ -30,7 +31,7 @@ use http::header::HeaderValue;
 use http::{Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 
-use crate::config::{GatewayConfig, Login, Route, Target, UpstreamSettings};
+use crate::config::{GatewayConfig, Route, UpstreamSettings};
 use crate::context::{RequestCtx, User, Verdict};
 use crate::error::{RequestError, StartError};
 use crate::metrics::{Logins, Metrics, RouteStats};
@@ -39,8 +40,9 @@ use crate::path::NormalPath;
 pub use forward::Prepared;
 use forward::Upstream;
 use login::LoginFlow;
-use policy::{Decision, Facts};
-use routes::{Destination, RouteTable, Routed};
+use policy::{target_of, Decision, Facts};
+use routes::{upstreams, Destination, RouteTable, Routed};
+use stored::Presented;
 
 /// Everything the gateway needs per request, built once at start-up.
 pub struct Gateway {
@@ -104,6 +106,9 @@ impl Gateway {
                 let mut flow = LoginFlow::new(config, source, data_dir, central_key)?;
                 flow.carry_over(carry.previous.and_then(|g| g.login.as_ref()));
                 flow.logins = Logins::new(carry.metrics);
+                if let Some(store) = flow.sessions.store() {
+                    store.count_into(carry.metrics);
+                }
                 Some(flow)
             }
             None => None,
@@ -201,8 +206,23 @@ impl Gateway {
                 return step(req, path);
             }
         }
+        let session = match self.session_of(judged, &req) {
+            Ok(session) => session,
+            // Redis must be asked: the one other branch that may wait.
+            Err(fetch) => {
+                let id = ctx.request_id.clone();
+                return self.stored_step(routed, judged, fetch, req, path, peer, id);
+            }
+        };
         let mut who = None;
-        let identity = self.policy(judged, &req, &path, peer, None, &mut who);
+        let identity = self.policy(
+            judged,
+            &req,
+            &path,
+            peer,
+            Presented::Cookie(session),
+            &mut who,
+        );
         ctx.user = who.map(|v| v as Arc<dyn User>);
         match identity {
             Ok(identity) => {
@@ -257,7 +277,7 @@ impl Gateway {
         req: &Request<Incoming>,
         path: &NormalPath,
         peer: SocketAddr,
-        bearer: Option<Arc<session::Verified>>,
+        presented: Presented,
         who: &mut Option<Arc<session::Verified>>,
     ) -> Result<Option<identity::Outgoing>, RequestError> {
         let Judged {
@@ -268,24 +288,17 @@ impl Gateway {
         } = j;
         let judged = || std::iter::once(route).chain(also.into_iter().flatten());
         let networks = judged().any(|r| !r.allow.networks.is_empty());
-        let needs_session = !(route.login == Login::None && also.iter().all(Option::is_none));
+        let needs_session = j.needs_session();
         let login = self.login.as_ref().filter(|_| needs_session);
-        if !needs_session && !networks && bearer.is_none() {
+        // A bearer token stands for the session: the cookie is not read.
+        let (session, bearer) = match presented {
+            Presented::Cookie(session) => (session, false),
+            Presented::Bearer(v) => (Some(v), true),
+        };
+        if !needs_session && !networks && !bearer {
             // No session to open and no address to check: `decide` would pass.
             return Ok(None);
         }
-        // A bearer token stands for the session: the cookie is not read.
-        let session = match bearer {
-            Some(v) => Some(v),
-            None => login.and_then(|l| {
-                // Routes by host: the session must be this host's (see `Session::host`).
-                let host = match self.routes.by_host() {
-                    true => hosts::named_host(req).ok().flatten(),
-                    false => None,
-                };
-                l.sessions.current(req.headers(), l.sites.bound(host))
-            }),
-        };
         let facts = Facts {
             session,
             client: networks
@@ -401,46 +414,5 @@ struct Judged<'r> {
     navigation: bool,
 }
 
-/// The route table, with one connection pool per upstream origin: the one in `kept` (from
-/// the config before a reload) when there is one, else a new one. Returns the pools in use.
-#[allow(clippy::type_complexity)]
-fn upstreams(
-    config: &GatewayConfig,
-    kept: HashMap<String, Arc<crate::upstream::Pool>>,
-) -> Result<(RouteTable, HashMap<String, Arc<crate::upstream::Pool>>), StartError> {
-    let mut pools: HashMap<String, Arc<crate::upstream::Pool>> = HashMap::new();
-    let table = RouteTable::new(&config.routes, |route| match &route.target {
-        Target::Files(dir) => Ok(Destination::Files(dir.clone())),
-        Target::Http { scheme, authority } => {
-            // One pool per origin and TLS settings: the same origin behind another CA or
-            // server name is another pool.
-            let origin = match &route.upstream_tls {
-                None => format!("{scheme}://{authority}"),
-                Some(tls) => format!("{scheme}://{authority} {}", tls.key),
-            };
-            let pool = match pools.get(&origin).or_else(|| kept.get(&origin)) {
-                Some(pool) => pool.clone(),
-                None => crate::upstream::Pool::new(
-                    scheme,
-                    authority,
-                    &config.upstream,
-                    route.upstream_tls.as_ref(),
-                )?,
-            };
-            pools.insert(origin, pool.clone());
-            Ok(Destination::Upstream(pool))
-        }
-    })?;
-    Ok((table, pools))
-}
-
 /// The gateway's steps: a request ready to forward is a [`forward::Prepared`].
 pub type Step<'a> = crate::step::Step<'a, Prepared<'a>>;
-
-/// The normalised path and original query: where to come back to after logging in.
-fn target_of(req: &Request<Incoming>, path: &NormalPath) -> String {
-    match req.uri().query() {
-        Some(q) => format!("{}?{q}", path.encoded()),
-        None => path.encoded().to_owned(),
-    }
-}

@@ -161,6 +161,17 @@ fn own_endpoint(path: &str, auth_prefix: &str) -> bool {
     under(path) || browser.is_ok_and(|p| under(&p))
 }
 
+/// The normalised path and original query: where to come back to after logging in.
+pub(super) fn target_of(
+    req: &http::Request<hyper::body::Incoming>,
+    path: &crate::path::NormalPath,
+) -> String {
+    match req.uri().query() {
+        Some(q) => format!("{}?{q}", path.encoded()),
+        None => path.encoded().to_owned(),
+    }
+}
+
 #[cfg(test)]
 mod props;
 

@@ -11,10 +11,11 @@
 //! (Express by default, IIS, anything on a case-insensitive file system): ignoring case, and
 //! trailing dots and spaces of a segment (`/ADMIN./x` and `/admin%20/x` are under `/admin`).
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use crate::config::{Route, RouteHost};
+use crate::config::{GatewayConfig, Route, RouteHost, Target};
 use crate::error::StartError;
 use crate::metrics::{Metrics, RouteStats};
 
@@ -191,6 +192,39 @@ impl Table {
 
 #[cfg(test)]
 mod props;
+
+/// The route table, with one connection pool per upstream origin: the one in `kept` (from
+/// the config before a reload) when there is one, else a new one. Returns the pools in use.
+#[allow(clippy::type_complexity)]
+pub(super) fn upstreams(
+    config: &GatewayConfig,
+    kept: HashMap<String, Arc<crate::upstream::Pool>>,
+) -> Result<(RouteTable, HashMap<String, Arc<crate::upstream::Pool>>), StartError> {
+    let mut pools: HashMap<String, Arc<crate::upstream::Pool>> = HashMap::new();
+    let table = RouteTable::new(&config.routes, |route| match &route.target {
+        Target::Files(dir) => Ok(Destination::Files(dir.clone())),
+        Target::Http { scheme, authority } => {
+            // One pool per origin and TLS settings: the same origin behind another CA or
+            // server name is another pool.
+            let origin = match &route.upstream_tls {
+                None => format!("{scheme}://{authority}"),
+                Some(tls) => format!("{scheme}://{authority} {}", tls.key),
+            };
+            let pool = match pools.get(&origin).or_else(|| kept.get(&origin)) {
+                Some(pool) => pool.clone(),
+                None => crate::upstream::Pool::new(
+                    scheme,
+                    authority,
+                    &config.upstream,
+                    route.upstream_tls.as_ref(),
+                )?,
+            };
+            pools.insert(origin, pool.clone());
+            Ok(Destination::Upstream(pool))
+        }
+    })?;
+    Ok((table, pools))
+}
 
 #[cfg(test)]
 mod tests {

@@ -1,8 +1,12 @@
 //! The login session: who is logged in (with their groups), sealed in the
 //! `__Host-oauthgate-session` cookie (or `gateway.session.cookie_name`), and the identity
-//! headers derived from it.
+//! headers derived from it. With `store: redis` the cookie holds a sealed id and the
+//! session lives in Redis (`redis.rs`).
 
+pub mod admin;
 pub mod lifetime;
+mod redis;
+mod store;
 mod strip;
 
 use std::collections::HashMap;
@@ -18,6 +22,7 @@ use crate::config::Secret;
 use crate::cookies::{CookieCodec, SealedWith};
 use crate::error::StartError;
 use crate::util::now;
+pub use redis::{Fetch, RedisStore};
 pub use strip::strip_own_cookies;
 
 /// Every cookie of the gateway starts with this; none of them is sent upstream.
@@ -179,6 +184,8 @@ pub struct Sessions {
     /// request, and only cookies that opened, so sealed with our secret, are ever stored:
     /// nobody can choose keys to collide.
     memo: Mutex<HashMap<Box<str>, Arc<Verified>, foldhash::fast::RandomState>>,
+    /// `store: redis`: where sessions live (the cookie names one); `None`: in the cookie.
+    store: Option<Arc<RedisStore>>,
 }
 
 impl Sessions {
@@ -188,6 +195,7 @@ impl Sessions {
         life: (Duration, Option<Duration>),
         cookie: &str,
         identity: Vec<(http::header::HeaderName, String)>,
+        store: Option<Arc<RedisStore>>,
     ) -> Result<Self, StartError> {
         let secret = match keys.secret {
             Some(s) => s.0.as_bytes().to_vec(),
@@ -205,6 +213,7 @@ impl Sessions {
             cookie: cookie.into(),
             identity,
             memo: Mutex::new(HashMap::default()),
+            store,
         })
     }
 

@@ -123,6 +123,15 @@ impl Collector for Scrape {
                 .encode_counter::<NoLabelSet, _, u64>(&counter.load(Relaxed), None)?;
         }
 
+        encoder
+            .encode_descriptor(
+                "oauthgate_session_store_errors",
+                "Session store (Redis) operations that failed or timed out; requests that needed them got 503.",
+                None,
+                MetricType::Counter,
+            )?
+            .encode_counter::<NoLabelSet, _, u64>(&m.session_store_errors.load(Relaxed), None)?;
+
         let mut e = encoder.encode_descriptor(
             "oauthgate_tls_certificate_expiry_timestamp_seconds",
             "When the served certificate expires (its notAfter, Unix seconds), by certificate file.",
@@ -168,6 +177,7 @@ mod tests {
         app.record(502, Duration::from_millis(1), Some(UpstreamError::Connect));
         Logins::new(Some(&m)).count("github", LoginOutcome::Completed);
         m.reloaded(false);
+        m.session_store_failed();
         m.count_connections(|| 7);
         let text = render(&m);
         assert!(
@@ -194,6 +204,8 @@ mod tests {
             "oauthgate_connections_refused_total{limit=\"max_connections_per_ip\"} 0",
             "oauthgate_config_reloads_total{result=\"ok\"} 0",
             "oauthgate_config_reloads_total{result=\"error\"} 1",
+            "# TYPE oauthgate_session_store_errors_total counter",
+            "oauthgate_session_store_errors_total 1",
             "# TYPE oauthgate_tls_certificate_expiry_timestamp_seconds gauge",
         ] {
             assert!(text.lines().any(|l| l == line), "no `{line}` in:\n{text}");

@@ -75,6 +75,19 @@ impl World {
         }
     }
 
+    /// One more gateway on `port` with the same config (a replica: same session secret and
+    /// store when `extra` named them), in front of the same backend.
+    pub fn another_gateway(&self, port: u16) -> Gateway {
+        Gateway::start_public(port, &self.gateway_body())
+    }
+
+    /// The gateway's config as `start_public` took it: below listen, public_url, data_dir
+    /// and tls (its first four lines).
+    pub fn gateway_body(&self) -> String {
+        let config = std::fs::read_to_string(self.gateway.dir.join("config.yaml")).unwrap();
+        config.lines().skip(4).collect::<Vec<_>>().join("\n")
+    }
+
     /// A new browser (its own cookie jar) trusting both processes.
     pub fn browser(&self) -> Browser {
         let jar = Arc::new(Jar::default());

@@ -7,12 +7,14 @@ pub mod chrome;
 pub mod client;
 pub mod fakes;
 pub mod flow;
+pub mod haproxy;
 pub mod idp;
 pub mod image;
 pub mod nginx;
 pub mod oidc;
 pub mod python;
 pub mod realbackends;
+pub mod redis;
 pub mod reload;
 pub mod tunnel;
 

@@ -117,3 +117,78 @@ pub(super) fn session_cookie(raw: Option<String>) -> Result<String, ConfigError>
     }
     Ok(name)
 }
+
+/// `gateway.session.store`: `cookie` (the default) or `redis://[:password@]host[:port][/db]`.
+/// The URL is checked here so that a typo stops the start, not the first login; the error
+/// never repeats the URL, which may hold a password.
+pub(super) fn session_store(raw: Option<&str>) -> Result<super::SessionStore, ConfigError> {
+    let at = "gateway.session.store";
+    let text = match raw.map(str::trim) {
+        None | Some("cookie") => return Ok(super::SessionStore::Cookie),
+        Some(text) => text,
+    };
+    let bad = |why: &str| ConfigError::at(at, why.to_owned());
+    let url =
+        Url::parse(text).map_err(|e| bad(&format!("not `cookie` nor a redis:// URL ({e})")))?;
+    match url.scheme() {
+        "redis" => {}
+        "rediss" => {
+            return Err(bad(
+                "rediss:// (TLS) is not supported: use redis:// on a private network",
+            ))
+        }
+        other => {
+            return Err(bad(&format!(
+                "scheme `{other}`: use cookie or redis://host:port/db"
+            )))
+        }
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(bad("the redis:// URL names no host"));
+    }
+    let db = url.path().trim_start_matches('/');
+    if !(db.is_empty() || db.parse::<u16>().is_ok()) {
+        return Err(bad(&format!(
+            "`/{db}`: the path is the database number (redis://host:6379/0)"
+        )));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(bad("the redis:// URL takes no query or fragment"));
+    }
+    Ok(super::SessionStore::Redis(super::Secret(text.to_owned())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::SessionStore;
+    use super::*;
+
+    #[test]
+    fn the_session_store_is_cookie_or_a_redis_url() {
+        assert_eq!(session_store(None).unwrap(), SessionStore::Cookie);
+        assert_eq!(session_store(Some("cookie")).unwrap(), SessionStore::Cookie);
+        for good in [
+            "redis://127.0.0.1:6379/0",
+            "redis://:pw@db.internal",
+            "redis://r/3",
+        ] {
+            assert!(
+                matches!(session_store(Some(good)), Ok(SessionStore::Redis(_))),
+                "{good}"
+            );
+        }
+        for bad in [
+            "memory",
+            "rediss://r:6380/0",
+            "http://r:6379",
+            "redis:///0",
+            "redis://r:6379/zero",
+            "redis://r:6379/0?x=1",
+            "redis://:hunter2@r/zero",
+        ] {
+            let e = session_store(Some(bad)).unwrap_err().to_string();
+            assert!(e.starts_with("gateway.session.store: "), "{bad}: {e}");
+            assert!(!e.contains("hunter2"), "{e}");
+        }
+    }
+}

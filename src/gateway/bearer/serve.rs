@@ -10,7 +10,7 @@ use hyper::body::Incoming;
 use tracing::warn;
 
 use super::super::routes::Routed;
-use super::super::{Gateway, Judged, Step};
+use super::super::{Gateway, Judged, Presented, Step};
 use super::token_of;
 use crate::error::RequestError;
 use crate::path::NormalPath;
@@ -42,18 +42,14 @@ impl Gateway {
                         RequestError::BadBearer
                     })?;
                 req.headers_mut().remove(header::AUTHORIZATION);
-                let mut who = None;
                 // A token's client is no browser: no pages, whatever its headers say.
                 let judged = Judged {
                     navigation: false,
                     ..judged
                 };
-                let identity = self.policy(judged, &req, &path, peer, Some(verified), &mut who)?;
-                match self.deliver(routed, req, path, peer, identity, request_id) {
-                    Step::Answer(answer) => answer,
-                    Step::Forward(prepared) => prepared.send().await,
-                    Step::Later(work) => work.await,
-                }
+                let presented = Presented::Bearer(verified);
+                self.judge_and_deliver(routed, judged, req, path, peer, presented, request_id)
+                    .await
             }))
         }))
     }

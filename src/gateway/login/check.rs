@@ -45,14 +45,17 @@ impl LoginFlow {
     /// judged as a proxied request. It fails closed: a URI that does not parse is 400, one
     /// that names no route is 403, and so is a URI from a peer that is not a trusted proxy.
     /// Without a URI only the session is checked.
-    pub(super) fn check(
+    pub(super) async fn check(
         &self,
         req: &Request<Incoming>,
         cx: CheckContext<'_>,
         site: &Site,
     ) -> Result<Response<Body>, RequestError> {
         let header = original_uri(req.headers())?;
-        let session = self.sessions.current(req.headers(), site.bound.as_deref());
+        let session = self
+            .sessions
+            .resolve(req.headers(), site.bound.as_deref())
+            .await?;
         let Some(uri) = header else {
             return match session {
                 Some(v) => Ok(pass(Outgoing {

@@ -14,8 +14,8 @@ use crate::error::RequestError;
 use crate::pages::{self, escape, Body};
 
 impl LoginFlow {
-    /// The logout form of `session` (its token is the session's: see
-    /// [`crate::gateway::session::Sessions::logout_token`]).
+    /// The logout form of `session` (the request's, from the cookie or the Redis store; its
+    /// token is the session's: see [`crate::gateway::session::Sessions::logout_token`]).
     pub(super) fn logout_form(&self, session: &Session) -> String {
         let token = self.sessions.logout_token(session);
         format!(
@@ -27,8 +27,16 @@ impl LoginFlow {
     }
 
     /// `GET /_auth/logout`: asks for confirmation (a GET never logs out).
-    pub(super) fn logout_page(&self, req: &Request<Incoming>, site: &Site) -> Response<Body> {
-        let body = match self.sessions.current(req.headers(), site.bound.as_deref()) {
+    pub(super) async fn logout_page(
+        &self,
+        req: &Request<Incoming>,
+        site: &Site,
+    ) -> Result<Response<Body>, RequestError> {
+        let body = match self
+            .sessions
+            .resolve(req.headers(), site.bound.as_deref())
+            .await?
+        {
             Some(s) => format!(
                 "<p>You are logged in as <strong>{}</strong>.</p>{}",
                 escape(&s.session.display_name()),
@@ -36,7 +44,10 @@ impl LoginFlow {
             ),
             None => "<p>You are not logged in.</p><p><a href=\"/\">Continue</a></p>".to_owned(),
         };
-        pages::html_page(StatusCode::OK, &self.page("Log out", &body))
+        Ok(pages::html_page(
+            StatusCode::OK,
+            &self.page("Log out", &body),
+        ))
     }
 
     /// Why a logout POST must be refused as cross-site, if it must. Browsers that send
@@ -75,19 +86,26 @@ impl LoginFlow {
             warn!(header, "cross-site logout refused");
             return Err(refused("Log out from this site's own logout page."));
         }
-        let session = self.sessions.current(&parts.headers, site.bound.as_deref());
-        let Some(expected) = session.map(|v| self.sessions.logout_token(&v.session)) else {
+        let found = self
+            .sessions
+            .resolve(&parts.headers, site.bound.as_deref())
+            .await?;
+        let Some(session) = found else {
             let body = "<p>You are not logged in.</p><p><a href=\"/\">Continue</a></p>";
             return Ok(pages::html_page(
                 StatusCode::OK,
                 &self.page("Log out", body),
             ));
         };
+        let expected = self.sessions.logout_token(&session.session);
         let form = crate::util::read_form(&parts.headers, body, 4096).await?;
         let given = form.get("token").unwrap_or("");
         if !bool::from(given.as_bytes().ct_eq(expected.as_bytes())) {
             return Err(refused("This logout form is out of date."));
         }
+        // Redis: the session ends everywhere, or the logout fails (503) and says so, rather
+        // than clear this browser's cookie and leave a copied one working.
+        self.sessions.end(&parts.headers).await?;
         let body = format!(
             "<p>You are logged out of {}.</p><p><a class=\"button\" href=\"{}/login\">Log in again</a></p>",
             escape(&self.title),

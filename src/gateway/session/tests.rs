@@ -50,6 +50,7 @@ fn sessions(secret: &str, previous: &[&str], idle: Option<u64>) -> Sessions {
         life,
         "__Host-s",
         Vec::new(),
+        None,
     )
     .unwrap()
 }
