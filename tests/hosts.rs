@@ -398,3 +398,49 @@ async fn hsts_is_off_unless_set() {
     assert_eq!(res.status(), 200);
     assert!(res.headers().get("strict-transport-security").is_none());
 }
+
+/// Review findings (session 6), each failing on the code before its fix.
+#[tokio::test]
+async fn a_check_and_a_hostless_request_are_judged_by_the_host_they_were_routed_by() {
+    let h = Hosts::start().await;
+    // 1. Behind nginx `auth_request` the client's own headers reach `/_auth/check`: a
+    //    client-written `X-Forwarded-Host` naming the open host must not judge chat's request
+    //    by the open host's routes (it did: 200).
+    let client = h.browser().client;
+    let res = client
+        .get(h.url("chat.example.test", "/_auth/check"))
+        .header("x-original-uri", "/secret")
+        .header("x-forwarded-host", "a.apps.example.test")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 401, "judged as chat's /secret");
+
+    // 2. A session made on public_url's host (no route host) is no session on chat, also
+    //    when an HTTP/1.0 request names no host and is routed by its SNI (it was: 200).
+    let alice = h.browser();
+    alice
+        .log_in(
+            &h.url("localhost", "/_auth/login?next=/"),
+            "alice",
+            "alice@example.com",
+        )
+        .await;
+    let cookie = alice.cookies(&h.url("localhost", "/"));
+    assert!(cookie.contains("__Host-oauthgate-session="), "{cookie}");
+    let own = h
+        .h1(
+            "localhost",
+            &format!("GET /_auth/userinfo HTTP/1.0\r\nCookie: {cookie}"),
+        )
+        .await;
+    assert_eq!(own.status, 200, "the session works on its own host");
+    let elsewhere = h
+        .h1(
+            "chat.example.test",
+            &format!("GET / HTTP/1.0\r\nCookie: {cookie}"),
+        )
+        .await;
+    assert_eq!(elsewhere.status, 401);
+    assert_eq!(h.chat.count(), 0, "chat's app saw nothing");
+}

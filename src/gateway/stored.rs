@@ -9,7 +9,6 @@ use http::header::HeaderValue;
 use http::{Request, Response};
 use hyper::body::Incoming;
 
-use super::login::LoginFlow;
 use super::routes::Routed;
 use super::session::{self, Fetch};
 use super::{Gateway, Judged, Step};
@@ -27,6 +26,7 @@ impl Gateway {
         routed: &'a Routed,
         judged: Judged<'a>,
         fetch: Fetch,
+        bound: Option<String>,
         req: Request<Incoming>,
         path: NormalPath,
         peer: SocketAddr,
@@ -37,8 +37,7 @@ impl Gateway {
             let login = self.login.as_ref().ok_or_else(|| {
                 RequestError::Internal("a session fetch without a login flow".into())
             })?;
-            let host = self.session_host(login, &req);
-            let session = login.sessions.fetch(fetch, host).await?;
+            let session = login.sessions.fetch(fetch, bound.as_deref()).await?;
             let presented = Presented::Cookie(session);
             self.judge_and_deliver(routed, judged, req, path, peer, presented, request_id)
                 .await
@@ -73,34 +72,22 @@ impl Gateway {
         Ok(res)
     }
 
-    /// The session phase for a cookie: the request's session, `None` when the route needs
+    /// The session phase for a cookie: the request's session (made for `host`, the host the
+    /// request was routed by: see `Session::host`), `None` when the route needs
     /// none (a `login: none` route never waits on the store, so a Redis outage leaves it
     /// alone), or the Redis read still to do.
     pub(super) fn session_of(
         &self,
         j: Judged<'_>,
         req: &Request<Incoming>,
+        host: Option<&str>,
     ) -> Result<Option<Arc<session::Verified>>, session::Fetch> {
         match &self.login {
             Some(login) if j.needs_session() => login
                 .sessions
-                .lookup(req.headers(), self.session_host(login, req)),
+                .lookup(req.headers(), login.sites.bound(host)),
             _ => Ok(None),
         }
-    }
-
-    /// The route host a session must have been made for to count on this request (see
-    /// `Session::host`): the request's host when routes name hosts, else `None`.
-    pub(super) fn session_host<'r>(
-        &self,
-        login: &LoginFlow,
-        req: &'r Request<Incoming>,
-    ) -> Option<&'r str> {
-        let host = match self.routes.by_host() {
-            true => super::hosts::named_host(req).ok().flatten(),
-            false => None,
-        };
-        login.sites.bound(host)
     }
 }
 

@@ -52,11 +52,11 @@ impl LoginFlow {
         site: &Site,
     ) -> Result<Response<Body>, RequestError> {
         let header = original_uri(req.headers())?;
-        let session = self
-            .sessions
-            .resolve(req.headers(), site.bound.as_deref())
-            .await?;
         let Some(uri) = header else {
+            let session = self
+                .sessions
+                .resolve(req.headers(), site.bound.as_deref())
+                .await?;
             return match session {
                 Some(v) => Ok(pass(Outgoing {
                     verified: v,
@@ -77,12 +77,24 @@ impl LoginFlow {
         let path = original_path(uri).ok_or(RequestError::BadPath(
             "The original URI is not a request path the gateway accepts.",
         ))?;
-        // The original request's host: a trusted proxy's `X-Forwarded-Host` (Caddy and
-        // Traefik send it; nginx when told to), else this request's own.
-        let host = match cx.routes.by_host() {
-            true => forwarded_host(req.headers())?.or(cx.host),
-            false => None,
+        // Each proxy's host header goes with its URI header, as its method header does: Caddy
+        // and Traefik set `X-Forwarded-Host` with `X-Forwarded-Uri`, replacing a client's;
+        // nginx passes the client's own headers on to `auth_request`, so beside
+        // `X-Original-URI` the original host is this request's `Host` (the client's, which
+        // nginx routed by), never an `X-Forwarded-Host` the client may have written.
+        let forward_auth = req.headers().contains_key(&X_FORWARDED_URI);
+        let host = match (cx.routes.by_host(), forward_auth) {
+            (false, _) => None,
+            (true, true) => forwarded_host(req.headers())?.or(cx.host),
+            (true, false) => cx.host,
         };
+        // One host for everything: the route table, and the session, which must be that
+        // host's (see `Session::host`).
+        let site = &*self.sites.of(host);
+        let session = self
+            .sessions
+            .resolve(req.headers(), site.bound.as_deref())
+            .await?;
         let table = cx.routes.table(host);
         let routed = table.find(&path).ok_or(RequestError::Forbidden {
             reason: "no_route",
@@ -94,7 +106,6 @@ impl LoginFlow {
         // `X-Forwarded-Method` is never read (and `X-Original-Method` counts only for the 405:
         // a client could write it where the operator does not set it). Caddy and Traefik set
         // `X-Forwarded-Method` with `X-Forwarded-Uri`, replacing a client's.
-        let forward_auth = req.headers().contains_key(&X_FORWARDED_URI);
         let method = forwarded_method(req.headers(), forward_auth)?;
         // `Origin` and `Access-Control-Request-Method` are the client's, passed on.
         let preflight = forward_auth
