@@ -148,10 +148,10 @@ impl AppState {
         };
         res.headers_mut()
             .insert(X_REQUEST_ID.clone(), ctx.request_id.clone());
-        // A session due for renewal (or sealed with a previous secret): its new cookie.
+        // A session due for renewal (or sealed with a previous secret): its new cookie, on
+        // a response no shared cache may store (else on a later one).
         if let Some(renewed) = ctx.user.as_deref().and_then(User::renewal) {
-            res.headers_mut()
-                .append(http::header::SET_COOKIE, renewed.clone());
+            crate::cookies::attach_unshared(res.headers_mut(), renewed);
         }
         if let Some(hsts) = &self.hsts {
             res.headers_mut()

@@ -102,6 +102,33 @@ fn attributes(mut cookie: Cookie<'static>, max_age: Duration) -> Cookie<'static>
     cookie
 }
 
+/// Adds `set_cookie` (a renewed session) to a response unless a shared cache could store
+/// that response: one cache in front handing a stored `Set-Cookie` to every later visitor
+/// would hand them this user's session. `private` or `no-store` responses take it; one
+/// without `Cache-Control` takes it with `Cache-Control: private` added; any other
+/// (`public`, `s-maxage`, a bare `max-age`, `no-cache`) does not: the renewal rides on a
+/// later response. Returns whether the cookie was added.
+pub fn attach_unshared(headers: &mut HeaderMap, set_cookie: &HeaderValue) -> bool {
+    let mut any = false;
+    let mut unshared = false;
+    for value in headers.get_all(header::CACHE_CONTROL) {
+        any = true;
+        let text = value.to_str().unwrap_or("");
+        unshared |= text.split(',').any(|d| {
+            let name = d.trim().split('=').next().unwrap_or("").trim();
+            name.eq_ignore_ascii_case("private") || name.eq_ignore_ascii_case("no-store")
+        });
+    }
+    if any && !unshared {
+        return false;
+    }
+    if !any {
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("private"));
+    }
+    headers.append(header::SET_COOKIE, set_cookie.clone());
+    true
+}
+
 /// Every cookie of a request (HTTP/2 may split them over several `Cookie` headers).
 pub fn request_cookies(headers: &HeaderMap) -> impl Iterator<Item = Cookie<'_>> {
     headers
@@ -115,6 +142,45 @@ pub fn request_cookies(headers: &HeaderMap) -> impl Iterator<Item = Cookie<'_>> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_renewal_never_rides_on_a_response_a_shared_cache_may_store() {
+        let cookie = HeaderValue::from_static("__Host-oauthgate-session=x");
+        let with = |cc: &[&'static str]| {
+            let mut h = HeaderMap::new();
+            for v in cc {
+                h.append(header::CACHE_CONTROL, HeaderValue::from_static(v));
+            }
+            let added = attach_unshared(&mut h, &cookie);
+            (added, h)
+        };
+        for shared in [
+            &["public, max-age=600"][..],
+            &["max-age=60"],
+            &["s-maxage=60"],
+            &["no-cache"],
+            &["PUBLIC"],
+            &["max-age=60", "must-revalidate"],
+        ] {
+            let (added, h) = with(shared);
+            assert!(!added, "{shared:?}");
+            assert!(h.get(header::SET_COOKIE).is_none(), "{shared:?}");
+        }
+        for unshared in [
+            &["private"][..],
+            &["no-store"],
+            &["Private, max-age=60"],
+            &["max-age=60", "private=\"set-cookie\""],
+        ] {
+            let (added, h) = with(unshared);
+            assert!(added, "{unshared:?}");
+            assert_eq!(h.get(header::SET_COOKIE), Some(&cookie), "{unshared:?}");
+        }
+        let (added, h) = with(&[]);
+        assert!(added);
+        assert_eq!(h[header::CACHE_CONTROL], "private");
+        assert_eq!(h[header::SET_COOKIE], cookie);
+    }
 
     fn request_with(set_cookie: &HeaderValue) -> HeaderMap {
         let pair = set_cookie

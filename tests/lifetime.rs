@@ -362,3 +362,35 @@ async fn a_central_signing_key_rotates_while_gateways_list_both_verify_keys() {
         "sessions do not depend on the central's key"
     );
 }
+
+/// A renewal never rides on an answer a shared cache may store (a cache in front would hand
+/// it to every later visitor): the app's `Cache-Control: public` answer carries no cookie, the
+/// next private one does, and an answer without `Cache-Control` gets `private` with it.
+#[tokio::test]
+async fn a_renewal_waits_for_an_answer_no_shared_cache_may_store() {
+    let w = World::start(ROUTES, "  session: {idle_timeout: 2s, ttl: 30s}\n").await;
+    let (_, cookie) = logged_in(&w, "alice").await;
+    let client = bare(&w.gateway);
+    // Renewals every second: past it, this cookie is due.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let get = |path: &'static str| {
+        client
+            .get(w.gateway.url(path))
+            .header("cookie", &cookie)
+            .send()
+    };
+    let cacheable = get("/cacheable").await.unwrap();
+    assert_eq!(cacheable.status(), 200);
+    assert_eq!(cacheable.headers()["cache-control"], "public, max-age=600");
+    assert!(
+        cacheable.headers().get("set-cookie").is_none(),
+        "a renewal on a public answer"
+    );
+    let plain = get("/").await.unwrap();
+    assert_eq!(plain.status(), 200);
+    assert_eq!(plain.headers()["cache-control"], "private");
+    assert!(plain.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .starts_with(&format!("{COOKIE}=")));
+}

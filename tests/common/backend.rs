@@ -126,6 +126,12 @@ async fn handle(
             res.headers_mut().insert("location", to.parse().unwrap());
             res
         }
+        "/cacheable" => {
+            let mut res = full(StatusCode::OK, "static");
+            res.headers_mut()
+                .insert("cache-control", "public, max-age=600".parse().unwrap());
+            res
+        }
         "/hang" => {
             tokio::time::sleep(Duration::from_secs(3600)).await;
             full(StatusCode::OK, "late")
