@@ -111,7 +111,12 @@ pub async fn revoke(config: &Config, which: &Revoke) -> Result<usize, AdminError
             let ids: Vec<String> = store.run(::redis::cmd("SMEMBERS").arg(&index)).await?;
             let keys: Vec<String> = ids.iter().map(|id| format!("{SESSION_KEY}{id}")).collect();
             let n = delete(&store, &keys).await?;
-            store.run::<()>(::redis::cmd("DEL").arg(&index)).await?;
+            // Only the ids read: a login meanwhile keeps its entry, so a later revoke finds it.
+            if !ids.is_empty() {
+                store
+                    .run::<()>(::redis::cmd("SREM").arg(&index).arg(&ids))
+                    .await?;
+            }
             n
         }
         Revoke::All => {

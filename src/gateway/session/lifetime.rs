@@ -9,6 +9,10 @@ use super::Session;
 /// The longest a used session waits for its cookie to be renewed.
 const RENEW_AT_MOST_EVERY: u64 = 60;
 
+/// How far replicas' clocks may disagree: a session made on one whose clock is ahead still
+/// opens on the others.
+const CLOCK_SKEW: u64 = 60;
+
 /// `gateway.session.ttl` and `idle_timeout`, in whole seconds (config checks both).
 #[derive(Debug, Clone, Copy)]
 pub struct Lifetime {
@@ -42,9 +46,14 @@ impl Lifetime {
         self.idle.map(|i| (i / 2).clamp(1, RENEW_AT_MOST_EVERY))
     }
 
-    /// Judges `s` at `now` (Unix seconds): only integer comparisons, no allocation.
+    /// Judges `s` at `now` (Unix seconds): only integer comparisons, no allocation. A
+    /// session with more time left than `ttl` gives is over too: no login made it (or `ttl`
+    /// was lowered since, and it is the absolute limit). Else a cookie forged with a leaked
+    /// old secret during a rotation, `exp` far ahead, would be re-sealed with the new secret
+    /// and outlive the rotation.
     pub fn judge(&self, s: &Session, now: u64) -> Life {
-        if s.exp <= now {
+        let longest = now.saturating_add(self.ttl).saturating_add(CLOCK_SKEW);
+        if s.exp <= now || s.exp > longest {
             return Life::Over;
         }
         let (Some(idle), Some(every)) = (self.idle, self.renew_every()) else {
@@ -83,6 +92,20 @@ mod tests {
     use super::*;
 
     const T0: u64 = 1_800_000_000;
+
+    #[test]
+    fn a_session_with_more_time_left_than_ttl_gives_is_over() {
+        for idle in [None, Some(hours(2))] {
+            let life = Lifetime::new(hours(12), idle);
+            let ttl = 12 * 3600;
+            assert_eq!(life.judge(&session(T0 + ttl, T0), T0), Life::Fresh);
+            // A replica whose clock is a minute ahead made it.
+            assert_eq!(life.judge(&session(T0 + ttl + 60, T0), T0), Life::Fresh);
+            assert_eq!(life.judge(&session(T0 + ttl + 61, T0), T0), Life::Over);
+            // Forged far ahead (`seen` 0: before `seen` existed, counted from exp - ttl).
+            assert_eq!(life.judge(&session(4_102_444_800, 0), T0), Life::Over);
+        }
+    }
 
     fn session(exp: u64, seen: u64) -> Session {
         Session {

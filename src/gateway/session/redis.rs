@@ -164,6 +164,9 @@ impl RedisStore {
         build: impl FnOnce(Session) -> Verified,
     ) -> Result<Option<Arc<Verified>>, StoreError> {
         let key = format!("{SESSION_KEY}{}", f.id);
+        // The answer is as old as the question: a revocation just after the GET was sent is
+        // then believed at most `FRESH` later, however long Redis took to answer.
+        let asked = Instant::now();
         let text: Option<String> = self.run(::redis::cmd("GET").arg(&key)).await?;
         let now = now();
         let record = text.and_then(|t| serde_json::from_str::<Record>(&t).ok());
@@ -188,7 +191,7 @@ impl RedisStore {
             }
             _ => None,
         };
-        self.remember(f.raw, verified.clone());
+        self.remember(f.raw, verified.clone(), asked);
         Ok(verified)
     }
 
@@ -259,7 +262,7 @@ impl RedisStore {
         self.run_pipe::<()>(&pipe).await
     }
 
-    fn remember(&self, raw: Box<str>, verified: Option<Arc<Verified>>) {
+    fn remember(&self, raw: Box<str>, verified: Option<Arc<Verified>>, at: Instant) {
         let mut cache = lock(&self.cache);
         if cache.len() >= CAPACITY {
             cache.retain(|_, c| c.at.elapsed() < FRESH);
@@ -267,7 +270,6 @@ impl RedisStore {
                 cache.clear();
             }
         }
-        let at = Instant::now();
         cache.insert(raw, Cached { verified, at });
     }
 
