@@ -368,11 +368,12 @@ async fn a_central_signing_key_rotates_while_gateways_list_both_verify_keys() {
 /// next private one does, and an answer without `Cache-Control` gets `private` with it.
 #[tokio::test]
 async fn a_renewal_waits_for_an_answer_no_shared_cache_may_store() {
-    let w = World::start(ROUTES, "  session: {idle_timeout: 2s, ttl: 30s}\n").await;
+    let w = World::start(ROUTES, "  session: {idle_timeout: 4s, ttl: 30s}\n").await;
     let (_, cookie) = logged_in(&w, "alice").await;
     let client = bare(&w.gateway);
-    // Renewals every second: past it, this cookie is due.
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // Renewals every 2 s (`seen` in whole seconds): 2.2 s on, this cookie is due, and 4 s
+    // of idle timeout are not over.
+    tokio::time::sleep(Duration::from_millis(2200)).await;
     let get = |path: &'static str| {
         client
             .get(w.gateway.url(path))
