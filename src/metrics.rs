@@ -30,6 +30,7 @@ use tracing::{debug, warn};
 
 pub use route::{RouteStats, UpstreamError};
 
+use crate::tls::sni::SniResolver;
 use crate::tls::ReloadingResolver;
 
 /// The `Content-Type` of a scrape: the Prometheus text format, version 0.0.4.
@@ -54,6 +55,10 @@ pub struct Metrics {
     refused: OnceLock<Box<RefusalCounts>>,
     /// The listener's certificate, whose `notAfter` is read at scrape time.
     tls: OnceLock<Arc<ReloadingResolver>>,
+    /// With ACME: each host's certificate, read at scrape time.
+    hosts: OnceLock<Arc<SniResolver>>,
+    acme_ok: AtomicU64,
+    acme_error: AtomicU64,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -145,6 +150,17 @@ impl Metrics {
     /// The certificate resolver whose certificate's expiry is reported; set once.
     pub fn watch_certificate(&self, tls: Arc<ReloadingResolver>) {
         let _ = self.tls.set(tls);
+    }
+
+    /// The ACME resolver whose hosts' certificates' expiry is reported; set once.
+    pub fn watch_hosts(&self, hosts: Arc<SniResolver>) {
+        let _ = self.hosts.set(hosts);
+    }
+
+    /// Counts one finished ACME order (`oauthgate_acme_orders_total{result}`).
+    pub fn acme_order(&self, ok: bool) {
+        let counter = if ok { &self.acme_ok } else { &self.acme_error };
+        counter.fetch_add(1, Relaxed);
     }
 
     /// The text Prometheus scrapes.
