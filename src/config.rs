@@ -34,7 +34,8 @@ pub use central::{
     Protocol, ProviderConfig, ProviderKind, Secret, CALLBACK,
 };
 pub use gateway::{
-    Allow, AllowEntry, GatewayConfig, Login, LoginSource, Route, Target, UpstreamSettings,
+    Allow, AllowEntry, GatewayConfig, Login, LoginSource, Route, RouteHost, Target,
+    UpstreamSettings,
 };
 pub use identity::{BearerIssuer, IdentityConfig, MINTED_PROVIDER};
 pub use policy::{Methods, RouteAccess};

@@ -41,6 +41,7 @@ pub fn route(path: &NormalPath) -> Option<&'static str> {
         let routes: Vec<Route> = ROUTES
             .iter()
             .map(|prefix| Route {
+                host: None,
                 prefix: (*prefix).to_owned(),
                 target: Target::Files(prefix.into()),
                 login: Login::Required,

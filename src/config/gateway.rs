@@ -11,9 +11,11 @@ use url::Url;
 use super::central::{CentralConfig, ClientConfig, Protocol, Secret};
 use super::raw::{RawGateway, RawPreserveHost, RawRoute, RawUpstreamSettings};
 use super::{duration, ConfigError};
+pub use host::RouteHost;
 use login::login_source;
 use values::{prefix, session_cookie, target};
 
+mod host;
 mod login;
 mod values;
 
@@ -137,6 +139,8 @@ impl AllowEntry {
 
 #[derive(Debug, Clone)]
 pub struct Route {
+    /// `host:`: the only host this route serves; `None` serves any host (as before hosts).
+    pub host: Option<RouteHost>,
     /// Normalised prefix: starts with `/`, no trailing `/` except for the root.
     pub prefix: String,
     pub target: Target,
@@ -331,10 +335,21 @@ fn routes(
                 ),
             ));
         }
-        if let Some(j) = routes.iter().position(|o| o.prefix == route.prefix) {
+        if let Some(j) = routes
+            .iter()
+            .position(|o| o.prefix == route.prefix && o.host == route.host)
+        {
+            let on = route
+                .host
+                .as_ref()
+                .map(|h| format!(" on {h}"))
+                .unwrap_or_default();
             return Err(ConfigError::at(
                 &at("prefix"),
-                format!("`{}` is already used by gateway.routes[{j}]", route.prefix),
+                format!(
+                    "`{}`{on} is already used by gateway.routes[{j}]",
+                    route.prefix
+                ),
             ));
         }
         routes.push(route);
@@ -348,6 +363,11 @@ fn route(
     login: Option<&LoginSource>,
     case_insensitive: bool,
 ) -> Result<Route, ConfigError> {
+    let host = raw
+        .host
+        .as_deref()
+        .map(|h| host::route_host(h, &at("host")))
+        .transpose()?;
     let prefix = prefix(&raw.prefix).map_err(|m| ConfigError::at(&at("prefix"), m))?;
     // Fail closed: where logins (or bearer tokens) are possible, a route without `login:`
     // requires one. A `bearer: true` route needs no login source: tokens alone may pass it.
@@ -405,6 +425,7 @@ fn route(
         }
     };
     Ok(Route {
+        host,
         prefix,
         target,
         login: mode,

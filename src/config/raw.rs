@@ -114,6 +114,7 @@ pub(super) struct RawUpstreamSettings {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawRoute {
+    pub host: Option<String>,
     pub prefix: String,
     pub upstream: String,
     pub login: Option<super::Login>,

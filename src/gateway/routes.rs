@@ -134,6 +134,7 @@ mod tests {
 
     fn route(prefix: &str) -> Route {
         Route {
+            host: None,
             prefix: prefix.to_owned(),
             target: Target::Files(prefix.into()),
             login: Login::None,

@@ -44,6 +44,7 @@ fn table(entries: &[Entry]) -> RouteTable {
     let routes: Vec<Route> = entries
         .iter()
         .map(|&(prefix, login, case_insensitive)| Route {
+            host: None,
             prefix: prefix.to_owned(),
             target: Target::Files(prefix.into()),
             login,
