@@ -300,7 +300,7 @@ impl TryFrom<RawConfig> for Config {
                 "nothing to serve: add a `gateway:` section with routes, a `central:` section, or both",
             ));
         }
-        Ok(Config {
+        let mut config = Config {
             listen,
             http_listen,
             public_url,
@@ -312,7 +312,9 @@ impl TryFrom<RawConfig> for Config {
             gateway,
             warnings,
             metrics,
-        })
+        };
+        tls::check_acme_hosts(&mut config)?;
+        Ok(config)
     }
 }
 

@@ -156,13 +156,42 @@ pub(super) fn check_listeners(
     Ok(())
 }
 
+/// With ACME: there must be a name to certify, and wildcard route hosts (which ACME grants
+/// only by DNS-01) are served the `public_url` host's certificate, with a warning.
+pub(super) fn check_acme_hosts(config: &mut super::Config) -> Result<(), ConfigError> {
+    if !matches!(config.tls.source, TlsSource::Acme(_)) {
+        return Ok(());
+    }
+    if config.hosts().is_empty() {
+        return Err(ConfigError::at(
+            "tls.acme",
+            "no host name to obtain a certificate for: public_url is an IP address and no \
+             route names a host (ACME certifies DNS names)",
+        ));
+    }
+    for wildcard in config.wildcard_hosts() {
+        config.warnings.push(format!(
+            "tls.acme: route host `{wildcard}` gets no certificate of its own (a wildcard \
+             needs the dns-01 challenge, which oauthgate does not answer): its names are \
+             served the certificate of `{}`; name each host on a route of its own instead",
+            config.hosts()[0]
+        ));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use crate::config::{Challenge, Config, TlsSource};
 
     fn parse(top: &str) -> Result<Config, String> {
+        let top = if top.contains("public_url") {
+            top.to_owned()
+        } else {
+            format!("public_url: https://gw.example\n{top}")
+        };
         let text = format!(
-            "listen: 127.0.0.1:8443\npublic_url: https://gw.example\n{top}\n\
+            "listen: 127.0.0.1:8443\n{top}\n\
              gateway:\n  routes:\n    - {{prefix: /, upstream: \"http://127.0.0.1:9\"}}\n"
         );
         Config::parse(&text, &|_| None).map_err(|e| e.to_string())

@@ -32,10 +32,10 @@ const MAX_BACKOFF: Duration = Duration::from_secs(3600);
 /// its own): a CA that hangs is retried like one that refuses.
 const ORDER_TIMEOUT: Duration = Duration::from_secs(180);
 
-/// The hosts that need a certificate: `public_url`'s.
+/// The hosts that need a certificate: `public_url`'s, then each exact route host (never
+/// empty with ACME: the config refuses that).
 pub fn hosts(config: &Config) -> Vec<String> {
-    let host = config.public_url.host_str().unwrap_or("localhost");
-    vec![host.to_ascii_lowercase()]
+    config.hosts()
 }
 
 /// Obtains and renews the certificates of `resolver`'s hosts.

@@ -143,7 +143,14 @@ impl Challenges {
         params.custom_extensions = vec![rcgen::CustomExtension::new_acme_identifier(digest)];
         let key = rcgen::KeyPair::generate().map_err(err)?;
         let cert = params.self_signed(&key).map_err(err)?;
-        let key = certified(&cert.pem(), &key.serialize_pem())?;
+        // Not `CertifiedKey::from_der`: its pairing check parses the certificate with webpki,
+        // which refuses the critical extension an ACME server requires here.
+        let der = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der()));
+        let signer = provider()
+            .key_provider
+            .load_private_key(der)
+            .map_err(|e| StartError::tls("cannot load a TLS-ALPN-01 key", e))?;
+        let key = CertifiedKey::new(vec![cert.der().clone()], signer);
         lock(&self.alpn).insert(host.to_owned(), Arc::new(key));
         Ok(())
     }

@@ -1,0 +1,404 @@
+//! Automatic HTTPS against a real ACME server (Debian's Pebble, which validates every
+//! challenge itself): certificates per host by SNI through HTTP-01 and TLS-ALPN-01, renewal of
+//! short-lived ones, stored certificates served with the CA down, the 503 page while a host
+//! waits, and `http_listen`'s redirects.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::pebble::{Pebble, Ports};
+use common::{free_port, Backend, Gateway};
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, ServerName};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// Writes the config and starts the gateway: `public_url` host `a.test`, a route for host
+/// `b.test` and one for any host, certificates from `directory`.
+fn gateway(
+    ports: Ports,
+    directory: &str,
+    ca: &std::path::Path,
+    acme: &str,
+    backend: &Backend,
+) -> Gateway {
+    let dir = tempfile::tempdir().expect("temp dir");
+    // A copy: the gateway outlives the Pebble whose certificate this is.
+    let copy = dir.path().join("acme-ca.pem");
+    std::fs::copy(ca, &copy).expect("copy the CA");
+    let config = format!(
+        "listen: 127.0.0.1:{tls}\nhttp_listen: 127.0.0.1:{http}\npublic_url: https://a.test:{tls}\n\
+         data_dir: data\nmetrics: {{listen: \"127.0.0.1:0\"}}\n\
+         tls:\n  acme: {{directory: \"{directory}\", ca: \"{ca}\", email: ops@a.test, {acme}}}\n\
+         gateway:\n  routes:\n    - {{host: b.test, prefix: /, upstream: \"{up}\"}}\n\
+         \x20   - {{prefix: /, upstream: \"{up}\"}}\n",
+        tls = ports.tls,
+        http = ports.http,
+        ca = copy.display(),
+        up = backend.url(),
+    );
+    let path = dir.path().join("config.yaml");
+    std::fs::write(&path, config).expect("write config");
+    Gateway::spawn(dir.path().to_owned(), Some(dir), &path)
+}
+
+fn ports() -> Ports {
+    Ports {
+        acme: free_port(),
+        http: free_port(),
+        tls: free_port(),
+    }
+}
+
+/// The end-entity certificate `addr` serves for `host` with ALPN `alpn`, verified against
+/// `root` (PEM) by rustls, or why not.
+async fn served(addr: SocketAddr, host: &str, root: &[u8], alpn: &[u8]) -> Result<Vec<u8>, String> {
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_slice_iter(root) {
+        roots.add(cert.expect("pem")).expect("root");
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.alpn_protocols = vec![alpn.to_vec()];
+    let tcp = tokio::net::TcpStream::connect(addr)
+        .await
+        .map_err(|e| e.to_string())?;
+    let name = ServerName::try_from(host.to_owned()).expect("name");
+    let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
+        .connect(name, tcp)
+        .await
+        .map_err(|e| e.to_string())?;
+    let leaf = tls
+        .get_ref()
+        .1
+        .peer_certificates()
+        .and_then(|c| c.first().cloned());
+    leaf.map(|c| c.to_vec())
+        .ok_or_else(|| "no certificate".into())
+}
+
+/// Polls until `host`'s certificate verifies against `root` (bounded).
+async fn issued(gw: &Gateway, pebble: &Pebble, host: &str, root: &[u8]) -> Vec<u8> {
+    let deadline = Instant::now() + Duration::from_secs(45);
+    loop {
+        match served(gw.addr, host, root, b"http/1.1").await {
+            Ok(der) => return der,
+            Err(e) => assert!(
+                Instant::now() < deadline,
+                "{host}: no verifiable certificate ({e})\ngateway: {:#?}\npebble: {:#?}",
+                gw.log(),
+                pebble.log()
+            ),
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// The DNS names and serial of a certificate.
+fn names_and_serial(der: &[u8]) -> (Vec<String>, String) {
+    let (_, cert) = x509_parser::parse_x509_certificate(der).expect("x509");
+    let names = cert
+        .subject_alternative_name()
+        .ok()
+        .flatten()
+        .map(|san| {
+            san.value
+                .general_names
+                .iter()
+                .filter_map(|n| match n {
+                    x509_parser::extensions::GeneralName::DNSName(d) => Some(d.to_string()),
+                    _ => None,
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    (names, cert.raw_serial_as_string())
+}
+
+/// A client that trusts only `root` and finds `a.test`/`b.test` at `addr`.
+fn client(root: &[u8], addr: SocketAddr) -> reqwest::Client {
+    reqwest::Client::builder()
+        .tls_built_in_root_certs(false)
+        .add_root_certificate(reqwest::Certificate::from_pem(root).expect("root"))
+        .resolve("a.test", addr)
+        .resolve("b.test", addr)
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(10))
+        .build()
+        .expect("client")
+}
+
+/// One raw HTTP/1.1 exchange on the plain listener: (status, Location).
+async fn plain(port: u16, head: &str) -> (u16, Option<String>) {
+    let mut tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .expect("connect");
+    let request = format!(
+        "{}\r\nConnection: close\r\n\r\n",
+        head.trim_end_matches("\r\n")
+    );
+    tcp.write_all(request.as_bytes()).await.expect("write");
+    let mut buf = Vec::new();
+    tcp.read_to_end(&mut buf).await.expect("read");
+    let res = common::client::parse(&buf);
+    (res.status, res.header("location").map(str::to_owned))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn http01_certificates_per_host_are_served_by_sni_and_kept_with_the_ca_down() {
+    let ports = ports();
+    let pebble = Pebble::start(ports, None).await;
+    let root = pebble.issuing_root().await;
+    let backend = Backend::start().await;
+    let gw = gateway(
+        ports,
+        &pebble.directory(),
+        &pebble.ca,
+        "challenge: http-01",
+        &backend,
+    );
+
+    let a = issued(&gw, &pebble, "a.test", &root).await;
+    let b = issued(&gw, &pebble, "b.test", &root).await;
+    assert_eq!(names_and_serial(&a).0, ["a.test"]);
+    assert_eq!(names_and_serial(&b).0, ["b.test"]);
+
+    let https = client(&root, gw.addr);
+    let res = https
+        .get(format!("https://a.test:{}/x", ports.tls))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.text().await.unwrap(), "backend GET /x");
+
+    // http_listen: a 308 to the same host and path, the listener's port kept; no redirect to
+    // a host without a certificate here; a challenge token not pending is not answered.
+    let (status, location) = plain(ports.http, "GET /p/q?r=1 HTTP/1.1\r\nHost: a.test").await;
+    assert_eq!(
+        (status, location.as_deref()),
+        (308, Some(&*format!("https://a.test:{}/p/q?r=1", ports.tls)))
+    );
+    assert_eq!(
+        plain(ports.http, "GET / HTTP/1.1\r\nHost: evil.test").await,
+        (404, None)
+    );
+    assert_eq!(
+        plain(ports.http, "GET / HTTP/1.1\r\nHost: a.test@evil.test").await,
+        (400, None)
+    );
+    let token = plain(
+        ports.http,
+        "GET /.well-known/acme-challenge/nope HTTP/1.1\r\nHost: a.test",
+    )
+    .await;
+    assert_eq!(token, (404, None));
+
+    // What was stored: one account, each host's pair, all owner-only.
+    use std::os::unix::fs::PermissionsExt;
+    let stored = gw.data_dir().join("acme");
+    let mut names: Vec<String> = std::fs::read_dir(&stored)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    let account = names.iter().filter(|n| n.starts_with("account-")).count();
+    let pairs = ["a.test.crt", "a.test.key", "b.test.crt", "b.test.key"];
+    assert!(account == 1 && names.len() == 5, "{names:?}");
+    assert!(
+        pairs.iter().all(|p| names.iter().any(|n| n == p)),
+        "{names:?}"
+    );
+    for name in &names {
+        let mode = std::fs::metadata(stored.join(name))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777;
+        assert_eq!(mode, 0o600, "{name}");
+    }
+
+    let scrape = gw.scrape().await;
+    assert!(
+        scrape.contains("oauthgate_acme_orders_total{result=\"ok\"} 2"),
+        "{scrape}"
+    );
+    assert!(
+        scrape.contains("oauthgate_acme_orders_total{result=\"error\"} 0"),
+        "{scrape}"
+    );
+    for host in ["a.test", "b.test"] {
+        let prefix = "oauthgate_tls_certificate_expiry_timestamp_seconds{file=";
+        let line = scrape
+            .lines()
+            .find(|l| l.starts_with(prefix) && l.contains(&format!("host=\"{host}\"")));
+        assert!(line.is_some(), "{host}: {scrape}");
+    }
+
+    // The CA goes away; a restarted gateway serves the stored certificates at once.
+    drop(pebble);
+    let gw = gw.restart();
+    assert_eq!(served(gw.addr, "a.test", &root, b"h2").await.unwrap(), a);
+    assert_eq!(served(gw.addr, "b.test", &root, b"h2").await.unwrap(), b);
+    let https = client(&root, gw.addr);
+    let res = https
+        .get(format!("https://a.test:{}/y", ports.tls))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert!(gw
+        .log()
+        .iter()
+        .any(|l| l.contains("serving the stored ACME certificate")));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn tls_alpn01_certificates_are_issued_on_the_listener_and_renewed_when_short_lived() {
+    let ports = ports();
+    // Certificates of 12 s: renewed at two thirds, every 8 s.
+    let pebble = Pebble::start(ports, Some(12)).await;
+    let root = pebble.issuing_root().await;
+    let backend = Backend::start().await;
+    let gw = gateway(
+        ports,
+        &pebble.directory(),
+        &pebble.ca,
+        "challenge: tls-alpn-01",
+        &backend,
+    );
+
+    let first = issued(&gw, &pebble, "a.test", &root).await;
+    let (names, serial) = names_and_serial(&first);
+    assert_eq!(names, ["a.test"]);
+    // No challenge is pending now: a validation handshake gets nothing at all.
+    let alpn = served(gw.addr, "a.test", &root, b"acme-tls/1").await;
+    assert!(alpn.is_err(), "{alpn:?}");
+
+    let deadline = Instant::now() + Duration::from_secs(40);
+    loop {
+        let now = served(gw.addr, "a.test", &root, b"http/1.1").await;
+        if let Ok(der) = now {
+            if names_and_serial(&der).1 != serial {
+                break;
+            }
+        }
+        assert!(Instant::now() < deadline, "not renewed: {:#?}", gw.log());
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let https = client(&root, gw.addr);
+    let res = https
+        .get(format!("https://a.test:{}/z", ports.tls))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let log = gw.log();
+    // Renewed at two thirds of the life, not before: 8 s after notBefore (which is at most
+    // a second or two before the first certificate arrived), and not in a loop.
+    let at = |what: &str| -> Vec<std::time::SystemTime> {
+        log.iter()
+            .filter(|l| l.contains(what) && l.contains("host=\"a.test\""))
+            .filter_map(|l| humantime::parse_rfc3339(l.split_whitespace().next()?).ok())
+            .collect()
+    };
+    let (obtained, started) = (at("ACME certificate obtained"), at("ACME order started"));
+    assert!(obtained.len() >= 2 && started.len() >= 2, "{log:#?}");
+    let waited = started[1].duration_since(obtained[0]).unwrap();
+    assert!(
+        waited >= Duration::from_secs(5) && waited <= Duration::from_secs(9),
+        "{waited:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_host_gets_a_503_page_until_its_certificate_arrives_after_a_retry() {
+    let ports = ports();
+    let backend = Backend::start().await;
+    // The CA is not there yet: the gateway starts anyway, on its temporary certificate.
+    let ca = tempfile::NamedTempFile::new().unwrap();
+    let made = rcgen::generate_simple_self_signed(vec!["127.0.0.1".into()]).unwrap();
+    std::fs::write(ca.path(), made.cert.pem()).unwrap();
+    let directory = format!("https://127.0.0.1:{}/dir", ports.acme);
+    let gw = gateway(ports, &directory, ca.path(), "challenge: http-01", &backend);
+
+    let insecure = reqwest::Client::builder()
+        .danger_accept_invalid_certs(true)
+        .resolve("a.test", gw.addr)
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    for h2 in [false, true] {
+        let req = insecure.get(format!("https://a.test:{}/x", ports.tls));
+        let req = if h2 {
+            req.version(reqwest::Version::HTTP_2)
+        } else {
+            req
+        };
+        let res = req.send().await.unwrap();
+        assert_eq!(res.status(), 503);
+        assert_eq!(res.headers()["retry-after"], "30");
+        assert!(res
+            .text()
+            .await
+            .unwrap()
+            .contains("Certificate being obtained"));
+    }
+    assert_eq!(backend.count(), 0);
+    gw.log_when("a failed order", |log| {
+        log.iter().any(|l| l.contains("ACME order failed"))
+    });
+
+    // The CA comes up (Pebble's own certificate is the one `tls.acme.ca` names).
+    let pebble = Pebble::start_with_cert(ports, None, &made).await;
+    let root = pebble.issuing_root().await;
+    issued(&gw, &pebble, "a.test", &root).await;
+    let res = client(&root, gw.addr)
+        .get(format!("https://a.test:{}/x", ports.tls))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(backend.count(), 1);
+}
+
+#[tokio::test]
+async fn http_listen_without_acme_redirects_to_https_on_the_listener_port() {
+    let http = free_port();
+    let gw = Gateway::start_with(
+        "  routes:\n    - {prefix: /, upstream: \"http://127.0.0.1:9\"}\n",
+        &format!("http_listen: 127.0.0.1:{http}"),
+    );
+    let https = gw.addr.port();
+    let cases = [
+        (
+            "GET /a/b?c=d HTTP/1.1\r\nHost: example.org",
+            308,
+            Some(format!("https://example.org:{https}/a/b?c=d")),
+        ),
+        (
+            "POST /form HTTP/1.1\r\nHost: Example.ORG:80\r\nContent-Length: 0",
+            308,
+            Some(format!("https://example.org:{https}/form")),
+        ),
+        (
+            "GET /.well-known/acme-challenge/t HTTP/1.1\r\nHost: [::1]:80",
+            308,
+            Some(format!(
+                "https://[::1]:{https}/.well-known/acme-challenge/t"
+            )),
+        ),
+        ("GET / HTTP/1.1\r\nHost: a@b", 400, None),
+        ("GET / HTTP/1.1\r\nHost: a/b", 400, None),
+        ("GET / HTTP/1.0", 400, None),
+    ];
+    for (head, status, location) in cases {
+        assert_eq!(plain(http, head).await, (status, location), "{head}");
+    }
+}

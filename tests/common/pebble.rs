@@ -1,0 +1,159 @@
+//! Pebble, Let's Encrypt's ACME test server (Debian `pebble`), on free ports with a fresh CA,
+//! validating real HTTP-01 and TLS-ALPN-01 challenges against the ports a test names, and
+//! resolving every name to 127.0.0.1 through the test's own DNS responder.
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use super::dns::Dns;
+
+/// Where a Pebble answers and what it validates against.
+#[derive(Clone, Copy)]
+pub struct Ports {
+    /// Its ACME directory (`https://127.0.0.1:<acme>/dir`).
+    pub acme: u16,
+    /// The gateway's `http_listen` port, where HTTP-01 is checked.
+    pub http: u16,
+    /// The gateway's `listen` port, where TLS-ALPN-01 is checked.
+    pub tls: u16,
+}
+
+/// A running Pebble; killed when dropped.
+pub struct Pebble {
+    pub ports: Ports,
+    /// The PEM file to give `tls.acme.ca` (Pebble's own HTTPS certificate).
+    pub ca: PathBuf,
+    mgmt: u16,
+    child: Child,
+    log: Arc<Mutex<Vec<String>>>,
+    _dns: Dns,
+    _dir: tempfile::TempDir,
+}
+
+impl Pebble {
+    /// Starts Pebble on `ports` (the ACME port may be one the gateway already names), issuing
+    /// certificates valid for `validity` seconds (Pebble's default, five years, when `None`).
+    pub async fn start(ports: Ports, validity: Option<u64>) -> Pebble {
+        // Pebble's HTTPS listener needs a certificate: one of our own, trusted by tls.acme.ca.
+        let made = rcgen::generate_simple_self_signed(vec!["127.0.0.1".into(), "localhost".into()])
+            .expect("pebble certificate");
+        Self::start_with_cert(ports, validity, &made).await
+    }
+
+    /// [`Pebble::start`] with `made` as its HTTPS certificate (one a gateway already trusts).
+    pub async fn start_with_cert(
+        ports: Ports,
+        validity: Option<u64>,
+        made: &rcgen::CertifiedKey<rcgen::KeyPair>,
+    ) -> Pebble {
+        super::apt_install("/usr/bin/pebble", &["pebble"], "tests/acme.rs");
+        let dir = tempfile::tempdir().expect("temp dir");
+        let ca = dir.path().join("pebble-ca.pem");
+        let key = dir.path().join("pebble-key.pem");
+        std::fs::write(&ca, made.cert.pem()).expect("write");
+        std::fs::write(&key, made.signing_key.serialize_pem()).expect("write");
+        let mgmt = super::free_port();
+        let mut config = serde_json::json!({"pebble": {
+            "listenAddress": format!("127.0.0.1:{}", ports.acme),
+            "managementListenAddress": format!("127.0.0.1:{mgmt}"),
+            "certificate": ca, "privateKey": key,
+            "httpPort": ports.http, "tlsPort": ports.tls,
+            "ocspResponderURL": "", "externalAccountBindingRequired": false,
+        }});
+        if let Some(seconds) = validity {
+            config["pebble"]["certificateValidityPeriod"] = seconds.into();
+        }
+        let path = dir.path().join("pebble.json");
+        std::fs::write(&path, config.to_string()).expect("write");
+        let dns = Dns::start();
+        let mut child = Command::new("/usr/bin/pebble")
+            .arg("-config")
+            .arg(&path)
+            .arg("-dnsserver")
+            .arg(dns.addr.to_string())
+            // No random sleeps before validating, no randomly refused nonces, and a fresh
+            // validation for every order (no reused authorizations).
+            .env("PEBBLE_VA_NOSLEEP", "1")
+            .env("PEBBLE_WFE_NONCEREJECT", "0")
+            .env("PEBBLE_AUTHZREUSE", "0")
+            .env_remove("PEBBLE_VA_ALWAYS_VALID")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start pebble");
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let lines = log.clone();
+        let out = child.stdout.take().expect("stdout");
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines().map_while(Result::ok) {
+                lines.lock().unwrap().push(line);
+            }
+        });
+        let pebble = Pebble {
+            ports,
+            ca,
+            mgmt,
+            child,
+            log,
+            _dns: dns,
+            _dir: dir,
+        };
+        pebble.wait_ready().await;
+        pebble
+    }
+
+    /// The directory URL for `tls.acme.directory`.
+    pub fn directory(&self) -> String {
+        format!("https://127.0.0.1:{}/dir", self.ports.acme)
+    }
+
+    fn client(&self) -> reqwest::Client {
+        let pem = std::fs::read(&self.ca).expect("read ca");
+        reqwest::Client::builder()
+            .tls_built_in_root_certs(false)
+            .add_root_certificate(reqwest::Certificate::from_pem(&pem).expect("pem"))
+            .timeout(Duration::from_secs(5))
+            .build()
+            .expect("client")
+    }
+
+    async fn wait_ready(&self) {
+        let client = self.client();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let res = client.get(self.directory()).send().await;
+            if res.is_ok_and(|r| r.status() == 200) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "pebble did not start: {:#?}",
+                self.log()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// The root that issues its certificates (PEM), from the management API.
+    pub async fn issuing_root(&self) -> Vec<u8> {
+        let url = format!("https://127.0.0.1:{}/roots/0", self.mgmt);
+        let res = self.client().get(url).send().await.expect("pebble roots");
+        assert_eq!(res.status(), 200);
+        res.bytes().await.expect("root").to_vec()
+    }
+
+    pub fn log(&self) -> Vec<String> {
+        self.log.lock().unwrap().clone()
+    }
+}
+
+impl Drop for Pebble {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
