@@ -133,7 +133,10 @@ fn to_generate(config: &Config) -> Vec<(&'static str, std::path::PathBuf)> {
     if let TlsSource::Acme(acme) = &config.tls.source {
         // Obtained from the ACME server once serving, not by `check`.
         let dir = &config.data_dir;
-        files.push(("data_dir", crate::tls::store::account_path(dir, &acme.directory)));
+        files.push((
+            "data_dir",
+            crate::tls::store::account_path(dir, &acme.directory),
+        ));
         for host in config.hosts() {
             let f = crate::tls::store::cert_files(dir, &host);
             files.extend([("data_dir", f.cert), ("data_dir", f.key)]);

@@ -44,6 +44,21 @@ fn gateway(
     Gateway::spawn(dir.path().to_owned(), Some(dir), &path)
 }
 
+/// Pebble (certificates valid `validity` seconds), its issuing root, a backend and a gateway
+/// answering `challenge`.
+async fn with_pebble(
+    validity: Option<u64>,
+    challenge: &str,
+) -> (Ports, Pebble, Vec<u8>, Backend, Gateway) {
+    let ports = ports();
+    let pebble = Pebble::start(ports, validity).await;
+    let root = pebble.issuing_root().await;
+    let backend = Backend::start().await;
+    let acme = format!("challenge: {challenge}");
+    let gw = gateway(ports, &pebble.directory(), &pebble.ca, &acme, &backend);
+    (ports, pebble, root, backend, gw)
+}
+
 fn ports() -> Ports {
     Ports {
         acme: free_port(),
@@ -134,6 +149,17 @@ fn client(root: &[u8], addr: SocketAddr) -> reqwest::Client {
         .expect("client")
 }
 
+/// GET `https://a.test<path>` from `gw`, trusting only `root`: (status, body).
+async fn fetch(root: &[u8], gw: &Gateway, path: &str) -> (u16, String) {
+    let url = format!("https://a.test:{}{path}", gw.addr.port());
+    let res = client(root, gw.addr)
+        .get(url)
+        .send()
+        .await
+        .expect("request");
+    (res.status().as_u16(), res.text().await.expect("body"))
+}
+
 /// One raw HTTP/1.1 exchange on the plain listener: (status, Location).
 async fn plain(port: u16, head: &str) -> (u16, Option<String>) {
     let mut tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
@@ -152,31 +178,16 @@ async fn plain(port: u16, head: &str) -> (u16, Option<String>) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn http01_certificates_per_host_are_served_by_sni_and_kept_with_the_ca_down() {
-    let ports = ports();
-    let pebble = Pebble::start(ports, None).await;
-    let root = pebble.issuing_root().await;
-    let backend = Backend::start().await;
-    let gw = gateway(
-        ports,
-        &pebble.directory(),
-        &pebble.ca,
-        "challenge: http-01",
-        &backend,
-    );
+    let (ports, pebble, root, _backend, gw) = with_pebble(None, "http-01").await;
 
     let a = issued(&gw, &pebble, "a.test", &root).await;
     let b = issued(&gw, &pebble, "b.test", &root).await;
     assert_eq!(names_and_serial(&a).0, ["a.test"]);
     assert_eq!(names_and_serial(&b).0, ["b.test"]);
 
-    let https = client(&root, gw.addr);
-    let res = https
-        .get(format!("https://a.test:{}/x", ports.tls))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 200);
-    assert_eq!(res.text().await.unwrap(), "backend GET /x");
+    let (status, body) = fetch(&root, &gw, "/x").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body, "backend GET /x");
 
     // http_listen: a 308 to the same host and path, the listener's port kept; no redirect to
     // a host without a certificate here; a challenge token not pending is not answered.
@@ -246,13 +257,8 @@ async fn http01_certificates_per_host_are_served_by_sni_and_kept_with_the_ca_dow
     let gw = gw.restart();
     assert_eq!(served(gw.addr, "a.test", &root, b"h2").await.unwrap(), a);
     assert_eq!(served(gw.addr, "b.test", &root, b"h2").await.unwrap(), b);
-    let https = client(&root, gw.addr);
-    let res = https
-        .get(format!("https://a.test:{}/y", ports.tls))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 200);
+    let (status, body) = fetch(&root, &gw, "/y").await;
+    assert_eq!(status, 200, "{body}");
     assert!(gw
         .log()
         .iter()
@@ -261,18 +267,8 @@ async fn http01_certificates_per_host_are_served_by_sni_and_kept_with_the_ca_dow
 
 #[tokio::test(flavor = "multi_thread")]
 async fn tls_alpn01_certificates_are_issued_on_the_listener_and_renewed_when_short_lived() {
-    let ports = ports();
     // Certificates of 12 s: renewed at two thirds, every 8 s.
-    let pebble = Pebble::start(ports, Some(12)).await;
-    let root = pebble.issuing_root().await;
-    let backend = Backend::start().await;
-    let gw = gateway(
-        ports,
-        &pebble.directory(),
-        &pebble.ca,
-        "challenge: tls-alpn-01",
-        &backend,
-    );
+    let (_, pebble, root, _backend, gw) = with_pebble(Some(12), "tls-alpn-01").await;
 
     let first = issued(&gw, &pebble, "a.test", &root).await;
     let (names, serial) = names_and_serial(&first);
@@ -292,13 +288,8 @@ async fn tls_alpn01_certificates_are_issued_on_the_listener_and_renewed_when_sho
         assert!(Instant::now() < deadline, "not renewed: {:#?}", gw.log());
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
-    let https = client(&root, gw.addr);
-    let res = https
-        .get(format!("https://a.test:{}/z", ports.tls))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 200);
+    let (status, body) = fetch(&root, &gw, "/z").await;
+    assert_eq!(status, 200, "{body}");
     let log = gw.log();
     // Renewed at two thirds of the life, not before: 8 s after notBefore (which is at most
     // a second or two before the first certificate arrived), and not in a loop.
@@ -359,12 +350,8 @@ async fn a_host_gets_a_503_page_until_its_certificate_arrives_after_a_retry() {
     let pebble = Pebble::start_with_cert(ports, None, &made).await;
     let root = pebble.issuing_root().await;
     issued(&gw, &pebble, "a.test", &root).await;
-    let res = client(&root, gw.addr)
-        .get(format!("https://a.test:{}/x", ports.tls))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 200);
+    let (status, body) = fetch(&root, &gw, "/x").await;
+    assert_eq!(status, 200, "{body}");
     assert_eq!(backend.count(), 1);
 }
 

@@ -2,31 +2,20 @@
 //! §8.3) and sends everything else to HTTPS with a 308, same host and path; nothing is ever
 //! proxied in the clear.
 
-use std::convert::Infallible;
 use std::net::Ipv6Addr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use bytes::Bytes;
 use http::header::{HeaderValue, CONTENT_TYPE, HOST, LOCATION};
 use http::{Request, Response, StatusCode};
 use http_body_util::Full;
 use hyper::body::Incoming;
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
-use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
-use tracing::{debug, warn};
 
 use crate::tls::sni::SniResolver;
 
 /// Where HTTP-01 tokens are fetched (RFC 8555 §8.3).
 const CHALLENGE_PREFIX: &str = "/.well-known/acme-challenge/";
-
-/// Open plain connections at most: this port faces the internet, and all it ever sends is a
-/// short answer, so a small cap costs no real client anything.
-const MAX_CONNECTIONS: usize = 1024;
 
 /// What the plain listener needs to answer.
 pub struct Plain {
@@ -38,36 +27,7 @@ pub struct Plain {
 
 /// Serves `listener` until the task is aborted.
 pub async fn serve(listener: TcpListener, plain: Arc<Plain>) {
-    let room = Arc::new(Semaphore::new(MAX_CONNECTIONS));
-    loop {
-        let (tcp, peer) = match listener.accept().await {
-            Ok(c) => c,
-            Err(e) => {
-                warn!(error = %e, "http_listen: accept failed");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                continue;
-            }
-        };
-        let Ok(permit) = room.clone().try_acquire_owned() else {
-            debug!(peer = %peer, "http_listen: connection refused at its cap");
-            continue;
-        };
-        let plain = plain.clone();
-        tokio::spawn(async move {
-            let service = service_fn(move |req| {
-                let res = answer(&req, &plain);
-                async move { Ok::<_, Infallible>(res) }
-            });
-            let mut h1 = http1::Builder::new();
-            h1.timer(TokioTimer::new())
-                .header_read_timeout(Duration::from_secs(10))
-                .max_buf_size(16 * 1024);
-            if let Err(e) = h1.serve_connection(TokioIo::new(tcp), service).await {
-                debug!(error = %e, peer = %peer, "http_listen connection ended");
-            }
-            drop(permit);
-        });
-    }
+    crate::util::serve_plain(listener, "http_listen", move |req| answer(req, &plain)).await;
 }
 
 fn answer(req: &Request<Incoming>, plain: &Plain) -> Response<Full<Bytes>> {
