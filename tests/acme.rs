@@ -69,7 +69,12 @@ fn ports() -> Ports {
 
 /// The end-entity certificate `addr` serves for `host` with ALPN `alpn`, verified against
 /// `root` (PEM) by rustls, or why not.
-async fn served(addr: SocketAddr, host: &str, root: &[u8], alpn: &[u8]) -> Result<Vec<u8>, String> {
+async fn served(
+    addr: SocketAddr,
+    host: &str,
+    root: &[u8],
+    alpn: &[&[u8]],
+) -> Result<Vec<u8>, String> {
     let mut roots = rustls::RootCertStore::empty();
     for cert in CertificateDer::pem_slice_iter(root) {
         roots.add(cert.expect("pem")).expect("root");
@@ -80,7 +85,7 @@ async fn served(addr: SocketAddr, host: &str, root: &[u8], alpn: &[u8]) -> Resul
         .expect("versions")
         .with_root_certificates(roots)
         .with_no_client_auth();
-    config.alpn_protocols = vec![alpn.to_vec()];
+    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
     let tcp = tokio::net::TcpStream::connect(addr)
         .await
         .map_err(|e| e.to_string())?;
@@ -102,7 +107,7 @@ async fn served(addr: SocketAddr, host: &str, root: &[u8], alpn: &[u8]) -> Resul
 async fn issued(gw: &Gateway, pebble: &Pebble, host: &str, root: &[u8]) -> Vec<u8> {
     let deadline = Instant::now() + Duration::from_secs(45);
     loop {
-        match served(gw.addr, host, root, b"http/1.1").await {
+        match served(gw.addr, host, root, &[b"http/1.1"]).await {
             Ok(der) => return der,
             Err(e) => assert!(
                 Instant::now() < deadline,
@@ -255,8 +260,8 @@ async fn http01_certificates_per_host_are_served_by_sni_and_kept_with_the_ca_dow
     // The CA goes away; a restarted gateway serves the stored certificates at once.
     drop(pebble);
     let gw = gw.restart();
-    assert_eq!(served(gw.addr, "a.test", &root, b"h2").await.unwrap(), a);
-    assert_eq!(served(gw.addr, "b.test", &root, b"h2").await.unwrap(), b);
+    assert_eq!(served(gw.addr, "a.test", &root, &[b"h2"]).await.unwrap(), a);
+    assert_eq!(served(gw.addr, "b.test", &root, &[b"h2"]).await.unwrap(), b);
     let (status, body) = fetch(&root, &gw, "/y").await;
     assert_eq!(status, 200, "{body}");
     assert!(gw
@@ -274,12 +279,15 @@ async fn tls_alpn01_certificates_are_issued_on_the_listener_and_renewed_when_sho
     let (names, serial) = names_and_serial(&first);
     assert_eq!(names, ["a.test"]);
     // No challenge is pending now: a validation handshake gets nothing at all.
-    let alpn = served(gw.addr, "a.test", &root, b"acme-tls/1").await;
+    let alpn = served(gw.addr, "a.test", &root, &[b"acme-tls/1"]).await;
     assert!(alpn.is_err(), "{alpn:?}");
+    // Offered among others, `acme-tls/1` is not a validation: the real certificate.
+    let mixed = served(gw.addr, "a.test", &root, &[b"h2", b"acme-tls/1"]).await;
+    assert_eq!(mixed.as_deref(), Ok(&first[..]));
 
     let deadline = Instant::now() + Duration::from_secs(40);
     loop {
-        let now = served(gw.addr, "a.test", &root, b"http/1.1").await;
+        let now = served(gw.addr, "a.test", &root, &[b"http/1.1"]).await;
         if let Ok(der) = now {
             if names_and_serial(&der).1 != serial {
                 break;

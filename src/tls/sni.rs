@@ -94,11 +94,12 @@ impl SniResolver {
 impl ResolvesServerCert for SniResolver {
     fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
         let sni = hello.server_name();
-        // RFC 8737 §3: a validation handshake gets the challenge certificate or nothing.
-        if hello
-            .alpn()
-            .is_some_and(|mut protocols| protocols.any(|p| p == ACME_TLS_ALPN))
-        {
+        // RFC 8737 §3: a validation handshake offers `acme-tls/1` alone, and gets the challenge
+        // certificate or nothing. A client that offers it among others is an ordinary one.
+        let validation = hello.alpn().is_some_and(|mut protocols| {
+            protocols.next() == Some(ACME_TLS_ALPN) && protocols.next().is_none()
+        });
+        if validation {
             return sni.and_then(|name| self.challenges.alpn_cert(name));
         }
         Some(self.chosen(sni).unwrap_or_else(|| self.temporary.clone()))
