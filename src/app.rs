@@ -6,6 +6,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
+use http::header::{self, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 use tracing::{warn, Level};
@@ -33,6 +34,8 @@ pub struct AppState {
     trusted_proxies: Vec<IpAddr>,
     /// `None` when metrics are off: counting a request is then this one check.
     counts: Option<Counts>,
+    /// `Strict-Transport-Security`, when `tls.hsts` is set (every response here is HTTPS).
+    hsts: Option<HeaderValue>,
 }
 
 /// Counters for the requests no gateway route counts.
@@ -86,6 +89,10 @@ impl AppState {
             gateway,
             access,
             counts,
+            hsts: config
+                .tls
+                .hsts
+                .and_then(|age| HeaderValue::from_str(&format!("max-age={}", age.as_secs())).ok()),
             trusted_proxies: config
                 .gateway
                 .as_ref()
@@ -96,10 +103,16 @@ impl AppState {
 
     /// Serves one request; never fails (errors become pages here, at the one error edge),
     /// echoes its request id and logs one access line.
-    pub async fn handle(&self, req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
+    /// `sni` is the TLS server name the client sent, if any.
+    pub async fn handle(
+        &self,
+        req: Request<Incoming>,
+        peer: SocketAddr,
+        sni: Option<&str>,
+    ) -> Response<Body> {
         // The clock is read only for the access log and the metrics.
         let timed = self.counts.is_some() || self.access.is_some();
-        let mut ctx = RequestCtx::new(&req, peer, timed, &self.trusted_proxies);
+        let mut ctx = RequestCtx::new(&req, peer, sni, timed, &self.trusted_proxies);
         let method = req.method().clone();
         // A Uri clone shares its bytes: no copy of the path for the log line.
         let uri = req.uri().clone();
@@ -130,6 +143,10 @@ impl AppState {
         };
         res.headers_mut()
             .insert(X_REQUEST_ID.clone(), ctx.request_id.clone());
+        if let Some(hsts) = &self.hsts {
+            res.headers_mut()
+                .insert(header::STRICT_TRANSPORT_SECURITY, hsts.clone());
+        }
         if let (Some(log), Some(started)) = (&self.access, ctx.started) {
             log.write(&access_line(
                 &ctx,

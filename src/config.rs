@@ -34,7 +34,7 @@ pub use central::{
     Protocol, ProviderConfig, ProviderKind, Secret, CALLBACK,
 };
 pub use gateway::{
-    Allow, AllowEntry, GatewayConfig, Login, LoginSource, Route, RouteHost, Target,
+    origin_of, Allow, AllowEntry, GatewayConfig, Login, LoginSource, Route, RouteHost, Target,
     UpstreamSettings,
 };
 pub use identity::{BearerIssuer, IdentityConfig, MINTED_PROVIDER};
@@ -251,18 +251,20 @@ impl TryFrom<RawConfig> for Config {
         let mut central = central;
         let gateway = match raw.gateway {
             Some(g) => {
-                let (mut g, own_client) =
+                let (mut g, own_clients) =
                     gateway::gateway_config(g, &public_url, central.as_ref())?;
                 // The upstream pools apply these `limits` to the bodies they carry.
                 g.upstream.body_idle_timeout = limits.body_idle_timeout;
                 g.upstream.response_body_idle_timeout = limits.upstream_body_idle_timeout;
-                if let (Some(central), Some(client)) = (central.as_mut(), own_client) {
-                    if !central
-                        .clients
-                        .iter()
-                        .any(|c| c.redirect_url == client.redirect_url)
-                    {
-                        central.clients.push(client);
+                if let Some(central) = central.as_mut() {
+                    for client in own_clients {
+                        if !central
+                            .clients
+                            .iter()
+                            .any(|c| c.redirect_url == client.redirect_url)
+                        {
+                            central.clients.push(client);
+                        }
                     }
                 }
                 Some(g)

@@ -51,6 +51,8 @@ pub trait User: Send + Sync {
 pub struct RequestCtx<'a> {
     /// The client's address (the TCP peer).
     pub peer: SocketAddr,
+    /// The TLS server name (SNI) the client asked for, if it sent one.
+    pub sni: Option<&'a str>,
     /// `X-Request-Id`: a trusted proxy's, or ours.
     pub request_id: HeaderValue,
     /// A browser navigation (SPEC §4): it may be redirected and gets HTML pages; otherwise an
@@ -70,11 +72,18 @@ pub struct RequestCtx<'a> {
     pub started: Option<Instant>,
 }
 
-impl RequestCtx<'_> {
+impl<'a> RequestCtx<'a> {
     /// `trusted` are the peers whose `X-Request-Id` is kept (`gateway.trusted_proxies`).
-    pub fn new<B>(req: &Request<B>, peer: SocketAddr, timed: bool, trusted: &[IpAddr]) -> Self {
+    pub fn new<B>(
+        req: &Request<B>,
+        peer: SocketAddr,
+        sni: Option<&'a str>,
+        timed: bool,
+        trusted: &[IpAddr],
+    ) -> Self {
         RequestCtx {
             peer,
+            sni,
             request_id: request_id(req, peer.ip(), trusted),
             navigation: pages::is_navigation(req.headers()),
             route: None,
@@ -188,7 +197,7 @@ mod tests {
             req = req.header("x-request-id", id);
         }
         let peer: SocketAddr = format!("{peer}:1234").parse().unwrap();
-        RequestCtx::new(&req.body(()).unwrap(), peer, false, trusted).request_id
+        RequestCtx::new(&req.body(()).unwrap(), peer, None, false, trusted).request_id
     }
 
     #[test]
@@ -223,7 +232,7 @@ mod tests {
         let peer: SocketAddr = "127.0.0.1:1".parse().unwrap();
         let req = Request::new(());
         let verdict = |e: RequestError| {
-            let mut ctx = RequestCtx::new(&req, peer, false, &[]);
+            let mut ctx = RequestCtx::new(&req, peer, None, false, &[]);
             ctx.failed(&e);
             ctx.verdict.unwrap()
         };
@@ -249,11 +258,11 @@ mod tests {
             verdict(refused("untrusted_proxy")),
             (Verdict::Deny, Some("untrusted_proxy"))
         );
-        let mut ctx = RequestCtx::new(&req, peer, false, &[]);
+        let mut ctx = RequestCtx::new(&req, peer, None, false, &[]);
         ctx.decide(Verdict::Deny, Some("not_allowed"));
         ctx.failed(&RequestError::NotFound);
         assert_eq!(ctx.verdict, Some((Verdict::Deny, Some("not_allowed"))));
-        let mut ctx = RequestCtx::new(&req, peer, false, &[]);
+        let mut ctx = RequestCtx::new(&req, peer, None, false, &[]);
         ctx.decide(Verdict::Pass, None);
         ctx.failed(&RequestError::UpstreamTimeout);
         assert_eq!(

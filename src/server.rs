@@ -381,11 +381,17 @@ impl Connection {
                 return;
             }
         }
+        // Once per connection: requests compare their host with it (when routes name hosts).
+        let sni: Option<Arc<str>> = tls.get_ref().1.server_name().map(Arc::from);
         // HTTP/2 over TLS is chosen by ALPN only (RFC 9113 §3.2); anything else is HTTP/1.1.
         if tls.get_ref().1.alpn_protocol() == Some(b"h2") {
-            tokio::spawn(h2::serve(tls, self.state, peer, self.http, hold, slot).instrument(span));
+            tokio::spawn(
+                h2::serve(tls, self.state, peer, sni, self.http, hold, slot).instrument(span),
+            );
         } else {
-            tokio::spawn(h1::serve(tls, self.state, peer, self.http, hold, slot).instrument(span));
+            tokio::spawn(
+                h1::serve(tls, self.state, peer, sni, self.http, hold, slot).instrument(span),
+            );
         }
     }
 }

@@ -154,9 +154,9 @@ fn client(root: &[u8], addr: SocketAddr) -> reqwest::Client {
         .expect("client")
 }
 
-/// GET `https://a.test<path>` from `gw`, trusting only `root`: (status, body).
-async fn fetch(root: &[u8], gw: &Gateway, path: &str) -> (u16, String) {
-    let url = format!("https://a.test:{}{path}", gw.addr.port());
+/// GET `https://<host><path>` from `gw`, trusting only `root`: (status, body).
+async fn fetch(root: &[u8], gw: &Gateway, host: &str, path: &str) -> (u16, String) {
+    let url = format!("https://{host}:{}{path}", gw.addr.port());
     let res = client(root, gw.addr)
         .get(url)
         .send()
@@ -190,7 +190,7 @@ async fn http01_certificates_per_host_are_served_by_sni_and_kept_with_the_ca_dow
     assert_eq!(names_and_serial(&a).0, ["a.test"]);
     assert_eq!(names_and_serial(&b).0, ["b.test"]);
 
-    let (status, body) = fetch(&root, &gw, "/x").await;
+    let (status, body) = fetch(&root, &gw, "a.test", "/x").await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body, "backend GET /x");
 
@@ -262,7 +262,7 @@ async fn http01_certificates_per_host_are_served_by_sni_and_kept_with_the_ca_dow
     let gw = gw.restart();
     assert_eq!(served(gw.addr, "a.test", &root, &[b"h2"]).await.unwrap(), a);
     assert_eq!(served(gw.addr, "b.test", &root, &[b"h2"]).await.unwrap(), b);
-    let (status, body) = fetch(&root, &gw, "/y").await;
+    let (status, body) = fetch(&root, &gw, "b.test", "/y").await;
     assert_eq!(status, 200, "{body}");
     assert!(gw
         .log()
@@ -296,7 +296,7 @@ async fn tls_alpn01_certificates_are_issued_on_the_listener_and_renewed_when_sho
         assert!(Instant::now() < deadline, "not renewed: {:#?}", gw.log());
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
-    let (status, body) = fetch(&root, &gw, "/z").await;
+    let (status, body) = fetch(&root, &gw, "a.test", "/z").await;
     assert_eq!(status, 200, "{body}");
     let log = gw.log();
     // Renewed at two thirds of the life, not before: 8 s after notBefore (which is at most
@@ -358,7 +358,7 @@ async fn a_host_gets_a_503_page_until_its_certificate_arrives_after_a_retry() {
     let pebble = Pebble::start_with_cert(ports, None, &made).await;
     let root = pebble.issuing_root().await;
     issued(&gw, &pebble, "a.test", &root).await;
-    let (status, body) = fetch(&root, &gw, "/x").await;
+    let (status, body) = fetch(&root, &gw, "a.test", "/x").await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(backend.count(), 1);
 }

@@ -31,6 +31,9 @@ pub struct GatewayConfig {
     pub callback_url: String,
     /// `public_url`'s host name, lower case: the `Host` that requests to upstreams must name.
     pub public_host: String,
+    /// `public_url`'s port when it names one: route hosts are served on the same listener, so
+    /// their origins (`https://<host>[:port]`) carry it too.
+    pub public_port: Option<u16>,
     /// Where logins happen; `None` when no route needs one.
     pub login: Option<LoginSource>,
     /// Cookie key material; generated into `data_dir` when absent.
@@ -173,7 +176,7 @@ pub(super) fn gateway_config(
     raw: RawGateway,
     public_url: &Url,
     central: Option<&CentralConfig>,
-) -> Result<(GatewayConfig, Option<ClientConfig>), ConfigError> {
+) -> Result<(GatewayConfig, Vec<ClientConfig>), ConfigError> {
     let auth_prefix = match raw.auth_prefix {
         None => "/_auth".to_owned(),
         Some(p) => {
@@ -191,11 +194,6 @@ pub(super) fn gateway_config(
     let uses_own_central =
         central.is_some() && raw.oauth_proxy.as_ref().is_none_or(|o| o.url.is_none());
     let login = login_source(raw.oauth_proxy, central)?;
-    // The gateway of this process is a client of its own central server.
-    let own_client = (login.is_some() && uses_own_central).then(|| ClientConfig {
-        redirect_url: callback_url.clone(),
-        protocol: Protocol::Assertion,
-    });
 
     let session_secret = match raw.session.secret {
         Some(s) if s.len() < 32 => {
@@ -214,6 +212,27 @@ pub(super) fn gateway_config(
     let bearer_issuers = super::identity::bearer(raw.bearer)?;
     let default_case = raw.case_insensitive.unwrap_or(false);
     let routes = routes(raw.routes, login.as_ref(), &auth_prefix, default_case)?;
+    // The gateway of this process is a client of its own central server, with the callback
+    // of `public_url` and of every exact route host (each host is an origin of its own).
+    let mut own_clients = Vec::new();
+    if login.is_some() && uses_own_central {
+        own_clients.push(callback_url.clone());
+        for route in &routes {
+            if let Some(RouteHost::Exact(h)) = &route.host {
+                let url = format!("{}{auth_prefix}/callback", origin_of(h, public_url.port()));
+                if !own_clients.contains(&url) {
+                    own_clients.push(url);
+                }
+            }
+        }
+    }
+    let own_clients = own_clients
+        .into_iter()
+        .map(|redirect_url| ClientConfig {
+            redirect_url,
+            protocol: Protocol::Assertion,
+        })
+        .collect();
     let config = GatewayConfig {
         title: raw
             .title
@@ -226,6 +245,7 @@ pub(super) fn gateway_config(
             .unwrap_or_default()
             .trim_end_matches('.')
             .to_ascii_lowercase(),
+        public_port: public_url.port(),
         login,
         session_secret,
         session_ttl,
@@ -236,7 +256,16 @@ pub(super) fn gateway_config(
         identity,
         bearer_issuers,
     };
-    Ok((config, own_client))
+    Ok((config, own_clients))
+}
+
+/// The origin of a host this gateway serves: `https://<host>`, with `public_url`'s port when
+/// it names one.
+pub fn origin_of(host: &str, port: Option<u16>) -> String {
+    match port {
+        Some(port) => format!("https://{host}:{port}"),
+        None => format!("https://{host}"),
+    }
 }
 
 /// `gateway.session.ttl` (default 12 h). Sessions expire, and their cookies' `Max-Age`

@@ -48,6 +48,8 @@ pub(super) struct RawTls {
     pub self_signed: bool,
     pub handshake_timeout: Option<String>,
     pub reload_interval: Option<String>,
+    /// `365d`: `Strict-Transport-Security: max-age=<seconds>` on every response.
+    pub hsts: Option<String>,
     #[serde(default)]
     pub acme: Option<RawAcme>,
 }

@@ -17,6 +17,9 @@ pub struct TlsSettings {
     pub handshake_timeout: Duration,
     /// How often the certificate files are checked for changes.
     pub reload_interval: Duration,
+    /// `tls.hsts`: the `max-age` of the `Strict-Transport-Security` header sent on every
+    /// response; `None` (the default): no header.
+    pub hsts: Option<Duration>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,6 +56,12 @@ pub enum Challenge {
 }
 
 pub(super) fn tls(raw: RawTls) -> Result<TlsSettings, ConfigError> {
+    // `0s` is allowed: `max-age=0` is how a site takes HSTS back (RFC 6797 §6.1.1).
+    let hsts = match raw.hsts.as_deref().map(str::trim) {
+        None => None,
+        Some("0" | "0s") => Some(Duration::ZERO),
+        Some(t) => Some(duration("tls.hsts", Some(t), Duration::ZERO)?),
+    };
     let both = "give one of cert and key, self_signed: true, or acme, not several";
     let source = match (raw.cert, raw.key, raw.self_signed, raw.acme) {
         (None, None, false, Some(acme)) => TlsSource::Acme(acme_settings(acme)?),
@@ -85,6 +94,7 @@ pub(super) fn tls(raw: RawTls) -> Result<TlsSettings, ConfigError> {
             raw.reload_interval.as_deref(),
             Duration::from_secs(30),
         )?,
+        hsts,
     })
 }
 

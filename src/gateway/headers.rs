@@ -7,7 +7,7 @@
 //! - Identity and forwarding headers are ours alone: every header of [`RESERVED`] a client
 //!   sends, in any spelling (case, `_` for `-`), is removed on every route, before the gateway
 //!   sets its own. Our headers are set last, so `Connection: X-User-Info` cannot remove them.
-//! - The `Host` of a request to an upstream must be `public_url`'s host (RFC 9110 §7.2, §15.5.20).
+//! - The `Host` of a request is checked in `hosts.rs`.
 //! - Values of an upstream's response that go out over HTTP/2 get storage of their own.
 
 use std::net::IpAddr;
@@ -19,7 +19,6 @@ use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, Request, Version};
 use sha1::{Digest, Sha1};
 
-use crate::error::RequestError;
 use crate::util::connection_tokens;
 
 pub static X_USER_INFO: HeaderName = HeaderName::from_static("x-user-info");
@@ -139,73 +138,6 @@ pub fn websocket_accepted(response: &HeaderMap, key: &HeaderValue) -> bool {
         .get(&SEC_WEBSOCKET_ACCEPT)
         .is_some_and(|v| v.as_bytes().trim_ascii() == websocket_accept(key).as_bytes());
     upgrade_ok && accept_ok
-}
-
-/// Checks that a request to an upstream names `public_host`: the `Host` header and the
-/// target's authority (absolute-form in HTTP/1.1, `:authority` in HTTP/2) must be plain
-/// `host[:port]`, agree with each other (400 otherwise) and name `public_host` (421
-/// otherwise; the port is not compared). Only an HTTP/1.0 request may name no host.
-pub fn check_host<B>(req: &Request<B>, public_host: &str) -> Result<(), RequestError> {
-    let mut hosts = req.headers().get_all(header::HOST).iter();
-    let header = hosts.next().map(|v| host_name(v.as_bytes())).transpose()?;
-    if hosts.next().is_some() {
-        return Err(RequestError::BadHost(
-            "The request has more than one Host header.",
-        ));
-    }
-    let target = req
-        .uri()
-        .authority()
-        .map(|a| host_name(a.as_str().as_bytes()))
-        .transpose()?;
-    let name = match (header, target) {
-        (Some(h), Some(t)) if !h.eq_ignore_ascii_case(t) => {
-            return Err(RequestError::BadHost(
-                "The Host header and the request target name different hosts.",
-            ))
-        }
-        (Some(h), _) | (None, Some(h)) => h,
-        // HTTP/1.0 may name no host; HTTP/1.1 and HTTP/2 must (RFC 9112 §3.2, RFC 9113 §8.3.1).
-        (None, None) if req.version() <= http::Version::HTTP_10 => return Ok(()),
-        (None, None) => return Err(RequestError::BadHost("The request names no host.")),
-    };
-    if name.trim_end_matches('.').eq_ignore_ascii_case(public_host) {
-        Ok(())
-    } else {
-        Err(RequestError::Misdirected)
-    }
-}
-
-/// The host name of a `Host` value: `name`, `name:port`, `[v6]` or `[v6]:port`, nothing else
-/// (no user info, path, query, spaces or an empty name).
-fn host_name(value: &[u8]) -> Result<&str, RequestError> {
-    let bad = || RequestError::BadHost("The Host header is not a host name and port.");
-    let text = std::str::from_utf8(value).map_err(|_| bad())?;
-    let (name, port) = match text.strip_prefix('[') {
-        Some(rest) => {
-            let (v6, after) = rest.split_once(']').ok_or_else(bad)?;
-            v6.parse::<std::net::Ipv6Addr>().map_err(|_| bad())?;
-            (&text[..v6.len() + 2], after.strip_prefix(':'))
-        }
-        None => match text.split_once(':') {
-            Some((name, port)) => (name, Some(port)),
-            None => (text, None),
-        },
-    };
-    if let Some(port) = port {
-        if port.is_empty() || port.len() > 5 || !port.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(bad());
-        }
-    }
-    if !name.starts_with('[')
-        && (name.is_empty()
-            || !name
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_')))
-    {
-        return Err(bad());
-    }
-    Ok(name)
 }
 
 /// Removes hop-by-hop headers, and those named in `Connection`. One pass over the names
@@ -527,57 +459,6 @@ mod tests {
             ]),
         ] {
             assert!(!websocket_accepted(&bad, &key), "{bad:?}");
-        }
-    }
-
-    fn host_of(host: Option<&str>, target: &str) -> Result<(), RequestError> {
-        let mut req = Request::builder().uri(target);
-        if let Some(h) = host {
-            req = req.header("host", h);
-        }
-        check_host(&req.body(()).unwrap(), "app.example.com")
-    }
-
-    #[test]
-    fn host_must_be_the_public_host() {
-        for ok in [
-            "app.example.com",
-            "APP.example.com:8443",
-            "app.example.com.",
-        ] {
-            assert!(host_of(Some(ok), "/").is_ok(), "{ok}");
-        }
-        assert!(matches!(host_of(None, "/"), Err(RequestError::BadHost(_))));
-        let mut http10 = Request::new(());
-        *http10.version_mut() = Version::HTTP_10;
-        assert!(check_host(&http10, "app.example.com").is_ok());
-        assert!(host_of(None, "https://app.example.com/x").is_ok());
-        for (host, target) in [
-            (Some("evil.example.com"), "/"),
-            (Some("app.example.com.evil.com"), "/"),
-            (Some("127.0.0.1:8443"), "/"),
-            (Some("[::1]:443"), "/"),
-            (None, "https://evil.example.com/x"),
-        ] {
-            assert!(
-                matches!(host_of(host, target), Err(RequestError::Misdirected)),
-                "{host:?} {target}"
-            );
-        }
-        for (host, target) in [
-            (Some("app.example.com/x"), "/"),
-            (Some("user@app.example.com"), "/"),
-            (Some("app.example.com?x"), "/"),
-            (Some("app.example.com:"), "/"),
-            (Some("app.example.com:80x"), "/"),
-            (Some(""), "/"),
-            (Some("app example.com"), "/"),
-            (Some("app.example.com"), "https://evil.example.com/x"),
-        ] {
-            assert!(
-                matches!(host_of(host, target), Err(RequestError::BadHost(_))),
-                "{host:?} {target}"
-            );
         }
     }
 }

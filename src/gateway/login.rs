@@ -21,6 +21,7 @@ use hyper::body::Incoming;
 use serde::{Deserialize, Serialize};
 use tracing::{info, warn};
 
+use super::hosts::{Site, Sites};
 use super::policy::safe_next;
 use super::session::{Session, Sessions};
 use crate::assertion::{self, Expected};
@@ -59,13 +60,12 @@ pub struct LoginFlow {
     providers: Vec<String>,
     /// The chooser's name for each of `providers`.
     display_names: Vec<String>,
-    callback_url: String,
+    /// Each host's origin and callback: a login on a host comes back to that host.
+    pub sites: Sites,
     pub auth_prefix: String,
     title: String,
     pub sessions: Sessions,
     trusted_proxies: Vec<IpAddr>,
-    /// `public_url`'s origin (`https://host[:port]`): the only `Origin` a logout may come from.
-    origin: String,
     /// Login nonces already used at the callback; shared with the flows that reloads build,
     /// so that a reload does not open a window to replay an assertion.
     used: Arc<replay::UsedNonces>,
@@ -92,7 +92,7 @@ impl LoginFlow {
             keys,
             providers: source.providers.clone(),
             display_names: source.display_names.clone(),
-            callback_url: config.callback_url.clone(),
+            sites: Sites::new(config),
             auth_prefix: config.auth_prefix.clone(),
             title: config.title.clone(),
             sessions: Sessions::new(
@@ -103,9 +103,6 @@ impl LoginFlow {
                 config.identity.headers.clone(),
             )?,
             trusted_proxies: config.trusted_proxies.clone(),
-            origin: url::Url::parse(&config.callback_url)
-                .map(|u| u.origin().ascii_serialization())
-                .unwrap_or_default(),
             used: Arc::default(),
             logins: Logins::default(),
         })
@@ -118,7 +115,8 @@ impl LoginFlow {
         }
     }
 
-    /// Handles `<auth_prefix>/<endpoint>`; `None` when the endpoint is not a login one.
+    /// Handles `<auth_prefix>/<endpoint>` of the site `check.host` names; `None` when the
+    /// endpoint is not a login one.
     pub async fn endpoint(
         &self,
         endpoint: &str,
@@ -126,13 +124,14 @@ impl LoginFlow {
         check: CheckContext<'_>,
     ) -> Option<Result<Response<Body>, RequestError>> {
         let get = req.method() == Method::GET || req.method() == Method::HEAD;
+        let site = self.sites.of(check.host);
         Some(match endpoint {
-            "/login" if get => self.login(&req),
-            "/callback" if get => self.counted_callback(&req),
+            "/login" if get => self.login(&req, &site),
+            "/callback" if get => self.counted_callback(&req, &site),
             "/logout" if get => Ok(self.logout_page(&req)),
-            "/logout" if req.method() == Method::POST => self.logout(req).await,
+            "/logout" if req.method() == Method::POST => self.logout(req, &site).await,
             "/userinfo" if get => self.userinfo(&req),
-            "/check" => self.check(&req, check),
+            "/check" => self.check(&req, check, &site),
             "/login" | "/callback" | "/logout" | "/userinfo" => Err(RequestError::MethodNotAllowed),
             _ => return None,
         })
@@ -171,7 +170,7 @@ impl LoginFlow {
     }
 
     /// `GET /_auth/login?next=/path[&provider=P]`
-    fn login(&self, req: &Request<Incoming>) -> Result<Response<Body>, RequestError> {
+    fn login(&self, req: &Request<Incoming>, site: &Site) -> Result<Response<Body>, RequestError> {
         let q = Query::of(req);
         let next = safe_next(q.get("next").unwrap_or("/"), &self.auth_prefix);
         let provider = match (q.get("provider"), self.providers.as_slice()) {
@@ -189,7 +188,7 @@ impl LoginFlow {
         let query = url::form_urlencoded::Serializer::new(String::new())
             .append_pair("provider", &pending.provider)
             .append_pair("state", &nonce)
-            .append_pair("redirect_url", &self.callback_url)
+            .append_pair("redirect_url", &site.callback_url)
             .finish();
         let mut res = pages::redirect(
             StatusCode::FOUND,
@@ -229,9 +228,13 @@ impl LoginFlow {
     /// [`LoginFlow::callback`], counted by the provider the login asked for (`-` before that
     /// is known). That name was sealed into the login cookie by `login`, which took it only
     /// from this gateway's configured providers, so the label stays a bounded set.
-    fn counted_callback(&self, req: &Request<Incoming>) -> Result<Response<Body>, RequestError> {
+    fn counted_callback(
+        &self,
+        req: &Request<Incoming>,
+        site: &Site,
+    ) -> Result<Response<Body>, RequestError> {
         let mut asked = None;
-        let result = self.callback(req, &mut asked);
+        let result = self.callback(req, site, &mut asked);
         let outcome = match result {
             Ok(_) => LoginOutcome::Accepted,
             Err(_) => LoginOutcome::Refused,
@@ -244,6 +247,7 @@ impl LoginFlow {
     fn callback(
         &self,
         req: &Request<Incoming>,
+        site: &Site,
         asked: &mut Option<String>,
     ) -> Result<Response<Body>, RequestError> {
         let q = Query::of(req);
@@ -268,7 +272,8 @@ impl LoginFlow {
             .ok_or_else(|| restart("The login server sent no assertion."))?;
         let expected = Expected {
             iss: &self.central_url,
-            aud: &self.callback_url,
+            // This host's callback: an assertion made for another host's login is refused.
+            aud: &site.callback_url,
             nonce: state,
             now: now(),
         };

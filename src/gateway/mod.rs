@@ -9,6 +9,7 @@ mod client;
 mod files;
 mod forward;
 pub mod headers;
+pub mod hosts;
 pub mod identity;
 pub(crate) mod login;
 
@@ -44,7 +45,7 @@ use routes::{Destination, RouteTable, Routed};
 /// Everything the gateway needs per request, built once at start-up.
 pub struct Gateway {
     auth_prefix: String,
-    /// The host requests to upstreams must name (see `headers::check_host`).
+    /// The host requests to routes without `host:` must name (see `hosts::check_host`).
     public_host: String,
     routes: RouteTable,
     response_timeout: Duration,
@@ -146,21 +147,34 @@ impl Gateway {
         ctx: &mut RequestCtx<'a>,
     ) -> Step<'a> {
         let peer = ctx.peer;
+        // Only a config whose routes name hosts reads the host to route: others route as
+        // they always did, at the same cost.
+        let host = match self.routes.by_host() {
+            false => None,
+            true => match hosts::request_host(&req, ctx.sni) {
+                Ok(host) => host,
+                Err(e) => return Step::Answer(Err(e)),
+            },
+        };
         if crate::path::under(path.as_str(), &self.auth_prefix) {
             ctx.route = Some(&self.auth_prefix);
             ctx.stats = self.own_stats.as_deref();
+            let host = host.map(str::to_owned);
             return Step::Later(Box::pin(async move {
-                self.own_endpoint(req, &path, peer).await
+                self.own_endpoint(req, &path, peer, host.as_deref()).await
             }));
         }
-        let Some(routed) = self.routes.find(&path) else {
+        let table = self.routes.table(host);
+        let Some(routed) = table.find(&path) else {
             return Step::Answer(Err(RequestError::NoRoute));
         };
         let route = &routed.route;
-        ctx.route = Some(&route.prefix);
+        ctx.route = Some(&routed.label);
         ctx.stats = routed.stats.as_deref();
-        if let (Destination::Upstream(_), false) = (&routed.to, route.any_host) {
-            if let Err(e) = headers::check_host(&req, &self.public_host) {
+        // A route of a host took the request by its host; the others serve `public_url`'s
+        // host only, unless `preserve_host: any`.
+        if let (Destination::Upstream(_), false, None) = (&routed.to, route.any_host, &route.host) {
+            if let Err(e) = hosts::check_host(&req, &self.public_host) {
                 return Step::Answer(Err(e));
             }
         }
@@ -172,8 +186,7 @@ impl Gateway {
         if let Some(allow) = route.access.refuses(req.method(), preflight) {
             return Step::Answer(Err(RequestError::MethodNotListed { allow }));
         }
-        let also = self
-            .routes
+        let also = table
             .also_judged(&path, routed)
             .map(|r| r.map(|r| &r.route));
         let judged = Judged {
@@ -302,9 +315,14 @@ impl Gateway {
     }
 
     /// What `/_auth/check` needs to judge like a proxied request.
-    fn check_context(&self, peer: SocketAddr) -> login::CheckContext<'_> {
+    fn check_context<'s>(
+        &'s self,
+        peer: SocketAddr,
+        host: Option<&'s str>,
+    ) -> login::CheckContext<'s> {
         login::CheckContext {
             routes: &self.routes,
+            host,
             peer,
             assertion: self.signer.as_ref().filter(|_| self.assertion),
         }
@@ -326,6 +344,7 @@ impl Gateway {
         req: Request<Incoming>,
         path: &NormalPath,
         peer: SocketAddr,
+        host: Option<&str>,
     ) -> Result<Response<Body>, RequestError> {
         let endpoint = path
             .as_str()
@@ -351,7 +370,7 @@ impl Gateway {
         }
         match &self.login {
             Some(login) => match login
-                .endpoint(endpoint, req, self.check_context(peer))
+                .endpoint(endpoint, req, self.check_context(peer, host))
                 .await
             {
                 Some(result) => result,

@@ -1,4 +1,7 @@
-//! The route table: the longest prefix wins, matched on whole path segments.
+//! The route table: the most specific host first (exact, then the longest `*.` wildcard,
+//! then the routes without `host:`), and within it the longest prefix, matched on whole path
+//! segments. A host with routes of its own never falls through to the host-less routes: a
+//! request for `chat.example.com/x` that none of its routes takes is 404, not another app's.
 //!
 //! `/chat` matches `/chat` and `/chat/x`, never `/chatx`. A segment's `;parameters` are ignored
 //! for matching (`/private;x` is under `/private`), because servlet-style upstreams ignore them
@@ -11,16 +14,26 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use crate::config::Route;
+use crate::config::{Route, RouteHost};
 use crate::error::StartError;
 use crate::metrics::{Metrics, RouteStats};
 
 use crate::path::{same_folded, segments, starts_with_by, without_params, NormalPath};
 use crate::upstream::Pool;
 
+/// Every route, grouped by host.
 #[derive(Debug)]
 pub struct RouteTable {
-    /// Routes with their prefix segments, longest first.
+    /// The routes without `host:`.
+    any: Table,
+    /// The routes of each host: exact hosts first, then wildcards, the longest suffix first.
+    /// Empty when no route names a host, and then no request pays for host routing.
+    hosts: Vec<(RouteHost, Table)>,
+}
+
+/// The routes of one host (or of any host), with their prefix segments, longest first.
+#[derive(Debug, Default)]
+pub struct Table {
     routes: Vec<(Vec<String>, Routed)>,
 }
 
@@ -28,6 +41,9 @@ pub struct RouteTable {
 #[derive(Debug)]
 pub struct Routed {
     pub route: Route,
+    /// The route's label in metrics and access lines: its prefix, after its host if it has one
+    /// (`chat.example.com/api`): a bounded set, never a raw path.
+    pub label: Box<str>,
     pub to: Destination,
     /// The route's counters, when metrics are on (see [`RouteTable::count_into`]).
     pub stats: Option<Arc<RouteStats>>,
@@ -47,35 +63,81 @@ impl RouteTable {
         routes: &[Route],
         mut destination: impl FnMut(&Route) -> Result<Destination, StartError>,
     ) -> Result<Self, StartError> {
-        let mut table = Vec::with_capacity(routes.len());
+        let mut any = Table::default();
+        let mut hosts: Vec<(RouteHost, Table)> = Vec::new();
         for r in routes {
             let segments = segments(&r.prefix).map(str::to_owned).collect::<Vec<_>>();
             let routed = Routed {
                 route: r.clone(),
+                label: match &r.host {
+                    Some(h) => format!("{h}{}", r.prefix).into(),
+                    None => r.prefix.as_str().into(),
+                },
                 to: destination(r)?,
                 stats: None,
             };
-            table.push((segments, routed));
+            let table = match &r.host {
+                None => &mut any,
+                Some(h) => {
+                    let i = hosts.iter().position(|(x, _)| x == h).unwrap_or_else(|| {
+                        hosts.push((h.clone(), Table::default()));
+                        hosts.len() - 1
+                    });
+                    &mut hosts[i].1
+                }
+            };
+            table.routes.push((segments, routed));
         }
-        table.sort_by_key(|(segments, _)| std::cmp::Reverse(segments.len()));
-        Ok(RouteTable { routes: table })
+        for table in std::iter::once(&mut any).chain(hosts.iter_mut().map(|(_, t)| t)) {
+            table
+                .routes
+                .sort_by_key(|(segments, _)| std::cmp::Reverse(segments.len()));
+        }
+        // Exact names before wildcards; among wildcards the longest suffix (the most
+        // specific) first.
+        hosts.sort_by_key(|(h, _)| match h {
+            RouteHost::Exact(_) => (0, 0),
+            RouteHost::Wildcard(suffix) => (1, usize::MAX - suffix.len()),
+        });
+        Ok(RouteTable { any, hosts })
     }
 
-    /// Gives every route its counters, keyed by prefix: a reload that keeps a route keeps
+    /// Whether any route names a host: only then is a request's host read to route it.
+    pub fn by_host(&self) -> bool {
+        !self.hosts.is_empty()
+    }
+
+    /// The routes that serve `host` (a name as `Host` carries it, any case, no port or
+    /// trailing dot): its own when it has any, else the routes without `host:`.
+    pub fn table(&self, host: Option<&str>) -> &Table {
+        host.and_then(|name| self.hosts.iter().find(|(h, _)| h.matches(name)))
+            .map_or(&self.any, |(_, t)| t)
+    }
+
+    /// The routes without `host:` (all of them when no route names a host).
+    #[cfg(any(test, feature = "fuzzing"))]
+    pub fn any(&self) -> &Table {
+        &self.any
+    }
+
+    /// Gives every route its counters, keyed by label: a reload that keeps a route keeps
     /// its counts.
     pub fn count_into(&mut self, metrics: &Metrics) {
-        for (_, routed) in &mut self.routes {
-            routed.stats = Some(metrics.route(&routed.route.prefix));
+        let tables = std::iter::once(&mut self.any).chain(self.hosts.iter_mut().map(|(_, t)| t));
+        for (_, routed) in tables.flat_map(|t| &mut t.routes) {
+            routed.stats = Some(metrics.route(&routed.label));
         }
     }
+}
 
+impl Table {
     /// The route whose prefix is the longest whole-segment prefix of `path`, each segment
     /// read without its `;parameters`: the route that forwards the request.
     pub fn find(&self, path: &NormalPath) -> Option<&Routed> {
         self.find_by(|| path.segments().map(without_params))
     }
 
-    /// Other routes whose policy a request must also pass. Where a segment carries a `;`,
+    /// Other routes (of the same host) whose policy a request must also pass. Where a segment carries a `;`,
     /// backends read the path differently: most take `;` as part of the name, and servlet
     /// containers drop `;parameters` only after a raw `;` (an escaped `%3B` is a letter to
     /// them). Either may put the path under another route than [`RouteTable::find`] does:
@@ -148,6 +210,7 @@ mod tests {
 
     fn find<'a>(table: &'a RouteTable, path: &str) -> Option<&'a str> {
         table
+            .any()
             .find(&NormalPath::parse(path).unwrap())
             .map(|r| r.route.prefix.as_str())
     }
@@ -201,6 +264,66 @@ mod tests {
         // Routes without the option stay exact.
         assert_eq!(find(&table, "/NODE/x"), None);
         assert_eq!(find(&table, "/%C3%A9t%C3%A9"), None);
+    }
+
+    fn find_on(table: &RouteTable, host: &str, path: &str) -> Option<String> {
+        table
+            .table(Some(host))
+            .find(&NormalPath::parse(path).unwrap())
+            .map(|r| r.label.to_string())
+    }
+
+    #[test]
+    fn the_most_specific_host_decides_and_never_falls_through() {
+        let on = |host: &str, prefix: &str| {
+            let mut r = route(prefix);
+            r.host = Some(if let Some(suffix) = host.strip_prefix("*.") {
+                RouteHost::Wildcard(suffix.to_owned())
+            } else {
+                RouteHost::Exact(host.to_owned())
+            });
+            r
+        };
+        let routes = [
+            route("/"),
+            route("/shared"),
+            on("*.example.com", "/"),
+            on("*.apps.example.com", "/"),
+            on("chat.apps.example.com", "/api"),
+            on("git.example.com", "/"),
+            on("git.example.com", "/admin"),
+        ];
+        let table =
+            RouteTable::new(&routes, |r| Ok(Destination::Files(r.prefix.clone().into()))).unwrap();
+        assert!(table.by_host());
+        let cases = [
+            ("git.example.com", "/admin/x", Some("git.example.com/admin")),
+            ("GIT.example.com", "/shared", Some("git.example.com/")),
+            (
+                "chat.apps.example.com",
+                "/api/v1",
+                Some("chat.apps.example.com/api"),
+            ),
+            // chat has routes of its own: neither the wildcard nor the host-less `/` take /x.
+            ("chat.apps.example.com", "/x", None),
+            ("x.apps.example.com", "/x", Some("*.apps.example.com/")),
+            ("apps.example.com", "/x", Some("*.example.com/")),
+            ("a.b.example.org", "/shared/y", Some("/shared")),
+            ("example.com", "/", Some("/")),
+        ];
+        for (host, path, want) in cases {
+            assert_eq!(find_on(&table, host, path).as_deref(), want, "{host}{path}");
+        }
+        // Without `host:` anywhere, no host table exists and every host gets the same routes.
+        let plain = RouteTable::new(&[route("/")], |r| {
+            Ok(Destination::Files(r.prefix.clone().into()))
+        })
+        .unwrap();
+        assert!(!plain.by_host());
+        assert_eq!(
+            find_on(&plain, "any.example.com", "/x").as_deref(),
+            Some("/")
+        );
     }
 
     #[test]

@@ -54,6 +54,7 @@ pub(super) fn serve(
     tls: TlsStream<TcpStream>,
     state: Arc<ArcSwap<AppState>>,
     peer: SocketAddr,
+    sni: Option<Arc<str>>,
     http: Arc<Http>,
     hold: Hold,
     slot: Slot,
@@ -72,8 +73,10 @@ pub(super) fn serve(
             // The state current now serves this request to its end, even if a reload swaps
             // in another meanwhile: one arc-swap load, no lock.
             let (state, round) = (state.load_full(), round.clone());
+            // A reference count, not a copy of the name.
+            let sni = sni.clone();
             async move {
-                let res = state.handle(req, peer).await;
+                let res = state.handle(req, peer, sni.as_deref()).await;
                 // hyper closes after an HTTP/1.0 response without a length; a 101 upgrades.
                 let reusable = reusable
                     && res.version() == Version::HTTP_11

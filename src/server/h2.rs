@@ -42,6 +42,7 @@ pub(super) fn serve(
     tls: TlsStream<TcpStream>,
     state: Arc<ArcSwap<AppState>>,
     peer: SocketAddr,
+    sni: Option<Arc<str>>,
     http: Arc<Http>,
     hold: Hold,
     slot: Slot,
@@ -54,8 +55,9 @@ pub(super) fn serve(
             let state = state.load_full();
             // Counted from here: a request still waiting for its upstream is an open stream.
             let open = Open::new(&streams);
+            let sni = sni.clone();
             async move {
-                let res = state.handle(req, peer).await;
+                let res = state.handle(req, peer, sni.as_deref()).await;
                 Ok::<_, Infallible>(res.map(|body| Counted { body, _open: open }))
             }
         })

@@ -51,10 +51,18 @@ pub async fn connect(
     addr: SocketAddr,
     config: Arc<rustls::ClientConfig>,
 ) -> std::io::Result<TlsStream<TcpStream>> {
+    connect_as(addr, config, "localhost").await
+}
+
+/// Opens a TLS connection to `addr` sending `name` as the server name (SNI).
+pub async fn connect_as(
+    addr: SocketAddr,
+    config: Arc<rustls::ClientConfig>,
+    name: &str,
+) -> std::io::Result<TlsStream<TcpStream>> {
     let tcp = TcpStream::connect(addr).await?;
-    TlsConnector::from(config)
-        .connect(ServerName::try_from("localhost").expect("name"), tcp)
-        .await
+    let name = ServerName::try_from(name.to_owned()).expect("name");
+    TlsConnector::from(config).connect(name, tcp).await
 }
 
 /// Sends `head` (request line and headers; `Connection: close` is added) and reads the whole

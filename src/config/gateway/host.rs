@@ -19,14 +19,23 @@ pub enum RouteHost {
 }
 
 impl RouteHost {
-    /// Whether `name` (ASCII, lower case, no port, no trailing dot) is served by this route.
+    /// Whether `name` (a host name in any case, no port, no trailing dot) is served by this
+    /// route. Compares without allocating: this runs for every request of a config with hosts.
     pub fn matches(&self, name: &str) -> bool {
         match self {
-            RouteHost::Exact(h) => h == name,
-            RouteHost::Wildcard(suffix) => name
-                .strip_suffix(suffix.as_str())
-                .and_then(|front| front.strip_suffix('.'))
-                .is_some_and(|label| !label.is_empty() && !label.contains('.')),
+            RouteHost::Exact(h) => h.eq_ignore_ascii_case(name),
+            RouteHost::Wildcard(suffix) => {
+                let Some(cut) = name.len().checked_sub(suffix.len() + 1) else {
+                    return false;
+                };
+                let (Some(label), Some(dot_suffix)) = (name.get(..cut), name.get(cut..)) else {
+                    return false;
+                };
+                dot_suffix.starts_with('.')
+                    && dot_suffix[1..].eq_ignore_ascii_case(suffix)
+                    && !label.is_empty()
+                    && !label.contains('.')
+            }
         }
     }
 }

@@ -12,6 +12,7 @@ use http::{Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 use tracing::warn;
 
+use super::super::hosts::{forwarded_host, Site};
 use super::super::identity::Outgoing;
 use super::super::policy::{decide_all, is_preflight, Decision, Facts};
 use super::super::routes::RouteTable;
@@ -31,6 +32,8 @@ static X_ORIGINAL_METHOD: HeaderName = HeaderName::from_static("x-original-metho
 #[derive(Clone, Copy)]
 pub struct CheckContext<'a> {
     pub routes: &'a RouteTable,
+    /// The host this request is for (`None` unless routes name hosts).
+    pub host: Option<&'a str>,
     pub peer: SocketAddr,
     /// Signs `X-User-Assertion` for the judged route's upstream (when `identity.assertion`).
     pub assertion: Option<&'a Signer>,
@@ -46,6 +49,7 @@ impl LoginFlow {
         &self,
         req: &Request<Incoming>,
         cx: CheckContext<'_>,
+        site: &Site,
     ) -> Result<Response<Body>, RequestError> {
         let header = original_uri(req.headers())?;
         let session = self.sessions.current(req.headers());
@@ -55,7 +59,7 @@ impl LoginFlow {
                     verified: v,
                     assertion: None,
                 })),
-                None => self.login_answer(req, None),
+                None => self.login_answer(req, None, site),
             };
         };
         // Canonical, as `client_addr` reads it: an IPv4 peer of a dual-stack listener is
@@ -70,7 +74,14 @@ impl LoginFlow {
         let path = original_path(uri).ok_or(RequestError::BadPath(
             "The original URI is not a request path the gateway accepts.",
         ))?;
-        let routed = cx.routes.find(&path).ok_or(RequestError::Forbidden {
+        // The original request's host: a trusted proxy's `X-Forwarded-Host` (Caddy and
+        // Traefik send it; nginx when told to), else this request's own.
+        let host = match cx.routes.by_host() {
+            true => forwarded_host(req.headers())?.or(cx.host),
+            false => None,
+        };
+        let table = cx.routes.table(host);
+        let routed = table.find(&path).ok_or(RequestError::Forbidden {
             reason: "no_route",
             page: None,
         })?;
@@ -93,8 +104,7 @@ impl LoginFlow {
         {
             return Err(RequestError::MethodNotListed { allow });
         }
-        let also = cx
-            .routes
+        let also = table
             .also_judged(&path, routed)
             .map(|r| r.map(|r| &r.route));
         let networks = std::iter::once(route)
@@ -121,7 +131,7 @@ impl LoginFlow {
                     assertion,
                 }))
             }
-            Decision::Login => self.login_answer(req, Some(uri)),
+            Decision::Login => self.login_answer(req, Some(uri), site),
             Decision::Forbidden(_) => Err(RequestError::Forbidden {
                 reason: "forbidden",
                 page: None,
@@ -141,35 +151,37 @@ impl LoginFlow {
         &self,
         req: &Request<Incoming>,
         uri: Option<&HeaderValue>,
+        site: &Site,
     ) -> Result<Response<Body>, RequestError> {
         let q = Query::of(req);
-        let rd = q.get("rd").map(|rd| self.same_origin_path(rd));
+        let rd = q.get("rd").map(|rd| same_origin_path(rd, &site.origin));
         let forward_auth = req.headers().contains_key(&X_FORWARDED_URI);
         let original = uri.and_then(|v| v.to_str().ok()).unwrap_or("/");
         let login_url = self.login_url(rd.as_deref().unwrap_or(original));
         if rd.is_some() || (forward_auth && pages::is_navigation(req.headers())) {
             // Absolute: the proxy may serve another origin than the gateway's.
-            return pages::redirect(StatusCode::FOUND, &format!("{}{login_url}", self.origin));
+            return pages::redirect(StatusCode::FOUND, &format!("{}{login_url}", site.origin));
         }
         Err(RequestError::LoginRequired {
             login_url,
             redirect: false,
         })
     }
+}
 
-    /// `rd`'s path and query when it is a path or a URL of the gateway's own origin; `/`
-    /// otherwise (the login only ever sends a browser back to its own origin).
-    fn same_origin_path(&self, rd: &str) -> String {
-        if rd.starts_with('/') {
-            return rd.to_owned();
-        }
-        match url::Url::parse(rd) {
-            Ok(u) if u.origin().ascii_serialization() == self.origin => match u.query() {
-                Some(q) => format!("{}?{q}", u.path()),
-                None => u.path().to_owned(),
-            },
-            _ => "/".to_owned(),
-        }
+/// `rd`'s path and query when it is a path or a URL of `origin` (the gateway's, for this
+/// request's host); `/` otherwise (the login only ever sends a browser back to its own
+/// origin).
+fn same_origin_path(rd: &str, origin: &str) -> String {
+    if rd.starts_with('/') {
+        return rd.to_owned();
+    }
+    match url::Url::parse(rd) {
+        Ok(u) if u.origin().ascii_serialization() == origin => match u.query() {
+            Some(q) => format!("{}?{q}", u.path()),
+            None => u.path().to_owned(),
+        },
+        _ => "/".to_owned(),
     }
 }
 

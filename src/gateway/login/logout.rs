@@ -11,7 +11,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use tracing::warn;
 
-use super::LoginFlow;
+use super::{LoginFlow, Site};
 use crate::cookies;
 use crate::error::RequestError;
 use crate::pages::{self, escape, Body};
@@ -49,15 +49,15 @@ impl LoginFlow {
     /// Why a logout POST must be refused as cross-site, if it must. Browsers that send
     /// `Sec-Fetch-Site` say where the request comes from: only this origin, or the user
     /// typing the address (`none`), may log a user out. Older ones are judged by `Origin`,
-    /// which must be `public_url`'s; `null` is let through to the token check, because our
+    /// which must be the request's host's (`public_url`'s, or a route host's); `null` is let through to the token check, because our
     /// pages' `Referrer-Policy: no-referrer` makes browsers send `null` for our own form.
-    fn cross_site(&self, headers: &http::HeaderMap) -> Option<&'static str> {
+    fn cross_site(headers: &http::HeaderMap, origin: &str) -> Option<&'static str> {
         if let Some(site) = headers.get("sec-fetch-site") {
             return (!matches!(site.as_bytes(), b"same-origin" | b"none"))
                 .then_some("Sec-Fetch-Site");
         }
         match headers.get(header::ORIGIN) {
-            Some(o) if o.as_bytes() != b"null" && o.as_bytes() != self.origin.as_bytes() => {
+            Some(o) if o.as_bytes() != b"null" && o.as_bytes() != origin.as_bytes() => {
                 Some("Origin")
             }
             _ => None,
@@ -70,6 +70,7 @@ impl LoginFlow {
     pub(super) async fn logout(
         &self,
         req: Request<Incoming>,
+        site: &Site,
     ) -> Result<Response<Body>, RequestError> {
         let (parts, body) = req.into_parts();
         let refused = |message: &str| RequestError::Login {
@@ -77,7 +78,7 @@ impl LoginFlow {
             message: message.to_owned(),
             retry: Some(format!("{}/logout", self.auth_prefix)),
         };
-        if let Some(header) = self.cross_site(&parts.headers) {
+        if let Some(header) = Self::cross_site(&parts.headers, &site.origin) {
             warn!(header, "cross-site logout refused");
             return Err(refused("Log out from this site's own logout page."));
         }

@@ -67,6 +67,7 @@ fn a_wildcard_matches_exactly_one_more_label() {
     let w = host("*.example.com").unwrap();
     assert!(w.matches("a.example.com"));
     assert!(w.matches("xn--bcher-kva.example.com"));
+    assert!(w.matches("A.Example.COM") && !w.matches("é.example.com.x"));
     for no in [
         "example.com",
         "a.b.example.com",
@@ -143,4 +144,60 @@ fn hosts_list_the_public_host_then_each_exact_route_host_once() {
     )
     .unwrap();
     assert!(c.hosts().is_empty() && c.wildcard_hosts().is_empty());
+}
+
+#[test]
+fn a_central_in_process_registers_every_exact_hosts_callback() {
+    let c = Config::parse(
+        "listen: 127.0.0.1:8443\npublic_url: https://localhost:8443\ntls: {self_signed: true}\n\
+         central:\n  providers:\n    dev: {kind: dev}\n\
+         gateway:\n  routes:\n\
+         \x20   - {host: chat.localhost, prefix: /, upstream: \"http://127.0.0.1:1\"}\n\
+         \x20   - {host: \"*.apps.localhost\", prefix: /, upstream: \"http://127.0.0.1:2\"}\n",
+        &|_| None,
+    )
+    .unwrap();
+    let clients: Vec<&str> = c
+        .central
+        .as_ref()
+        .unwrap()
+        .clients
+        .iter()
+        .map(|c| c.redirect_url.as_str())
+        .collect();
+    // Wildcard names cannot be known in advance: the central accepts exact URLs only.
+    assert_eq!(
+        clients,
+        [
+            "https://localhost:8443/_auth/callback",
+            "https://chat.localhost:8443/_auth/callback"
+        ]
+    );
+}
+
+#[test]
+fn tls_hsts_is_a_duration_and_zero_takes_it_back() {
+    let with = |hsts: &str| {
+        Config::parse(
+            &format!(
+                "listen: 127.0.0.1:0\npublic_url: https://localhost\n\
+                 tls: {{self_signed: true, hsts: \"{hsts}\"}}\n\
+                 gateway:\n  routes:\n    - {{prefix: /, upstream: \"http://127.0.0.1:1\"}}\n"
+            ),
+            &|_| None,
+        )
+        .map(|c| c.tls.hsts)
+        .map_err(|e| e.to_string())
+    };
+    assert_eq!(
+        with("365d"),
+        Ok(Some(std::time::Duration::from_secs(31_536_000)))
+    );
+    assert_eq!(with("0s"), Ok(Some(std::time::Duration::ZERO)));
+    assert!(with("soon").unwrap_err().starts_with("tls.hsts:"));
+    let none = config(
+        "https://localhost",
+        "    - {prefix: /, upstream: \"http://127.0.0.1:1\"}\n",
+    );
+    assert_eq!(none.unwrap().tls.hsts, None);
 }
