@@ -85,10 +85,7 @@ impl Server {
                 .map_or(config.listen.port(), |a| a.port());
             let bound = plain.local_addr().map_or(addr, |a| a);
             info!(http_addr = %bound, "http_listen: ACME challenges, everything else redirected to https");
-            let answers = Arc::new(plain::Plain {
-                acme: certs.sni.clone(),
-                https_port,
-            });
+            let answers = Arc::new(plain::Plain::new(&config, certs.sni.clone(), https_port));
             tasks.push(tokio::spawn(plain::serve(plain, answers)));
         }
         if let (Some(m), Some(settings)) = (&metrics, &config.metrics) {

@@ -12,6 +12,7 @@ use http_body_util::Full;
 use hyper::body::Incoming;
 use tokio::net::TcpListener;
 
+use crate::config::{Config, RouteHost};
 use crate::tls::sni::SniResolver;
 
 /// Where HTTP-01 tokens are fetched (RFC 8555 §8.3).
@@ -19,10 +20,38 @@ const CHALLENGE_PREFIX: &str = "/.well-known/acme-challenge/";
 
 /// What the plain listener needs to answer.
 pub struct Plain {
-    /// With ACME: the pending HTTP-01 answers, and the hosts we serve (no redirect to others).
-    pub acme: Option<Arc<SniResolver>>,
+    /// With ACME: the pending HTTP-01 answers.
+    acme: Option<Arc<SniResolver>>,
     /// The HTTPS listener's port, written into redirects unless it is 443.
-    pub https_port: u16,
+    https_port: u16,
+    /// The only hosts redirected to, when the config knows them all; `None`: any host.
+    known: Option<Vec<RouteHost>>,
+}
+
+impl Plain {
+    /// Hosts are known with ACME (those with a certificate: no other one gets through TLS)
+    /// and when every route names its host (then `public_url`'s and theirs); a route for any
+    /// host serves any name, and any name is then redirected.
+    pub fn new(config: &Config, acme: Option<Arc<SniResolver>>, https_port: u16) -> Self {
+        let exact = |names: Vec<String>| names.into_iter().map(RouteHost::Exact);
+        let routes = config.gateway.iter().flat_map(|g| &g.routes);
+        let known = if let Some(acme) = &acme {
+            Some(exact(acme.hosts().to_vec()).collect())
+        } else if config.gateway.is_some() && routes.clone().all(|r| r.host.is_some()) {
+            Some(
+                exact(config.hosts())
+                    .chain(routes.filter_map(|r| r.host.clone()))
+                    .collect(),
+            )
+        } else {
+            None
+        };
+        Plain {
+            acme,
+            https_port,
+            known,
+        }
+    }
 }
 
 /// Serves `listener` until the task is aborted.
@@ -44,8 +73,7 @@ fn answer(req: &Request<Incoming>, plain: &Plain) -> Response<Full<Bytes>> {
         None => req.headers().get(HOST).map(HeaderValue::as_bytes),
     };
     let target = req.uri().path_and_query().map_or("/", |p| p.as_str());
-    let hosts = plain.acme.as_ref().map(|a| a.hosts());
-    match redirect_target(host, target, plain.https_port, hosts) {
+    match redirect_target(host, target, plain.https_port, plain.known.as_deref()) {
         Ok(location) => {
             let mut res = text(StatusCode::PERMANENT_REDIRECT, format!("{location}\n"));
             if let Ok(v) = HeaderValue::try_from(location) {
@@ -72,21 +100,20 @@ fn text(status: StatusCode, body: String) -> Response<Full<Bytes>> {
 #[derive(Debug, PartialEq, Eq)]
 enum Refusal {
     BadHost,
-    /// A host we hold no certificate for: redirecting there would send the client to a name
-    /// this process does not serve.
+    /// A host this process does not serve: no redirect sends a client there.
     UnknownHost,
 }
 
 /// `https://<host>[:<https_port>]<target>`, the host taken from `host` (a `Host` value, its
-/// port dropped) and checked; with `hosts`, only one of them.
+/// port dropped) and checked; with `known`, only one of them.
 fn redirect_target(
     host: Option<&[u8]>,
     target: &str,
     https_port: u16,
-    hosts: Option<&[String]>,
+    known: Option<&[RouteHost]>,
 ) -> Result<String, Refusal> {
     let host = host_name(host.ok_or(Refusal::BadHost)?).ok_or(Refusal::BadHost)?;
-    if hosts.is_some_and(|hosts| !hosts.contains(&host)) {
+    if known.is_some_and(|known| !known.iter().any(|k| k.matches(&host))) {
         return Err(Refusal::UnknownHost);
     }
     let target = if target.starts_with('/') { target } else { "/" };
@@ -183,9 +210,40 @@ mod tests {
 
     #[test]
     fn with_known_hosts_no_other_host_is_a_target() {
-        let hosts = vec!["a.example".to_owned()];
-        let to = |h: &str| redirect_target(Some(h.as_bytes()), "/", 443, Some(&hosts));
+        let known = [
+            RouteHost::Exact("a.example".into()),
+            RouteHost::Wildcard("apps.example".into()),
+        ];
+        let to = |h: &str| redirect_target(Some(h.as_bytes()), "/", 443, Some(&known));
         assert_eq!(to("A.example:80").unwrap(), "https://a.example/");
+        assert_eq!(to("x.apps.example").unwrap(), "https://x.apps.example/");
         assert_eq!(to("evil.example"), Err(Refusal::UnknownHost));
+        assert_eq!(to("x.y.apps.example"), Err(Refusal::UnknownHost));
+    }
+
+    #[test]
+    fn hosts_are_known_when_every_route_names_one() {
+        let config = |routes: &str| {
+            let text = format!(
+                "listen: 127.0.0.1:8443\npublic_url: https://gw.example\n\
+                 tls: {{self_signed: true}}\ngateway:\n  routes:\n{routes}"
+            );
+            crate::config::Config::parse(&text, &|_| None).unwrap()
+        };
+        let up = "upstream: 'http://127.0.0.1:1'";
+        let named = config(&format!(
+            "    - {{host: a.example, prefix: /, {up}}}\n    - {{host: '*.b.example', prefix: /, {up}}}\n"
+        ));
+        let plain = Plain::new(&named, None, 443);
+        let to =
+            |p: &Plain, h: &str| redirect_target(Some(h.as_bytes()), "/", 443, p.known.as_deref());
+        for ok in ["gw.example", "a.example", "x.b.example"] {
+            assert!(to(&plain, ok).is_ok(), "{ok}");
+        }
+        assert_eq!(to(&plain, "evil.example"), Err(Refusal::UnknownHost));
+        let any = config(&format!(
+            "    - {{host: a.example, prefix: /, {up}}}\n    - {{prefix: /, {up}}}\n"
+        ));
+        assert!(to(&Plain::new(&any, None, 443), "evil.example").is_ok());
     }
 }
