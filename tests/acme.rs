@@ -6,13 +6,12 @@
 mod common;
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::pebble::{Pebble, Ports};
+use common::pebble::{issued, names_and_serial, served, Pebble, Ports};
 use common::{free_port, Backend, Gateway};
-use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, ServerName};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// Writes the config and starts the gateway: `public_url` host `a.test`, a route for host
@@ -67,80 +66,6 @@ fn ports() -> Ports {
     }
 }
 
-/// The end-entity certificate `addr` serves for `host` with ALPN `alpn`, verified against
-/// `root` (PEM) by rustls, or why not.
-async fn served(
-    addr: SocketAddr,
-    host: &str,
-    root: &[u8],
-    alpn: &[&[u8]],
-) -> Result<Vec<u8>, String> {
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in CertificateDer::pem_slice_iter(root) {
-        roots.add(cert.expect("pem")).expect("root");
-    }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .expect("versions")
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
-    let tcp = tokio::net::TcpStream::connect(addr)
-        .await
-        .map_err(|e| e.to_string())?;
-    let name = ServerName::try_from(host.to_owned()).expect("name");
-    let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
-        .connect(name, tcp)
-        .await
-        .map_err(|e| e.to_string())?;
-    let leaf = tls
-        .get_ref()
-        .1
-        .peer_certificates()
-        .and_then(|c| c.first().cloned());
-    leaf.map(|c| c.to_vec())
-        .ok_or_else(|| "no certificate".into())
-}
-
-/// Polls until `host`'s certificate verifies against `root` (bounded).
-async fn issued(gw: &Gateway, pebble: &Pebble, host: &str, root: &[u8]) -> Vec<u8> {
-    let deadline = Instant::now() + Duration::from_secs(45);
-    loop {
-        match served(gw.addr, host, root, &[b"http/1.1"]).await {
-            Ok(der) => return der,
-            Err(e) => assert!(
-                Instant::now() < deadline,
-                "{host}: no verifiable certificate ({e})\ngateway: {:#?}\npebble: {:#?}",
-                gw.log(),
-                pebble.log()
-            ),
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
-/// The DNS names and serial of a certificate.
-fn names_and_serial(der: &[u8]) -> (Vec<String>, String) {
-    let (_, cert) = x509_parser::parse_x509_certificate(der).expect("x509");
-    let names = cert
-        .subject_alternative_name()
-        .ok()
-        .flatten()
-        .map(|san| {
-            san.value
-                .general_names
-                .iter()
-                .filter_map(|n| match n {
-                    x509_parser::extensions::GeneralName::DNSName(d) => Some(d.to_string()),
-                    _ => None,
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    (names, cert.raw_serial_as_string())
-}
-
 /// A client that trusts only `root` and finds `a.test`/`b.test` at `addr`.
 fn client(root: &[u8], addr: SocketAddr) -> reqwest::Client {
     reqwest::Client::builder()
@@ -163,6 +88,35 @@ async fn fetch(root: &[u8], gw: &Gateway, host: &str, path: &str) -> (u16, Strin
         .await
         .expect("request");
     (res.status().as_u16(), res.text().await.expect("body"))
+}
+
+/// A bounded client: GETs on `hosts` in turn, a new connection (and handshake) every fifth
+/// request, until `stop` is set or `max` requests are done: (answered 200, failed).
+async fn load(
+    root: Vec<u8>,
+    addr: SocketAddr,
+    hosts: &'static [&'static str],
+    stop: Arc<AtomicBool>,
+    max: usize,
+) -> (usize, Vec<String>) {
+    let (mut ok, mut failed) = (0, Vec::new());
+    let mut https = client(&root, addr);
+    for i in 0..max {
+        if stop.load(Ordering::Relaxed) {
+            break;
+        }
+        if i % 5 == 0 {
+            https = client(&root, addr);
+        }
+        let url = format!("https://{}:{}/load", hosts[i % hosts.len()], addr.port());
+        match https.get(url).send().await {
+            Ok(res) if res.status() == 200 => ok += 1,
+            Ok(res) => failed.push(res.status().to_string()),
+            Err(e) => failed.push(e.to_string()),
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    (ok, failed)
 }
 
 /// One raw HTTP/1.1 exchange on the plain listener: (status, Location).
@@ -264,6 +218,12 @@ async fn http01_certificates_per_host_are_served_by_sni_and_kept_with_the_ca_dow
     assert_eq!(served(gw.addr, "b.test", &root, &[b"h2"]).await.unwrap(), b);
     let (status, body) = fetch(&root, &gw, "b.test", "/y").await;
     assert_eq!(status, 200, "{body}");
+    let hosts = &["a.test", "b.test"];
+    let (ok, failed) = load(root.clone(), gw.addr, hosts, Arc::default(), 100).await;
+    assert!(
+        ok == 100 && failed.is_empty(),
+        "{ok} ok, failed: {failed:?}"
+    );
     assert!(gw
         .log()
         .iter()
@@ -285,6 +245,10 @@ async fn tls_alpn01_certificates_are_issued_on_the_listener_and_renewed_when_sho
     let mixed = served(gw.addr, "a.test", &root, &[b"h2", b"acme-tls/1"]).await;
     assert_eq!(mixed.as_deref(), Ok(&first[..]));
 
+    // A bounded client the whole time: no request fails while certificates are swapped.
+    let stop = Arc::new(AtomicBool::new(false));
+    let hosts = &["a.test", "b.test"];
+    let client = tokio::spawn(load(root.clone(), gw.addr, hosts, stop.clone(), 5000));
     let deadline = Instant::now() + Duration::from_secs(40);
     loop {
         let now = served(gw.addr, "a.test", &root, &[b"http/1.1"]).await;
@@ -298,6 +262,9 @@ async fn tls_alpn01_certificates_are_issued_on_the_listener_and_renewed_when_sho
     }
     let (status, body) = fetch(&root, &gw, "a.test", "/z").await;
     assert_eq!(status, 200, "{body}");
+    stop.store(true, Ordering::Relaxed);
+    let (ok, failed) = client.await.unwrap();
+    assert!(ok > 50 && failed.is_empty(), "{ok} ok, failed: {failed:?}");
     let log = gw.log();
     // Renewed at two thirds of the life, not before: 8 s after notBefore (which is at most
     // a second or two before the first certificate arrived), and not in a loop.

@@ -3,12 +3,17 @@
 //! resolving every name to 127.0.0.1 through the test's own DNS responder.
 
 use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, ServerName};
+
 use super::dns::Dns;
+use super::Gateway;
 
 /// Where a Pebble answers and what it validates against.
 #[derive(Clone, Copy)]
@@ -156,4 +161,80 @@ impl Drop for Pebble {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+// What a gateway serves, checked as a client that trusts only Pebble's root would.
+
+/// The end-entity certificate `addr` serves for `host` with ALPN `alpn`, verified against
+/// `root` (PEM) by rustls, or why not.
+pub async fn served(
+    addr: SocketAddr,
+    host: &str,
+    root: &[u8],
+    alpn: &[&[u8]],
+) -> Result<Vec<u8>, String> {
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_slice_iter(root) {
+        roots.add(cert.expect("pem")).expect("root");
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    let tcp = tokio::net::TcpStream::connect(addr)
+        .await
+        .map_err(|e| e.to_string())?;
+    let name = ServerName::try_from(host.to_owned()).expect("name");
+    let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
+        .connect(name, tcp)
+        .await
+        .map_err(|e| e.to_string())?;
+    let leaf = tls
+        .get_ref()
+        .1
+        .peer_certificates()
+        .and_then(|c| c.first().cloned());
+    leaf.map(|c| c.to_vec())
+        .ok_or_else(|| "no certificate".into())
+}
+
+/// Polls until `host`'s certificate verifies against `root` (bounded).
+pub async fn issued(gw: &Gateway, pebble: &Pebble, host: &str, root: &[u8]) -> Vec<u8> {
+    let deadline = Instant::now() + Duration::from_secs(45);
+    loop {
+        match served(gw.addr, host, root, &[b"http/1.1"]).await {
+            Ok(der) => return der,
+            Err(e) => assert!(
+                Instant::now() < deadline,
+                "{host}: no verifiable certificate ({e})\ngateway: {:#?}\npebble: {:#?}",
+                gw.log(),
+                pebble.log()
+            ),
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// The DNS names and serial of a certificate.
+pub fn names_and_serial(der: &[u8]) -> (Vec<String>, String) {
+    let (_, cert) = x509_parser::parse_x509_certificate(der).expect("x509");
+    let names = cert
+        .subject_alternative_name()
+        .ok()
+        .flatten()
+        .map(|san| {
+            san.value
+                .general_names
+                .iter()
+                .filter_map(|n| match n {
+                    x509_parser::extensions::GeneralName::DNSName(d) => Some(d.to_string()),
+                    _ => None,
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    (names, cert.raw_serial_as_string())
 }
