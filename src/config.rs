@@ -35,7 +35,7 @@ pub use central::{
 };
 pub use gateway::{
     origin_of, Allow, AllowEntry, GatewayConfig, Login, LoginSource, Route, RouteHost, Target,
-    UpstreamSettings,
+    UpstreamSettings, UpstreamTls,
 };
 pub use identity::{BearerIssuer, IdentityConfig, MINTED_PROVIDER};
 pub use policy::{Methods, RouteAccess};

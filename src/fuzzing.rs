@@ -51,6 +51,8 @@ pub fn route(path: &NormalPath) -> Option<&'static str> {
                 any_host: false,
                 case_insensitive: *prefix == "/node/admin",
                 access: Default::default(),
+                strip_prefix: false,
+                upstream_tls: None,
             })
             .collect();
         // Files destinations: building the table opens no socket and no file.

@@ -43,7 +43,7 @@ use body::{Progress, ReqBody};
 use conn::{drive_upload, reap, Conn, Stream};
 use errors::{Errors, Kind};
 
-use crate::config::UpstreamSettings;
+use crate::config::{UpstreamSettings, UpstreamTls};
 use crate::error::{RequestError, StartError};
 use crate::util::deadline_passed;
 
@@ -77,19 +77,27 @@ struct Idle {
 }
 
 impl Pool {
+    /// `tls`: the route's `upstream_tls` (an `https` origin's roots and name), if set.
     pub fn new(
         scheme: &Scheme,
         authority: &Authority,
         settings: &UpstreamSettings,
+        tls: Option<&UpstreamTls>,
     ) -> Result<Arc<Self>, StartError> {
         let https = *scheme == Scheme::HTTPS;
         let port = authority.port_u16().unwrap_or(if https { 443 } else { 80 });
         let host = authority.host();
         let tls = if https {
-            let name = host.trim_start_matches('[').trim_end_matches(']');
-            let name = ServerName::try_from(name.to_owned())
-                .map_err(|e| StartError::tls(format!("upstream host {host}"), e))?;
-            Some((TlsConnector::from(tls_client_config()?), name))
+            let name = match tls.and_then(|t| t.server_name.clone()) {
+                Some(name) => name,
+                None => {
+                    let name = host.trim_start_matches('[').trim_end_matches(']');
+                    ServerName::try_from(name.to_owned())
+                        .map_err(|e| StartError::tls(format!("upstream host {host}"), e))?
+                }
+            };
+            let ca = tls.map(|t| t.ca.as_slice()).unwrap_or_default();
+            Some((TlsConnector::from(tls_client_config(ca)?), name))
         } else {
             None
         };
@@ -305,16 +313,30 @@ fn certificate_hint(e: &io::Error) -> &'static str {
         .and_then(|inner| inner.downcast_ref::<rustls::Error>())
     {
         Some(rustls::Error::InvalidCertificate(_)) => {
-            " (its certificate is not trusted: a self-signed one? oauthgate trusts the public \
-             roots only; use http:// for a backend on this machine, or give it a publicly \
-             trusted certificate)"
+            " (its certificate is not trusted: self-signed, or from a private CA? set the \
+             route's upstream_tls.ca to that CA's PEM (or the certificate itself), and \
+             upstream_tls.server_name when the certificate names another host)"
         }
         _ => "",
     }
 }
 
-fn tls_client_config() -> Result<Arc<rustls::ClientConfig>, StartError> {
-    let roots = rustls::RootCertStore::from_iter(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+/// Trusts `ca` only when given (`upstream_tls.ca`), else the public roots.
+fn tls_client_config(
+    ca: &[rustls_pki_types::CertificateDer<'static>],
+) -> Result<Arc<rustls::ClientConfig>, StartError> {
+    let roots = match ca {
+        [] => rustls::RootCertStore::from_iter(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
+        ca => {
+            let mut roots = rustls::RootCertStore::empty();
+            for cert in ca {
+                roots
+                    .add(cert.clone())
+                    .map_err(|e| StartError::tls("upstream_tls.ca", e))?;
+            }
+            roots
+        }
+    };
     let mut config = rustls::ClientConfig::builder_with_provider(crate::tls::provider())
         .with_safe_default_protocol_versions()
         .map_err(|e| StartError::tls("client protocol versions", e))?

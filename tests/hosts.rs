@@ -172,6 +172,19 @@ async fn each_host_serves_its_own_app_and_logs_in_on_its_own_origin() {
         assert!(!cookies.contains("oauthgate-session"), "{other}: {cookies}");
     }
 
+    // Even copied by hand, chat's cookie is no session on git: sessions are bound to their host.
+    let copied = alice.cookies(&h.url("chat.example.test", "/"));
+    let fresh = h.browser().client;
+    for (host, want) in [("chat.example.test", 200), ("git.example.test", 401)] {
+        let res = fresh
+            .get(h.url(host, "/_auth/userinfo"))
+            .header("cookie", &copied)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), want, "{host}");
+    }
+
     // On git, alice is not logged in: git's own login, which comes back to git's callback.
     let res = alice
         .client

@@ -9,14 +9,17 @@ use http::uri::{Authority, Scheme};
 use url::Url;
 
 use super::central::{CentralConfig, ClientConfig, Protocol, Secret};
-use super::raw::{RawGateway, RawPreserveHost, RawRoute, RawUpstreamSettings};
+use super::raw::{RawGateway, RawUpstreamSettings};
 use super::{duration, ConfigError};
 pub use host::RouteHost;
 use login::login_source;
-use values::{prefix, session_cookie, target};
+use route::routes;
+pub use route::UpstreamTls;
+use values::{prefix, session_cookie};
 
 mod host;
 mod login;
+mod route;
 mod values;
 
 #[derive(Debug, Clone)]
@@ -159,11 +162,18 @@ pub struct Route {
     pub case_insensitive: bool,
     /// `methods`, `cors_preflight`, `bearer`.
     pub access: super::policy::RouteAccess,
+    /// `strip_prefix: true`: the prefix's segments are cut from the path sent upstream
+    /// (`/app/x` goes as `/x`, `/app` as `/`).
+    pub strip_prefix: bool,
+    /// `upstream_tls`: whom an `https://` upstream's certificate must chain to, and the name
+    /// it must carry.
+    pub upstream_tls: Option<UpstreamTls>,
 }
 
 #[derive(Debug, Clone)]
 pub enum Target {
-    /// An HTTP or HTTPS origin; the normalised request path is forwarded unchanged.
+    /// An HTTP or HTTPS origin; the normalised request path is forwarded (less the route's
+    /// prefix with `strip_prefix`).
     Http {
         scheme: Scheme,
         authority: Authority,
@@ -334,134 +344,5 @@ fn upstream_settings(u: RawUpstreamSettings) -> Result<UpstreamSettings, ConfigE
         // Set from `limits` by the caller.
         body_idle_timeout: Duration::from_secs(60),
         response_body_idle_timeout: Duration::from_secs(60),
-    })
-}
-
-/// `gateway.routes`: each route checked, none shadowing the gateway's own prefix or
-/// repeating another's.
-fn routes(
-    raw: Vec<RawRoute>,
-    login: Option<&LoginSource>,
-    auth_prefix: &str,
-    default_case: bool,
-) -> Result<Vec<Route>, ConfigError> {
-    if raw.is_empty() {
-        return Err(ConfigError::at(
-            "gateway.routes",
-            "needs at least one route",
-        ));
-    }
-    let mut routes: Vec<Route> = Vec::with_capacity(raw.len());
-    for (i, r) in raw.into_iter().enumerate() {
-        let at = |key: &str| format!("gateway.routes[{i}].{key}");
-        let route = route(r, &at, login, default_case)?;
-        if crate::path::under(&route.prefix, auth_prefix) {
-            return Err(ConfigError::at(
-                &at("prefix"),
-                format!(
-                    "`{}` would shadow the gateway's own {auth_prefix}",
-                    route.prefix
-                ),
-            ));
-        }
-        if let Some(j) = routes
-            .iter()
-            .position(|o| o.prefix == route.prefix && o.host == route.host)
-        {
-            let on = route
-                .host
-                .as_ref()
-                .map(|h| format!(" on {h}"))
-                .unwrap_or_default();
-            return Err(ConfigError::at(
-                &at("prefix"),
-                format!(
-                    "`{}`{on} is already used by gateway.routes[{j}]",
-                    route.prefix
-                ),
-            ));
-        }
-        routes.push(route);
-    }
-    Ok(routes)
-}
-
-fn route(
-    raw: RawRoute,
-    at: &dyn Fn(&str) -> String,
-    login: Option<&LoginSource>,
-    case_insensitive: bool,
-) -> Result<Route, ConfigError> {
-    let host = raw
-        .host
-        .as_deref()
-        .map(|h| host::route_host(h, &at("host")))
-        .transpose()?;
-    let prefix = prefix(&raw.prefix).map_err(|m| ConfigError::at(&at("prefix"), m))?;
-    // Fail closed: where logins (or bearer tokens) are possible, a route without `login:`
-    // requires one. A `bearer: true` route needs no login source: tokens alone may pass it.
-    let bearer_only = raw.bearer == Some(true) && login.is_none();
-    let mode = raw.login.unwrap_or(if login.is_some() || bearer_only {
-        Login::Required
-    } else {
-        Login::None
-    });
-    if mode != Login::None && login.is_none() && !bearer_only {
-        return Err(ConfigError::at(
-            &at("login"),
-            "needs gateway.oauth_proxy (or a central: section) to log people in",
-        ));
-    }
-    let allow = match raw.allow {
-        None => Allow::default(),
-        Some(a) => super::policy::allow(a, at, login)?,
-    };
-    if mode != Login::Required && allow.names_anyone() {
-        return Err(ConfigError::at(
-            &at("allow"),
-            "only networks apply to routes without login: required",
-        ));
-    }
-    if raw.bearer == Some(true) && mode == Login::None {
-        return Err(ConfigError::at(
-            &at("bearer"),
-            "needs login: required or optional (a login: none route forwards no identity)",
-        ));
-    }
-    let access = super::policy::RouteAccess {
-        methods: super::policy::methods(raw.methods, at)?,
-        cors_preflight: super::policy::cors_preflight(raw.cors_preflight, at)?,
-        bearer: raw.bearer.unwrap_or(false),
-        audience: None,
-    };
-    let target = target(&raw.upstream).map_err(|m| ConfigError::at(&at("upstream"), m))?;
-    let access = super::policy::RouteAccess {
-        audience: match &target {
-            Target::Http { scheme, authority } => Some(format!("{scheme}://{authority}").into()),
-            Target::Files(_) => None,
-        },
-        ..access
-    };
-    let (preserve_host, any_host) = match raw.preserve_host {
-        None => (true, false),
-        Some(RawPreserveHost::Flag(keep)) => (keep, false),
-        Some(RawPreserveHost::Word(w)) if w == "any" => (true, true),
-        Some(RawPreserveHost::Word(w)) => {
-            return Err(ConfigError::at(
-                &at("preserve_host"),
-                format!("`{w}` is not one of true, false, any"),
-            ))
-        }
-    };
-    Ok(Route {
-        host,
-        prefix,
-        target,
-        login: mode,
-        allow,
-        preserve_host,
-        any_host,
-        case_insensitive: raw.case_insensitive.unwrap_or(case_insensitive),
-        access,
     })
 }

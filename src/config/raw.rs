@@ -126,6 +126,16 @@ pub(super) struct RawRoute {
     pub methods: Option<Vec<String>>,
     pub cors_preflight: Option<String>,
     pub bearer: Option<bool>,
+    pub strip_prefix: Option<bool>,
+    pub upstream_tls: Option<RawUpstreamTls>,
+}
+
+/// `routes[].upstream_tls`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawUpstreamTls {
+    pub ca: Option<PathBuf>,
+    pub server_name: Option<String>,
 }
 
 /// `preserve_host: true | false | any`.

@@ -250,6 +250,7 @@ fn session_of(
         user,
         groups,
         exp: claims.get("exp").and_then(Value::as_u64).unwrap_or(0),
+        host: None,
     }
 }
 

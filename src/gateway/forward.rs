@@ -24,6 +24,10 @@ use crate::upstream::Pool;
 /// Where and how one request goes upstream.
 pub struct Upstream<'a> {
     pub pool: &'a Arc<Pool>,
+    /// Leading segments not sent upstream (`strip_prefix`).
+    pub strip: usize,
+    /// The route's prefix, put back in front of a path-absolute `Location` when `strip` cut it.
+    pub prefix: &'a str,
     pub preserve_host: bool,
     pub response_timeout: Duration,
     /// `limits.tunnel_idle_timeout`.
@@ -46,6 +50,8 @@ pub struct Prepared<'a> {
     upgrade: Option<(HeaderValue, OnUpgrade)>,
     /// The client speaks HTTP/2 (its HPACK table may keep our response's header values).
     client_h2: bool,
+    /// `strip_prefix`'s prefix, to put back in front of a redirect's path.
+    restore: Option<&'a str>,
 }
 
 /// Rewrites `req` (already routed, path normalised) for the upstream: target, hop-by-hop and
@@ -69,7 +75,9 @@ pub fn prepare<'a>(
             .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
     });
 
-    let mut path_and_query = path.encoded().to_owned();
+    // The forwarded (encoded) form is cut: it has the segments of the normalised path that
+    // routing matched, one for one (an escaped `/` is refused, so none splits or merges).
+    let mut path_and_query = crate::path::without_segments(path.encoded(), to.strip).to_owned();
     if let Some(q) = req.uri().query() {
         path_and_query.push('?');
         path_and_query.push_str(q);
@@ -104,6 +112,7 @@ pub fn prepare<'a>(
         stats: to.stats,
         upgrade,
         client_h2,
+        restore: (to.strip > 0).then_some(to.prefix),
     })
 }
 
@@ -131,6 +140,9 @@ impl Prepared<'_> {
             return Err(not_asked_to_switch());
         }
         headers::strip_hop_by_hop(res.headers_mut());
+        if let Some(prefix) = self.restore {
+            restore_prefix(res.headers_mut(), prefix);
+        }
         if self.client_h2 {
             headers::detach_values(res.headers_mut());
         }
@@ -172,6 +184,25 @@ impl Prepared<'_> {
             });
         }
         Ok(res.map(Either::Left))
+    }
+}
+
+/// A `Location` that is a path (`/x`, from an app that was sent `/x` by `strip_prefix`)
+/// gets the route's prefix back (`/app/x`), so the browser stays under the route. Absolute
+/// URLs and network-path references (`//host`) are left alone.
+fn restore_prefix(headers: &mut http::HeaderMap, prefix: &str) {
+    let Some(location) = headers.get(header::LOCATION) else {
+        return;
+    };
+    let bytes = location.as_bytes();
+    if bytes.first() != Some(&b'/') || bytes.get(1) == Some(&b'/') || bytes.get(1) == Some(&b'\\') {
+        return;
+    }
+    let mut value = Vec::with_capacity(prefix.len() + bytes.len());
+    value.extend_from_slice(prefix.as_bytes());
+    value.extend_from_slice(bytes);
+    if let Ok(v) = HeaderValue::from_bytes(&value) {
+        headers.insert(header::LOCATION, v);
     }
 }
 

@@ -17,6 +17,8 @@ pub struct Site {
     /// `origin` + the auth prefix + `/callback`: where the central sends the browser back,
     /// and the `aud` of the assertions it accepts.
     pub callback_url: String,
+    /// The route host its sessions are bound to; `None` for `public_url`'s.
+    pub bound: Option<String>,
 }
 
 /// Every host's site: `public_url`'s, and each host routes name.
@@ -58,6 +60,7 @@ impl Sites {
             public: Site {
                 origin: config.public_url.clone(),
                 callback_url: config.callback_url.clone(),
+                bound: None,
             },
             exact,
             wildcards,
@@ -86,12 +89,24 @@ impl Sites {
     }
 }
 
+impl Sites {
+    /// `host` when it is a route host (its sessions are bound to it), else `None`
+    /// (`public_url`'s sessions). Allocates nothing: it runs for requests that need a session.
+    pub fn bound<'h>(&self, host: Option<&'h str>) -> Option<&'h str> {
+        host.filter(|h| {
+            self.exact.iter().any(|(x, _)| x.eq_ignore_ascii_case(h))
+                || self.wildcards.iter().any(|w| w.matches(h))
+        })
+    }
+}
+
 impl SiteShape {
     fn site(&self, host: &str) -> Site {
         let origin = crate::config::origin_of(host, self.port);
         Site {
             callback_url: format!("{origin}{}/callback", self.auth_prefix),
             origin,
+            bound: Some(host.to_owned()),
         }
     }
 }

@@ -135,6 +135,7 @@ mod tests {
             user,
             groups: vec!["acme".into(), "acme/ops".into()],
             exp: 0,
+            host: None,
         };
         let spec: Vec<(HeaderName, String)> = [
             ("remote-user", "login"),

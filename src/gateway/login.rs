@@ -128,9 +128,9 @@ impl LoginFlow {
         Some(match endpoint {
             "/login" if get => self.login(&req, &site),
             "/callback" if get => self.counted_callback(&req, &site),
-            "/logout" if get => Ok(self.logout_page(&req)),
+            "/logout" if get => Ok(self.logout_page(&req, &site)),
             "/logout" if req.method() == Method::POST => self.logout(req, &site).await,
-            "/userinfo" if get => self.userinfo(&req),
+            "/userinfo" if get => self.userinfo(&req, &site),
             "/check" => self.check(&req, check, &site),
             "/login" | "/callback" | "/logout" | "/userinfo" => Err(RequestError::MethodNotAllowed),
             _ => return None,
@@ -300,6 +300,7 @@ impl LoginFlow {
             user: claims.user,
             groups: claims.groups,
             exp: now() + self.sessions.ttl.as_secs(),
+            host: site.bound.clone(),
         };
         let session_cookie = self.sessions.issue(&session);
         if session_cookie.len() > MAX_COOKIE {
@@ -317,8 +318,12 @@ impl LoginFlow {
     }
 
     /// `GET /_auth/userinfo`: the object `X-User-Info` carries, plus `exp`; or 401.
-    fn userinfo(&self, req: &Request<Incoming>) -> Result<Response<Body>, RequestError> {
-        match self.sessions.current(req.headers()) {
+    fn userinfo(
+        &self,
+        req: &Request<Incoming>,
+        site: &Site,
+    ) -> Result<Response<Body>, RequestError> {
+        match self.sessions.current(req.headers(), site.bound.as_deref()) {
             Some(s) => {
                 let mut info = s.session.info();
                 info.insert("exp".into(), s.session.exp.into());

@@ -232,6 +232,8 @@ impl Gateway {
             Destination::Upstream(pool) => {
                 let to = Upstream {
                     pool,
+                    strip: routed.strip,
+                    prefix: &routed.route.prefix,
                     preserve_host: routed.route.preserve_host,
                     response_timeout: self.response_timeout,
                     tunnel_idle: self.tunnel_idle,
@@ -275,7 +277,14 @@ impl Gateway {
         // A bearer token stands for the session: the cookie is not read.
         let session = match bearer {
             Some(v) => Some(v),
-            None => login.and_then(|l| l.sessions.current(req.headers())),
+            None => login.and_then(|l| {
+                // Routes by host: the session must be this host's (see `Session::host`).
+                let host = match self.routes.by_host() {
+                    true => hosts::named_host(req).ok().flatten(),
+                    false => None,
+                };
+                l.sessions.current(req.headers(), l.sites.bound(host))
+            }),
         };
         let facts = Facts {
             session,
@@ -403,10 +412,20 @@ fn upstreams(
     let table = RouteTable::new(&config.routes, |route| match &route.target {
         Target::Files(dir) => Ok(Destination::Files(dir.clone())),
         Target::Http { scheme, authority } => {
-            let origin = format!("{scheme}://{authority}");
+            // One pool per origin and TLS settings: the same origin behind another CA or
+            // server name is another pool.
+            let origin = match &route.upstream_tls {
+                None => format!("{scheme}://{authority}"),
+                Some(tls) => format!("{scheme}://{authority} {}", tls.key),
+            };
             let pool = match pools.get(&origin).or_else(|| kept.get(&origin)) {
                 Some(pool) => pool.clone(),
-                None => crate::upstream::Pool::new(scheme, authority, &config.upstream)?,
+                None => crate::upstream::Pool::new(
+                    scheme,
+                    authority,
+                    &config.upstream,
+                    route.upstream_tls.as_ref(),
+                )?,
             };
             pools.insert(origin, pool.clone());
             Ok(Destination::Upstream(pool))

@@ -179,6 +179,7 @@ mod tests {
             user,
             groups: Vec::new(),
             exp: u64::MAX,
+            host: None,
         }
     }
 

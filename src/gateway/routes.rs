@@ -44,6 +44,8 @@ pub struct Routed {
     /// The route's label in metrics and access lines: its prefix, after its host if it has one
     /// (`chat.example.com/api`): a bounded set, never a raw path.
     pub label: Box<str>,
+    /// How many leading path segments go unsent upstream (`strip_prefix`): 0 for most.
+    pub strip: usize,
     pub to: Destination,
     /// The route's counters, when metrics are on (see [`RouteTable::count_into`]).
     pub stats: Option<Arc<RouteStats>>,
@@ -73,6 +75,7 @@ impl RouteTable {
                     Some(h) => format!("{h}{}", r.prefix).into(),
                     None => r.prefix.as_str().into(),
                 },
+                strip: if r.strip_prefix { segments.len() } else { 0 },
                 to: destination(r)?,
                 stats: None,
             };
@@ -205,6 +208,8 @@ mod tests {
             any_host: false,
             case_insensitive: false,
             access: Default::default(),
+            strip_prefix: false,
+            upstream_tls: None,
         }
     }
 

@@ -31,6 +31,11 @@ pub struct Session {
     pub groups: Vec<String>,
     /// Unix time after which the session is over, whatever the browser keeps.
     pub exp: u64,
+    /// The route host (lower case) whose login made it: it opens on that host only, so a
+    /// cookie copied to another host is no session there. `None`: `public_url`'s host (and
+    /// every session sealed before routes had hosts).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
 }
 
 impl Session {
@@ -156,16 +161,25 @@ impl Sessions {
         })
     }
 
-    /// The request's session, if it has a valid, unexpired one.
-    pub fn current(&self, headers: &HeaderMap) -> Option<Arc<Verified>> {
+    /// The request's session, if it has a valid, unexpired one made for `host` (the route
+    /// host the request is for, `None` for `public_url`'s: see [`Session::host`]).
+    pub fn current(&self, headers: &HeaderMap, host: Option<&str>) -> Option<Arc<Verified>> {
         let raw = session_cookie_value(headers, &self.cookie)?;
         let now = now();
+        let usable = |s: &Session| {
+            s.exp > now
+                && match (s.host.as_deref(), host) {
+                    (None, None) => true,
+                    (Some(made), Some(here)) => made.eq_ignore_ascii_case(here),
+                    _ => false,
+                }
+        };
         if let Some(hit) = self.memo.lock().ok().and_then(|m| m.get(raw).cloned()) {
-            return (hit.session.exp > now).then_some(hit);
+            return usable(&hit.session).then_some(hit);
         }
         let session: Session =
             serde_json::from_str(&self.sessions.open(headers, &self.cookie)?).ok()?;
-        if session.exp <= now {
+        if !usable(&session) {
             return None;
         }
         let verified = Arc::new(Verified::new(session, &self.identity));
@@ -287,6 +301,7 @@ mod tests {
             user,
             groups: Vec::new(),
             exp: 0,
+            host: None,
         };
         let h = s.user_info_header();
         let text = h.to_str().unwrap();

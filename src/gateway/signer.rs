@@ -132,6 +132,7 @@ mod tests {
             user,
             groups: vec!["ops".into()],
             exp,
+            host: None,
         };
         Verified::new(session, &[])
     }

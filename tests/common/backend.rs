@@ -1,8 +1,8 @@
 //! Real HTTP/1.1 backends on 127.0.0.1:0 that record what reached them.
 //!
 //! Paths: `/download?bytes=N` streams N bytes, `/upload` counts the body it reads, `/ws`
-//! echoes WebSocket messages, `/hang` never answers, `?sleep_ms=N` delays the answer, anything
-//! else answers 200 `backend` with the request it saw.
+//! echoes WebSocket messages, `/hang` never answers, `/redirect?to=X` answers 302 to X (raw),
+//! `?sleep_ms=N` delays the answer, anything else answers 200 `backend` with the request it saw.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -116,6 +116,16 @@ async fn handle(
     }
     let path = req.uri().path().to_owned();
     Ok(match path.as_str() {
+        "/redirect" => {
+            let to = req
+                .uri()
+                .query()
+                .and_then(|q| q.strip_prefix("to="))
+                .unwrap_or("/");
+            let mut res = full(StatusCode::FOUND, "");
+            res.headers_mut().insert("location", to.parse().unwrap());
+            res
+        }
         "/hang" => {
             tokio::time::sleep(Duration::from_secs(3600)).await;
             full(StatusCode::OK, "late")

@@ -52,7 +52,7 @@ impl LoginFlow {
         site: &Site,
     ) -> Result<Response<Body>, RequestError> {
         let header = original_uri(req.headers())?;
-        let session = self.sessions.current(req.headers());
+        let session = self.sessions.current(req.headers(), site.bound.as_deref());
         let Some(uri) = header else {
             return match session {
                 Some(v) => Ok(pass(Outgoing {

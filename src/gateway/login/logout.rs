@@ -34,8 +34,8 @@ impl LoginFlow {
     }
 
     /// `GET /_auth/logout`: asks for confirmation (a GET never logs out).
-    pub(super) fn logout_page(&self, req: &Request<Incoming>) -> Response<Body> {
-        let body = match self.sessions.current(req.headers()) {
+    pub(super) fn logout_page(&self, req: &Request<Incoming>, site: &Site) -> Response<Body> {
+        let body = match self.sessions.current(req.headers(), site.bound.as_deref()) {
             Some(s) => format!(
                 "<p>You are logged in as <strong>{}</strong>.</p>{}",
                 escape(&s.session.display_name()),

@@ -53,6 +53,8 @@ fn table(entries: &[Entry]) -> RouteTable {
             any_host: false,
             case_insensitive,
             access: Default::default(),
+            strip_prefix: false,
+            upstream_tls: None,
         })
         .collect();
     RouteTable::new(&routes, |r| Ok(Destination::Files(r.prefix.clone().into()))).unwrap()
