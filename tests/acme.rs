@@ -137,7 +137,7 @@ async fn plain(port: u16, head: &str) -> (u16, Option<String>) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn http01_certificates_per_host_are_served_by_sni_and_kept_with_the_ca_down() {
-    let (ports, pebble, root, _backend, gw) = with_pebble(None, "http-01").await;
+    let (ports, mut pebble, root, _backend, gw) = with_pebble(None, "http-01").await;
 
     let a = issued(&gw, &pebble, "a.test", &root).await;
     let b = issued(&gw, &pebble, "b.test", &root).await;
@@ -212,7 +212,7 @@ async fn http01_certificates_per_host_are_served_by_sni_and_kept_with_the_ca_dow
     }
 
     // The CA goes away; a restarted gateway serves the stored certificates at once.
-    drop(pebble);
+    pebble.stop();
     let gw = gw.restart();
     assert_eq!(served(gw.addr, "a.test", &root, &[b"h2"]).await.unwrap(), a);
     assert_eq!(served(gw.addr, "b.test", &root, &[b"h2"]).await.unwrap(), b);
@@ -228,6 +228,27 @@ async fn http01_certificates_per_host_are_served_by_sni_and_kept_with_the_ca_dow
         .log()
         .iter()
         .any(|l| l.contains("serving the stored ACME certificate")));
+
+    // A new CA on the same address (Pebble forgets everything): b.test's pair is gone, its
+    // order with the stored account is refused (accountDoesNotExist), and the retry registers
+    // a new account; a.test keeps the first CA's certificate.
+    let pebble = pebble.restart().await;
+    let new_root = pebble.issuing_root().await;
+    for file in ["b.test.crt", "b.test.key"] {
+        std::fs::remove_file(gw.data_dir().join("acme").join(file)).unwrap();
+    }
+    let gw = gw.restart();
+    issued(&gw, &pebble, "b.test", &new_root).await;
+    assert_eq!(served(gw.addr, "a.test", &root, &[b"h2"]).await.unwrap(), a);
+    let log = gw.log();
+    assert!(
+        log.iter().any(|l| l.contains("accountDoesNotExist")),
+        "{log:#?}"
+    );
+    assert!(
+        log.iter().any(|l| l.contains("ACME account registered")),
+        "{log:#?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

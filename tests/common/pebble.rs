@@ -32,6 +32,9 @@ pub struct Pebble {
     /// The PEM file to give `tls.acme.ca` (Pebble's own HTTPS certificate).
     pub ca: PathBuf,
     mgmt: u16,
+    /// Its HTTPS certificate and key (PEM) and validity, to start it again as it was.
+    https: (String, String),
+    validity: Option<u64>,
     child: Child,
     log: Arc<Mutex<Vec<String>>>,
     _dns: Dns,
@@ -48,18 +51,47 @@ impl Pebble {
         Self::start_with_cert(ports, validity, &made).await
     }
 
+    /// Stops it (the CA goes down); [`Pebble::restart`] brings a new one up.
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Stops this Pebble and starts a new one on the same ports with the same HTTPS
+    /// certificate: the new one knows no account, order or issuing CA of the old one.
+    pub async fn restart(self) -> Pebble {
+        let (ports, validity, (cert, key)) = (self.ports, self.validity, self.https.clone());
+        drop(self);
+        Self::start_pem(ports, validity, cert, key).await
+    }
+
     /// [`Pebble::start`] with `made` as its HTTPS certificate (one a gateway already trusts).
     pub async fn start_with_cert(
         ports: Ports,
         validity: Option<u64>,
         made: &rcgen::CertifiedKey<rcgen::KeyPair>,
     ) -> Pebble {
+        Self::start_pem(
+            ports,
+            validity,
+            made.cert.pem(),
+            made.signing_key.serialize_pem(),
+        )
+        .await
+    }
+
+    async fn start_pem(
+        ports: Ports,
+        validity: Option<u64>,
+        cert: String,
+        key_pem: String,
+    ) -> Pebble {
         super::apt_install("/usr/bin/pebble", &["pebble"], "tests/acme.rs");
         let dir = tempfile::tempdir().expect("temp dir");
         let ca = dir.path().join("pebble-ca.pem");
         let key = dir.path().join("pebble-key.pem");
-        std::fs::write(&ca, made.cert.pem()).expect("write");
-        std::fs::write(&key, made.signing_key.serialize_pem()).expect("write");
+        std::fs::write(&ca, &cert).expect("write");
+        std::fs::write(&key, &key_pem).expect("write");
         let mgmt = super::free_port();
         let mut config = serde_json::json!({"pebble": {
             "listenAddress": format!("127.0.0.1:{}", ports.acme),
@@ -102,6 +134,8 @@ impl Pebble {
             ports,
             ca,
             mgmt,
+            https: (cert, key_pem),
+            validity,
             child,
             log,
             _dns: dns,
