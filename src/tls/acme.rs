@@ -45,10 +45,7 @@ pub struct Acme {
     resolver: Arc<SniResolver>,
     metrics: Option<Arc<Metrics>>,
     /// Built at start-up, so that a bad `tls.acme.ca` stops the start, not the first order.
-    http: hyper_util::client::legacy::Client<
-        hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>,
-        instant_acme::BodyWrapper<bytes::Bytes>,
-    >,
+    http: AcmeHttp,
     account: Mutex<Option<Account>>,
     /// Each host and when its first order is due (now, or its stored certificate's renewal).
     due: Vec<(String, SystemTime)>,
@@ -268,17 +265,40 @@ impl Drop for Answered<'_> {
     }
 }
 
-/// The HTTPS client for the ACME server: our crypto provider, and either the public roots or
-/// only `tls.acme.ca`.
-fn client(
-    settings: &AcmeSettings,
-) -> Result<
+/// The HTTPS client for the ACME server: hyper-util's pooled client over hyper-rustls, with
+/// our crypto provider. Ours rather than instant-acme's own, which would bring a second TLS
+/// verifier stack (the platform verifier) and the process-wide default provider.
+#[derive(Clone)]
+struct AcmeHttp(
     hyper_util::client::legacy::Client<
         hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>,
         instant_acme::BodyWrapper<bytes::Bytes>,
     >,
-    StartError,
-> {
+);
+
+impl instant_acme::HttpClient for AcmeHttp {
+    fn request(
+        &self,
+        req: http::Request<instant_acme::BodyWrapper<bytes::Bytes>>,
+    ) -> std::pin::Pin<
+        Box<
+            dyn std::future::Future<
+                    Output = Result<instant_acme::BytesResponse, instant_acme::Error>,
+                > + Send,
+        >,
+    > {
+        let sent = self.0.request(req);
+        Box::pin(async move {
+            let res = sent
+                .await
+                .map_err(|e| instant_acme::Error::Other(Box::new(e)))?;
+            Ok(instant_acme::BytesResponse::from(res))
+        })
+    }
+}
+
+/// The client with either the public roots or only `tls.acme.ca`.
+fn client(settings: &AcmeSettings) -> Result<AcmeHttp, StartError> {
     let mut roots = RootCertStore::empty();
     match &settings.ca {
         Some(path) => {
@@ -306,10 +326,10 @@ fn client(
         .https_only()
         .enable_http1()
         .build();
-    Ok(
+    Ok(AcmeHttp(
         hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
             .build(https),
-    )
+    ))
 }
 
 /// Why an order failed, in words fit for a log line (never a key or a token).
