@@ -57,7 +57,7 @@ pub fn file_resolver(files: CertFiles) -> Result<Arc<ReloadingResolver>, StartEr
 }
 
 /// Builds the server config around `resolver`. ALPN `acme-tls/1` is offered only with
-/// TLS-ALPN-01 (RFC 8737 §4), last, so that no browser ever picks it.
+/// TLS-ALPN-01 (RFC 8737 §3), last, so that no browser ever picks it.
 pub fn server_config(
     resolver: Arc<dyn ResolvesServerCert>,
     acme_alpn: bool,
