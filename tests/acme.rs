@@ -314,6 +314,30 @@ async fn tls_alpn01_certificates_are_issued_on_the_listener_and_renewed_when_sho
         .iter()
         .filter(|l| l.contains("ACME certificate obtained") && l.contains("a.test"));
     assert!(renewals.count() <= 3, "{log:#?}");
+
+    // A reload may change routes, not `tls.acme`: that one is refused, and serving goes on.
+    use common::reload::{read_config, reloads, within, write_config};
+    let text = read_config(&gw);
+    write_config(
+        &gw,
+        &text.replace("email: ops@a.test", "email: other@a.test"),
+    );
+    within(Duration::from_secs(10), "refused", || async {
+        reloads(&gw, "error").await == 1
+    })
+    .await;
+    assert!(gw
+        .log()
+        .iter()
+        .any(|l| l.contains("tls.acme cannot change")));
+    let more = format!("{text}    - {{prefix: /more, upstream: \"http://127.0.0.1:9\"}}\n");
+    write_config(&gw, &more);
+    within(Duration::from_secs(10), "reloaded", || async {
+        reloads(&gw, "ok").await == 1
+    })
+    .await;
+    let (status, body) = fetch(&root, &gw, "a.test", "/z").await;
+    assert_eq!(status, 200, "{body}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
