@@ -6,6 +6,7 @@ use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -271,4 +272,57 @@ pub fn names_and_serial(der: &[u8]) -> (Vec<String>, String) {
         })
         .unwrap_or_default();
     (names, cert.raw_serial_as_string())
+}
+
+/// A client that trusts only `root` and finds `a.test`/`b.test` at `addr`.
+pub fn client(root: &[u8], addr: SocketAddr) -> reqwest::Client {
+    reqwest::Client::builder()
+        .tls_built_in_root_certs(false)
+        .add_root_certificate(reqwest::Certificate::from_pem(root).expect("root"))
+        .resolve("a.test", addr)
+        .resolve("b.test", addr)
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(10))
+        .build()
+        .expect("client")
+}
+
+/// GET `https://<host><path>` from `gw`, trusting only `root`: (status, body).
+pub async fn fetch(root: &[u8], gw: &Gateway, host: &str, path: &str) -> (u16, String) {
+    let url = format!("https://{host}:{}{path}", gw.addr.port());
+    let res = client(root, gw.addr)
+        .get(url)
+        .send()
+        .await
+        .expect("request");
+    (res.status().as_u16(), res.text().await.expect("body"))
+}
+
+/// A bounded client: GETs on `hosts` in turn, a new connection (and handshake) every fifth
+/// request, until `stop` is set or `max` requests are done: (answered 200, failed).
+pub async fn load(
+    root: Vec<u8>,
+    addr: SocketAddr,
+    hosts: &'static [&'static str],
+    stop: Arc<AtomicBool>,
+    max: usize,
+) -> (usize, Vec<String>) {
+    let (mut ok, mut failed) = (0, Vec::new());
+    let mut https = client(&root, addr);
+    for i in 0..max {
+        if stop.load(Ordering::Relaxed) {
+            break;
+        }
+        if i % 5 == 0 {
+            https = client(&root, addr);
+        }
+        let url = format!("https://{}:{}/load", hosts[i % hosts.len()], addr.port());
+        match https.get(url).send().await {
+            Ok(res) if res.status() == 200 => ok += 1,
+            Ok(res) => failed.push(res.status().to_string()),
+            Err(e) => failed.push(e.to_string()),
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    (ok, failed)
 }
