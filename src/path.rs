@@ -248,20 +248,6 @@ fn encode_segment(segment: &str, at: usize, escaped_semis: &[usize], out: &mut S
     }
     out.extend(utf8_percent_encode(rest, PATH_ESCAPE));
 }
-
-/// `path` (normalised: no empty segment but perhaps a final `/`) without its first `n`
-/// segments: `/app/x` less one is `/x`; `/app` and `/app/` less one are `/`.
-pub fn without_segments(path: &str, n: usize) -> &str {
-    let mut rest = path;
-    for _ in 0..n {
-        match rest.get(1..).and_then(|r| r.find('/')) {
-            Some(i) => rest = &rest[i + 1..],
-            None => return "/",
-        }
-    }
-    rest
-}
-
 /// Whether `path` is `prefix` or below it, on whole segments (both already normalised).
 pub fn under(path: &str, prefix: &str) -> bool {
     starts_with(segments(path), segments(prefix))

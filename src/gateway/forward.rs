@@ -77,7 +77,7 @@ pub fn prepare<'a>(
 
     // The forwarded (encoded) form is cut: it has the segments of the normalised path that
     // routing matched, one for one (an escaped `/` is refused, so none splits or merges).
-    let mut path_and_query = crate::path::without_segments(path.encoded(), to.strip).to_owned();
+    let mut path_and_query = without_segments(path.encoded(), to.strip).to_owned();
     if let Some(q) = req.uri().query() {
         path_and_query.push('?');
         path_and_query.push_str(q);
@@ -206,9 +206,58 @@ fn restore_prefix(headers: &mut http::HeaderMap, prefix: &str) {
     }
 }
 
+/// `path` (normalised: no empty segment but perhaps a final `/`) without its first `n`
+/// segments: `/app/x` less one is `/x`; `/app` and `/app/` less one are `/`.
+fn without_segments(path: &str, n: usize) -> &str {
+    let mut rest = path;
+    for _ in 0..n {
+        match rest.get(1..).and_then(|r| r.find('/')) {
+            Some(i) => rest = &rest[i + 1..],
+            None => return "/",
+        }
+    }
+    rest
+}
+
 fn not_asked_to_switch() -> RequestError {
     RequestError::Upstream {
         what: "101 Switching Protocols to a request that asked for no upgrade".into(),
         source: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strip_prefix_cuts_whole_segments_of_the_forwarded_path() {
+        for (path, n, want) in [
+            ("/app/x", 1, "/x"),
+            ("/app", 1, "/"),
+            ("/app/", 1, "/"),
+            ("/a/b/c/", 2, "/c/"),
+            ("/app;v=1/a%20b", 1, "/a%20b"),
+            ("/x", 0, "/x"),
+            ("/", 0, "/"),
+        ] {
+            assert_eq!(without_segments(path, n), want, "{path} less {n}");
+        }
+    }
+
+    #[test]
+    fn only_path_redirects_get_the_prefix_back() {
+        for (location, want) in [
+            ("/login?x=1", "/app/login?x=1"),
+            ("https://e.com/x", "https://e.com/x"),
+            ("//e.com/x", "//e.com/x"),
+            ("/\\e.com/x", "/\\e.com/x"),
+            ("x", "x"),
+        ] {
+            let mut h = http::HeaderMap::new();
+            h.insert(header::LOCATION, HeaderValue::from_str(location).unwrap());
+            restore_prefix(&mut h, "/app");
+            assert_eq!(h[header::LOCATION], want, "{location}");
+        }
     }
 }
