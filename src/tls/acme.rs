@@ -113,9 +113,11 @@ impl Acme {
                 Ok((renew_at, life)) => {
                     info!(host, "ACME certificate obtained");
                     backoff = FIRST_BACKOFF;
-                    // Never sooner than a tenth of the life: a CA whose validity is already
-                    // two thirds gone on arrival (a skewed clock) is not asked in a loop.
-                    due = renew_at.max(SystemTime::now() + life / 10);
+                    // Never sooner than a tenth of the life (and a second): a CA whose
+                    // validity is already two thirds gone on arrival (a skewed clock) is not
+                    // asked in a loop.
+                    let spacing = (life / 10).max(Duration::from_secs(1));
+                    due = renew_at.max(SystemTime::now() + spacing);
                 }
                 Err(e) => {
                     warn!(host, error = %e, retry_in = ?backoff, "ACME order failed");
