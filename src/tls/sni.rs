@@ -175,3 +175,56 @@ fn certified(cert_pem: &str, key_pem: &str) -> Result<CertifiedKey, StartError> 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn resolver() -> SniResolver {
+        let hosts = vec!["a.example".to_owned(), "b.example".to_owned()];
+        SniResolver::new(hosts, PathBuf::from("data")).unwrap()
+    }
+
+    #[test]
+    fn each_host_its_certificate_and_others_the_first_hosts() {
+        let r = resolver();
+        assert!(
+            r.chosen(Some("a.example")).is_none(),
+            "nothing installed yet"
+        );
+        let (cert, key) = super::super::generate("a.example", vec!["a.example".into()]).unwrap();
+        let a = Arc::new(certified(&cert, &key).unwrap());
+        r.install("a.example", a.clone());
+        let is_a = |k: Option<Arc<CertifiedKey>>| k.is_some_and(|k| Arc::ptr_eq(&k, &a));
+        assert!(is_a(r.chosen(Some("A.Example"))));
+        assert!(is_a(r.chosen(None)), "no SNI: the first host's");
+        assert!(
+            is_a(r.chosen(Some("other.example"))),
+            "a name not ours: the first host's"
+        );
+        assert!(
+            r.chosen(Some("b.example")).is_none(),
+            "b waits on the temporary one"
+        );
+        assert_eq!(r.served().len(), 1);
+        assert!(r.file_of("b.example").ends_with("acme/b.example.crt"));
+    }
+
+    #[test]
+    fn challenge_answers_come_and_go() {
+        let r = resolver();
+        r.challenges.add_http("tok", "tok.thumb");
+        assert_eq!(
+            r.challenges.http_answer("tok").as_deref(),
+            Some("tok.thumb")
+        );
+        assert_eq!(r.challenges.http_answer("other"), None);
+        r.challenges.remove_http("tok");
+        assert_eq!(r.challenges.http_answer("tok"), None);
+        r.challenges.add_alpn("a.example", &[7; 32]).unwrap();
+        assert!(r.challenges.alpn_cert("A.EXAMPLE").is_some());
+        assert!(r.challenges.alpn_cert("b.example").is_none());
+        r.challenges.remove_alpn("a.example");
+        assert!(r.challenges.alpn_cert("a.example").is_none());
+    }
+}
