@@ -89,6 +89,14 @@ fn files(config: &Config) -> Vec<ConfigError> {
         }
         errors.extend(absent);
     }
+    if let TlsSource::Acme(acme) = &config.tls.source {
+        if let Some(ca) = &acme.ca {
+            if !ca.is_file() {
+                let text = format!("{} does not exist or is not a file", ca.display());
+                errors.push(ConfigError::at("tls.acme.ca", text));
+            }
+        }
+    }
     if let Some(central) = &config.central {
         if let Err(e) = crate::central::keys::load(&central.signing_key) {
             errors.push(ConfigError::at("central.signing_key", e));
@@ -125,6 +133,18 @@ fn to_generate(config: &Config) -> Vec<(&'static str, std::path::PathBuf)> {
         let host = config.public_url.host_str().unwrap_or("localhost");
         let f = crate::tls::self_signed_files(&config.data_dir, host);
         files.extend([("data_dir", f.cert), ("data_dir", f.key)]);
+    }
+    if let TlsSource::Acme(acme) = &config.tls.source {
+        // Obtained from the ACME server once serving, not by `check`.
+        let dir = &config.data_dir;
+        files.push((
+            "data_dir",
+            crate::tls::store::account_path(dir, &acme.directory),
+        ));
+        for host in config.hosts() {
+            let f = crate::tls::store::cert_files(dir, &host);
+            files.extend([("data_dir", f.cert), ("data_dir", f.key)]);
+        }
     }
     if let Some(c) = &config.central {
         files.push(("central.signing_key", c.signing_key.clone()));

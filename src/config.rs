@@ -17,6 +17,7 @@ mod gateway;
 mod identity;
 mod policy;
 mod raw;
+mod tls;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -38,13 +39,16 @@ pub use gateway::{
 };
 pub use identity::{BearerIssuer, IdentityConfig, MINTED_PROVIDER};
 pub use policy::{Methods, RouteAccess};
-use raw::{RawConfig, RawLimits, RawTls};
+use raw::{RawConfig, RawLimits};
+pub use tls::{AcmeSettings, Challenge, TlsSettings, TlsSource};
 
 /// The validated configuration of one `oauthgate` process.
 #[derive(Debug, Clone)]
 pub struct Config {
     /// The HTTPS listener address.
     pub listen: SocketAddr,
+    /// `http_listen`: plain HTTP for ACME HTTP-01 answers; everything else is redirected.
+    pub http_listen: Option<SocketAddr>,
     /// How browsers reach this process (scheme `https`, no path).
     pub public_url: Url,
     /// Where generated keys and certificates live.
@@ -66,26 +70,6 @@ pub struct Config {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MetricsSettings {
     pub listen: SocketAddr,
-}
-
-#[derive(Debug, Clone)]
-pub struct TlsSettings {
-    pub source: TlsSource,
-    /// A client that has not finished its handshake by then is dropped.
-    pub handshake_timeout: Duration,
-    /// How often the certificate files are checked for changes.
-    pub reload_interval: Duration,
-    /// `tls.hsts`: the `max-age` of the `Strict-Transport-Security` header sent on every
-    /// response; `None` (the default): no header.
-    pub hsts: Option<Duration>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum TlsSource {
-    /// PEM certificate chain and private key, reloaded when they change.
-    Files { cert: PathBuf, key: PathBuf },
-    /// A certificate for the `public_url` host (and localhost), generated once into `data_dir`.
-    SelfSigned,
 }
 
 /// Bounds that protect the listener from slow or greedy clients.
@@ -244,7 +228,13 @@ impl TryFrom<RawConfig> for Config {
             ));
         }
         let public_url = public_url(&raw.public_url)?;
-        let tls = tls(raw.tls)?;
+        let tls = tls::tls(raw.tls)?;
+        let http_listen = raw
+            .http_listen
+            .as_deref()
+            .map(|a| address("http_listen", a))
+            .transpose()?;
+        tls::check_listeners(&tls, listen, http_listen, metrics.as_ref())?;
         let limits = limits(raw.limits)?;
         let log = Log {
             format: raw.log.format.unwrap_or_default(),
@@ -312,8 +302,9 @@ impl TryFrom<RawConfig> for Config {
                 "nothing to serve: add a `gateway:` section with routes, a `central:` section, or both",
             ));
         }
-        Ok(Config {
+        let mut config = Config {
             listen,
+            http_listen,
             public_url,
             data_dir,
             tls,
@@ -323,7 +314,9 @@ impl TryFrom<RawConfig> for Config {
             gateway,
             warnings,
             metrics,
-        })
+        };
+        tls::check_acme_hosts(&mut config)?;
+        Ok(config)
     }
 }
 
@@ -386,47 +379,6 @@ pub(super) fn duration(
             )),
         },
     }
-}
-
-fn tls(raw: RawTls) -> Result<TlsSettings, ConfigError> {
-    // `0s` is allowed: `max-age=0` is how a site takes HSTS back (RFC 6797 §6.1.1).
-    let hsts = match raw.hsts.as_deref().map(str::trim) {
-        None => None,
-        Some("0" | "0s") => Some(Duration::ZERO),
-        Some(t) => Some(duration("tls.hsts", Some(t), Duration::ZERO)?),
-    };
-    let source = match (raw.cert, raw.key, raw.self_signed) {
-        (Some(cert), Some(key), false) => TlsSource::Files { cert, key },
-        (None, None, true) => TlsSource::SelfSigned,
-        (Some(_), Some(_), true) => {
-            return Err(ConfigError::at(
-                "tls.self_signed",
-                "give either cert and key, or self_signed: true, not both",
-            ))
-        }
-        (Some(_), None, _) => return Err(ConfigError::at("tls.key", "is required with tls.cert")),
-        (None, Some(_), _) => return Err(ConfigError::at("tls.cert", "is required with tls.key")),
-        (None, None, false) => {
-            return Err(ConfigError::at(
-                "tls",
-                "give cert and key (PEM files), or self_signed: true",
-            ))
-        }
-    };
-    Ok(TlsSettings {
-        source,
-        handshake_timeout: duration(
-            "tls.handshake_timeout",
-            raw.handshake_timeout.as_deref(),
-            Duration::from_secs(10),
-        )?,
-        reload_interval: duration(
-            "tls.reload_interval",
-            raw.reload_interval.as_deref(),
-            Duration::from_secs(30),
-        )?,
-        hsts,
-    })
 }
 
 fn limits(raw: RawLimits) -> Result<Limits, ConfigError> {

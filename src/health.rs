@@ -87,6 +87,10 @@ fn own_certificates(config: &Config) -> Vec<reqwest::Certificate> {
             let host = config.public_url.host_str().unwrap_or("localhost");
             crate::tls::self_signed_files(&config.data_dir, host).cert
         }
+        TlsSource::Acme(_) => {
+            let host = config.public_url.host_str().unwrap_or("localhost");
+            crate::tls::store::cert_files(&config.data_dir, host).cert
+        }
     };
     std::fs::read(path)
         .ok()

@@ -12,24 +12,19 @@ mod histogram;
 mod route;
 
 use std::collections::BTreeMap;
-use std::convert::Infallible;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
-use std::time::Duration;
 
 use bytes::Bytes;
 use http::header::{HeaderValue, CONTENT_TYPE as CONTENT_TYPE_HEADER};
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::Full;
 use hyper::body::Incoming;
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
-use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
-use tracing::{debug, warn};
 
 pub use route::{RouteStats, UpstreamError};
 
+use crate::tls::sni::SniResolver;
 use crate::tls::ReloadingResolver;
 
 /// The `Content-Type` of a scrape: the Prometheus text format, version 0.0.4.
@@ -56,6 +51,10 @@ pub struct Metrics {
     refused: OnceLock<Box<RefusalCounts>>,
     /// The listener's certificate, whose `notAfter` is read at scrape time.
     tls: OnceLock<Arc<ReloadingResolver>>,
+    /// With ACME: each host's certificate, read at scrape time.
+    hosts: OnceLock<Arc<SniResolver>>,
+    acme_ok: AtomicU64,
+    acme_error: AtomicU64,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -154,6 +153,17 @@ impl Metrics {
         let _ = self.tls.set(tls);
     }
 
+    /// The ACME resolver whose hosts' certificates' expiry is reported; set once.
+    pub fn watch_hosts(&self, hosts: Arc<SniResolver>) {
+        let _ = self.hosts.set(hosts);
+    }
+
+    /// Counts one finished ACME order (`oauthgate_acme_orders_total{result}`).
+    pub fn acme_order(&self, ok: bool) {
+        let counter = if ok { &self.acme_ok } else { &self.acme_error };
+        counter.fetch_add(1, Relaxed);
+    }
+
     /// The text Prometheus scrapes.
     pub fn render(self: &Arc<Self>) -> String {
         encode::render(self)
@@ -165,30 +175,7 @@ impl Metrics {
 
 /// Serves scrapes on `listener` until the task is aborted.
 pub async fn serve(listener: TcpListener, metrics: Arc<Metrics>) {
-    loop {
-        let (tcp, peer) = match listener.accept().await {
-            Ok(c) => c,
-            Err(e) => {
-                // Out of file descriptors and the like: back off, keep serving.
-                warn!(error = %e, "metrics: accept failed");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                continue;
-            }
-        };
-        let metrics = metrics.clone();
-        tokio::spawn(async move {
-            let service = service_fn(move |req| {
-                let res = answer(&req, &metrics);
-                async move { Ok::<_, Infallible>(res) }
-            });
-            let mut h1 = http1::Builder::new();
-            h1.timer(TokioTimer::new())
-                .header_read_timeout(Duration::from_secs(10));
-            if let Err(e) = h1.serve_connection(TokioIo::new(tcp), service).await {
-                debug!(error = %e, peer = %peer, "metrics connection ended");
-            }
-        });
-    }
+    crate::util::serve_plain(listener, "metrics", move |req| answer(req, &metrics)).await;
 }
 
 fn answer(req: &Request<Incoming>, metrics: &Arc<Metrics>) -> Response<Full<Bytes>> {

@@ -52,7 +52,7 @@ pub struct Reloader {
     running: Config,
     state: Arc<ArcSwap<AppState>>,
     metrics: Option<Arc<Metrics>>,
-    tls: Arc<ReloadingResolver>,
+    tls: Option<Arc<ReloadingResolver>>,
     /// The file's bytes when last looked at (`None`: it could not be read).
     seen: Option<Vec<u8>>,
     #[cfg(unix)]
@@ -66,7 +66,7 @@ impl Reloader {
         running: Config,
         state: Arc<ArcSwap<AppState>>,
         metrics: Option<Arc<Metrics>>,
-        tls: Arc<ReloadingResolver>,
+        tls: Option<Arc<ReloadingResolver>>,
     ) -> Result<Self, StartError> {
         #[cfg(unix)]
         let hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
@@ -158,7 +158,9 @@ impl Reloader {
         let old = self.state.load_full();
         let state = AppState::new(&config, self.metrics.as_ref(), Some(&old)).await?;
         // Last, as it cannot be undone: the certificate files (a no-op when they are the same).
-        self.tls.switch(&files)?;
+        if let (Some(tls), Some(files)) = (&self.tls, &files) {
+            tls.switch(files)?;
+        }
         self.state.store(Arc::new(state));
         self.running = config;
         Ok(())

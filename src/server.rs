@@ -3,6 +3,8 @@
 
 mod h1;
 mod h2;
+mod pending;
+mod plain;
 pub mod slots;
 
 use std::future::Future;
@@ -19,9 +21,11 @@ use tokio_rustls::TlsAcceptor;
 use tracing::{debug, debug_span, info, warn, Instrument};
 
 use crate::app::AppState;
-use crate::config::{Config, Limits};
+use crate::config::{Challenge, Config, Limits, TlsSource};
 use crate::error::StartError;
 use crate::metrics::Metrics;
+use crate::tls::acme::Acme;
+use crate::tls::sni::{SniResolver, ACME_TLS_ALPN};
 use crate::tls::ReloadingResolver;
 
 /// A bound, ready listener; [`Server::run`] serves it.
@@ -39,7 +43,10 @@ pub struct Server {
     /// listener, the config reloader.
     tasks: Vec<tokio::task::JoinHandle<()>>,
     metrics: Option<Arc<Metrics>>,
-    resolver: Arc<ReloadingResolver>,
+    /// The certificate from files (`None` with ACME).
+    resolver: Option<Arc<ReloadingResolver>>,
+    /// With ACME: the per-host certificates, to tell connections on the temporary one.
+    sni: Option<Arc<SniResolver>>,
     /// The config the server started with, for the reloader to compare against.
     config: Config,
     /// Connections refused at a limit, for the metrics.
@@ -47,14 +54,13 @@ pub struct Server {
 }
 
 impl Server {
-    /// Loads certificates, builds the state and binds the listener.
+    /// Loads certificates, builds the state and binds the listeners.
     pub async fn bind(config: Config) -> Result<Self, StartError> {
-        let host = config.public_url.host_str().unwrap_or("localhost");
-        let (tls, resolver) = crate::tls::server_config(&config.tls, &config.data_dir, host)?;
         let metrics = config
             .metrics
             .as_ref()
             .map(|_| Arc::new(Metrics::default()));
+        let certs = Certs::load(&config, metrics.as_ref())?;
         let state = AppState::new(&config, metrics.as_ref(), None).await?;
         let bind = |addr| async move {
             TcpListener::bind(addr)
@@ -63,9 +69,25 @@ impl Server {
         };
         let refused = Arc::<slots::Refused>::default();
         let listener = bind(config.listen).await?;
-        let mut tasks = vec![tokio::spawn(
-            resolver.clone().watch(config.tls.reload_interval),
-        )];
+        let mut tasks = Vec::new();
+        if let Some(resolver) = &certs.files {
+            tasks.push(tokio::spawn(
+                resolver.clone().watch(config.tls.reload_interval),
+            ));
+        }
+        if let Some(acme) = certs.acme {
+            tasks.push(tokio::spawn(acme.run()));
+        }
+        if let Some(addr) = config.http_listen {
+            let plain = bind(addr).await?;
+            let https_port = listener
+                .local_addr()
+                .map_or(config.listen.port(), |a| a.port());
+            let bound = plain.local_addr().map_or(addr, |a| a);
+            info!(http_addr = %bound, "http_listen: ACME challenges, everything else redirected to https");
+            let answers = Arc::new(plain::Plain::new(&config, certs.sni.clone(), https_port));
+            tasks.push(tokio::spawn(plain::serve(plain, answers)));
+        }
         if let (Some(m), Some(settings)) = (&metrics, &config.metrics) {
             let scrape = bind(settings.listen).await?;
             let addr = scrape.local_addr().map_err(|source| StartError::Bind {
@@ -73,14 +95,19 @@ impl Server {
                 source,
             })?;
             info!(metrics_addr = %addr, "serving metrics at /metrics");
-            m.watch_certificate(resolver.clone());
+            if let Some(r) = &certs.files {
+                m.watch_certificate(r.clone());
+            }
+            if let Some(sni) = &certs.sni {
+                m.watch_hosts(sni.clone());
+            }
             let counted = refused.clone();
             m.count_refusals(move || counted.counts());
             tasks.push(tokio::spawn(crate::metrics::serve(scrape, m.clone())));
         }
         Ok(Server {
             listener,
-            acceptor: TlsAcceptor::from(tls),
+            acceptor: TlsAcceptor::from(certs.tls),
             state: Arc::new(ArcSwap::from_pointee(state)),
             http: Arc::new(Http::new(&config.limits)),
             handshake_timeout: config.tls.handshake_timeout,
@@ -92,7 +119,8 @@ impl Server {
             limits: config.limits.clone(),
             tasks,
             metrics,
-            resolver,
+            resolver: certs.files,
+            sni: certs.sni,
             config,
             refused,
         })
@@ -159,6 +187,7 @@ impl Server {
                         }
                     };
                     let conn = Connection {
+                        sni: self.sni.clone(),
                         acceptor: self.acceptor.clone(),
                         state: self.state.clone(),
                         http: self.http.clone(),
@@ -190,6 +219,52 @@ impl Server {
                 warn!(grace = ?self.limits.shutdown_grace, "grace period over; closing the remaining connections");
             }
         }
+    }
+}
+
+/// The listener's certificates: from files (watched), or per host from ACME.
+struct Certs {
+    tls: Arc<rustls::ServerConfig>,
+    files: Option<Arc<ReloadingResolver>>,
+    sni: Option<Arc<SniResolver>>,
+    /// Started once the listeners are bound.
+    acme: Option<Arc<Acme>>,
+}
+
+impl Certs {
+    fn load(config: &Config, metrics: Option<&Arc<Metrics>>) -> Result<Self, StartError> {
+        let host = config.public_url.host_str().unwrap_or("localhost");
+        if let TlsSource::Acme(settings) = &config.tls.source {
+            let hosts = crate::tls::acme::hosts(config);
+            let sni = Arc::new(SniResolver::new(hosts, config.data_dir.clone())?);
+            let acme = Acme::new(
+                settings,
+                config.data_dir.clone(),
+                sni.clone(),
+                metrics.cloned(),
+            )?;
+            let alpn = settings.challenge == Challenge::TlsAlpn01;
+            return Ok(Certs {
+                tls: crate::tls::server_config(sni.clone(), alpn)?,
+                files: None,
+                sni: Some(sni),
+                acme: Some(Arc::new(acme)),
+            });
+        }
+        let files =
+            crate::tls::cert_files(&config.tls, &config.data_dir, host)?.ok_or_else(|| {
+                StartError::Tls {
+                    what: "no certificate files".into(),
+                    source: None,
+                }
+            })?;
+        let resolver = crate::tls::file_resolver(files)?;
+        Ok(Certs {
+            tls: crate::tls::server_config(resolver.clone(), false)?,
+            files: Some(resolver),
+            sni: None,
+            acme: None,
+        })
     }
 }
 
@@ -265,6 +340,8 @@ impl Hold {
 }
 
 struct Connection {
+    /// With ACME: connections served the temporary certificate get the 503 page.
+    sni: Option<Arc<SniResolver>>,
     acceptor: TlsAcceptor,
     state: Arc<ArcSwap<AppState>>,
     http: Arc<Http>,
@@ -289,6 +366,18 @@ impl Connection {
                 }
             };
         let span = tracing::Span::current();
+        let session = tls.get_ref().1;
+        // RFC 8737 §3: the handshake was the answer; no application data follows.
+        if session.alpn_protocol() == Some(ACME_TLS_ALPN) {
+            return;
+        }
+        if let Some(sni) = &self.sni {
+            if sni.chosen(session.server_name()).is_none() {
+                let serve = async move { pending::serve(tls, &self.http, hold, slot).await };
+                tokio::spawn(serve.instrument(span));
+                return;
+            }
+        }
         // Once per connection: requests compare their host with it (when routes name hosts).
         let sni: Option<Arc<str>> = tls.get_ref().1.server_name().map(Arc::from);
         // HTTP/2 over TLS is chosen by ALPN only (RFC 9113 §3.2); anything else is HTTP/1.1.

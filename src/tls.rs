@@ -1,5 +1,10 @@
 //! TLS for the listener: rustls (TLS 1.2 and 1.3, ALPN `h2` and `http/1.1`), certificates from
-//! PEM files that are reloaded when they change, or a self-signed one generated into `data_dir`.
+//! PEM files that are reloaded when they change, or a self-signed one generated into `data_dir`;
+//! with `tls.acme`, one certificate per host by SNI (`sni`), obtained by `acme` into `store`.
+
+pub mod acme;
+pub mod sni;
+pub mod store;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
@@ -29,37 +34,44 @@ pub struct CertFiles {
     pub key: PathBuf,
 }
 
-/// The files `settings` name, or the self-signed pair for `host` (generated on first use).
+/// The files `settings` name, or the self-signed pair for `host` (generated on first use);
+/// `None` with ACME, whose certificates are per host (`store`).
 pub fn cert_files(
     settings: &TlsSettings,
     data_dir: &Path,
     host: &str,
-) -> Result<CertFiles, StartError> {
+) -> Result<Option<CertFiles>, StartError> {
     match &settings.source {
-        TlsSource::Files { cert, key } => Ok(CertFiles {
+        TlsSource::Files { cert, key } => Ok(Some(CertFiles {
             cert: cert.clone(),
             key: key.clone(),
-        }),
-        TlsSource::SelfSigned => self_signed(data_dir, host),
+        })),
+        TlsSource::SelfSigned => self_signed(data_dir, host).map(Some),
+        TlsSource::Acme(_) => Ok(None),
     }
 }
 
-/// Builds the server config and its resolver.
+/// The resolver that serves one certificate from files.
+pub fn file_resolver(files: CertFiles) -> Result<Arc<ReloadingResolver>, StartError> {
+    Ok(Arc::new(ReloadingResolver::load(files, &provider())?))
+}
+
+/// Builds the server config around `resolver`. ALPN `acme-tls/1` is offered only with
+/// TLS-ALPN-01 (RFC 8737 §3), last, so that no browser ever picks it.
 pub fn server_config(
-    settings: &TlsSettings,
-    data_dir: &Path,
-    host: &str,
-) -> Result<(Arc<ServerConfig>, Arc<ReloadingResolver>), StartError> {
-    let files = cert_files(settings, data_dir, host)?;
-    let provider = provider();
-    let resolver = Arc::new(ReloadingResolver::load(files, &provider)?);
-    let mut config = ServerConfig::builder_with_provider(provider)
+    resolver: Arc<dyn ResolvesServerCert>,
+    acme_alpn: bool,
+) -> Result<Arc<ServerConfig>, StartError> {
+    let mut config = ServerConfig::builder_with_provider(provider())
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
         .map_err(|e| StartError::tls("server protocol versions", e))?
         .with_no_client_auth()
-        .with_cert_resolver(resolver.clone());
+        .with_cert_resolver(resolver);
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    Ok((Arc::new(config), resolver))
+    if acme_alpn {
+        config.alpn_protocols.push(sni::ACME_TLS_ALPN.to_vec());
+    }
+    Ok(Arc::new(config))
 }
 
 /// Serves the current certificate; [`ReloadingResolver::watch`] swaps in changed files, and a
@@ -171,7 +183,7 @@ fn modified(files: &CertFiles) -> Option<(SystemTime, SystemTime)> {
     Some((time(&files.cert)?, time(&files.key)?))
 }
 
-fn load_certified_key(
+pub(crate) fn load_certified_key(
     files: &CertFiles,
     provider: &CryptoProvider,
 ) -> Result<CertifiedKey, StartError> {
@@ -234,8 +246,16 @@ fn self_signed(data_dir: &Path, host: &str) -> Result<CertFiles, StartError> {
 /// Where the self-signed certificate for `host` lives (`data_dir/tls/<host>.crt` and `.key`).
 pub fn self_signed_files(data_dir: &Path, host: &str) -> CertFiles {
     let dir = data_dir.join("tls");
-    let safe: String = host
-        .chars()
+    let safe = safe_name(host);
+    CertFiles {
+        cert: dir.join(format!("{safe}.crt")),
+        key: dir.join(format!("{safe}.key")),
+    }
+}
+
+/// `host` as a file name: anything but letters, digits, `.` and `-` becomes `_`.
+pub(crate) fn safe_name(host: &str) -> String {
+    host.chars()
         .map(|c| {
             if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
                 c
@@ -243,11 +263,7 @@ pub fn self_signed_files(data_dir: &Path, host: &str) -> CertFiles {
                 '_'
             }
         })
-        .collect();
-    CertFiles {
-        cert: dir.join(format!("{safe}.crt")),
-        key: dir.join(format!("{safe}.key")),
-    }
+        .collect()
 }
 
 /// A self-signed certificate for `names` (PEM certificate, PEM key). The subject is the host
@@ -255,7 +271,7 @@ pub fn self_signed_files(data_dir: &Path, host: &str) -> CertFiles {
 /// issuer out of a trust bundle by subject and key identifier, so two certificates that all
 /// say `CN = rcgen self signed cert` and carry no identifier confuse it ("certificate
 /// signature failure") once both are in one bundle.
-fn generate(host: &str, names: Vec<String>) -> Result<(String, String), rcgen::Error> {
+pub(crate) fn generate(host: &str, names: Vec<String>) -> Result<(String, String), rcgen::Error> {
     let mut params = rcgen::CertificateParams::new(names)?;
     params.distinguished_name = rcgen::DistinguishedName::new();
     params

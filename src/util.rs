@@ -1,5 +1,6 @@
 //! Small helpers shared across the crate: query strings, Unix time, random tokens, error
-//! chains, and two pieces of the proxy path (a lazily moved timer, the end of a body).
+//! chains, two pieces of the proxy path (a lazily moved timer, the end of a body), and the
+//! plain HTTP/1.1 listener of short answers (metrics, `http_listen`).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -158,5 +159,52 @@ pub fn ends_body<B: Body>(frame: &PolledFrame<B>, body: &B) -> bool {
         Poll::Ready(None) => true,
         Poll::Ready(Some(Ok(f))) => f.is_trailers() || body.is_end_stream(),
         _ => false,
+    }
+}
+
+/// Serves `listener` with plain HTTP/1.1, each request answered at once by `answer`, until the
+/// task is aborted. At most `max_connections` are open (more are closed at accept): all these
+/// listeners send are short answers, so a cap costs no real client anything. `name` goes into
+/// the log lines.
+pub async fn serve_plain<F>(listener: tokio::net::TcpListener, name: &'static str, answer: F)
+where
+    F: Fn(&Request<hyper::body::Incoming>) -> http::Response<http_body_util::Full<bytes::Bytes>>
+        + Clone
+        + Send
+        + Sync
+        + 'static,
+{
+    const MAX_CONNECTIONS: usize = 1024;
+    let room = std::sync::Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+    loop {
+        let (tcp, peer) = match listener.accept().await {
+            Ok(c) => c,
+            Err(e) => {
+                // Out of file descriptors and the like: back off, keep serving.
+                tracing::warn!(error = %e, listener = name, "accept failed");
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let Ok(permit) = room.clone().try_acquire_owned() else {
+            tracing::debug!(peer = %peer, listener = name, "connection refused at the cap");
+            continue;
+        };
+        let answer = answer.clone();
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(move |req| {
+                let res = answer(&req);
+                async move { Ok::<_, std::convert::Infallible>(res) }
+            });
+            let mut h1 = hyper::server::conn::http1::Builder::new();
+            h1.timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(std::time::Duration::from_secs(10))
+                .max_buf_size(16 * 1024);
+            let io = hyper_util::rt::TokioIo::new(tcp);
+            if let Err(e) = h1.serve_connection(io, service).await {
+                tracing::debug!(error = %e, peer = %peer, listener = name, "connection ended");
+            }
+            drop(permit);
+        });
     }
 }

@@ -14,6 +14,8 @@ use super::central::{ClientAuth, Protocol, ProviderKind};
 #[serde(deny_unknown_fields)]
 pub(super) struct RawConfig {
     pub listen: String,
+    #[serde(default)]
+    pub http_listen: Option<String>,
     pub public_url: String,
     #[serde(default)]
     pub data_dir: Option<PathBuf>,
@@ -48,6 +50,18 @@ pub(super) struct RawTls {
     pub reload_interval: Option<String>,
     /// `365d`: `Strict-Transport-Security: max-age=<seconds>` on every response.
     pub hsts: Option<String>,
+    #[serde(default)]
+    pub acme: Option<RawAcme>,
+}
+
+/// `tls.acme`: certificates from an ACME server (SPEC §10).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawAcme {
+    pub directory: String,
+    pub email: Option<String>,
+    pub ca: Option<PathBuf>,
+    pub challenge: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

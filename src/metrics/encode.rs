@@ -134,13 +134,36 @@ impl Collector for Scrape {
 
         let mut e = encoder.encode_descriptor(
             "oauthgate_tls_certificate_expiry_timestamp_seconds",
-            "When the served certificate expires (its notAfter, Unix seconds), by certificate file.",
+            "When the served certificate expires (its notAfter, Unix seconds), by certificate file (and host, with ACME).",
             None,
             MetricType::Gauge,
         )?;
         if let Some((file, not_after)) = m.tls.get().and_then(|tls| expiry(tls)) {
             e.encode_family(&[("file", file.as_str())])?
                 .encode_gauge(&not_after)?;
+        }
+        if let Some(hosts) = m.hosts.get() {
+            for (host, der) in hosts.served() {
+                let Some(not_after) = not_after(der.as_ref()) else {
+                    continue;
+                };
+                let file = hosts.file_of(&host);
+                let labels = [("file", file.as_str()), ("host", host.as_str())];
+                e.encode_family(&labels)?.encode_gauge(&not_after)?;
+            }
+        }
+
+        let mut e = encoder.encode_descriptor(
+            "oauthgate_acme_orders",
+            "ACME certificate orders, by result: ok (issued and served) or error (retried with backoff).",
+            None,
+            MetricType::Counter,
+        )?;
+        if m.hosts.get().is_some() {
+            for (result, counter) in [("ok", &m.acme_ok), ("error", &m.acme_error)] {
+                e.encode_family(&[("result", result)])?
+                    .encode_counter::<NoLabelSet, _, u64>(&counter.load(Relaxed), None)?;
+            }
         }
         Ok(())
     }
@@ -154,11 +177,13 @@ impl Collector for Scrape {
 /// read (then the metric has no sample, rather than a wrong one).
 fn expiry(tls: &ReloadingResolver) -> Option<(String, i64)> {
     let (file, der) = tls.served()?;
-    let (_, cert) = x509_parser::parse_x509_certificate(der.as_ref()).ok()?;
-    Some((
-        file.display().to_string(),
-        cert.validity().not_after.timestamp(),
-    ))
+    Some((file.display().to_string(), not_after(der.as_ref())?))
+}
+
+/// A certificate's `notAfter` (Unix seconds).
+fn not_after(der: &[u8]) -> Option<i64> {
+    let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
+    Some(cert.validity().not_after.timestamp())
 }
 
 #[cfg(test)]

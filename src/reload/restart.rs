@@ -5,12 +5,14 @@
 //! folder holds the keys and certificates everything else was made from. `limits`, the TLS
 //! listener's timings and `gateway.trusted_proxies` (exempt from the per-address connection
 //! cap) and `log.format` (the log writer is set up once) are ours: they shape the accept loop and each connection's HTTP settings, which are
-//! built once; refusing says so instead of silently keeping the old value.
+//! built once; refusing says so instead of silently keeping the old value. So are
+//! `http_listen` (a socket) and every `tls.acme` key, with the hosts ACME covers (the ACME
+//! tasks and the per-host resolver are built once): a reload accepts none of their changes.
 
 use std::fmt::Debug;
 
 use super::Refused;
-use crate::config::Config;
+use crate::config::{Config, TlsSource};
 
 /// `Ok` when `file` changes none of the keys only a restart can change.
 pub(super) fn unchanged(running: &Config, file: &Config) -> Result<(), Refused> {
@@ -24,6 +26,20 @@ pub(super) fn unchanged(running: &Config, file: &Config) -> Result<(), Refused> 
     // The log writer and the subscriber's format are set up once, before the config could
     // be reloaded; `log.access` is read into each new state and may change.
     same("log.format", &running.log.format, &file.log.format)?;
+    // The plain listener is bound once; the ACME tasks, their hosts and the resolver they fill
+    // are built once too: a reload accepts no change to `tls.acme` (nor a move to or from it).
+    same("http_listen", &running.http_listen, &file.http_listen)?;
+    let acme = |c: &Config| match &c.tls.source {
+        TlsSource::Acme(a) => Some((a.clone(), crate::tls::acme::hosts(c))),
+        _ => None,
+    };
+    if acme(running) != acme(file) {
+        return Err(Refused::NeedsRestart {
+            key: "tls.acme",
+            running: describe(acme(running).is_some()),
+            file: describe(acme(file).is_some()),
+        });
+    }
     same(
         "tls.handshake_timeout",
         &running.tls.handshake_timeout,
@@ -50,6 +66,15 @@ pub(super) fn unchanged(running: &Config, file: &Config) -> Result<(), Refused> 
         });
     }
     Ok(())
+}
+
+/// How the refusal names the ACME settings (or the hosts they cover) on each side.
+fn describe(acme: bool) -> String {
+    if acme {
+        "ACME (its directory, e-mail, CA, challenge and hosts)".into()
+    } else {
+        "no ACME".into()
+    }
 }
 
 fn same<T: PartialEq + Debug>(key: &'static str, running: &T, file: &T) -> Result<(), Refused> {
@@ -122,5 +147,39 @@ mod tests {
             e.contains("127.0.0.1:8443") && e.contains("127.0.0.1:8444"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn acme_and_http_listen_need_a_restart() {
+        let acme = |top: &str| {
+            let text = format!(
+                "listen: 127.0.0.1:8443\npublic_url: https://gw.example\n{top}\n\
+                 gateway:\n  routes:\n    - {{prefix: /, upstream: 'http://127.0.0.1:1'}}\n"
+            );
+            Config::parse(&text, &|_| None).expect("valid config")
+        };
+        let dir = "directory: 'https://ca.example/dir'";
+        let running = acme(&format!("tls: {{acme: {{{dir}, challenge: tls-alpn-01}}}}"));
+        assert!(unchanged(&running, &running.clone()).is_ok());
+        for (top, key) in [
+            (
+                format!("tls: {{acme: {{{dir}, challenge: tls-alpn-01, email: a@b.example}}}}"),
+                "tls.acme",
+            ),
+            ("tls: {self_signed: true}".to_owned(), "tls.acme"),
+            (
+                format!(
+                    "http_listen: 127.0.0.1:8080\ntls: {{acme: {{{dir}, challenge: tls-alpn-01}}}}"
+                ),
+                "http_listen",
+            ),
+        ] {
+            let e = unchanged(&running, &acme(&top)).expect_err(key).to_string();
+            assert!(e.starts_with(&format!("{key} cannot change")), "{e}");
+        }
+        let mut moved = running.clone();
+        moved.public_url = "https://other.example".parse().unwrap();
+        let e = unchanged(&running, &moved).unwrap_err().to_string();
+        assert!(e.starts_with("tls.acme cannot change"), "{e}");
     }
 }
