@@ -87,7 +87,8 @@ async fn the_split_setup_logs_in_with_the_dev_provider_in_chromium() {
 }
 
 /// Issue 19 item 10: an https upstream with a self-signed certificate is a 502 whose log line
-/// says so (another oauthgate, with its generated certificate, is that upstream).
+/// says so and names the key that trusts it, `upstream_tls.ca` (another oauthgate, with its
+/// generated certificate, is that upstream).
 #[tokio::test]
 async fn a_self_signed_https_upstream_is_named_in_the_log() {
     let upstream = Gateway::start(
@@ -100,7 +101,8 @@ async fn a_self_signed_https_upstream_is_named_in_the_log() {
     let res = gw.client().get(gw.url("/x")).send().await.unwrap();
     assert_eq!(res.status(), 502);
     let deadline = Instant::now() + Duration::from_secs(10);
-    while !gw.running_log_has("a self-signed one?") {
+    while !gw.running_log_has("self-signed, or from a private CA? set the route's upstream_tls.ca")
+    {
         assert!(Instant::now() < deadline, "no hint in {:#?}", gw.log());
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
