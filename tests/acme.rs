@@ -362,6 +362,23 @@ async fn http_listen_without_acme_redirects_to_https_on_the_listener_port() {
         ("GET / HTTP/1.1\r\nHost: a@b", 400, None),
         ("GET / HTTP/1.1\r\nHost: a/b", 400, None),
         ("GET / HTTP/1.0", 400, None),
+        // Review finding (session 6): an absolute-form target naming another host than
+        // `Host` was a redirect there, which a cache keyed on `Host` would keep.
+        (
+            "GET http://evil.example/ HTTP/1.1\r\nHost: victim.example",
+            400,
+            None,
+        ),
+        (
+            "GET http://Example.org/x HTTP/1.1\r\nHost: example.org:80",
+            308,
+            Some(format!("https://example.org:{https}/x")),
+        ),
+        (
+            "GET / HTTP/1.1\r\nHost: a.example\r\nHost: b.example",
+            400,
+            None,
+        ),
     ];
     for (head, status, location) in cases {
         assert_eq!(plain(http, head).await, (status, location), "{head}");

@@ -67,13 +67,23 @@ fn answer(req: &Request<Incoming>, plain: &Plain) -> Response<Full<Bytes>> {
             None => text(StatusCode::NOT_FOUND, "no such challenge\n".into()),
         };
     }
-    // An absolute-form target names the host itself (RFC 9112 §3.2.2), else the Host header.
-    let host = match req.uri().authority() {
-        Some(a) => Some(a.as_str().as_bytes()),
-        None => req.headers().get(HOST).map(HeaderValue::as_bytes),
-    };
+    let mut hosts = req
+        .headers()
+        .get_all(HOST)
+        .iter()
+        .map(HeaderValue::as_bytes);
+    let (header, twice) = (hosts.next(), hosts.next().is_some());
     let target = req.uri().path_and_query().map_or("/", |p| p.as_str());
-    match redirect_target(host, target, plain.https_port, plain.known.as_deref()) {
+    let to = match (
+        twice,
+        agreed_host(req.uri().authority().map(|a| a.as_str()), header),
+    ) {
+        (false, Ok(host)) => {
+            redirect_target(host, target, plain.https_port, plain.known.as_deref())
+        }
+        _ => Err(Refusal::BadHost),
+    };
+    match to {
         Ok(location) => {
             let mut res = text(StatusCode::PERMANENT_REDIRECT, format!("{location}\n"));
             if let Ok(v) = HeaderValue::try_from(location) {
@@ -102,6 +112,21 @@ enum Refusal {
     BadHost,
     /// A host this process does not serve: no redirect sends a client there.
     UnknownHost,
+}
+
+/// The host a request names: an absolute-form target's (RFC 9112 §3.2.2), which must then be
+/// the `Host` header's too, else the `Host` header's. A cache in front keys on `Host`: a
+/// redirect to the target's host stored under another `Host` would send that host's visitors
+/// anywhere.
+fn agreed_host<'a>(
+    authority: Option<&'a str>,
+    header: Option<&'a [u8]>,
+) -> Result<Option<&'a [u8]>, Refusal> {
+    match (authority, header) {
+        (Some(a), Some(h)) if host_name(a.as_bytes()) != host_name(h) => Err(Refusal::BadHost),
+        (Some(a), _) => Ok(Some(a.as_bytes())),
+        (None, h) => Ok(h),
+    }
 }
 
 /// `https://<host>[:<https_port>]<target>`, the host taken from `host` (a `Host` value, its
@@ -181,6 +206,30 @@ mod tests {
             "https://127.0.0.1//e.com"
         );
         assert_eq!(to("a.example.", "*", 443).unwrap(), "https://a.example/");
+    }
+
+    #[test]
+    fn an_absolute_target_must_name_the_host_header_s_host() {
+        let agreed = |a: Option<&'static str>, h: Option<&'static str>| {
+            agreed_host(a, h.map(str::as_bytes)).map(|h| h.map(|b| b.to_vec()))
+        };
+        assert_eq!(
+            agreed(Some("evil.example"), Some("victim.example")),
+            Err(Refusal::BadHost)
+        );
+        assert_eq!(
+            agreed(Some("A.example:80"), Some("a.example")),
+            Ok(Some(b"A.example:80".to_vec()))
+        );
+        assert_eq!(
+            agreed(Some("a.example"), None),
+            Ok(Some(b"a.example".to_vec()))
+        );
+        assert_eq!(
+            agreed(None, Some("a.example")),
+            Ok(Some(b"a.example".to_vec()))
+        );
+        assert_eq!(agreed(None, None), Ok(None));
     }
 
     #[test]
