@@ -142,6 +142,11 @@ async fn minted_tokens_pass_the_same_allow_and_the_token_stays_here() {
         !seen.headers.contains_key("authorization"),
         "the token went upstream"
     );
+    // The access line names the token's subject, as it names a session's.
+    s.gw.log_when("the token's subject in an access line", |log| {
+        log.iter()
+            .any(|l| l.contains("path=/api/x") && l.contains("user=token:ci-bot"))
+    });
     // Outside `allow`: 403 JSON, not a page or a redirect.
     let other = mint(&s.gw, "intern", "");
     let res = call(&s.gw, "/api/x", &other).await;
