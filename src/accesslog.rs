@@ -18,6 +18,22 @@ mod events;
 mod format;
 mod sink;
 
+/// A writer the tests of the sink and the event format read back once written.
+#[cfg(test)]
+#[derive(Clone, Default)]
+struct TestOut(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+#[cfg(test)]
+impl std::io::Write for TestOut {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 use std::cell::RefCell;
 use std::sync::OnceLock;
 

@@ -1,6 +1,6 @@
-//! Small helpers shared across the crate: query strings, Unix time, random tokens, error
-//! chains, two pieces of the proxy path (a lazily moved timer, the end of a body), and the
-//! plain HTTP/1.1 listener of short answers (metrics, `http_listen`).
+//! Small helpers shared across the crate: the hop-by-hop header names, query strings, Unix
+//! time, random tokens, error chains, two pieces of the proxy path (a lazily moved timer, the
+//! end of a body), and the plain HTTP/1.1 listener of short answers (metrics, `http_listen`).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -15,6 +15,23 @@ use rand::RngCore;
 use tokio::time::{Instant, Sleep};
 
 use crate::error::RequestError;
+
+/// The hop-by-hop headers the gateway never forwards and an identity header may not be named:
+/// RFC 9110 §7.6.1 (and `Proxy-Connection`, `Keep-Alive` from RFC 2068 practice; the proxy
+/// credentials of RFC 9110 §11.7 belong to this hop only; `HTTP2-Settings` is hop-by-hop by
+/// RFC 7540 §3.2.1).
+pub static HOP_BY_HOP: [http::header::HeaderName; 10] = [
+    http::header::CONNECTION,
+    http::header::HeaderName::from_static("keep-alive"),
+    http::header::HeaderName::from_static("proxy-connection"),
+    http::header::PROXY_AUTHENTICATE,
+    http::header::PROXY_AUTHORIZATION,
+    http::header::TE,
+    http::header::TRAILER,
+    http::header::TRANSFER_ENCODING,
+    http::header::UPGRADE,
+    http::header::HeaderName::from_static("http2-settings"),
+];
 
 /// 24 random bytes, URL-safe base64.
 pub fn random_token() -> String {

@@ -115,26 +115,11 @@ impl Visit for Members<'_> {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::{Arc, Mutex};
-
     use super::*;
-
-    #[derive(Clone, Default)]
-    struct Lines(Arc<Mutex<Vec<u8>>>);
-
-    impl std::io::Write for Lines {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(buf);
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
 
     #[test]
     fn events_are_one_json_object_per_line_with_their_fields_on_top() {
-        let out = Lines::default();
+        let out = crate::accesslog::TestOut::default();
         let writer = out.clone();
         let subscriber = tracing_subscriber::fmt()
             .event_format(JsonEvents)

@@ -199,23 +199,9 @@ impl Write for LineWriter {
 mod tests {
     use super::*;
 
-    /// A writer the test can read after the sink has ended.
-    #[derive(Clone, Default)]
-    struct Shared(Arc<Mutex<Vec<u8>>>);
-
-    impl Write for Shared {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(buf);
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-
     #[test]
     fn every_batch_is_written_in_order_before_the_guard_returns() {
-        let out = Shared::default();
+        let out = crate::accesslog::TestOut::default();
         let (sink, guard) = Sink::start(LogFormat::Text, out.clone());
         let mut want = Vec::new();
         // More batches than the queue holds: senders wait, nothing is dropped.

@@ -113,20 +113,10 @@ pub struct IdentityConfig {
     pub assertion: bool,
 }
 
-/// Names a configured identity header may not have: hop-by-hop ones (RFC 9110 §7.6.1, which
-/// proxies drop), `Host`, the framing and credentials of the request itself, and the
-/// forwarding and request-id headers the gateway sets.
-const REFUSED: [&str; 18] = [
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "proxy-authenticate",
-    "proxy-authorization",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
-    "http2-settings",
+/// Names a configured identity header may not have besides the hop-by-hop ones
+/// ([`crate::util::HOP_BY_HOP`], which proxies drop): `Host`, the framing and credentials of
+/// the request itself, and the forwarding and request-id headers the gateway sets or reads.
+const REFUSED: [&str; 9] = [
     "host",
     "content-length",
     "content-type",
@@ -134,9 +124,9 @@ const REFUSED: [&str; 18] = [
     "authorization",
     "x-forwarded-for",
     "x-forwarded-proto",
+    "x-forwarded-host",
     "x-request-id",
 ];
-
 pub(super) fn identity(raw: Option<RawIdentity>) -> Result<IdentityConfig, ConfigError> {
     let Some(raw) = raw else {
         return Ok(IdentityConfig::default());
@@ -148,7 +138,8 @@ pub(super) fn identity(raw: Option<RawIdentity>) -> Result<IdentityConfig, Confi
             .map_err(|_| ConfigError::at(&at, "is not a valid header name"))?;
         // Compared as the reserved names are: lower case, `_` read as `-`.
         let plain = parsed.as_str().replace('_', "-");
-        if REFUSED.contains(&plain.as_str()) || plain == "x-forwarded-host" {
+        let hop_by_hop = crate::util::HOP_BY_HOP.iter().any(|h| h.as_str() == plain);
+        if hop_by_hop || REFUSED.contains(&plain.as_str()) {
             return Err(ConfigError::at(
                 &at,
                 "is a hop-by-hop, framing or forwarding header the gateway cannot use for identity",

@@ -19,7 +19,7 @@ use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, Request, Version};
 use sha1::{Digest, Sha1};
 
-use crate::util::connection_tokens;
+use crate::util::{connection_tokens, HOP_BY_HOP};
 
 pub static X_USER_INFO: HeaderName = HeaderName::from_static("x-user-info");
 pub static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
@@ -28,22 +28,6 @@ pub static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-h
 static SEC_WEBSOCKET_KEY: HeaderName = HeaderName::from_static("sec-websocket-key");
 static SEC_WEBSOCKET_VERSION: HeaderName = HeaderName::from_static("sec-websocket-version");
 static SEC_WEBSOCKET_ACCEPT: HeaderName = HeaderName::from_static("sec-websocket-accept");
-
-/// RFC 9110 §7.6.1 (and `Proxy-Connection`, `Keep-Alive` from RFC 2068 practice; the proxy
-/// credentials of RFC 9110 §11.7 belong to this hop only; `HTTP2-Settings` is hop-by-hop by
-/// RFC 7540 §3.2.1).
-static HOP_BY_HOP: [HeaderName; 10] = [
-    header::CONNECTION,
-    HeaderName::from_static("keep-alive"),
-    HeaderName::from_static("proxy-connection"),
-    header::PROXY_AUTHENTICATE,
-    header::PROXY_AUTHORIZATION,
-    header::TE,
-    header::TRAILER,
-    header::TRANSFER_ENCODING,
-    header::UPGRADE,
-    HeaderName::from_static("http2-settings"),
-];
 
 /// How a [`RESERVED`] entry matches a header name.
 #[derive(Clone, Copy, PartialEq)]

@@ -208,12 +208,12 @@ impl Gateway {
         }
         // The session is judged for the host the request was routed by (SNI when an HTTP/1.0
         // request names none), never one read again elsewhere.
-        let session = match self.session_of(judged, &req, host) {
+        let bound = self.login.as_ref().and_then(|l| l.sites.bound(host));
+        let session = match self.session_of(judged, &req, bound) {
             Ok(session) => session,
             // Redis must be asked: the one other branch that may wait.
             Err(fetch) => {
                 let id = ctx.request_id.clone();
-                let bound = self.login.as_ref().and_then(|l| l.sites.bound(host));
                 let bound = bound.map(str::to_owned);
                 return self.stored_step(routed, judged, fetch, bound, req, path, peer, id);
             }

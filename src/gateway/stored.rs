@@ -72,20 +72,18 @@ impl Gateway {
         Ok(res)
     }
 
-    /// The session phase for a cookie: the request's session (made for `host`, the host the
-    /// request was routed by: see `Session::host`), `None` when the route needs
+    /// The session phase for a cookie: the request's session (made for `bound`, the route
+    /// host the request was routed by: see `Session::host`), `None` when the route needs
     /// none (a `login: none` route never waits on the store, so a Redis outage leaves it
     /// alone), or the Redis read still to do.
     pub(super) fn session_of(
         &self,
         j: Judged<'_>,
         req: &Request<Incoming>,
-        host: Option<&str>,
+        bound: Option<&str>,
     ) -> Result<Option<Arc<session::Verified>>, session::Fetch> {
         match &self.login {
-            Some(login) if j.needs_session() => login
-                .sessions
-                .lookup(req.headers(), login.sites.bound(host)),
+            Some(login) if j.needs_session() => login.sessions.lookup(req.headers(), bound),
             _ => Ok(None),
         }
     }
