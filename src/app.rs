@@ -6,9 +6,9 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
+use crate::body::RequestBody;
 use http::header::{self, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
-use hyper::body::Incoming;
 use tracing::{warn, Level};
 
 use crate::accesslog::{self, AccessLog, Line};
@@ -106,7 +106,7 @@ impl AppState {
     /// `sni` is the TLS server name the client sent, if any.
     pub async fn handle(
         &self,
-        req: Request<Incoming>,
+        req: Request<RequestBody>,
         peer: SocketAddr,
         sni: Option<&str>,
     ) -> Response<Body> {
@@ -182,7 +182,7 @@ impl AppState {
     /// Normalises the path and hands the request to its role; nothing here waits.
     fn dispatch<'a>(
         &'a self,
-        req: Request<Incoming>,
+        req: Request<RequestBody>,
         ctx: &mut RequestCtx<'a>,
     ) -> Step<'a, Prepared<'a>> {
         if req.method() == Method::CONNECT {

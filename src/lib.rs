@@ -6,6 +6,7 @@
 pub mod accesslog;
 mod app;
 pub mod assertion;
+mod body;
 pub mod central;
 pub mod check;
 pub mod config;

@@ -29,6 +29,8 @@ use http::header::HeaderValue;
 use http::uri::{Authority, Scheme};
 use http::{Request, Response};
 use hyper::body::{Body, Incoming};
+
+use crate::body::RequestBody;
 use hyper::client::conn::http1;
 use hyper::client::conn::TrySendError;
 use hyper_util::rt::TokioIo;
@@ -119,7 +121,7 @@ impl Pool {
     /// request's end (its body included), 408 when the client's body stalled.
     pub async fn send(
         self: &Arc<Self>,
-        req: Request<Incoming>,
+        req: Request<RequestBody>,
         timeout: Duration,
     ) -> Result<Response<UpstreamBody>, RequestError> {
         // Only an upload is watched: a bodiless request (most) costs nothing more.
@@ -207,7 +209,7 @@ impl Pool {
     /// the connection over to the upgrade once the upstream switches protocols.
     pub async fn send_upgrade(
         self: &Arc<Self>,
-        req: Request<Incoming>,
+        req: Request<RequestBody>,
     ) -> Result<Response<UpstreamBody>, RequestError> {
         let io = self.open().await?;
         let (mut tx, driver) = http1::Builder::new()

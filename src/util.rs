@@ -87,7 +87,7 @@ const FORM_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 /// before any byte of the body is waited for.
 pub async fn read_form(
     headers: &http::HeaderMap,
-    body: hyper::body::Incoming,
+    body: crate::body::RequestBody,
     max: usize,
 ) -> Result<Query, RequestError> {
     use http_body_util::{BodyExt, Limited};

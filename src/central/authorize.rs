@@ -4,9 +4,9 @@
 
 use std::time::Duration;
 
+use crate::body::RequestBody;
 use http::header;
 use http::{Request, Response, StatusCode};
-use hyper::body::Incoming;
 use serde::{Deserialize, Serialize};
 
 use super::providers::Login;
@@ -68,7 +68,7 @@ impl RoundTrip {
 impl Central {
     pub(super) async fn authorize(
         &self,
-        req: &Request<Incoming>,
+        req: &Request<RequestBody>,
     ) -> Result<Response<Body>, RequestError> {
         let q = Query::of(req);
         let redirect_url = q.require("redirect_url")?;

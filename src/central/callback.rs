@@ -7,8 +7,8 @@
 //! believes is the malicious provider's, and is sent to its token endpoint (the IdP mix-up,
 //! RFC 9700 §4.4), from where an attacker redeems it in their own pending login.
 
+use crate::body::RequestBody;
 use http::{Request, Response, StatusCode};
-use hyper::body::Incoming;
 use tracing::{info, warn};
 
 use super::authorize::RoundTrip;
@@ -40,7 +40,7 @@ impl Central {
 
     pub(super) async fn callback(
         &self,
-        req: &Request<Incoming>,
+        req: &Request<RequestBody>,
         endpoint: &str,
     ) -> Result<Response<Body>, RequestError> {
         let q = Query::of(req);

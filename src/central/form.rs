@@ -2,8 +2,8 @@
 //! provider). The page and its answer are only reachable through a round trip this browser
 //! started, with a provider that has such a page.
 
+use crate::body::RequestBody;
 use http::{Request, Response, StatusCode};
-use hyper::body::Incoming;
 
 use super::authorize::{no_round_trip, ROUND_TRIPS};
 use super::providers::Answer;
@@ -16,7 +16,7 @@ const MAX_FORM: usize = 8 * 1024;
 
 impl Central {
     /// `GET /oauth/dev?state=S`: the form.
-    pub(super) fn form(&self, req: &Request<Incoming>) -> Result<Response<Body>, RequestError> {
+    pub(super) fn form(&self, req: &Request<RequestBody>) -> Result<Response<Body>, RequestError> {
         let q = Query::of(req);
         let trip = self.round_trip(req, q.get("state"))?;
         let provider = self.provider(&trip.provider)?;
@@ -40,7 +40,7 @@ impl Central {
     /// in the form's action, or, from a form without one, that there is a round trip at all.
     pub(super) async fn submit(
         &self,
-        req: Request<Incoming>,
+        req: Request<RequestBody>,
     ) -> Result<Response<Body>, RequestError> {
         let (parts, body) = req.into_parts();
         let head = Request::from_parts(parts, ());

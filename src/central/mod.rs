@@ -18,10 +18,10 @@ mod providers;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
+use crate::body::RequestBody;
 use ed25519_dalek::{SigningKey, VerifyingKey};
 use http::header::{self, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
-use hyper::body::Incoming;
 use tracing::{info, warn};
 
 use crate::assertion;
@@ -96,7 +96,7 @@ impl Central {
 
     pub async fn handle(
         &self,
-        req: Request<Incoming>,
+        req: Request<RequestBody>,
         path: &NormalPath,
     ) -> Result<Response<Body>, RequestError> {
         let endpoint = path.as_str().strip_prefix(PREFIX).unwrap_or("");

@@ -5,11 +5,11 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::body::RequestBody;
 use http::header::{self, HeaderValue};
 use http::uri::PathAndQuery;
 use http::{Request, Response, StatusCode, Uri, Version};
 use http_body_util::Either;
-use hyper::body::Incoming;
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
 use tracing::{debug, warn};
@@ -42,7 +42,7 @@ pub struct Upstream<'a> {
 /// A request rewritten for its upstream, ready to go.
 pub struct Prepared<'a> {
     pool: &'a Arc<Pool>,
-    req: Request<Incoming>,
+    req: Request<RequestBody>,
     response_timeout: Duration,
     tunnel_idle: Duration,
     stats: Option<&'a Arc<RouteStats>>,
@@ -60,7 +60,7 @@ pub struct Prepared<'a> {
 /// `Host`.
 pub fn prepare<'a>(
     to: Upstream<'a>,
-    mut req: Request<Incoming>,
+    mut req: Request<RequestBody>,
     path: &NormalPath,
     peer: SocketAddr,
     identity: Option<super::identity::Outgoing>,

@@ -14,10 +14,10 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::body::RequestBody;
 use ed25519_dalek::VerifyingKey;
 use http::header;
 use http::{Method, Request, Response, StatusCode};
-use hyper::body::Incoming;
 use serde::{Deserialize, Serialize};
 use tracing::{info, warn};
 
@@ -125,7 +125,7 @@ impl LoginFlow {
     pub async fn endpoint(
         &self,
         endpoint: &str,
-        req: Request<Incoming>,
+        req: Request<RequestBody>,
         check: CheckContext<'_>,
     ) -> Option<Result<Response<Body>, RequestError>> {
         let get = req.method() == Method::GET || req.method() == Method::HEAD;
@@ -170,7 +170,11 @@ impl LoginFlow {
     }
 
     /// `GET /_auth/login?next=/path[&provider=P]`
-    fn login(&self, req: &Request<Incoming>, site: &Site) -> Result<Response<Body>, RequestError> {
+    fn login(
+        &self,
+        req: &Request<RequestBody>,
+        site: &Site,
+    ) -> Result<Response<Body>, RequestError> {
         let q = Query::of(req);
         let next = safe_next(q.get("next").unwrap_or("/"), &self.auth_prefix);
         let provider = match (q.get("provider"), self.providers.as_slice()) {
@@ -230,7 +234,7 @@ impl LoginFlow {
     /// from this gateway's configured providers, so the label stays a bounded set.
     async fn counted_callback(
         &self,
-        req: &Request<Incoming>,
+        req: &Request<RequestBody>,
         site: &Site,
     ) -> Result<Response<Body>, RequestError> {
         let mut asked = None;
@@ -246,7 +250,7 @@ impl LoginFlow {
     /// `GET /_auth/callback?assertion&state`: the central server sends the browser back.
     async fn callback(
         &self,
-        req: &Request<Incoming>,
+        req: &Request<RequestBody>,
         site: &Site,
         asked: &mut Option<String>,
     ) -> Result<Response<Body>, RequestError> {
@@ -324,7 +328,7 @@ impl LoginFlow {
     /// `GET /_auth/userinfo`: the object `X-User-Info` carries, plus `exp`; or 401.
     async fn userinfo(
         &self,
-        req: &Request<Incoming>,
+        req: &Request<RequestBody>,
         site: &Site,
     ) -> Result<Response<Body>, RequestError> {
         match self

@@ -26,10 +26,10 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::body::RequestBody;
 use ed25519_dalek::VerifyingKey;
 use http::header::HeaderValue;
 use http::{Method, Request, Response, StatusCode};
-use hyper::body::Incoming;
 
 use crate::config::{GatewayConfig, Route, UpstreamSettings};
 use crate::context::{RequestCtx, User, Verdict};
@@ -147,7 +147,7 @@ impl Gateway {
     /// upstream (or files). Returns what is left to do; `ctx.route` says which route took it.
     pub fn serve<'a>(
         &'a self,
-        req: Request<Incoming>,
+        req: Request<RequestBody>,
         path: NormalPath,
         ctx: &mut RequestCtx<'a>,
     ) -> Step<'a> {
@@ -243,7 +243,7 @@ impl Gateway {
     fn deliver<'a>(
         &'a self,
         routed: &'a Routed,
-        req: Request<Incoming>,
+        req: Request<RequestBody>,
         path: NormalPath,
         peer: SocketAddr,
         identity: Option<identity::Outgoing>,
@@ -278,7 +278,7 @@ impl Gateway {
     fn policy(
         &self,
         j: Judged<'_>,
-        req: &Request<Incoming>,
+        req: &Request<RequestBody>,
         path: &NormalPath,
         peer: SocketAddr,
         presented: Presented,
@@ -367,7 +367,7 @@ impl Gateway {
     /// The gateway's endpoints under its own prefix (`/_auth` by default).
     async fn own_endpoint(
         &self,
-        req: Request<Incoming>,
+        req: Request<RequestBody>,
         path: &NormalPath,
         peer: SocketAddr,
         host: Option<&str>,

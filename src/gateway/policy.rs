@@ -163,7 +163,7 @@ fn own_endpoint(path: &str, auth_prefix: &str) -> bool {
 
 /// The normalised path and original query: where to come back to after logging in.
 pub(super) fn target_of(
-    req: &http::Request<hyper::body::Incoming>,
+    req: &http::Request<crate::body::RequestBody>,
     path: &crate::path::NormalPath,
 ) -> String {
     match req.uri().query() {

@@ -5,9 +5,9 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use crate::body::RequestBody;
 use http::header::HeaderValue;
 use http::{Request, Response};
-use hyper::body::Incoming;
 
 use super::routes::Routed;
 use super::session::{self, Fetch};
@@ -27,7 +27,7 @@ impl Gateway {
         judged: Judged<'a>,
         fetch: Fetch,
         bound: Option<String>,
-        req: Request<Incoming>,
+        req: Request<RequestBody>,
         path: NormalPath,
         peer: SocketAddr,
         request_id: HeaderValue,
@@ -51,7 +51,7 @@ impl Gateway {
         &'a self,
         routed: &'a Routed,
         judged: Judged<'a>,
-        req: Request<Incoming>,
+        req: Request<RequestBody>,
         path: NormalPath,
         peer: SocketAddr,
         presented: Presented,
@@ -79,7 +79,7 @@ impl Gateway {
     pub(super) fn session_of(
         &self,
         j: Judged<'_>,
-        req: &Request<Incoming>,
+        req: &Request<RequestBody>,
         bound: Option<&str>,
     ) -> Result<Option<Arc<session::Verified>>, session::Fetch> {
         match &self.login {

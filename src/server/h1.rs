@@ -76,7 +76,9 @@ pub(super) fn serve(
             // A reference count, not a copy of the name.
             let sni = sni.clone();
             async move {
-                let res = state.handle(req, peer, sni.as_deref()).await;
+                let res = state
+                    .handle(req.map(Into::into), peer, sni.as_deref())
+                    .await;
                 // hyper closes after an HTTP/1.0 response without a length; a 101 upgrades.
                 let reusable = reusable
                     && res.version() == Version::HTTP_11

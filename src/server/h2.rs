@@ -50,14 +50,16 @@ pub(super) fn serve(
     let streams = Arc::new(Streams::new());
     let service = {
         let streams = streams.clone();
-        service_fn(move |req| {
+        service_fn(move |req: http::Request<hyper::body::Incoming>| {
             // The state current now serves this stream to its end (see h1.rs).
             let state = state.load_full();
             // Counted from here: a request still waiting for its upstream is an open stream.
             let open = Open::new(&streams);
             let sni = sni.clone();
             async move {
-                let res = state.handle(req, peer, sni.as_deref()).await;
+                let res = state
+                    .handle(req.map(Into::into), peer, sni.as_deref())
+                    .await;
                 Ok::<_, Infallible>(res.map(|body| Counted { body, _open: open }))
             }
         })

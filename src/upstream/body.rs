@@ -15,6 +15,7 @@ use tokio::time::{Instant, Sleep};
 
 use super::errors::Kind;
 use super::{Conn, Pool};
+use crate::body::RequestBody;
 use crate::error::BoxError;
 use crate::metrics::{RouteStats, UpstreamError};
 use crate::util::{deadline_passed, ends_body};
@@ -22,19 +23,19 @@ use crate::util::{deadline_passed, ends_body};
 /// A request body going upstream. Bodiless requests (most) carry no [`Progress`]: wrapping
 /// them costs nothing.
 pub struct ReqBody {
-    body: Incoming,
+    body: RequestBody,
     progress: Option<Arc<Progress>>,
 }
 
 impl ReqBody {
-    pub(super) fn plain(body: Incoming) -> Self {
+    pub(super) fn plain(body: RequestBody) -> Self {
         ReqBody {
             body,
             progress: None,
         }
     }
 
-    pub(super) fn tracked(body: Incoming, progress: Arc<Progress>) -> Self {
+    pub(super) fn tracked(body: RequestBody, progress: Arc<Progress>) -> Self {
         ReqBody {
             body,
             progress: Some(progress),

@@ -4,9 +4,9 @@
 
 use std::net::SocketAddr;
 
+use crate::body::RequestBody;
 use http::header::{self, HeaderValue};
 use http::Request;
-use hyper::body::Incoming;
 use tracing::warn;
 
 use super::super::routes::Routed;
@@ -16,7 +16,7 @@ use crate::error::RequestError;
 use crate::path::NormalPath;
 
 /// What is left of a bearer request once its path is known.
-type Continue<'a> = Box<dyn FnOnce(Request<Incoming>, NormalPath) -> Step<'a> + Send + 'a>;
+type Continue<'a> = Box<dyn FnOnce(Request<RequestBody>, NormalPath) -> Step<'a> + Send + 'a>;
 
 impl Gateway {
     /// `None` when the request carries no bearer token (the cookie decides), else the rest of
@@ -26,7 +26,7 @@ impl Gateway {
         &'a self,
         routed: &'a Routed,
         judged: Judged<'a>,
-        req: &Request<Incoming>,
+        req: &Request<RequestBody>,
         peer: SocketAddr,
         request_id: HeaderValue,
     ) -> Option<Continue<'a>> {

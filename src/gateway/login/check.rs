@@ -7,9 +7,9 @@
 
 use std::net::SocketAddr;
 
+use crate::body::RequestBody;
 use http::header::{HeaderName, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
-use hyper::body::Incoming;
 use tracing::warn;
 
 use super::super::hosts::{forwarded_host, Site};
@@ -47,7 +47,7 @@ impl LoginFlow {
     /// Without a URI only the session is checked.
     pub(super) async fn check(
         &self,
-        req: &Request<Incoming>,
+        req: &Request<RequestBody>,
         cx: CheckContext<'_>,
         site: &Site,
     ) -> Result<Response<Body>, RequestError> {
@@ -163,7 +163,7 @@ impl LoginFlow {
     /// and 403, so it always gets the 401 and redirects itself.
     fn login_answer(
         &self,
-        req: &Request<Incoming>,
+        req: &Request<RequestBody>,
         uri: Option<&HeaderValue>,
         site: &Site,
     ) -> Result<Response<Body>, RequestError> {

@@ -2,9 +2,9 @@
 //! (derived from the session and the secret) and a same-origin request, and only then clears the
 //! session. A cross-site page can neither log a user out nor make the answer clear a cookie.
 
+use crate::body::RequestBody;
 use http::header;
 use http::{Request, Response, StatusCode};
-use hyper::body::Incoming;
 use subtle::ConstantTimeEq;
 use tracing::warn;
 
@@ -29,7 +29,7 @@ impl LoginFlow {
     /// `GET /_auth/logout`: asks for confirmation (a GET never logs out).
     pub(super) async fn logout_page(
         &self,
-        req: &Request<Incoming>,
+        req: &Request<RequestBody>,
         site: &Site,
     ) -> Result<Response<Body>, RequestError> {
         let body = match self
@@ -73,7 +73,7 @@ impl LoginFlow {
     /// changes nothing, and a cross-site one is refused before anything else.
     pub(super) async fn logout(
         &self,
-        req: Request<Incoming>,
+        req: Request<RequestBody>,
         site: &Site,
     ) -> Result<Response<Body>, RequestError> {
         let (parts, body) = req.into_parts();
