@@ -335,15 +335,11 @@ fn keygen(out: Option<&std::path::Path>) -> ExitCode {
 }
 
 fn serve(config: Config, path: PathBuf) -> anyhow::Result<()> {
-    // Workers batch their access lines and hand them to the log writer when they park or
-    // stop, so a line waits only while its worker has other work.
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .on_thread_start(accesslog::worker_started)
-        .on_thread_park(accesslog::flush_thread)
-        .on_thread_stop(accesslog::flush_thread)
-        .build()?;
-    runtime.block_on(async {
+    // This thread is the first of the serving threads (one per core, each with a runtime of
+    // its own: `server/threads.rs`). Serving threads batch their access lines and hand them
+    // to the log writer when they park, so a line waits only while its thread has other work.
+    let runtime = oauthgate::server::threads::runtime()?;
+    let served = runtime.block_on(async {
         for w in &config.warnings {
             tracing::warn!("{w}");
         }
@@ -359,5 +355,8 @@ fn serve(config: Config, path: PathBuf) -> anyhow::Result<()> {
         tracing::info!(addr = %addr, public_url = %public_url, "listening");
         server.run(stop).await;
         Ok(())
-    })
+    });
+    drop(runtime);
+    accesslog::flush_thread();
+    served
 }

@@ -6,6 +6,7 @@ mod h2;
 mod pending;
 mod plain;
 pub mod slots;
+pub mod threads;
 
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
@@ -150,7 +151,8 @@ impl Server {
     }
 
     /// Serves until `shutdown` resolves, then drains in-flight requests for at most
-    /// `limits.shutdown_grace`.
+    /// `limits.shutdown_grace`. The calling thread is the first of [`threads::count`] serving
+    /// threads (see `threads.rs`): call it on a [`threads::runtime`].
     pub async fn run(self, shutdown: impl Future<Output = ()>) {
         // Every connection holds a receiver: `stop` tells them to finish, and `closed()` is
         // when the last one has.
@@ -163,12 +165,59 @@ impl Server {
         if let Some(m) = &self.metrics {
             m.count_connections(slots.open_count());
         }
-        tokio::pin!(shutdown);
+        let accept = Arc::new(Accept {
+            conn: Connection {
+                sni: self.sni,
+                acceptor: self.acceptor,
+                state: self.state,
+                http: self.http,
+                handshake_timeout: self.handshake_timeout,
+            },
+            slots,
+            refused: self.refused,
+            stopped,
+        });
+        let others = threads::Others::start(&self.listener, threads::count(), &accept);
+        accept.serve(&self.listener, shutdown).await;
+        others.stop_accepting();
+        drop(self.listener);
+        for task in self.tasks {
+            task.abort();
+        }
+        let open = accept.slots.open();
+        drop(accept);
+        info!(open, "stopped accepting; draining connections");
+        stop.send_replace(());
+        tokio::select! {
+            () = stop.closed() => info!("all connections drained"),
+            () = tokio::time::sleep(self.limits.shutdown_grace) => {
+                warn!(grace = ?self.limits.shutdown_grace, "grace period over; closing the remaining connections");
+            }
+        }
+        others.stop().await;
+    }
+}
+
+/// What a serving thread needs to accept connections; shared by all of them.
+struct Accept {
+    /// The template of every connection.
+    conn: Connection,
+    slots: slots::Slots,
+    refused: Arc<slots::Refused>,
+    /// Cloned into every connection's [`Hold`].
+    stopped: watch::Receiver<()>,
+}
+
+impl Accept {
+    /// Accepts from `listener` until `until` resolves; each connection goes on in a task of
+    /// its own on this thread's runtime.
+    async fn serve(&self, listener: &TcpListener, until: impl Future<Output = ()>) {
+        tokio::pin!(until);
         loop {
             tokio::select! {
                 biased;
-                () = &mut shutdown => break,
-                accepted = self.listener.accept() => {
+                () = &mut until => return,
+                accepted = listener.accept() => {
                     let (tcp, peer) = match accepted {
                         Ok(c) => c,
                         Err(e) => {
@@ -179,44 +228,23 @@ impl Server {
                         }
                     };
                     // Refused like a full listen queue: the socket is closed before TLS.
-                    let slot = match slots.take(peer.ip()) {
+                    let slot = match self.slots.take(peer.ip()) {
                         Ok(slot) => slot,
                         Err(full) => {
-                            self.refused.note(full, peer, slots.max(full));
+                            self.refused.note(full, peer, self.slots.max(full));
                             continue;
                         }
                     };
-                    let conn = Connection {
-                        sni: self.sni.clone(),
-                        acceptor: self.acceptor.clone(),
-                        state: self.state.clone(),
-                        http: self.http.clone(),
-                        handshake_timeout: self.handshake_timeout,
-                    };
                     let hold = Hold {
-                        stop: stopped.clone(),
+                        stop: self.stopped.clone(),
                     };
                     tokio::spawn(
-                        conn.start(tcp, peer, hold, slot)
+                        self.conn.clone().start(tcp, peer, hold, slot)
                             // Debug level: an enabled span costs an enter and exit on every poll
                             // of the connection. Lines logged for a request name its peer.
                             .instrument(debug_span!("conn", peer = %peer)),
                     );
                 }
-            }
-        }
-        drop(self.listener);
-        for task in self.tasks {
-            task.abort();
-        }
-        drop(stopped);
-        let open = slots.open();
-        info!(open, "stopped accepting; draining connections");
-        stop.send_replace(());
-        tokio::select! {
-            () = stop.closed() => info!("all connections drained"),
-            () = tokio::time::sleep(self.limits.shutdown_grace) => {
-                warn!(grace = ?self.limits.shutdown_grace, "grace period over; closing the remaining connections");
             }
         }
     }
@@ -339,6 +367,7 @@ impl Hold {
     }
 }
 
+#[derive(Clone)]
 struct Connection {
     /// With ACME: connections served the temporary certificate get the 503 page.
     sni: Option<Arc<SniResolver>>,

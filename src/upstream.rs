@@ -21,7 +21,8 @@ pub mod errors;
 use std::fmt;
 use std::future::{poll_fn, Future};
 use std::io;
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::Poll;
 use std::time::Duration;
 
@@ -60,7 +61,12 @@ pub struct Pool {
     pub host: HeaderValue,
     tls: Option<(TlsConnector, ServerName<'static>)>,
     settings: UpstreamSettings,
-    idle: Mutex<Vec<Idle>>,
+    /// Idle connections, a stack per serving thread (`util::serving_thread`): a connection
+    /// is registered with the event loop of the thread that opened it, and is used there
+    /// only, so that its I/O never wakes another thread.
+    idle: Box<[Mutex<Vec<Idle>>]>,
+    /// How many connections idle, in all stacks (for `max_idle`).
+    idle_count: AtomicUsize,
     errors: Errors,
 }
 
@@ -109,7 +115,10 @@ impl Pool {
                 .map_err(|e| StartError::tls(format!("upstream authority {authority}"), e))?,
             tls,
             settings: settings.clone(),
-            idle: Mutex::new(Vec::new()),
+            idle: (0..crate::util::serving_threads())
+                .map(|_| Mutex::new(Vec::new()))
+                .collect(),
+            idle_count: AtomicUsize::new(0),
             errors: Errors::default(),
         });
         tokio::spawn(reap(Arc::downgrade(&pool)));
@@ -240,12 +249,8 @@ impl Pool {
     async fn take(&self) -> Option<Box<Conn>> {
         loop {
             // No clock read here: the reaper closes what idled too long.
-            let mut conn = self
-                .idle
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .pop()?
-                .conn;
+            let mut conn = self.stack().pop()?.conn;
+            self.idle_count.fetch_sub(1, Relaxed);
             // Polling once reads what arrived while the connection idled: nothing, or its
             // end. A pooled connection was ready when it was put back; one that is not ready
             // now is not trusted.
@@ -256,17 +261,24 @@ impl Pool {
     }
 
     fn put_back(&self, conn: Box<Conn>) {
-        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        let mut idle = self.stack();
         // No cap by default: the pool holds what the load needed (the most connections busy
         // at once in the last `idle_timeout`), as every one of them is about to be needed
         // again. A cap below the concurrency closes a connection after each response and
         // opens another for the next request: a socket in TIME_WAIT per request.
-        if self.settings.max_idle.is_none_or(|max| idle.len() < max) {
+        if (self.settings.max_idle).is_none_or(|max| self.idle_count.load(Relaxed) < max) {
+            self.idle_count.fetch_add(1, Relaxed);
             idle.push(Idle {
                 conn,
                 since: Instant::now(),
             });
         }
+    }
+
+    /// This thread's stack of idle connections.
+    fn stack(&self) -> MutexGuard<'_, Vec<Idle>> {
+        let stack = &self.idle[crate::util::serving_thread() % self.idle.len()];
+        stack.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Boxed, so that requests move a pointer, not the connection's state, around.

@@ -59,6 +59,32 @@ pub fn error_chain(e: &dyn std::error::Error) -> String {
     out
 }
 
+thread_local! {
+    /// This thread's number among the serving threads (`server/threads.rs`).
+    static SERVING_THREAD: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// This thread's number among the serving threads: 0 for the first, and for a thread that is
+/// none of them (the blocking pool, tests). State kept per serving thread is indexed by it.
+pub fn serving_thread() -> usize {
+    SERVING_THREAD.with(std::cell::Cell::get)
+}
+
+/// Numbers this thread among the serving threads.
+pub fn set_serving_thread(index: usize) {
+    SERVING_THREAD.with(|i| i.set(index));
+}
+
+/// How many threads serve: `TOKIO_WORKER_THREADS` when set (the knob tokio's own runtime
+/// read before), else one per core the process may use.
+pub fn serving_threads() -> usize {
+    std::env::var("TOKIO_WORKER_THREADS")
+        .ok()
+        .and_then(|v| v.trim().parse::<std::num::NonZeroUsize>().ok())
+        .or_else(|| std::thread::available_parallelism().ok())
+        .map_or(1, std::num::NonZeroUsize::get)
+}
+
 /// Seconds since the Unix epoch (0 if the clock is before it).
 pub fn now() -> u64 {
     SystemTime::now()

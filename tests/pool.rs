@@ -182,13 +182,26 @@ async fn one_upstream_connection_serves_requests_one_after_another() {
     let upstream = Upstream::start().await;
     let gw = gateway(&upstream, "");
     for client in gw.both_protocols() {
+        let before = upstream.accepted();
+        let mut last = String::new();
         for _ in 0..10 {
-            assert_eq!(get(&client, &gw, "/").await.0, 200);
+            let (status, body) = get(&client, &gw, "/").await;
+            assert_eq!(status, 200);
+            last = body;
         }
+        // One client connection stays on one serving thread, whose idle stack hands the same
+        // upstream connection back each time (a second protocol may land on another thread).
+        assert!(
+            upstream.accepted() - before <= 1,
+            "10 requests, one at a time: {} new upstream connections",
+            upstream.accepted() - before
+        );
+        let served: u32 = last.trim_start_matches("ok ").parse().expect("a count");
+        assert!(
+            served >= 10,
+            "the upstream saw them on one connection: {last}"
+        );
     }
-    assert_eq!(upstream.accepted(), 1, "20 requests, one at a time");
-    // The upstream saw them all on that one connection.
-    assert_eq!(get(&gw.client(), &gw, "/").await.1, "ok 21");
 }
 
 #[tokio::test]

@@ -97,14 +97,17 @@ pub(super) async fn reap(pool: Weak<Pool>) {
     loop {
         tokio::time::sleep(period).await;
         let Some(pool) = pool.upgrade() else { return };
-        let expired: Vec<Idle> = {
-            let mut idle = pool.idle.lock().unwrap_or_else(|e| e.into_inner());
+        let mut expired: Vec<Idle> = Vec::new();
+        for stack in &pool.idle {
+            let mut idle = stack.lock().unwrap_or_else(|e| e.into_inner());
             let keep = idle
                 .iter()
                 .position(|i| i.since.elapsed() < pool.settings.idle_timeout)
                 .unwrap_or(idle.len());
-            idle.drain(..keep).collect()
-        };
+            expired.extend(idle.drain(..keep));
+        }
+        pool.idle_count
+            .fetch_sub(expired.len(), std::sync::atomic::Ordering::Relaxed);
         // closed outside the lock
         drop(expired);
     }

@@ -1,0 +1,139 @@
+//! The threads that serve connections: one per core, each running a single-threaded tokio
+//! runtime of its own, as nginx runs one worker process per core.
+//!
+//! Every serving thread waits on the one listening socket (a duplicate of its descriptor,
+//! registered with the thread's own event loop), and whichever is free first accepts the next
+//! connection. A connection then stays on that thread to its end: its tasks, the upstream
+//! connections it borrows (the pools keep one idle stack per thread), its timers and its
+//! access-log batch. Nothing is handed between threads on the way of a request, and no
+//! request pays for the work-stealing scheduler's bookkeeping: on the authenticated proxy
+//! benchmark that is 0.8 µs less CPU per request than tokio's multi-threaded runtime with as
+//! many workers (BENCHMARKS.md, seventh session).
+//!
+//! The thread that calls [`Server::run`](super::Server::run) is the first serving thread; it
+//! also runs the background work (the reloader, the certificate watch, ACME, the metrics
+//! listener) and decides when the others stop.
+
+use std::io;
+use std::os::fd::AsFd;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::runtime::Runtime;
+use tokio::sync::watch;
+use tracing::warn;
+
+use super::Accept;
+use crate::accesslog;
+
+pub use crate::util::serving_threads as count;
+
+/// The runtime of a serving thread, with this thread marked as one: its access lines wait in
+/// a batch that goes to the log writer whenever the runtime has nothing to do.
+pub fn runtime() -> io::Result<Runtime> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .on_thread_park(accesslog::flush_thread)
+        .build()?;
+    accesslog::worker_started();
+    Ok(runtime)
+}
+
+/// The serving threads other than the first.
+pub(super) struct Others {
+    /// 1: stop accepting; 2: stop (the connections have drained, or their time is up).
+    quit: watch::Sender<u8>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl Others {
+    /// Starts `n - 1` threads accepting from `listener` with `accept`. A thread that cannot
+    /// start is logged and left out: the others, and the first, serve on.
+    pub(super) fn start(listener: &TcpListener, n: usize, accept: &Arc<Accept>) -> Self {
+        let (quit, _) = watch::channel(0u8);
+        let mut threads = Vec::new();
+        for index in 1..n {
+            let started = listener
+                .as_fd()
+                .try_clone_to_owned()
+                .map(std::net::TcpListener::from)
+                .and_then(|dup| {
+                    let (accept, quit) = (accept.clone(), quit.subscribe());
+                    std::thread::Builder::new()
+                        .name(format!("oauthgate/{index}"))
+                        .spawn(move || serve(index, dup, accept, quit))
+                });
+            match started {
+                Ok(thread) => threads.push(thread),
+                Err(e) => {
+                    warn!(error = %e, threads = index, "could not start another serving thread");
+                    break;
+                }
+            }
+        }
+        Others { quit, threads }
+    }
+
+    /// Tells the threads to stop accepting; they go on serving what they have.
+    pub(super) fn stop_accepting(&self) {
+        self.quit.send_replace(1);
+    }
+
+    /// Tells the threads to stop, and waits (at most a second) until they have handed their
+    /// last access lines to the writer.
+    pub(super) async fn stop(self) {
+        self.quit.send_replace(2);
+        let threads = self.threads;
+        let joined = tokio::task::spawn_blocking(move || {
+            for thread in threads {
+                let _ = thread.join();
+            }
+        });
+        let _ = tokio::time::timeout(Duration::from_secs(1), joined).await;
+    }
+}
+
+/// One serving thread: accepts until told to stop accepting, serves its connections until
+/// told to stop, then hands in its last access lines.
+fn serve(
+    index: usize,
+    listener: std::net::TcpListener,
+    accept: Arc<Accept>,
+    mut quit: watch::Receiver<u8>,
+) {
+    crate::util::set_serving_thread(index);
+    let runtime = match runtime() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            warn!(error = %e, "a serving thread could not start its runtime");
+            return;
+        }
+    };
+    runtime.block_on(async move {
+        let listener = match listener
+            .set_nonblocking(true)
+            .and_then(|()| TcpListener::from_std(listener))
+        {
+            Ok(listener) => listener,
+            Err(e) => {
+                warn!(error = %e, "a serving thread could not listen");
+                return;
+            }
+        };
+        let mut stop_accepting = quit.clone();
+        accept
+            .serve(&listener, async move {
+                let _ = stop_accepting.wait_for(|q| *q >= 1).await;
+            })
+            .await;
+        // The connections' hold on the server is theirs alone now: the drain can end.
+        drop(accept);
+        drop(listener);
+        let _ = quit.wait_for(|q| *q >= 2).await;
+    });
+    // Dropping the runtime ends the connections still open after the grace period.
+    drop(runtime);
+    accesslog::flush_thread();
+}
