@@ -12,11 +12,18 @@
 //! it is taken: the connection is polled once, reads the end of stream and is dropped. A request
 //! that the upstream's close kept from being sent is sent again on a new connection.
 //!
+//! A request without body (most) goes over the hot path's own HTTP/1.1 codec ([`wire`], [`h1`],
+//! [`chunked`]) and connections of its own; uploads and `CONNECT` go through hyper, on a
+//! second stack of idle connections.
+//!
 //! `Upgrade` requests get a connection of their own, in a task of its own, that is never pooled.
 
 mod body;
+pub(crate) mod chunked;
 mod conn;
 pub mod errors;
+pub(crate) mod h1;
+mod wire;
 
 use std::fmt;
 use std::future::{poll_fn, Future};
@@ -27,7 +34,7 @@ use std::time::Duration;
 
 use http::header::HeaderValue;
 use http::uri::{Authority, Scheme};
-use http::{Request, Response};
+use http::{Method, Request, Response};
 use hyper::body::{Body, Incoming};
 
 use crate::body::RequestBody;
@@ -44,6 +51,7 @@ pub use body::UpstreamBody;
 use body::{Progress, ReqBody};
 use conn::{drive_upload, reap, Conn, Stream};
 use errors::{Errors, Kind};
+use wire::Wire;
 
 use crate::config::{UpstreamSettings, UpstreamTls};
 use crate::error::{RequestError, StartError};
@@ -60,7 +68,10 @@ pub struct Pool {
     pub host: HeaderValue,
     tls: Option<(TlsConnector, ServerName<'static>)>,
     settings: UpstreamSettings,
-    idle: Mutex<Vec<Idle>>,
+    /// Idle hyper connections (uploads).
+    idle: Mutex<Vec<Idle<Conn>>>,
+    /// Idle connections of the hot path's own codec.
+    wires: Mutex<Vec<Idle<Wire>>>,
     errors: Errors,
 }
 
@@ -73,8 +84,8 @@ impl fmt::Debug for Pool {
     }
 }
 
-struct Idle {
-    conn: Box<Conn>,
+struct Idle<C> {
+    conn: Box<C>,
     since: Instant,
 }
 
@@ -110,6 +121,7 @@ impl Pool {
             tls,
             settings: settings.clone(),
             idle: Mutex::new(Vec::new()),
+            wires: Mutex::new(Vec::new()),
             errors: Errors::default(),
         });
         tokio::spawn(reap(Arc::downgrade(&pool)));
@@ -124,7 +136,12 @@ impl Pool {
         req: Request<RequestBody>,
         timeout: Duration,
     ) -> Result<Response<UpstreamBody>, RequestError> {
-        // Only an upload is watched: a bodiless request (most) costs nothing more.
+        // `CONNECT` stays with hyper, which knows a 2xx to it opens a tunnel.
+        if req.body().is_end_stream() && req.method() != Method::CONNECT {
+            let (parts, _) = req.into_parts();
+            return self.send_bodiless(&parts, Instant::now() + timeout).await;
+        }
+        // Only an upload is watched: a bodiless request costs nothing more.
         let progress = (!req.body().is_end_stream()).then(|| Arc::new(Progress::new()));
         let mut req = match &progress {
             Some(p) => req.map(|b| ReqBody::tracked(b, p.clone())),
@@ -255,8 +272,32 @@ impl Pool {
         }
     }
 
+    /// The most recently used idle connection of the hot path that is still open and has
+    /// received nothing while it idled.
+    async fn take_wire(&self) -> Option<Box<Wire>> {
+        loop {
+            let mut wire = self
+                .wires
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .pop()?
+                .conn;
+            if poll_fn(|cx| Poll::Ready(wire.idle_fit(cx))).await {
+                return Some(wire);
+            }
+        }
+    }
+
     fn put_back(&self, conn: Box<Conn>) {
-        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        self.push_idle(&self.idle, conn);
+    }
+
+    fn put_back_wire(&self, wire: Box<Wire>) {
+        self.push_idle(&self.wires, wire);
+    }
+
+    fn push_idle<C>(&self, stack: &Mutex<Vec<Idle<C>>>, conn: Box<C>) {
+        let mut idle = stack.lock().unwrap_or_else(|e| e.into_inner());
         // No cap by default: the pool holds what the load needed (the most connections busy
         // at once in the last `idle_timeout`), as every one of them is about to be needed
         // again. A cap below the concurrency closes a connection after each response and

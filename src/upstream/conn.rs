@@ -5,7 +5,7 @@
 use std::future::{poll_fn, Future};
 use std::io;
 use std::pin::Pin;
-use std::sync::{Arc, Weak};
+use std::sync::{Arc, Mutex, Weak};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -97,17 +97,20 @@ pub(super) async fn reap(pool: Weak<Pool>) {
     loop {
         tokio::time::sleep(period).await;
         let Some(pool) = pool.upgrade() else { return };
-        let expired: Vec<Idle> = {
-            let mut idle = pool.idle.lock().unwrap_or_else(|e| e.into_inner());
-            let keep = idle
-                .iter()
-                .position(|i| i.since.elapsed() < pool.settings.idle_timeout)
-                .unwrap_or(idle.len());
-            idle.drain(..keep).collect()
-        };
         // closed outside the lock
-        drop(expired);
+        drop(expired(&pool.idle, pool.settings.idle_timeout));
+        drop(expired(&pool.wires, pool.settings.idle_timeout));
     }
+}
+
+/// Takes the connections idle for `timeout` or longer out of `stack` (oldest at the bottom).
+fn expired<C>(stack: &Mutex<Vec<Idle<C>>>, timeout: Duration) -> Vec<Idle<C>> {
+    let mut idle = stack.lock().unwrap_or_else(|e| e.into_inner());
+    let keep = idle
+        .iter()
+        .position(|i| i.since.elapsed() < timeout)
+        .unwrap_or(idle.len());
+    idle.drain(..keep).collect()
 }
 
 /// A connection to an upstream: plain TCP or TLS.
