@@ -153,6 +153,13 @@ pub fn parse_head(buf: &mut BytesMut, head_request: bool) -> Result<Option<Parse
             headers.append(name, value);
         }
         let (framing, reuse) = framing(status, version, &headers, head_request)?;
+        if matches!(framing, Framing::Chunked | Framing::Close)
+            && headers.contains_key(header::TRANSFER_ENCODING)
+        {
+            // §6.3 item 3: Transfer-Encoding overrides Content-Length, which must not be
+            // forwarded (our client would read the body by the wrong length).
+            headers.remove(header::CONTENT_LENGTH);
+        }
         let mut response = Response::new(());
         *response.status_mut() = status;
         *response.version_mut() = version;

@@ -156,6 +156,9 @@ fn framing_follows_rfc_9112_section_6_3() {
         ok("HTTP/1.1 200 OK\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n"),
         (Chunked, false)
     );
+    let both = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n";
+    let p = parse(both, false).unwrap().unwrap();
+    assert!(p.response.headers().get(header::CONTENT_LENGTH).is_none());
     assert_eq!(
         framed("HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"),
         Err(HeadError::TransferEncodingInHttp10)
