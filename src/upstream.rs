@@ -139,7 +139,7 @@ impl Pool {
         // `CONNECT` stays with hyper, which knows a 2xx to it opens a tunnel.
         if req.body().is_end_stream() && req.method() != Method::CONNECT {
             let (parts, _) = req.into_parts();
-            return self.send_bodiless(&parts, Instant::now() + timeout).await;
+            return self.send_bodiless(parts, Instant::now() + timeout).await;
         }
         // Only an upload is watched: a bodiless request costs nothing more.
         let progress = (!req.body().is_end_stream()).then(|| Arc::new(Progress::new()));
@@ -257,12 +257,7 @@ impl Pool {
     async fn take(&self) -> Option<Box<Conn>> {
         loop {
             // No clock read here: the reaper closes what idled too long.
-            let mut conn = self
-                .idle
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .pop()?
-                .conn;
+            let mut conn = pop_idle(&self.idle)?;
             // Polling once reads what arrived while the connection idled: nothing, or its
             // end. A pooled connection was ready when it was put back; one that is not ready
             // now is not trusted.
@@ -276,12 +271,7 @@ impl Pool {
     /// received nothing while it idled.
     async fn take_wire(&self) -> Option<Box<Wire>> {
         loop {
-            let mut wire = self
-                .wires
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .pop()?
-                .conn;
+            let mut wire = pop_idle(&self.wires)?;
             if poll_fn(|cx| Poll::Ready(wire.idle_fit(cx))).await {
                 return Some(wire);
             }
@@ -346,6 +336,12 @@ impl Pool {
             Ok(Ok(stream)) => Ok(stream),
         }
     }
+}
+
+/// The most recently used connection of an idle stack.
+fn pop_idle<C>(stack: &Mutex<Vec<Idle<C>>>) -> Option<Box<C>> {
+    let mut idle = stack.lock().unwrap_or_else(|e| e.into_inner());
+    idle.pop().map(|i| i.conn)
 }
 
 /// Says what to do when an https upstream's certificate is not trusted, the usual cause

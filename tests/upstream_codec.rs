@@ -110,7 +110,9 @@ async fn serve(mut tcp: TcpStream, conn: usize, late: Arc<AtomicUsize>) {
                 return;
             }
             "/late" => {
-                let _ = tcp.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok").await;
+                let _ = tcp
+                    .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+                    .await;
                 tokio::time::sleep(Duration::from_millis(100)).await;
                 let fake = b"HTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\nsmuggled";
                 if tcp.write_all(fake).await.is_ok() {
@@ -144,7 +146,12 @@ async fn call(client: &reqwest::Client, method: &str, url: String) -> (u16, Stri
     match client.request(method, url).send().await {
         Ok(res) => {
             let status = res.status().as_u16();
-            (status, res.text().await.unwrap_or_else(|e| format!("body error: {e}")))
+            (
+                status,
+                res.text()
+                    .await
+                    .unwrap_or_else(|e| format!("body error: {e}")),
+            )
         }
         Err(e) => (0, format!("request error: {e}")),
     }
@@ -205,7 +212,11 @@ async fn bytes_arriving_on_an_idle_connection_are_never_read_as_a_response() {
     while upstream.late.load(Ordering::SeqCst) == 0 && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    assert_eq!(upstream.late.load(Ordering::SeqCst), 1, "the late bytes were written");
+    assert_eq!(
+        upstream.late.load(Ordering::SeqCst),
+        1,
+        "the late bytes were written"
+    );
     assert_eq!(get(&gw, "/n").await, (200, "/n conn 2 req 1".into()));
 }
 
@@ -218,7 +229,10 @@ async fn malformed_responses_are_502_or_a_cut_body_and_never_pooled() {
     assert_eq!(get(&gw, "/switch").await.0, 502);
     // A broken chunked body has sent its head already: the client sees its end missing.
     let (status, body) = get(&gw, "/badchunk").await;
-    assert!(status == 0 || body.starts_with("body error"), "{status} {body}");
+    assert!(
+        status == 0 || body.starts_with("body error"),
+        "{status} {body}"
+    );
     assert_eq!(get(&gw, "/n").await, (200, "/n conn 4 req 1".into()));
 }
 
@@ -229,7 +243,10 @@ async fn a_slow_head_is_a_504() {
     let started = Instant::now();
     assert_eq!(get(&gw, "/slow").await.0, 504);
     let took = started.elapsed();
-    assert!(took >= Duration::from_millis(450) && took < Duration::from_secs(3), "{took:?}");
+    assert!(
+        took >= Duration::from_millis(450) && took < Duration::from_secs(3),
+        "{took:?}"
+    );
     assert_eq!(get(&gw, "/n").await, (200, "/n conn 2 req 1".into()));
 }
 
@@ -238,16 +255,25 @@ async fn a_pooled_connection_closed_under_a_request_is_retried_for_get_only() {
     let upstream = Upstream::start().await;
     let gw = gateway(&upstream, "");
     let client = gw.client();
-    assert_eq!(get(&gw, "/flaky").await, (200, "/flaky conn 1 req 1".into()));
+    assert_eq!(
+        get(&gw, "/flaky").await,
+        (200, "/flaky conn 1 req 1".into())
+    );
     // Connection 1 closes under the second request: a GET goes again on a new one.
-    assert_eq!(get(&gw, "/flaky").await, (200, "/flaky conn 2 req 1".into()));
+    assert_eq!(
+        get(&gw, "/flaky").await,
+        (200, "/flaky conn 2 req 1".into())
+    );
     assert_eq!(upstream.accepted(), 2);
     // A POST (bodiless) is not sent twice: the upstream may have acted on it.
     let (status, body) = call(&client, "POST", gw.url("/flaky")).await;
     assert_eq!(status, 502, "{body}");
     assert_eq!(upstream.accepted(), 2, "no second attempt");
     // A DELETE is idempotent, so it is retried.
-    assert_eq!(get(&gw, "/flaky").await, (200, "/flaky conn 3 req 1".into()));
+    assert_eq!(
+        get(&gw, "/flaky").await,
+        (200, "/flaky conn 3 req 1".into())
+    );
     let (status, body) = call(&client, "DELETE", gw.url("/flaky")).await;
     assert_eq!((status, body.as_str()), (200, "/flaky conn 4 req 1"));
 }

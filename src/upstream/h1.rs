@@ -3,13 +3,15 @@
 //! framed exactly as RFC 9112 §6.3 says (or refused: a proxy that guesses a body's length
 //! can hand one user's bytes to another).
 
+use std::mem::MaybeUninit;
+
 use bytes::{Buf, Bytes, BytesMut};
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, Response, StatusCode, Uri, Version};
 
 /// The most header lines a response head may have (hyper's client default).
 pub const MAX_HEADERS: usize = 100;
-/// The largest response head (1xx heads before it included) read before giving up.
+/// The largest response head read before giving up (each 1xx head counts on its own).
 pub const MAX_HEAD: usize = 64 * 1024;
 
 /// Why a request could not be written or a response head not be read: all are 502s.
@@ -92,19 +94,29 @@ pub fn encode_head(
     Ok(())
 }
 
-/// Byte ranges of one header line inside the head.
-type Line = (usize, usize, usize, usize);
+/// Byte ranges of one header line inside the head (under `MAX_HEAD`, so `u32` holds them).
+type Line = (u32, u32, u32, u32);
 
 /// Reads the final response head from the front of `buf`, skipping informational (1xx)
 /// heads, and takes it out of `buf`. `Ok(None)`: the head is not complete yet (read more).
-/// Header values are slices of one frozen copy of the head: no copy per header.
-pub fn parse_head(buf: &mut BytesMut, head_request: bool) -> Result<Option<Parsed>, HeadError> {
+/// Header values are slices of one frozen copy of the head: no copy per header. `map` is
+/// an emptied map to fill (the request's, as hyper reused it: no allocation per response).
+pub fn parse_head(
+    buf: &mut BytesMut,
+    head_request: bool,
+    map: &mut HeaderMap,
+) -> Result<Option<Parsed>, HeadError> {
     loop {
         let mut lines: [Line; MAX_HEADERS] = [(0, 0, 0, 0); MAX_HEADERS];
         let (len, code, version, count, reason) = {
-            let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-            let mut res = httparse::Response::new(&mut headers);
-            let len = match res.parse(buf) {
+            // Uninitialised: httparse writes the lines it finds (no 3 KiB fill per parse).
+            let mut headers = [MaybeUninit::<httparse::Header>::uninit(); MAX_HEADERS];
+            let mut res = httparse::Response::new(&mut []);
+            let config = httparse::ParserConfig::default();
+            let len = match config.parse_response_with_uninit_headers(&mut res, buf, &mut headers) {
+                Ok(httparse::Status::Complete(len)) if len > MAX_HEAD => {
+                    return Err(HeadError::TooLarge)
+                }
                 Ok(httparse::Status::Complete(len)) => len,
                 Ok(httparse::Status::Partial) if buf.len() > MAX_HEAD => {
                     return Err(HeadError::TooLarge)
@@ -113,20 +125,23 @@ pub fn parse_head(buf: &mut BytesMut, head_request: bool) -> Result<Option<Parse
                 Err(httparse::Error::TooManyHeaders) => return Err(HeadError::TooManyHeaders),
                 Err(e) => return Err(HeadError::Malformed(e)),
             };
-            if len > MAX_HEAD {
-                return Err(HeadError::TooLarge);
-            }
+            // Where httparse's slices lie in `buf` (they always do; were one not to, its
+            // range would fail the check against the head below).
             let base = buf.as_ptr() as usize;
-            let at = |s: &[u8]| s.as_ptr() as usize - base;
+            let at = |s: &[u8]| {
+                let start = (s.as_ptr() as usize).wrapping_sub(base);
+                let start = u32::try_from(start).unwrap_or(u32::MAX);
+                (start, start.saturating_add(s.len() as u32))
+            };
             for (line, h) in lines.iter_mut().zip(res.headers.iter()) {
-                let (n, v) = (at(h.name.as_bytes()), at(h.value));
-                *line = (n, n + h.name.len(), v, v + h.value.len());
+                let ((n0, n1), (v0, v1)) = (at(h.name.as_bytes()), at(h.value));
+                *line = (n0, n1, v0, v1);
             }
-            let reason = res.reason.map(|r| (at(r.as_bytes()), r.len()));
             let version = match res.version {
                 Some(1) => Version::HTTP_11,
                 _ => Version::HTTP_10,
             };
+            let reason = res.reason.map(|r| at(r.as_bytes()));
             (
                 len,
                 res.code.unwrap_or(0),
@@ -145,12 +160,17 @@ pub fn parse_head(buf: &mut BytesMut, head_request: bool) -> Result<Option<Parse
             _ => {}
         }
         let head = buf.split_to(len).freeze();
-        let mut headers = HeaderMap::with_capacity(count);
+        let mut headers = std::mem::take(map);
+        headers.clear();
+        headers.reserve(count);
         for &(n0, n1, v0, v1) in &lines[..count] {
-            let name = HeaderName::from_bytes(&head[n0..n1]).map_err(|_| HeadError::Invalid)?;
-            let value = HeaderValue::from_maybe_shared(head.slice(v0..v1))
-                .map_err(|_| HeadError::Invalid)?;
-            headers.append(name, value);
+            let name = HeaderName::from_bytes(range(&head, n0, n1)?);
+            range(&head, v0, v1)?;
+            let value = HeaderValue::from_maybe_shared(head.slice(v0 as usize..v1 as usize));
+            match (name, value) {
+                (Ok(name), Ok(value)) => headers.append(name, value),
+                _ => return Err(HeadError::Invalid),
+            };
         }
         let (framing, reuse) = framing(status, version, &headers, head_request)?;
         if matches!(framing, Framing::Chunked | Framing::Close)
@@ -164,8 +184,9 @@ pub fn parse_head(buf: &mut BytesMut, head_request: bool) -> Result<Option<Parse
         *response.status_mut() = status;
         *response.version_mut() = version;
         *response.headers_mut() = headers;
-        if let Some((at, len)) = reason {
-            keep_reason(&mut response, &head, at, len);
+        if let Some((r0, r1)) = reason {
+            range(&head, r0, r1)?;
+            keep_reason(&mut response, &head, r0 as usize, r1 as usize);
         }
         return Ok(Some(Parsed {
             response,
@@ -175,12 +196,18 @@ pub fn parse_head(buf: &mut BytesMut, head_request: bool) -> Result<Option<Parse
     }
 }
 
+/// `head[start..end]`, when that lies inside the head.
+fn range(head: &Bytes, start: u32, end: u32) -> Result<&[u8], HeadError> {
+    head.get(start as usize..end as usize)
+        .ok_or(HeadError::Invalid)
+}
+
 /// A reason phrase that is not the status's usual one goes to the client as sent, as hyper
 /// kept it (an extension only then: the usual case costs nothing).
-fn keep_reason(response: &mut Response<()>, head: &Bytes, at: usize, len: usize) {
-    let reason = &head[at..at + len];
+fn keep_reason(response: &mut Response<()>, head: &Bytes, start: usize, end: usize) {
+    let reason = &head[start..end];
     if Some(reason) != response.status().canonical_reason().map(str::as_bytes) {
-        if let Ok(r) = hyper::ext::ReasonPhrase::try_from(head.slice(at..at + len)) {
+        if let Ok(r) = hyper::ext::ReasonPhrase::try_from(head.slice(start..end)) {
             response.extensions_mut().insert(r);
         }
     }

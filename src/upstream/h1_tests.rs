@@ -7,7 +7,11 @@ use proptest::prelude::*;
 use super::*;
 
 fn parse(head: &[u8], head_request: bool) -> Result<Option<Parsed>, HeadError> {
-    parse_head(&mut BytesMut::from(head), head_request)
+    parse_head(
+        &mut BytesMut::from(head),
+        head_request,
+        &mut HeaderMap::new(),
+    )
 }
 
 fn framed(head: &str) -> Result<(Framing, bool), HeadError> {
@@ -61,7 +65,9 @@ fn no_header_value_can_hold_a_line_break_or_nul() {
 #[test]
 fn a_response_head_is_read_with_its_headers_sliced_from_one_copy() {
     let mut buf = BytesMut::from(&b"HTTP/1.1 200 Fine\r\nA: 1\r\nb: two\r\na: 3\r\n\r\nbody"[..]);
-    let p = parse_head(&mut buf, false).unwrap().unwrap();
+    let p = parse_head(&mut buf, false, &mut HeaderMap::new())
+        .unwrap()
+        .unwrap();
     assert_eq!(&buf[..], b"body", "the head, and only it, is taken");
     assert_eq!(p.response.status(), 200);
     assert_eq!(p.response.version(), Version::HTTP_11);
@@ -221,11 +227,11 @@ proptest! {
         wire.extend_from_slice(b"Content-Length: 2\r\n\r\nok");
         let cut = cut % wire.len();
         let mut buf = BytesMut::from(&wire[..cut]);
-        let first = parse_head(&mut buf, false).unwrap();
+        let first = parse_head(&mut buf, false, &mut HeaderMap::new()).unwrap();
         buf.extend_from_slice(&wire[cut..]);
         let p = match first {
             Some(p) => p,
-            None => parse_head(&mut buf, false).unwrap().unwrap(),
+            None => parse_head(&mut buf, false, &mut HeaderMap::new()).unwrap().unwrap(),
         };
         prop_assert_eq!(&buf[..], b"ok");
         prop_assert_eq!(p.framing, Framing::Length(2));
@@ -238,7 +244,7 @@ proptest! {
     #[test]
     fn no_head_panics(wire in prop::collection::vec(any::<u8>(), 0..300), head: bool) {
         let mut buf = BytesMut::from(&wire[..]);
-        if let Ok(Some(p)) = parse_head(&mut buf, head) {
+        if let Ok(Some(p)) = parse_head(&mut buf, head, &mut HeaderMap::new()) {
             prop_assert!(buf.len() < wire.len());
             prop_assert!(!p.response.status().is_informational());
         }

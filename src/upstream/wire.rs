@@ -13,6 +13,7 @@ use std::task::{Context, Poll};
 
 use bytes::{Bytes, BytesMut};
 use http::request::Parts;
+use http::HeaderMap;
 use http::{Method, Response};
 use hyper::body::{Frame, SizeHint};
 use tokio::io::AsyncWrite;
@@ -66,8 +67,13 @@ impl Wire {
         poll_read_buf(Pin::new(&mut self.io), cx, &mut self.read).is_pending()
     }
 
-    /// Writes the head in `write` and reads the response head, by `deadline`.
-    async fn exchange(&mut self, head_request: bool, deadline: Instant) -> Result<Parsed, Failed> {
+    /// Writes the head in `write` and reads the response head into `map`, by `deadline`.
+    async fn exchange(
+        &mut self,
+        head_request: bool,
+        deadline: Instant,
+        map: &mut HeaderMap,
+    ) -> Result<Parsed, Failed> {
         let mut written = 0;
         let mut got_any = false;
         poll_fn(|cx| {
@@ -86,7 +92,7 @@ impl Wire {
                 Poll::Pending => return self.wait(deadline, cx),
             }
             loop {
-                match h1::parse_head(&mut self.read, head_request) {
+                match h1::parse_head(&mut self.read, head_request, map) {
                     Ok(Some(parsed)) => return Poll::Ready(Ok(parsed)),
                     Ok(None) => {}
                     Err(e) => {
@@ -141,34 +147,33 @@ impl Pool {
     /// Sends a request without body on one of the hot path's own connections.
     pub(super) async fn send_bodiless(
         self: &Arc<Self>,
-        parts: &Parts,
+        mut parts: Parts,
         deadline: Instant,
     ) -> Result<Response<UpstreamBody>, RequestError> {
         let head_request = parts.method == Method::HEAD;
+        let (mut wire, mut reused) = match self.take_wire().await {
+            Some(wire) => (wire, true),
+            // Boxed: connecting (a TLS handshake, maybe) is rare, and its future large.
+            None => (Wire::new(Box::pin(self.open()).await?, deadline), false),
+        };
+        let (method, uri) = (&parts.method, &parts.uri);
+        if let Err(e) = h1::encode_head(&mut wire.write, method, uri, &parts.headers) {
+            self.put_back_wire(wire);
+            return Err(RequestError::upstream("the request cannot be sent", e));
+        }
+        // The request's header map, written out, holds the response's (as in hyper).
+        let mut map = std::mem::take(&mut parts.headers);
         let mut retried = false;
         loop {
-            let pooled = match retried {
-                false => self.take_wire().await,
-                true => None,
-            };
-            let reused = pooled.is_some();
-            let mut wire = match pooled {
-                Some(wire) => wire,
-                // Boxed: connecting (a TLS handshake, maybe) is rare, and its future large.
-                None => Wire::new(Box::pin(self.open()).await?, deadline),
-            };
-            if let Err(e) =
-                h1::encode_head(&mut wire.write, &parts.method, &parts.uri, &parts.headers)
-            {
-                self.put_back_wire(wire);
-                return Err(RequestError::upstream("the request cannot be sent", e));
-            }
             wire.read.clear();
-            match wire.exchange(head_request, deadline).await {
+            match wire.exchange(head_request, deadline, &mut map).await {
                 Ok(parsed) => return Ok(self.respond(wire, parsed)),
                 Err(Failed::Early(e)) if reused && !retried && idempotent(&parts.method) => {
                     debug!(error = %e, "pooled upstream connection closed; retrying");
-                    retried = true;
+                    let mut fresh = Wire::new(Box::pin(self.open()).await?, deadline);
+                    // The head written already goes again as it is.
+                    std::mem::swap(&mut fresh.write, &mut wire.write);
+                    (wire, reused, retried) = (fresh, false, true);
                 }
                 Err(Failed::Early(e)) => {
                     return Err(RequestError::upstream(
