@@ -49,7 +49,7 @@ use tracing::debug;
 
 pub use body::UpstreamBody;
 use body::{Progress, ReqBody};
-use conn::{drive_upload, reap, Conn, Stream};
+use conn::{certificate_hint, drive_upload, reap, tls_client_config, Conn, Stream};
 use errors::{Errors, Kind};
 use wire::Wire;
 
@@ -342,47 +342,6 @@ impl Pool {
 fn pop_idle<C>(stack: &Mutex<Vec<Idle<C>>>) -> Option<Box<C>> {
     let mut idle = stack.lock().unwrap_or_else(|e| e.into_inner());
     idle.pop().map(|i| i.conn)
-}
-
-/// Says what to do when an https upstream's certificate is not trusted, the usual cause
-/// being a backend with a self-signed certificate (only on a failed connect).
-fn certificate_hint(e: &io::Error) -> &'static str {
-    match e
-        .get_ref()
-        .and_then(|inner| inner.downcast_ref::<rustls::Error>())
-    {
-        Some(rustls::Error::InvalidCertificate(_)) => {
-            " (its certificate is not trusted: self-signed, or from a private CA? set the \
-             route's upstream_tls.ca to that CA's PEM (or the certificate itself), and \
-             upstream_tls.server_name when the certificate names another host)"
-        }
-        _ => "",
-    }
-}
-
-/// Trusts `ca` only when given (`upstream_tls.ca`), else the public roots.
-fn tls_client_config(
-    ca: &[rustls_pki_types::CertificateDer<'static>],
-) -> Result<Arc<rustls::ClientConfig>, StartError> {
-    let roots = match ca {
-        [] => rustls::RootCertStore::from_iter(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
-        ca => {
-            let mut roots = rustls::RootCertStore::empty();
-            for cert in ca {
-                roots
-                    .add(cert.clone())
-                    .map_err(|e| StartError::tls("upstream_tls.ca", e))?;
-            }
-            roots
-        }
-    };
-    let mut config = rustls::ClientConfig::builder_with_provider(crate::tls::provider())
-        .with_safe_default_protocol_versions()
-        .map_err(|e| StartError::tls("client protocol versions", e))?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Ok(Arc::new(config))
 }
 
 /// A send that failed: the request back, to send again on a new connection, when the
