@@ -11,9 +11,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use common::backend::{raw_upstream, read_head};
 use common::Gateway;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
 
 struct Upstream {
     addr: std::net::SocketAddr,
@@ -24,17 +25,9 @@ struct Upstream {
 
 impl Upstream {
     async fn start() -> Upstream {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let addr = listener.local_addr().expect("addr");
-        let accepted = Arc::new(AtomicUsize::new(0));
         let late = Arc::new(AtomicUsize::new(0));
-        let (a, l) = (accepted.clone(), late.clone());
-        tokio::spawn(async move {
-            while let Ok((tcp, _)) = listener.accept().await {
-                let n = a.fetch_add(1, Ordering::SeqCst) + 1;
-                tokio::spawn(serve(tcp, n, l.clone()));
-            }
-        });
+        let l = late.clone();
+        let (addr, accepted) = raw_upstream(move |tcp, n| serve(tcp, n, l.clone())).await;
         Upstream {
             addr,
             accepted,
@@ -86,20 +79,8 @@ fn script(method: &str, path: &str, conn: usize, served: usize) -> Option<(Strin
 
 async fn serve(mut tcp: TcpStream, conn: usize, late: Arc<AtomicUsize>) {
     let mut buf = Vec::new();
-    let mut chunk = [0u8; 4096];
     let mut served = 0;
-    loop {
-        let head_end = loop {
-            if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                break i + 4;
-            }
-            match tcp.read(&mut chunk).await {
-                Ok(0) | Err(_) => return,
-                Ok(n) => buf.extend_from_slice(&chunk[..n]),
-            }
-        };
-        let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
-        buf.drain(..head_end);
+    while let Some(head) = read_head(&mut tcp, &mut buf).await {
         served += 1;
         let mut words = head.split(' ');
         let method = words.next().unwrap_or("").to_owned();
