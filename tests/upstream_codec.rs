@@ -116,10 +116,21 @@ async fn serve(mut tcp: TcpStream, conn: usize, late: Arc<AtomicUsize>) {
 }
 
 fn gateway(upstream: &Upstream, settings: &str) -> Gateway {
-    Gateway::start(&format!(
-        "  upstream: {{{settings}}}\n  routes:\n    - {{prefix: /, upstream: \"http://{}\"}}\n",
-        upstream.addr
-    ))
+    Gateway::start_with(
+        &format!(
+            "  upstream: {{{settings}}}\n  routes:\n    - {{prefix: /, upstream: \"http://{}\"}}\n",
+            upstream.addr
+        ),
+        "metrics: {listen: \"127.0.0.1:0\"}\n",
+    )
+}
+
+/// The route's count of upstream errors of `kind`, as exported.
+async fn errors(gw: &Gateway, kind: &str) -> String {
+    let want = format!("oauthgate_upstream_errors_total{{route=\"/\",kind=\"{kind}\"}} ");
+    let scrape = gw.scrape().await;
+    let line = scrape.lines().find(|l| l.starts_with(&want));
+    line.map(|l| l[want.len()..].to_owned()).unwrap_or_default()
 }
 
 async fn call(client: &reqwest::Client, method: &str, url: String) -> (u16, String) {
@@ -215,6 +226,11 @@ async fn malformed_responses_are_502_or_a_cut_body_and_never_pooled() {
         "{status} {body}"
     );
     assert_eq!(get(&gw, "/n").await, (200, "/n conn 4 req 1".into()));
+    assert_eq!(
+        errors(&gw, "protocol").await,
+        "2",
+        "the two refused heads are counted"
+    );
 }
 
 #[tokio::test]
@@ -229,6 +245,7 @@ async fn a_slow_head_is_a_504() {
         "{took:?}"
     );
     assert_eq!(get(&gw, "/n").await, (200, "/n conn 2 req 1".into()));
+    assert_eq!(errors(&gw, "timeout").await, "1");
 }
 
 #[tokio::test]
@@ -250,6 +267,7 @@ async fn a_pooled_connection_closed_under_a_request_is_retried_for_get_only() {
     let (status, body) = call(&client, "POST", gw.url("/flaky")).await;
     assert_eq!(status, 502, "{body}");
     assert_eq!(upstream.accepted(), 2, "no second attempt");
+    assert_eq!(errors(&gw, "reset").await, "1", "only the POST failed");
     // A DELETE is idempotent, so it is retried.
     assert_eq!(
         get(&gw, "/flaky").await,
