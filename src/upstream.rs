@@ -9,8 +9,11 @@
 //! to the end; a body dropped before that (the client went away) closes it.
 //!
 //! Idle connections are not polled. An upstream that closed one while it idled is noticed when
-//! it is taken: the connection is polled once, reads the end of stream and is dropped. A request
-//! that the upstream's close kept from being sent is sent again on a new connection.
+//! it is taken: the connection is polled once, reads the end of stream (or bytes nobody asked
+//! for) and is dropped. A bodiless request whose pooled connection ends before any byte of an
+//! answer (the upstream closed it as the request went out) is sent again on a new connection
+//! when its method is idempotent, as nginx does; others get a 502. An upload that hyper could
+//! not send at all is sent again.
 //!
 //! A request without body (most) goes over the hot path's own HTTP/1.1 codec ([`wire`], [`h1`],
 //! [`chunked`]) and connections of its own; uploads and `CONNECT` go through hyper, on a

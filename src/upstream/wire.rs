@@ -163,17 +163,17 @@ impl Pool {
         }
         // The request's header map, written out, holds the response's (as in hyper).
         let mut map = std::mem::take(&mut parts.headers);
-        let mut retried = false;
         loop {
             wire.read.clear();
             match wire.exchange(head_request, deadline, &mut map).await {
                 Ok(parsed) => return Ok(self.respond(wire, parsed)),
-                Err(Failed::Early(e)) if reused && !retried && idempotent(&parts.method) => {
+                // Once: the retry is on a new connection (`reused` false).
+                Err(Failed::Early(e)) if reused && idempotent(&parts.method) => {
                     debug!(error = %e, "pooled upstream connection closed; retrying");
                     let mut fresh = Wire::new(Box::pin(self.open()).await?, deadline);
                     // The head written already goes again as it is.
                     std::mem::swap(&mut fresh.write, &mut wire.write);
-                    (wire, reused, retried) = (fresh, false, true);
+                    (wire, reused) = (fresh, false);
                 }
                 Err(Failed::Early(e)) => {
                     return Err(RequestError::upstream(
