@@ -22,6 +22,8 @@ pub use crate::gateway::hosts::check_host;
 pub use crate::gateway::policy::{safe_next, MAX_NEXT};
 pub use crate::gateway::session::{strip_own_cookies, COOKIE_PREFIX};
 pub use crate::path::NormalPath;
+pub use crate::upstream::chunked::{ChunkError, Chunked, Step as ChunkStep};
+pub use crate::upstream::h1::{parse_head, Framing, HeadError, Parsed};
 pub use crate::util::Query;
 
 /// The route prefixes of [`route`]'s table: nested, a root, and a `case_insensitive` one

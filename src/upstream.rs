@@ -9,26 +9,36 @@
 //! to the end; a body dropped before that (the client went away) closes it.
 //!
 //! Idle connections are not polled. An upstream that closed one while it idled is noticed when
-//! it is taken: the connection is polled once, reads the end of stream and is dropped. A request
-//! that the upstream's close kept from being sent is sent again on a new connection.
+//! it is taken: the connection is polled once, reads the end of stream (or bytes nobody asked
+//! for) and is dropped. A bodiless request whose pooled connection ends before any byte of an
+//! answer (the upstream closed it as the request went out) is sent again on a new connection
+//! when its method is idempotent, as nginx does; others get a 502. An upload that hyper could
+//! not send at all is sent again.
+//!
+//! A request without body (most) goes over the hot path's own HTTP/1.1 codec ([`wire`], [`h1`],
+//! [`chunked`]) and connections of its own; uploads and `CONNECT` go through hyper, on a
+//! second stack of idle connections.
 //!
 //! `Upgrade` requests get a connection of their own, in a task of its own, that is never pooled.
 
 mod body;
+pub(crate) mod chunked;
 mod conn;
 pub mod errors;
+pub(crate) mod h1;
+mod wire;
 
 use std::fmt;
 use std::future::{poll_fn, Future};
 use std::io;
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::task::Poll;
 use std::time::Duration;
 
 use http::header::HeaderValue;
 use http::uri::{Authority, Scheme};
-use http::{Request, Response};
+use http::{Method, Request, Response};
 use hyper::body::{Body, Incoming};
 
 use crate::body::RequestBody;
@@ -43,8 +53,11 @@ use tracing::debug;
 
 pub use body::UpstreamBody;
 use body::{Progress, ReqBody};
-use conn::{drive_upload, reap, Conn, Stream};
+use conn::{
+    certificate_hint, drive_upload, lock, mine, per_thread, reap, tls_client_config, Conn, Stream,
+};
 use errors::{Errors, Kind};
+use wire::Wire;
 
 use crate::config::{UpstreamSettings, UpstreamTls};
 use crate::error::{RequestError, StartError};
@@ -61,10 +74,13 @@ pub struct Pool {
     pub host: HeaderValue,
     tls: Option<(TlsConnector, ServerName<'static>)>,
     settings: UpstreamSettings,
-    /// Idle connections, a stack per serving thread (`util::serving_thread`): a connection
-    /// is registered with the event loop of the thread that opened it, and is used there
-    /// only, so that its I/O never wakes another thread.
-    idle: Box<[Mutex<Vec<Idle>>]>,
+    /// Idle connections, a stack per serving thread (`util::serving_thread`) for each kind:
+    /// a connection is registered with the event loop of the thread that opened it, and is
+    /// used there only, so that its I/O never wakes another thread.
+    /// Idle hyper connections (uploads).
+    idle: Box<[Mutex<Vec<Idle<Conn>>>]>,
+    /// Idle connections of the hot path's own codec.
+    wires: Box<[Mutex<Vec<Idle<Wire>>>]>,
     /// How many connections idle, in all stacks (for `max_idle`).
     idle_count: AtomicUsize,
     errors: Errors,
@@ -79,8 +95,8 @@ impl fmt::Debug for Pool {
     }
 }
 
-struct Idle {
-    conn: Box<Conn>,
+struct Idle<C> {
+    conn: Box<C>,
     since: Instant,
 }
 
@@ -115,9 +131,8 @@ impl Pool {
                 .map_err(|e| StartError::tls(format!("upstream authority {authority}"), e))?,
             tls,
             settings: settings.clone(),
-            idle: (0..crate::util::serving_threads())
-                .map(|_| Mutex::new(Vec::new()))
-                .collect(),
+            idle: per_thread(),
+            wires: per_thread(),
             idle_count: AtomicUsize::new(0),
             errors: Errors::default(),
         });
@@ -133,7 +148,12 @@ impl Pool {
         req: Request<RequestBody>,
         timeout: Duration,
     ) -> Result<Response<UpstreamBody>, RequestError> {
-        // Only an upload is watched: a bodiless request (most) costs nothing more.
+        // `CONNECT` stays with hyper, which knows a 2xx to it opens a tunnel.
+        if req.body().is_end_stream() && req.method() != Method::CONNECT {
+            let (parts, _) = req.into_parts();
+            return self.send_bodiless(parts, Instant::now() + timeout).await;
+        }
+        // Only an upload is watched: a bodiless request costs nothing more.
         let progress = (!req.body().is_end_stream()).then(|| Arc::new(Progress::new()));
         let mut req = match &progress {
             Some(p) => req.map(|b| ReqBody::tracked(b, p.clone())),
@@ -249,8 +269,7 @@ impl Pool {
     async fn take(&self) -> Option<Box<Conn>> {
         loop {
             // No clock read here: the reaper closes what idled too long.
-            let mut conn = self.stack().pop()?.conn;
-            self.idle_count.fetch_sub(1, Relaxed);
+            let mut conn = self.pop_idle(&self.idle)?;
             // Polling once reads what arrived while the connection idled: nothing, or its
             // end. A pooled connection was ready when it was put back; one that is not ready
             // now is not trusted.
@@ -260,8 +279,34 @@ impl Pool {
         }
     }
 
+    /// The most recently used idle connection of the hot path that is still open and has
+    /// received nothing while it idled.
+    async fn take_wire(&self) -> Option<Box<Wire>> {
+        loop {
+            let mut wire = self.pop_idle(&self.wires)?;
+            if poll_fn(|cx| Poll::Ready(wire.idle_fit(cx))).await {
+                return Some(wire);
+            }
+        }
+    }
+
     fn put_back(&self, conn: Box<Conn>) {
-        let mut idle = self.stack();
+        self.push_idle(&self.idle, conn);
+    }
+
+    fn put_back_wire(&self, wire: Box<Wire>) {
+        self.push_idle(&self.wires, wire);
+    }
+
+    /// The most recently used connection of this thread's stack in `stacks`.
+    fn pop_idle<C>(&self, stacks: &[Mutex<Vec<Idle<C>>>]) -> Option<Box<C>> {
+        let conn = lock(mine(stacks)).pop()?.conn;
+        self.idle_count.fetch_sub(1, Relaxed);
+        Some(conn)
+    }
+
+    fn push_idle<C>(&self, stacks: &[Mutex<Vec<Idle<C>>>], conn: Box<C>) {
+        let mut idle = lock(mine(stacks));
         // No cap by default: the pool holds what the load needed (the most connections busy
         // at once in the last `idle_timeout`), as every one of them is about to be needed
         // again. A cap below the concurrency closes a connection after each response and
@@ -273,12 +318,6 @@ impl Pool {
                 since: Instant::now(),
             });
         }
-    }
-
-    /// This thread's stack of idle connections.
-    fn stack(&self) -> MutexGuard<'_, Vec<Idle>> {
-        let stack = &self.idle[crate::util::serving_thread() % self.idle.len()];
-        stack.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Boxed, so that requests move a pointer, not the connection's state, around.
@@ -317,47 +356,6 @@ impl Pool {
             Ok(Ok(stream)) => Ok(stream),
         }
     }
-}
-
-/// Says what to do when an https upstream's certificate is not trusted, the usual cause
-/// being a backend with a self-signed certificate (only on a failed connect).
-fn certificate_hint(e: &io::Error) -> &'static str {
-    match e
-        .get_ref()
-        .and_then(|inner| inner.downcast_ref::<rustls::Error>())
-    {
-        Some(rustls::Error::InvalidCertificate(_)) => {
-            " (its certificate is not trusted: self-signed, or from a private CA? set the \
-             route's upstream_tls.ca to that CA's PEM (or the certificate itself), and \
-             upstream_tls.server_name when the certificate names another host)"
-        }
-        _ => "",
-    }
-}
-
-/// Trusts `ca` only when given (`upstream_tls.ca`), else the public roots.
-fn tls_client_config(
-    ca: &[rustls_pki_types::CertificateDer<'static>],
-) -> Result<Arc<rustls::ClientConfig>, StartError> {
-    let roots = match ca {
-        [] => rustls::RootCertStore::from_iter(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
-        ca => {
-            let mut roots = rustls::RootCertStore::empty();
-            for cert in ca {
-                roots
-                    .add(cert.clone())
-                    .map_err(|e| StartError::tls("upstream_tls.ca", e))?;
-            }
-            roots
-        }
-    };
-    let mut config = rustls::ClientConfig::builder_with_provider(crate::tls::provider())
-        .with_safe_default_protocol_versions()
-        .map_err(|e| StartError::tls("client protocol versions", e))?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Ok(Arc::new(config))
 }
 
 /// A send that failed: the request back, to send again on a new connection, when the

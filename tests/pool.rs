@@ -10,9 +10,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use common::backend::{raw_upstream, read_head};
 use common::Gateway;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 
 /// Paths: `/slow` answers after 300 ms, `/hang` never answers, `/big` streams 8 MB slowly,
 /// `/early` answers before reading the request body (then drains it),
@@ -27,17 +28,9 @@ struct Upstream {
 
 impl Upstream {
     async fn start() -> Upstream {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let addr = listener.local_addr().expect("addr");
-        let accepted = Arc::new(AtomicUsize::new(0));
         let closed_by_peer = Arc::new(AtomicUsize::new(0));
-        let (a, c) = (accepted.clone(), closed_by_peer.clone());
-        tokio::spawn(async move {
-            while let Ok((tcp, _)) = listener.accept().await {
-                a.fetch_add(1, Ordering::SeqCst);
-                tokio::spawn(serve(tcp, c.clone()));
-            }
-        });
+        let c = closed_by_peer.clone();
+        let (addr, accepted) = raw_upstream(move |tcp, _| serve(tcp, c.clone())).await;
         Upstream {
             addr,
             accepted,
@@ -63,20 +56,10 @@ async fn serve(mut tcp: TcpStream, closed_by_peer: Arc<AtomicUsize>) {
     let mut chunk = [0u8; 4096];
     let mut served = 0;
     loop {
-        let head_end = loop {
-            if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                break i + 4;
-            }
-            match tcp.read(&mut chunk).await {
-                Ok(0) | Err(_) => {
-                    closed_by_peer.fetch_add(1, Ordering::SeqCst);
-                    return;
-                }
-                Ok(n) => buf.extend_from_slice(&chunk[..n]),
-            }
+        let Some(head) = read_head(&mut tcp, &mut buf).await else {
+            closed_by_peer.fetch_add(1, Ordering::SeqCst);
+            return;
         };
-        let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
-        buf.drain(..head_end);
         served += 1;
         let path = head.split(' ').nth(1).unwrap_or("/").to_owned();
         let wrote = match path.as_str() {

@@ -14,6 +14,7 @@ use tokio::sync::Notify;
 use tokio::time::{Instant, Sleep};
 
 use super::errors::Kind;
+use super::wire::Reader;
 use super::{Conn, Pool};
 use crate::body::RequestBody;
 use crate::error::BoxError;
@@ -151,9 +152,7 @@ impl Progress {
 /// A response body from the upstream. Polling it also drives its connection (the rest of the
 /// request body included); once it has ended, the connection goes back to its pool.
 pub struct UpstreamBody {
-    body: Incoming,
-    /// The connection, when this body drives it (no upload going on beside it).
-    conn: Option<Box<Conn>>,
+    inner: Inner,
     pool: Arc<Pool>,
     /// Since when the body has been waiting for the upstream (`None` while data flows).
     stalled_since: Option<Instant>,
@@ -163,11 +162,28 @@ pub struct UpstreamBody {
     stats: Option<Arc<RouteStats>>,
 }
 
+/// Who reads the body: hyper (uploads, upgrades) or the hot path's own codec.
+enum Inner {
+    Hyper {
+        body: Incoming,
+        /// The connection, when this body drives it (no upload going on beside it).
+        conn: Option<Box<Conn>>,
+    },
+    Own(Reader),
+}
+
 impl UpstreamBody {
     pub(super) fn new(body: Incoming, conn: Option<Box<Conn>>, pool: Arc<Pool>) -> Self {
+        Self::with(Inner::Hyper { body, conn }, pool)
+    }
+
+    pub(super) fn own(reader: Reader, pool: Arc<Pool>) -> Self {
+        Self::with(Inner::Own(reader), pool)
+    }
+
+    fn with(inner: Inner, pool: Arc<Pool>) -> Self {
         UpstreamBody {
-            body,
-            conn,
+            inner,
             pool,
             stalled_since: None,
             timer: None,
@@ -185,12 +201,14 @@ impl UpstreamBody {
     /// answered early); then it closes, as a pooled connection must never make its next user
     /// wait for a stranger's upload.
     fn release(&mut self, cx: Option<&mut Context<'_>>) {
-        if let Some(mut conn) = self.conn.take() {
-            if let Some(cx) = cx {
-                conn.drive(cx);
-            }
-            if conn.driver.is_some() && conn.tx.is_ready() {
-                self.pool.put_back(conn);
+        if let Inner::Hyper { conn, .. } = &mut self.inner {
+            if let Some(mut conn) = conn.take() {
+                if let Some(cx) = cx {
+                    conn.drive(cx);
+                }
+                if conn.driver.is_some() && conn.tx.is_ready() {
+                    self.pool.put_back(conn);
+                }
             }
         }
     }
@@ -201,14 +219,49 @@ impl UpstreamBody {
     fn stalled(&mut self, cx: &mut Context<'_>) -> bool {
         let since = *self.stalled_since.get_or_insert_with(Instant::now);
         let deadline = since + self.pool.settings.response_body_idle_timeout;
-        let timer = match &mut self.conn {
-            // The connection's own timer: it bounded the wait for the head, which is over.
-            Some(conn) => &mut conn.timer,
+        // The connection's own timer, when this body has it: it bounded the wait for the
+        // head, which is over.
+        let own = match &mut self.inner {
+            Inner::Hyper { conn, .. } => conn.as_mut().map(|c| &mut c.timer),
+            Inner::Own(reader) => reader.timer(),
+        };
+        let timer = match own {
+            Some(timer) => timer,
             None => self
                 .timer
                 .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline))),
         };
         deadline_passed(timer, deadline, cx)
+    }
+
+    /// Closes the connection: it is mid-response.
+    fn close(&mut self) {
+        match &mut self.inner {
+            Inner::Hyper { conn, .. } => *conn = None,
+            Inner::Own(reader) => reader.close(),
+        }
+    }
+
+    fn poll_inner(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let (body, conn) = match &mut self.inner {
+            Inner::Own(reader) => return reader.poll_frame(&self.pool, cx),
+            Inner::Hyper { body, conn } => (body, conn),
+        };
+        let mut frame = Pin::new(&mut *body).poll_frame(cx);
+        if frame.is_pending() {
+            // Read what the upstream sent (asking for more data above may be what lets the
+            // connection go on), then look again.
+            if let Some(conn) = conn {
+                conn.drive(cx);
+                frame = Pin::new(&mut *body).poll_frame(cx);
+            }
+        }
+        if ends_body(&frame, &*body) {
+            self.release(Some(cx));
+        } else if let Poll::Ready(Some(Err(_))) = frame {
+            *conn = None;
+        }
+        frame.map(|f| f.map(|f| f.map_err(BoxError::from)))
     }
 }
 
@@ -228,19 +281,10 @@ impl Body for UpstreamBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = self.get_mut();
-        let mut frame = Pin::new(&mut this.body).poll_frame(cx);
-        if frame.is_pending() {
-            // Read what the upstream sent (asking for more data above may be what lets the
-            // connection go on), then look again.
-            if let Some(conn) = &mut this.conn {
-                conn.drive(cx);
-                frame = Pin::new(&mut this.body).poll_frame(cx);
-            }
-        }
+        let frame = this.poll_inner(cx);
         if frame.is_pending() {
             if this.stalled(cx) {
-                // Dropping the connection closes it: it is mid-response.
-                this.conn = None;
+                this.close();
                 let e = BodyStalled(this.pool.settings.response_body_idle_timeout);
                 this.pool.note(Kind::BodyStalled, &e);
                 if let Some(stats) = &this.stats {
@@ -251,28 +295,30 @@ impl Body for UpstreamBody {
             return Poll::Pending;
         }
         this.stalled_since = None;
-        if ends_body(&frame, &this.body) {
-            this.release(Some(cx));
-        } else if let Poll::Ready(Some(Err(_))) = frame {
-            this.conn = None;
-        }
-        frame.map(|f| f.map(|f| f.map_err(BoxError::from)))
+        frame
     }
 
     fn is_end_stream(&self) -> bool {
-        self.body.is_end_stream()
+        match &self.inner {
+            Inner::Hyper { body, .. } => body.is_end_stream(),
+            Inner::Own(reader) => reader.is_end_stream(),
+        }
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.body.size_hint()
+        match &self.inner {
+            Inner::Hyper { body, .. } => body.size_hint(),
+            Inner::Own(reader) => reader.size_hint(),
+        }
     }
 }
 
 impl Drop for UpstreamBody {
     fn drop(&mut self) {
         // A body without content (HEAD, 204, 304) is never polled: its end is known already.
-        // Any other body still unread means the connection is mid-response: it closes.
-        if self.body.is_end_stream() {
+        // Any other body still unread means the connection is mid-response: it closes (the
+        // own codec's reader has pooled its connection at the end already).
+        if self.is_end_stream() {
             self.release(None);
         }
     }

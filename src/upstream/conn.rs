@@ -1,11 +1,12 @@
-//! One upstream connection: its byte stream (TCP or TLS), the HTTP/1.1 state machine polled
-//! by whichever task uses it, the task that drives an upload's connection, and the reaper
-//! of connections idle too long.
+//! One upstream connection: its byte stream (TCP or TLS) and TLS settings, the hyper HTTP/1.1
+//! state machine (uploads) polled by whichever task uses it, the task that drives an upload's
+//! connection, and the reaper of connections idle too long.
 
 use std::future::{poll_fn, Future};
 use std::io;
 use std::pin::Pin;
-use std::sync::{Arc, Weak};
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -97,20 +98,84 @@ pub(super) async fn reap(pool: Weak<Pool>) {
     loop {
         tokio::time::sleep(period).await;
         let Some(pool) = pool.upgrade() else { return };
-        let mut expired: Vec<Idle> = Vec::new();
+        // Each stack's expired connections close after its lock is released.
+        let timeout = pool.settings.idle_timeout;
+        let mut gone = 0;
         for stack in &pool.idle {
-            let mut idle = stack.lock().unwrap_or_else(|e| e.into_inner());
-            let keep = idle
-                .iter()
-                .position(|i| i.since.elapsed() < pool.settings.idle_timeout)
-                .unwrap_or(idle.len());
-            expired.extend(idle.drain(..keep));
+            gone += expired(stack, timeout).len();
         }
-        pool.idle_count
-            .fetch_sub(expired.len(), std::sync::atomic::Ordering::Relaxed);
-        // closed outside the lock
-        drop(expired);
+        for stack in &pool.wires {
+            gone += expired(stack, timeout).len();
+        }
+        pool.idle_count.fetch_sub(gone, Relaxed);
     }
+}
+
+/// One empty stack per serving thread.
+pub(super) fn per_thread<C>() -> Box<[Mutex<Vec<Idle<C>>>]> {
+    (0..crate::util::serving_threads())
+        .map(|_| Mutex::new(Vec::new()))
+        .collect()
+}
+
+/// This thread's stack in `stacks`.
+pub(super) fn mine<C>(stacks: &[Mutex<Vec<Idle<C>>>]) -> &Mutex<Vec<Idle<C>>> {
+    &stacks[crate::util::serving_thread() % stacks.len()]
+}
+
+pub(super) fn lock<C>(stack: &Mutex<Vec<Idle<C>>>) -> MutexGuard<'_, Vec<Idle<C>>> {
+    stack.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Takes the connections idle for `timeout` or longer out of `stack` (oldest at the bottom).
+fn expired<C>(stack: &Mutex<Vec<Idle<C>>>, timeout: Duration) -> Vec<Idle<C>> {
+    let mut idle = lock(stack);
+    let keep = idle
+        .iter()
+        .position(|i| i.since.elapsed() < timeout)
+        .unwrap_or(idle.len());
+    idle.drain(..keep).collect()
+}
+
+/// Says what to do when an https upstream's certificate is not trusted, the usual cause
+/// being a backend with a self-signed certificate (only on a failed connect).
+pub(super) fn certificate_hint(e: &io::Error) -> &'static str {
+    match e
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+    {
+        Some(rustls::Error::InvalidCertificate(_)) => {
+            " (its certificate is not trusted: self-signed, or from a private CA? set the \
+             route's upstream_tls.ca to that CA's PEM (or the certificate itself), and \
+             upstream_tls.server_name when the certificate names another host)"
+        }
+        _ => "",
+    }
+}
+
+/// Trusts `ca` only when given (`upstream_tls.ca`), else the public roots.
+pub(super) fn tls_client_config(
+    ca: &[rustls_pki_types::CertificateDer<'static>],
+) -> Result<Arc<rustls::ClientConfig>, crate::error::StartError> {
+    let roots = match ca {
+        [] => rustls::RootCertStore::from_iter(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
+        ca => {
+            let mut roots = rustls::RootCertStore::empty();
+            for cert in ca {
+                roots
+                    .add(cert.clone())
+                    .map_err(|e| crate::error::StartError::tls("upstream_tls.ca", e))?;
+            }
+            roots
+        }
+    };
+    let mut config = rustls::ClientConfig::builder_with_provider(crate::tls::provider())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| crate::error::StartError::tls("client protocol versions", e))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
 }
 
 /// A connection to an upstream: plain TCP or TLS.

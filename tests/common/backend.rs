@@ -261,3 +261,42 @@ pub async fn stalling_mid_body() -> (SocketAddr, Arc<std::sync::atomic::AtomicUs
     });
     (addr, closed)
 }
+
+/// A raw HTTP/1.1 upstream for scripted answers: listens on 127.0.0.1:0 and hands each
+/// connection to `serve` with its number (from 1); the counter is how many were accepted.
+pub async fn raw_upstream<F, Fut>(serve: F) -> (SocketAddr, Arc<std::sync::atomic::AtomicUsize>)
+where
+    F: Fn(tokio::net::TcpStream, usize) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let count = accepted.clone();
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let n = count.fetch_add(1, Ordering::SeqCst) + 1;
+            tokio::spawn(serve(tcp, n));
+        }
+    });
+    (addr, accepted)
+}
+
+/// The next request head on `tcp` as text, taken from the front of `buf` (which keeps what
+/// follows it: a body, or the next request); `None` once the other side has closed.
+pub async fn read_head(tcp: &mut tokio::net::TcpStream, buf: &mut Vec<u8>) -> Option<String> {
+    let mut chunk = [0u8; 4096];
+    let end = loop {
+        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+        match tcp.read(&mut chunk).await {
+            Ok(0) | Err(_) => return None,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+    };
+    let head = String::from_utf8_lossy(&buf[..end]).into_owned();
+    buf.drain(..end);
+    Some(head)
+}

@@ -1,0 +1,332 @@
+//! The hot path's own upstream connections: a bodiless request written in one write, its
+//! response head read and framed by `h1`, its body read by [`Reader`] straight from the
+//! connection's buffer, all polled by the request's own task (no task, channel or lock per
+//! request). A connection is pooled again only when its response ended exactly at its
+//! framing's end, with no byte read beyond it: anything else may be a desync, and the next
+//! user of the connection would read a stranger's bytes as its response.
+
+use std::future::poll_fn;
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use bytes::{Bytes, BytesMut};
+use http::request::Parts;
+use http::HeaderMap;
+use http::{Method, Response};
+use hyper::body::{Frame, SizeHint};
+use tokio::io::AsyncWrite;
+use tokio::time::{Instant, Sleep};
+use tokio_util::io::poll_read_buf;
+use tracing::debug;
+
+use super::chunked::{Chunked, Step};
+use super::conn::Stream;
+use super::h1::{self, Framing, Parsed};
+use super::{Pool, UpstreamBody};
+use crate::error::{BoxError, RequestError};
+use crate::util::deadline_passed;
+
+/// How much room a read has at least (the buffer grows by this when it runs short).
+const READ_ROOM: usize = 8 * 1024;
+
+/// One connection of the hot path and its reused buffers.
+pub(super) struct Wire {
+    io: Stream,
+    read: BytesMut,
+    write: Vec<u8>,
+    /// Bounds the wait for a response head, then a body's stalls: one timer per connection,
+    /// re-armed only when it goes off before the current deadline (see `deadline_passed`).
+    pub(super) timer: Pin<Box<Sleep>>,
+}
+
+/// Why an exchange gave no response head.
+enum Failed {
+    /// The connection failed before any byte of a response: a pooled one may have been
+    /// closed by the upstream just as the request went out.
+    Early(io::Error),
+    Timeout,
+    Other(RequestError),
+}
+
+impl Wire {
+    pub(super) fn new(io: Stream, deadline: Instant) -> Box<Self> {
+        Box::new(Wire {
+            io,
+            read: BytesMut::with_capacity(2 * READ_ROOM),
+            write: Vec::with_capacity(1024),
+            timer: Box::pin(tokio::time::sleep_until(deadline)),
+        })
+    }
+
+    /// Whether an idle connection is still fit for a request: nothing may have arrived while
+    /// it idled, neither its end nor bytes nobody asked for (a desync).
+    pub(super) fn idle_fit(&mut self, cx: &mut Context<'_>) -> bool {
+        self.read.reserve(READ_ROOM);
+        poll_read_buf(Pin::new(&mut self.io), cx, &mut self.read).is_pending()
+    }
+
+    /// Writes the head in `write` and reads the response head into `map`, by `deadline`.
+    async fn exchange(
+        &mut self,
+        head_request: bool,
+        deadline: Instant,
+        map: &mut HeaderMap,
+    ) -> Result<Parsed, Failed> {
+        let mut written = 0;
+        let mut got_any = false;
+        poll_fn(|cx| {
+            while written < self.write.len() {
+                match Pin::new(&mut self.io).poll_write(cx, &self.write[written..]) {
+                    Poll::Ready(Ok(0)) => return Poll::Ready(Err(Failed::Early(zero()))),
+                    Poll::Ready(Ok(n)) => written += n,
+                    Poll::Ready(Err(e)) => return Poll::Ready(Err(Failed::Early(e))),
+                    Poll::Pending => return self.wait(deadline, cx),
+                }
+            }
+            // A no-op on TCP; TLS may hold the last record until flushed.
+            match Pin::new(&mut self.io).poll_flush(cx) {
+                Poll::Ready(Ok(())) => {}
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(Failed::Early(e))),
+                Poll::Pending => return self.wait(deadline, cx),
+            }
+            loop {
+                match h1::parse_head(&mut self.read, head_request, map) {
+                    Ok(Some(parsed)) => return Poll::Ready(Ok(parsed)),
+                    Ok(None) => {}
+                    Err(e) => {
+                        let e = RequestError::upstream("the response head was refused", e);
+                        return Poll::Ready(Err(Failed::Other(e)));
+                    }
+                }
+                self.read.reserve(READ_ROOM);
+                let e = match poll_read_buf(Pin::new(&mut self.io), cx, &mut self.read) {
+                    Poll::Ready(Ok(0)) => io::ErrorKind::UnexpectedEof.into(),
+                    Poll::Ready(Ok(_)) => {
+                        got_any = true;
+                        continue;
+                    }
+                    Poll::Ready(Err(e)) => e,
+                    Poll::Pending => return self.wait(deadline, cx),
+                };
+                return Poll::Ready(Err(match got_any {
+                    false => Failed::Early(e),
+                    true => Failed::Other(RequestError::upstream(
+                        "the connection ended inside the response head",
+                        e,
+                    )),
+                }));
+            }
+        })
+        .await
+    }
+
+    fn wait<T>(&mut self, deadline: Instant, cx: &mut Context<'_>) -> Poll<Result<T, Failed>> {
+        match deadline_passed(&mut self.timer, deadline, cx) {
+            true => Poll::Ready(Err(Failed::Timeout)),
+            false => Poll::Pending,
+        }
+    }
+}
+
+fn zero() -> io::Error {
+    io::ErrorKind::WriteZero.into()
+}
+
+/// Whether a request may be sent again after its connection failed before any answer: the
+/// idempotent methods (RFC 9110 §9.2.2), as nginx's `proxy_next_upstream` retries.
+fn idempotent(method: &Method) -> bool {
+    matches!(
+        *method,
+        Method::GET | Method::HEAD | Method::OPTIONS | Method::PUT | Method::DELETE | Method::TRACE
+    )
+}
+
+impl Pool {
+    /// Sends a request without body on one of the hot path's own connections.
+    pub(super) async fn send_bodiless(
+        self: &Arc<Self>,
+        mut parts: Parts,
+        deadline: Instant,
+    ) -> Result<Response<UpstreamBody>, RequestError> {
+        let head_request = parts.method == Method::HEAD;
+        let (mut wire, mut reused) = match self.take_wire().await {
+            Some(wire) => (wire, true),
+            // Boxed: connecting (a TLS handshake, maybe) is rare, and its future large.
+            None => (Wire::new(Box::pin(self.open()).await?, deadline), false),
+        };
+        let (method, uri) = (&parts.method, &parts.uri);
+        if let Err(e) = h1::encode_head(&mut wire.write, method, uri, &parts.headers) {
+            self.put_back_wire(wire);
+            return Err(RequestError::upstream("the request cannot be sent", e));
+        }
+        // The request's header map, written out, holds the response's (as in hyper).
+        let mut map = std::mem::take(&mut parts.headers);
+        loop {
+            wire.read.clear();
+            match wire.exchange(head_request, deadline, &mut map).await {
+                Ok(parsed) => return Ok(self.respond(wire, parsed)),
+                // Once: the retry is on a new connection (`reused` false).
+                Err(Failed::Early(e)) if reused && idempotent(&parts.method) => {
+                    debug!(error = %e, "pooled upstream connection closed; retrying");
+                    let mut fresh = Wire::new(Box::pin(self.open()).await?, deadline);
+                    // The head written already goes again as it is.
+                    std::mem::swap(&mut fresh.write, &mut wire.write);
+                    (wire, reused) = (fresh, false);
+                }
+                Err(Failed::Early(e)) => {
+                    return Err(RequestError::upstream(
+                        "the connection closed before a response",
+                        e,
+                    ))
+                }
+                // The connection is mid-request: it closes with `wire`.
+                Err(Failed::Timeout) => return Err(RequestError::UpstreamTimeout),
+                Err(Failed::Other(e)) => return Err(e),
+            }
+        }
+    }
+
+    fn respond(self: &Arc<Self>, wire: Box<Wire>, parsed: Parsed) -> Response<UpstreamBody> {
+        let Parsed {
+            response,
+            framing,
+            reuse,
+        } = parsed;
+        let state = match framing {
+            Framing::Empty => Framed::Done,
+            Framing::Length(n) => Framed::Length(n),
+            Framing::Chunked => Framed::Chunked(Chunked::default()),
+            Framing::Close => Framed::Close,
+        };
+        let mut reader = Reader {
+            wire: Some(wire),
+            state,
+            reuse,
+        };
+        if framing == Framing::Empty {
+            reader.finish(self);
+        }
+        response.map(|()| UpstreamBody::own(reader, self.clone()))
+    }
+}
+
+/// The state of a response body being read.
+enum Framed {
+    Length(u64),
+    Chunked(Chunked),
+    Close,
+    Done,
+}
+
+/// A response body read from a hot-path connection.
+pub(super) struct Reader {
+    /// `None` once the connection has been pooled again or closed.
+    wire: Option<Box<Wire>>,
+    state: Framed,
+    /// Whether the response allows another request on the connection.
+    reuse: bool,
+}
+
+/// A body that ended before its framing said it would.
+#[derive(Debug, thiserror::Error)]
+#[error("the upstream connection ended inside the response body")]
+pub struct Truncated;
+
+impl Reader {
+    pub(super) fn is_end_stream(&self) -> bool {
+        matches!(self.state, Framed::Done)
+    }
+
+    pub(super) fn size_hint(&self) -> SizeHint {
+        match self.state {
+            Framed::Length(n) => SizeHint::with_exact(n),
+            Framed::Done => SizeHint::with_exact(0),
+            _ => SizeHint::default(),
+        }
+    }
+
+    /// The connection's timer, for the body's stall limit.
+    pub(super) fn timer(&mut self) -> Option<&mut Pin<Box<Sleep>>> {
+        self.wire.as_mut().map(|w| &mut w.timer)
+    }
+
+    /// Closes the connection (mid-response: it cannot be pooled).
+    pub(super) fn close(&mut self) {
+        self.wire = None;
+    }
+
+    /// The body has ended: the connection is pooled if the response allows it and nothing
+    /// was read beyond the body's end.
+    fn finish(&mut self, pool: &Pool) {
+        self.state = Framed::Done;
+        if let Some(wire) = self.wire.take() {
+            if self.reuse && wire.read.is_empty() {
+                pool.put_back_wire(wire);
+            }
+        }
+    }
+
+    pub(super) fn poll_frame(
+        &mut self,
+        pool: &Pool,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        loop {
+            if let Framed::Done = self.state {
+                return Poll::Ready(None);
+            }
+            let Some(wire) = &mut self.wire else {
+                return Poll::Ready(Some(Err(Truncated.into())));
+            };
+            let read = &mut wire.read;
+            match &mut self.state {
+                Framed::Length(left) if !read.is_empty() => {
+                    let n = usize::try_from(*left).unwrap_or(usize::MAX).min(read.len());
+                    let data = read.split_to(n).freeze();
+                    *left -= n as u64;
+                    if *left == 0 {
+                        self.finish(pool);
+                    }
+                    return Poll::Ready(Some(Ok(Frame::data(data))));
+                }
+                Framed::Chunked(chunked) => match chunked.step(read) {
+                    Ok(Step::Data(data)) => return Poll::Ready(Some(Ok(Frame::data(data)))),
+                    Ok(Step::End) => {
+                        self.finish(pool);
+                        return Poll::Ready(None);
+                    }
+                    Ok(Step::More) => {}
+                    Err(e) => {
+                        self.close();
+                        return Poll::Ready(Some(Err(e.into())));
+                    }
+                },
+                Framed::Close if !read.is_empty() => {
+                    let data = read.split().freeze();
+                    return Poll::Ready(Some(Ok(Frame::data(data))));
+                }
+                _ => {}
+            }
+            read.reserve(READ_ROOM);
+            match poll_read_buf(Pin::new(&mut wire.io), cx, read) {
+                Poll::Ready(Ok(0)) if matches!(self.state, Framed::Close) => {
+                    self.state = Framed::Done;
+                    self.close();
+                    return Poll::Ready(None);
+                }
+                Poll::Ready(Ok(0)) => {
+                    self.close();
+                    return Poll::Ready(Some(Err(Truncated.into())));
+                }
+                Poll::Ready(Ok(_)) => {}
+                Poll::Ready(Err(e)) => {
+                    self.close();
+                    return Poll::Ready(Some(Err(e.into())));
+                }
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+    }
+}
