@@ -13,6 +13,10 @@
 //! Anything else (an upload, `Connection: close`, a failed body, an upgrade) leaves the round to
 //! hyper, which then closes or upgrades the connection as it always does.
 //!
+//! Each request is first offered to the express lane (`express.rs`), which serves plain GETs
+//! and HEADs without hyper; a round starts only for what the lane declines, with the bytes the
+//! lane read as its read-ahead.
+//!
 //! The connection's slot under `limits.max_connections` lives in the stream hyper is given, so
 //! an upgraded connection keeps it for as long as its tunnel lasts.
 
@@ -22,12 +26,12 @@ use std::io;
 use std::net::SocketAddr;
 use std::pin::{pin, Pin};
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering::Relaxed};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::{Buf, Bytes, BytesMut};
-use http::{header, HeaderMap, Request, StatusCode, Version};
+use http::{header, HeaderMap, Request, Response, StatusCode, Version};
 use hyper::body::{Body, Frame, Incoming, SizeHint};
 use hyper::rt::{Read, ReadBufCursor, Write};
 use hyper::service::service_fn;
@@ -39,6 +43,7 @@ use tokio::time::{Instant, Sleep};
 use tokio_rustls::server::TlsStream;
 use tracing::debug;
 
+use super::express::{self, Outcome};
 use super::slots::Slot;
 use super::{Hold, Http};
 use arc_swap::ArcSwap;
@@ -66,19 +71,27 @@ pub(super) fn serve(
         round: round.clone(),
         _slot: slot,
     };
+    let (lane_state, lane_sni) = (state.clone(), sni.clone());
     let mut service = {
         let round = round.clone();
         service_fn(move |req: Request<Incoming>| {
             let reusable = round.start(&req);
+            // A response the express lane made, for hyper to write.
+            let made = round.take_made();
             // The state current now serves this request to its end, even if a reload swaps
             // in another meanwhile: one arc-swap load, no lock.
             let (state, round) = (state.load_full(), round.clone());
             // A reference count, not a copy of the name.
             let sni = sni.clone();
             async move {
-                let res = state
-                    .handle(req.map(Into::into), peer, sni.as_deref())
-                    .await;
+                let res = match made {
+                    Some(res) => res,
+                    None => {
+                        state
+                            .handle(req.map(Into::into), peer, sni.as_deref())
+                            .await
+                    }
+                };
                 // hyper closes after an HTTP/1.0 response without a length; a 101 upgrades.
                 let reusable = reusable
                     && res.version() == Version::HTTP_11
@@ -106,6 +119,21 @@ pub(super) fn serve(
                 if !next_request(&mut io, stop.as_mut(), &mut timer, idle).await {
                     return;
                 }
+            }
+            let lane = express::Lane {
+                state: &lane_state,
+                peer,
+                sni: lane_sni.as_deref(),
+                max_head: http.max_head,
+                header_read: idle,
+            };
+            let tls = io.tls.inner_mut();
+            match express::serve(tls, &mut io.ahead, &mut timer, &lane, || hold.stopping()).await {
+                Outcome::Next | Outcome::Quiet => continue,
+                Outcome::Close => return close(&mut io, &mut timer).await,
+                Outcome::Gone => return,
+                Outcome::Decline => {}
+                Outcome::Replay(res) => round.make(res),
             }
             // Boxed, so that the task holds no room for hyper's state between rounds.
             let mut conn = Box::pin(http.h1.serve_connection(io, service).with_upgrades());
@@ -191,11 +219,16 @@ async fn next_request(
         () = expired(timer, Instant::now() + idle) => "idle",
     };
     debug!(reason = waited, "closing a connection between requests");
+    close(io, timer).await;
+    false
+}
+
+/// Closes the connection: close_notify and FIN, waiting a bounded time for the peer.
+async fn close(io: &mut Io, timer: &mut Pin<Box<Sleep>>) {
     let _ = tokio::select! {
         r = io.tls.inner_mut().shutdown() => r,
         () = expired(timer, Instant::now() + SHUTDOWN_WRITE) => Ok(()),
     };
-    false
 }
 
 /// Resolves once `deadline` has passed.
@@ -226,6 +259,10 @@ struct Round {
     hyper_owns: AtomicBool,
     /// The round is being ended early: hyper's shutdown of the stream must not reach it.
     released: AtomicBool,
+    /// `made` holds a response: checked first, so that other requests take no lock.
+    has_made: AtomicBool,
+    /// A response the express lane made but left to hyper to write (`Outcome::Replay`).
+    made: Mutex<Option<Response<ResBody>>>,
 }
 
 impl Round {
@@ -235,6 +272,22 @@ impl Round {
         self.flushed.store(true, Relaxed);
         self.hyper_owns.store(false, Relaxed);
         self.released.store(false, Relaxed);
+    }
+
+    /// Hands hyper the response to the request it reads next.
+    fn make(&self, res: Response<ResBody>) {
+        if let Ok(mut made) = self.made.lock() {
+            *made = Some(res);
+            self.has_made.store(true, Relaxed);
+        }
+    }
+
+    /// The response the lane made, if any.
+    fn take_made(&self) -> Option<Response<ResBody>> {
+        if !self.has_made.swap(false, Relaxed) {
+            return None;
+        }
+        self.made.lock().ok()?.take()
     }
 
     /// A request arrives; whether it can be the last of a round that ends early. hyper
