@@ -121,7 +121,7 @@ pub(super) async fn serve(
         headers: &parts.headers,
         extensions: &parts.extensions,
     };
-    let Some(framing) = write::head(&mut out, is_head, &shape, len) else {
+    let Some(framing) = write::head(&mut out, is_head, &shape, len, close) else {
         *ahead = join(head_bytes, &buf);
         return Outcome::Replay(Response::from_parts(parts, body));
     };

@@ -40,12 +40,14 @@ pub(super) struct Parts<'a> {
 }
 
 /// Appends the response head to `out` and returns the body's framing; `None` (nothing
-/// appended) for a response hyper must write.
+/// appended) for a response hyper must write. `closing`: the connection closes after this
+/// response (the server is stopping), which hyper announces with `connection: close`.
 pub(super) fn head(
     out: &mut Vec<u8>,
     is_head: bool,
     res: &Parts<'_>,
     body: BodyLen,
+    closing: bool,
 ) -> Option<Framing> {
     let status = res.status;
     if status.is_informational()
@@ -103,6 +105,10 @@ pub(super) fn head(
         out.extend_from_slice(b": ");
         out.extend_from_slice(value.as_bytes());
         out.extend_from_slice(b"\r\n");
+    }
+    // hyper adds it to the headers once keep-alive is off: after all the others.
+    if closing {
+        out.extend_from_slice(b"connection: close\r\n");
     }
     if !wrote_len {
         framing = match body {

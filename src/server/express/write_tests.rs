@@ -35,7 +35,7 @@ fn lane_head(is_head: bool, res: &Response<()>, len: BodyLen) -> Option<(String,
         headers: res.headers(),
         extensions: res.extensions(),
     };
-    let framing = head(&mut out, is_head, &parts, len)?;
+    let framing = head(&mut out, is_head, &parts, len, false)?;
     Some((String::from_utf8_lossy(&out).into_owned(), framing))
 }
 
