@@ -117,8 +117,8 @@ pub(super) fn serve(
         loop {
             round.reset();
             if io.ahead.is_empty() && !io.tls_has_news() {
-                stop_armed = true;
-                if !next_request(&mut io, stop.as_mut(), &mut timer, idle).await {
+                let (stop, armed) = (stop.as_mut(), &mut stop_armed);
+                if !next_request(&mut io, stop, armed, &hold, &mut timer, idle).await {
                     return;
                 }
             }
@@ -207,18 +207,39 @@ const SHUTDOWN_WRITE: Duration = Duration::from_secs(1);
 /// failed or the client stayed quiet for `idle`.
 async fn next_request(
     io: &mut Io,
-    stop: Pin<&mut impl Future<Output = ()>>,
+    mut stop: Pin<&mut impl Future<Output = ()>>,
+    stop_armed: &mut bool,
+    hold: &Hold,
     timer: &mut Pin<Box<Sleep>>,
     idle: Duration,
 ) -> bool {
-    let waited = tokio::select! {
-        biased;
-        () = stop => "stopping",
-        r = io.tls.inner().get_ref().0.readable() => match r {
-            Ok(()) => return true,
-            Err(_) => "error",
-        },
-        () = expired(timer, Instant::now() + idle) => "idle",
+    let deadline = Instant::now() + idle;
+    let waited = {
+        let mut readable = pin!(io.tls.inner().get_ref().0.readable());
+        std::future::poll_fn(|cx| {
+            // Once polled, `stop` wakes the task when it fires; polling it again takes a lock
+            // all connections share, and every request on a connection passes here.
+            if !*stop_armed || hold.stopping() {
+                *stop_armed = true;
+                if stop.as_mut().poll(cx).is_ready() {
+                    return Poll::Ready(Some("stopping"));
+                }
+            }
+            match readable.as_mut().poll(cx) {
+                Poll::Ready(Ok(())) => return Poll::Ready(None),
+                Poll::Ready(Err(_)) => return Poll::Ready(Some("error")),
+                Poll::Pending => {}
+            }
+            if deadline_passed(timer, deadline, cx) {
+                Poll::Ready(Some("idle"))
+            } else {
+                Poll::Pending
+            }
+        })
+        .await
+    };
+    let Some(waited) = waited else {
+        return true;
     };
     debug!(reason = waited, "closing a connection between requests");
     close(io, timer).await;
