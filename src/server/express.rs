@@ -15,6 +15,7 @@
 //! response already made, so nothing is handled twice.
 
 mod parse;
+mod spare;
 mod write;
 
 use std::future::{poll_fn, Future};
@@ -66,9 +67,6 @@ pub(super) struct Lane<'a> {
     pub(super) header_read: Duration,
 }
 
-/// The first read's room: a browser's or a benchmark's request head fits.
-const READ_SIZE: usize = 4096;
-
 /// Up to this much of a response is gathered before a write: one TLS record carries it.
 const COALESCE: usize = 16 * 1024;
 
@@ -82,7 +80,7 @@ pub(super) async fn serve(
     lane: &Lane<'_>,
     stopping: impl Fn() -> bool,
 ) -> Outcome {
-    let mut buf = BytesMut::with_capacity(READ_SIZE.max(ahead.len() + 1024));
+    let mut buf = spare::read_buf();
     buf.extend_from_slice(ahead);
     *ahead = Bytes::new();
     let head = match read_head(tls, &mut buf, timer, lane).await {
@@ -114,7 +112,7 @@ pub(super) async fn serve(
             .exact()
             .map_or(BodyLen::Unknown, BodyLen::Known)
     };
-    let mut out = Vec::with_capacity(READ_SIZE);
+    let mut out = spare::write_buf();
     let shape = write::Parts {
         status: parts.status,
         version: parts.version,
@@ -126,13 +124,17 @@ pub(super) async fn serve(
         return Outcome::Replay(Response::from_parts(parts, body));
     };
     drop(head_bytes);
-    if send(tls, out, body, framing).await.is_err() {
+    let sent = send(tls, &mut out, body, framing).await;
+    spare::give_write(out);
+    if sent.is_err() {
         return Outcome::Gone;
     }
     if close {
         return Outcome::Close;
     }
-    if !buf.is_empty() {
+    if buf.is_empty() {
+        spare::give_read(buf);
+    } else {
         *ahead = buf.freeze();
     }
     Outcome::Next
@@ -158,7 +160,7 @@ async fn read_head(
             deadline.get_or_insert_with(|| Instant::now() + lane.header_read);
         }
         if buf.capacity() - buf.len() < 1024 {
-            buf.reserve(READ_SIZE);
+            buf.reserve(spare::SIZE);
         }
         let waiting = !buf.is_empty();
         let mut read = pin!(tls.read_buf(&mut *buf));
@@ -189,13 +191,13 @@ async fn read_head(
 /// failed body or one shorter than its length, as hyper).
 async fn send(
     tls: &mut TlsStream<TcpStream>,
-    mut out: Vec<u8>,
+    out: &mut Vec<u8>,
     body: ResBody,
     framing: Framing,
 ) -> Result<(), ()> {
     let mut left = match framing {
         // Not polled at all (HEAD, 204, 304, empty): hyper drops it too.
-        Framing::Length(0) => return flush(tls, &out).await,
+        Framing::Length(0) => return flush(tls, out).await,
         Framing::Length(n) => n,
         Framing::Chunked => u64::MAX,
     };
@@ -210,7 +212,7 @@ async fn send(
         .await;
         let frame = match frame {
             Err(()) => {
-                flush(tls, &out).await?;
+                flush(tls, out).await?;
                 out.clear();
                 continue;
             }
@@ -219,7 +221,7 @@ async fn send(
         let mut data = match frame {
             None if chunked => {
                 out.extend_from_slice(b"0\r\n\r\n");
-                return flush(tls, &out).await;
+                return flush(tls, out).await;
             }
             // Shorter than its length, or failed: hyper aborts the connection.
             None | Some(Err(_)) => return Err(()),
@@ -238,22 +240,22 @@ async fn send(
             data.truncate(take);
             left -= take as u64;
         } else {
-            write::chunk_size(&mut out, data.len());
+            write::chunk_size(out, data.len());
         }
         if out.len() + data.len() <= COALESCE {
             out.extend_from_slice(&data);
         } else {
-            write_all(tls, &out).await?;
+            write_all(tls, out).await?;
             out.clear();
             write_all(tls, &data).await?;
         }
         if chunked {
             out.extend_from_slice(b"\r\n");
         } else if left == 0 {
-            return flush(tls, &out).await;
+            return flush(tls, out).await;
         }
         if out.len() >= COALESCE {
-            write_all(tls, &out).await?;
+            write_all(tls, out).await?;
             out.clear();
         }
     }
