@@ -33,14 +33,18 @@ pub(super) enum Parsed {
 pub(super) struct Head {
     pub(super) len: usize,
     method: Method,
-    target: (usize, usize),
+    target: (u32, u32),
     count: usize,
-    /// (name start, name end, value start, value end) of each header, in order.
-    headers: [(usize, usize, usize, usize); MAX_HEADERS],
+    /// (name start, name end, value start, value end) of each header, in order. `u32`: the
+    /// head is returned through the lane's futures, and half the bytes are half the copying.
+    headers: [(u32, u32, u32, u32); MAX_HEADERS],
 }
 
 /// Parses `buf` with hyper's server settings and checks the lane may take the request.
 pub(super) fn parse(buf: &[u8]) -> Parsed {
+    if u32::try_from(buf.len()).is_err() {
+        return Parsed::Decline;
+    }
     let mut slots = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
     let mut req = httparse::Request::new(&mut []);
     // hyper's server uses `ParserConfig::default()`: no leniency of any kind.
@@ -64,9 +68,11 @@ pub(super) fn parse(buf: &[u8]) -> Parsed {
         return Parsed::Decline;
     }
     let base = buf.as_ptr() as usize;
+    // Offsets fit in `u32`: heads are at most `limits.max_header_bytes` (1 MiB), and a longer
+    // buffer is declined above.
     let at = |s: &[u8]| {
         let start = s.as_ptr() as usize - base;
-        (start, start + s.len())
+        (start as u32, (start + s.len()) as u32)
     };
     let mut head = Head {
         len,
@@ -123,14 +129,15 @@ impl Head {
     /// The request, its header values sharing `head`'s bytes (the first `len` of the buffer).
     /// `None` (decline) where hyper's own conversion would differ or fail.
     pub(super) fn request(&self, head: &Bytes) -> Option<Request<RequestBody>> {
-        let uri = Uri::from_maybe_shared(head.slice(self.target.0..self.target.1)).ok()?;
+        let span = |(start, end): (u32, u32)| start as usize..end as usize;
+        let uri = Uri::from_maybe_shared(head.slice(span(self.target))).ok()?;
         if uri.scheme().is_some() || uri.authority().is_some() {
             return None;
         }
         let mut headers = HeaderMap::with_capacity(self.count);
         for &(ns, ne, vs, ve) in &self.headers[..self.count] {
-            let name = HeaderName::from_bytes(head.get(ns..ne)?).ok()?;
-            let value = HeaderValue::from_maybe_shared(head.slice(vs..ve)).ok()?;
+            let name = HeaderName::from_bytes(head.get(span((ns, ne)))?).ok()?;
+            let value = HeaderValue::from_maybe_shared(head.slice(span((vs, ve)))).ok()?;
             headers.append(name, value);
         }
         let mut req = Request::new(RequestBody::Empty);
