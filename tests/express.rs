@@ -16,15 +16,7 @@ use tokio_rustls::client::TlsStream;
 use tokio_tungstenite::tungstenite::Message;
 
 async fn setup(top_yaml: &str) -> (Gateway, Backend) {
-    let backend = Backend::start().await;
-    let gw = Gateway::start_with(
-        &format!(
-            "  routes:\n    - {{prefix: /, upstream: \"{}\"}}\n",
-            backend.url()
-        ),
-        top_yaml,
-    );
-    (gw, backend)
+    Gateway::before_backend(top_yaml).await
 }
 
 async fn open(gw: &Gateway) -> Conn {

@@ -85,7 +85,10 @@ pub(super) async fn serve(
     *ahead = Bytes::new();
     let head = match read_head(tls, &mut buf, timer, lane).await {
         Ok(head) => head,
-        Err(Some(outcome)) => return outcome,
+        Err(Some(outcome)) => {
+            spare::give_read(buf);
+            return outcome;
+        }
         Err(None) => {
             *ahead = buf.freeze();
             return Outcome::Decline;

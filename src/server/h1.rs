@@ -114,11 +114,16 @@ pub(super) fn serve(
         // Whether `stop` has been polled once, and so will wake the task.
         let mut stop_armed = false;
         let mut timer = Box::pin(tokio::time::sleep(idle));
+        // When the client first sent something the lane could not read yet (a TLS record
+        // still incomplete): the head began then, and its time runs from then, however the
+        // record's bytes are dribbled.
+        let mut begun: Option<Instant> = None;
         loop {
             round.reset();
             if io.ahead.is_empty() && !io.tls_has_news() {
                 let (stop, armed) = (stop.as_mut(), &mut stop_armed);
-                if !next_request(&mut io, stop, armed, &hold, &mut timer, idle).await {
+                let wait = begun.map_or(idle, |at| idle.saturating_sub(at.elapsed()));
+                if !next_request(&mut io, stop, armed, &hold, &mut timer, wait).await {
                     return;
                 }
             }
@@ -131,12 +136,20 @@ pub(super) fn serve(
             };
             let tls = io.tls.inner_mut();
             match express::serve(tls, &mut io.ahead, &mut timer, &lane, || hold.stopping()).await {
-                Outcome::Next | Outcome::Quiet => continue,
+                Outcome::Quiet => {
+                    begun.get_or_insert_with(Instant::now);
+                    continue;
+                }
+                Outcome::Next => {
+                    begun = None;
+                    continue;
+                }
                 Outcome::Close => return close(&mut io, &mut timer).await,
                 Outcome::Gone => return,
                 Outcome::Decline => {}
                 Outcome::Replay(res) => round.make(res),
             }
+            begun = None;
             // Boxed, so that the task holds no room for hyper's state between rounds.
             let mut conn = Box::pin(http.h1.serve_connection(io, service).with_upgrades());
             let mut stopping = false;

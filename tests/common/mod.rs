@@ -102,6 +102,16 @@ impl Gateway {
         Self::start_raw(&format!("{top_yaml}\ngateway:\n{gateway_yaml}\n"))
     }
 
+    /// A gateway routing everything to a fresh test [`Backend`], with extra top-level YAML.
+    pub async fn before_backend(top_yaml: &str) -> (Gateway, Backend) {
+        let backend = Backend::start().await;
+        let routes = format!(
+            "  routes:\n    - {{prefix: /, upstream: \"{}\"}}\n",
+            backend.url()
+        );
+        (Self::start_with(&routes, top_yaml), backend)
+    }
+
     /// Starts oauthgate on `port` with `public_url: https://localhost:<port>`, for setups
     /// where other processes must know the URL in advance (see [`free_port`]).
     pub fn start_public(port: u16, body: &str) -> Gateway {
