@@ -358,3 +358,55 @@ async fn a_websocket_upgrade_goes_to_hyper_after_lane_requests() {
         "over the lane's connection"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_tls_record_dribbled_byte_by_byte_is_cut_at_header_read_timeout() {
+    let (gw, backend) = setup("limits: {header_read_timeout: 1s}\n").await;
+    let config = tls_config(&gw.cert_pem(), &[b"http/1.1"]);
+    let addr = gw.addr;
+    let took = tokio::task::spawn_blocking(move || {
+        use std::io::{Read, Write};
+        let mut tcp = std::net::TcpStream::connect(addr).expect("connect");
+        tcp.set_read_timeout(Some(Duration::from_millis(100)))
+            .expect("timeout");
+        let name = "localhost".try_into().expect("name");
+        let mut tls = rustls::ClientConnection::new(config, name).expect("client");
+        while tls.is_handshaking() {
+            tls.complete_io(&mut tcp).expect("handshake");
+        }
+        // One record holding a whole request, sent three bytes at a time: until its last
+        // byte nothing of it can be decrypted.
+        tls.writer()
+            .write_all(get("/dribbled").as_bytes())
+            .expect("plaintext");
+        let mut record = Vec::new();
+        while tls.wants_write() {
+            tls.write_tls(&mut record).expect("record");
+        }
+        let started = Instant::now();
+        for piece in record.chunks(3) {
+            if tcp.write_all(piece).is_err() {
+                return started.elapsed();
+            }
+            // Paces the dribble too: the read waits up to its timeout.
+            let mut answer = [0u8; 4096];
+            match tcp.read(&mut answer) {
+                Ok(0) => return started.elapsed(),
+                // The server's session tickets.
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {}
+                // Closed with an alert, or reset.
+                _ => return started.elapsed(),
+            }
+        }
+        panic!("the whole record went through ({} bytes)", record.len());
+    })
+    .await
+    .expect("client");
+    assert!(
+        took >= Duration::from_millis(800) && took < Duration::from_secs(4),
+        "{took:?}"
+    );
+    assert_eq!(backend.count(), 0);
+}
