@@ -127,6 +127,11 @@ pub(super) fn serve(
                     return;
                 }
             }
+            // Shutting down with a pipelined request read: hyper, stopped at once, would not
+            // start it either.
+            if hold.stopping() {
+                return close(&mut io, &mut timer).await;
+            }
             let lane = express::Lane {
                 state: &lane_state,
                 peer,
