@@ -19,6 +19,7 @@ pub mod realbackends;
 pub mod redis;
 pub mod reload;
 pub mod tunnel;
+pub mod wire;
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
