@@ -8,7 +8,8 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::client::tls_config;
-use common::wire::{open, Res, WAIT};
+use common::client::RawResponse as Res;
+use common::wire::{comparable, open, WAIT};
 use common::{Backend, Gateway};
 use futures_util::{SinkExt, StreamExt};
 use tokio::io::AsyncWriteExt;
@@ -52,7 +53,7 @@ async fn lane_and_hyper(gw: &Gateway, request: &str, head: bool) -> (Res, Res) {
     // hyper announces the close it was asked for.
     let close = ("connection".to_owned(), "close".to_owned());
     theirs.headers.retain(|h| *h != close);
-    (ours.comparable(), theirs.comparable())
+    (comparable(ours), comparable(theirs))
 }
 
 #[tokio::test]

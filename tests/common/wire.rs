@@ -7,7 +7,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 
-use super::client::{connect, tls_config};
+use super::client::{connect, tls_config, RawResponse as Res};
 use super::Gateway;
 
 /// A new HTTP/1.1 connection to `gw`.
@@ -21,26 +21,11 @@ pub async fn open(gw: &Gateway) -> Conn {
     }
 }
 
-/// A response off the wire: status, headers in order (names lower-cased), the body de-chunked.
-#[derive(Debug, PartialEq)]
-pub struct Res {
-    pub status: u16,
-    pub headers: Vec<(String, String)>,
-    pub body: Vec<u8>,
-}
-
-impl Res {
-    pub fn header(&self, name: &str) -> Option<&str> {
-        let found = self.headers.iter().find(|(k, _)| k == name);
-        found.map(|(_, v)| v.as_str())
-    }
-
-    /// Without the headers that differ between any two answers (the date, the request id).
-    pub fn comparable(mut self) -> Res {
-        self.headers
-            .retain(|(k, _)| k != "date" && k != "x-request-id");
-        self
-    }
+/// Without the headers that differ between any two answers (the date, the request id).
+pub fn comparable(mut res: Res) -> Res {
+    res.headers
+        .retain(|(k, _)| k != "date" && k != "x-request-id");
+    res
 }
 
 /// A client connection and the bytes read past the last response.
