@@ -140,7 +140,17 @@ pub(super) fn serve(
                 header_read: idle,
             };
             let tls = io.tls.inner_mut();
-            match express::serve(tls, &mut io.ahead, &mut timer, &lane, || hold.stopping()).await {
+            // Boxed, like hyper's rounds: the task itself keeps no room for a request's state
+            // (the lane's read, `handle`, the write), which a quiet connection would carry
+            // (about 1.7 KiB more per quiet connection, measured with bench/proxy.sh).
+            let lane = Box::pin(express::serve(
+                tls,
+                &mut io.ahead,
+                &mut timer,
+                &lane,
+                || hold.stopping(),
+            ));
+            match lane.await {
                 Outcome::Quiet => {
                     begun.get_or_insert_with(Instant::now);
                     continue;
