@@ -1,6 +1,7 @@
 //! The HTTPS listener: accept, TLS handshake (bounded), HTTP/2 or HTTP/1.1 by ALPN, and a
 //! graceful shutdown that stops accepting and drains in-flight requests for a bounded time.
 
+mod express;
 mod h1;
 mod h2;
 mod pending;
@@ -319,6 +320,8 @@ struct Http {
     idle: Duration,
     /// How long an HTTP/2 connection may have no open stream.
     h2_idle: Duration,
+    /// `limits.max_header_bytes`, for the HTTP/1.1 express lane.
+    max_head: usize,
 }
 
 impl Http {
@@ -337,6 +340,7 @@ impl Http {
             h2,
             idle: limits.header_read_timeout,
             h2_idle: limits.idle_timeout,
+            max_head: limits.max_header_bytes,
         }
     }
 }

@@ -10,15 +10,7 @@ use common::{Backend, Gateway};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 async fn setup(limits: &str) -> (Gateway, Backend) {
-    let backend = Backend::start().await;
-    let gw = Gateway::start_with(
-        &format!(
-            "  routes:\n    - {{prefix: /, upstream: \"{}\"}}\n",
-            backend.url()
-        ),
-        limits,
-    );
-    (gw, backend)
+    Gateway::before_backend(limits).await
 }
 
 /// Reads until the peer closes; returns how long that took, failing after `limit`.

@@ -19,15 +19,7 @@ use tokio_tungstenite::tungstenite::Message;
 const PAUSE: Duration = Duration::from_millis(600);
 
 async fn setup(top_yaml: &str) -> (Gateway, Backend) {
-    let backend = Backend::start().await;
-    let gw = Gateway::start_with(
-        &format!(
-            "  routes:\n    - {{prefix: /, upstream: \"{}\"}}\n",
-            backend.url()
-        ),
-        top_yaml,
-    );
-    (gw, backend)
+    Gateway::before_backend(top_yaml).await
 }
 
 /// A TLS connection to the gateway speaking HTTP/1.1.

@@ -22,15 +22,7 @@ use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::Message;
 
 async fn setup(limits: &str) -> (Gateway, Backend) {
-    let backend = Backend::start().await;
-    let gw = Gateway::start_with(
-        &format!(
-            "  routes:\n    - {{prefix: /, upstream: \"{}\"}}\n",
-            backend.url()
-        ),
-        limits,
-    );
-    (gw, backend)
+    Gateway::before_backend(limits).await
 }
 
 /// An HTTP/2 client connection that PINGs the gateway every 200 ms (and answers its PINGs),

@@ -146,7 +146,10 @@ async fn handle(
             let mut res = Response::new(BodyExt::boxed(StreamBody::new(
                 futures_util::stream::iter(chunks),
             )));
-            res.headers_mut().insert("content-length", total.into());
+            // `chunked=1`: no length, so the body goes on chunked.
+            if query_num(&req, "chunked") != Some(1) {
+                res.headers_mut().insert("content-length", total.into());
+            }
             res
         }
         "/upload" => {

@@ -13,7 +13,7 @@ use tokio_rustls::client::TlsStream;
 use tokio_rustls::TlsConnector;
 
 /// A parsed response: status, lower-cased headers, body bytes.
-#[derive(Debug)]
+#[derive(Debug, PartialEq)]
 pub struct RawResponse {
     pub status: u16,
     pub headers: Vec<(String, String)>,

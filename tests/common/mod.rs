@@ -19,6 +19,7 @@ pub mod realbackends;
 pub mod redis;
 pub mod reload;
 pub mod tunnel;
+pub mod wire;
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
@@ -100,6 +101,16 @@ impl Gateway {
     /// Like [`Gateway::start`], with extra top-level YAML (e.g. a `limits:` section).
     pub fn start_with(gateway_yaml: &str, top_yaml: &str) -> Gateway {
         Self::start_raw(&format!("{top_yaml}\ngateway:\n{gateway_yaml}\n"))
+    }
+
+    /// A gateway routing everything to a fresh test [`Backend`], with extra top-level YAML.
+    pub async fn before_backend(top_yaml: &str) -> (Gateway, Backend) {
+        let backend = Backend::start().await;
+        let routes = format!(
+            "  routes:\n    - {{prefix: /, upstream: \"{}\"}}\n",
+            backend.url()
+        );
+        (Self::start_with(&routes, top_yaml), backend)
     }
 
     /// Starts oauthgate on `port` with `public_url: https://localhost:<port>`, for setups

@@ -1,0 +1,161 @@
+//! The express lane's request parser: hyper's own `httparse` settings, and a request taken only
+//! when nothing in its head needs hyper (no body, no upgrade, no close); anything else declines.
+
+use bytes::{Bytes, BytesMut};
+use http::header::{HeaderName, HeaderValue};
+use http::{HeaderMap, Method, Request, Uri, Version};
+use std::mem::MaybeUninit;
+
+use crate::body::RequestBody;
+
+/// hyper's header limit (`DEFAULT_MAX_HEADERS`): more is a 431 from hyper, so a decline here.
+pub(super) const MAX_HEADERS: usize = 100;
+
+/// hyper answers 414 above this request-target length (`MAX_URI_LEN`).
+const MAX_URI_LEN: usize = (u16::MAX - 1) as usize;
+
+/// What the bytes read so far hold.
+// A head's offsets live on the stack for the one parse they serve; boxing them would cost an
+// allocation per request.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug)]
+pub(super) enum Parsed {
+    /// Not a whole head yet, and nothing wrong so far.
+    Partial,
+    /// hyper must see these bytes: a request the lane does not take, or an error hyper answers.
+    Decline,
+    /// A whole head the lane takes; `len` bytes of the buffer are the head.
+    Ready(Head),
+}
+
+/// Where a taken head's parts lie in the buffer, and how long the head is.
+#[derive(Debug)]
+pub(super) struct Head {
+    pub(super) len: usize,
+    method: Method,
+    target: (u32, u32),
+    count: usize,
+    /// (name start, name end, value start, value end) of each header, in order. `u32`: the
+    /// head is returned through the lane's futures, and half the bytes are half the copying.
+    headers: [(u32, u32, u32, u32); MAX_HEADERS],
+}
+
+/// Parses `buf` with hyper's server settings and checks the lane may take the request.
+pub(super) fn parse(buf: &[u8]) -> Parsed {
+    if u32::try_from(buf.len()).is_err() {
+        return Parsed::Decline;
+    }
+    let mut slots = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
+    let mut req = httparse::Request::new(&mut []);
+    // hyper's server uses `ParserConfig::default()`: no leniency of any kind.
+    let len = match httparse::ParserConfig::default()
+        .parse_request_with_uninit_headers(&mut req, buf, &mut slots)
+    {
+        Ok(httparse::Status::Complete(len)) => len,
+        Ok(httparse::Status::Partial) => return Parsed::Partial,
+        Err(_) => return Parsed::Decline,
+    };
+    let (Some(method), Some(path), Some(1)) = (req.method, req.path, req.version) else {
+        return Parsed::Decline;
+    };
+    let method = match method {
+        "GET" => Method::GET,
+        "HEAD" => Method::HEAD,
+        _ => return Parsed::Decline,
+    };
+    // Origin-form only: absolute-form, authority-form and `*` go to hyper.
+    if !path.starts_with('/') || path.len() > MAX_URI_LEN {
+        return Parsed::Decline;
+    }
+    let base = buf.as_ptr() as usize;
+    // Offsets fit in `u32`: heads are at most `limits.max_header_bytes` (1 MiB), and a longer
+    // buffer is declined above.
+    let at = |s: &[u8]| {
+        let start = s.as_ptr() as usize - base;
+        (start as u32, (start + s.len()) as u32)
+    };
+    let mut head = Head {
+        len,
+        method,
+        target: at(path.as_bytes()),
+        count: req.headers.len(),
+        headers: [(0, 0, 0, 0); MAX_HEADERS],
+    };
+    let mut hosts = 0;
+    for (h, slot) in req.headers.iter().zip(head.headers.iter_mut()) {
+        let name = h.name.as_bytes();
+        // hyper: a name of 64 KiB or more is a 431.
+        if name.len() >= 1 << 16 {
+            return Parsed::Decline;
+        }
+        if name.eq_ignore_ascii_case(b"host") {
+            hosts += 1;
+        } else if !takes_header(name, h.value) {
+            return Parsed::Decline;
+        }
+        let (ns, ne) = at(name);
+        let (vs, ve) = at(h.value);
+        *slot = (ns, ne, vs, ve);
+    }
+    if hosts != 1 {
+        return Parsed::Decline;
+    }
+    Parsed::Ready(head)
+}
+
+/// Whether a header (other than `Host`) leaves the request to the lane. A body, an upgrade, an
+/// expectation, trailers asked for, or a connection option other than `keep-alive` is hyper's.
+fn takes_header(name: &[u8], value: &[u8]) -> bool {
+    const HYPERS: [&[u8]; 6] = [
+        b"content-length",
+        b"transfer-encoding",
+        b"upgrade",
+        b"expect",
+        b"http2-settings",
+        b"te",
+    ];
+    if HYPERS.iter().any(|h| name.eq_ignore_ascii_case(h)) {
+        return false;
+    }
+    if name.eq_ignore_ascii_case(b"connection") {
+        return value
+            .split(|&b| b == b',')
+            .all(|t| t.trim_ascii().eq_ignore_ascii_case(b"keep-alive"));
+    }
+    true
+}
+
+impl Head {
+    /// The request, its header values sharing `head`'s bytes (the first `len` of the buffer).
+    /// `None` (decline) where hyper's own conversion would differ or fail.
+    pub(super) fn request(&self, head: &Bytes) -> Option<Request<RequestBody>> {
+        let span = |(start, end): (u32, u32)| start as usize..end as usize;
+        let uri = Uri::from_maybe_shared(head.slice(span(self.target))).ok()?;
+        if uri.scheme().is_some() || uri.authority().is_some() {
+            return None;
+        }
+        let mut headers = HeaderMap::with_capacity(self.count);
+        for &(ns, ne, vs, ve) in &self.headers[..self.count] {
+            let name = HeaderName::from_bytes(head.get(span((ns, ne)))?).ok()?;
+            let value = HeaderValue::from_maybe_shared(head.slice(span((vs, ve)))).ok()?;
+            headers.append(name, value);
+        }
+        let mut req = Request::new(RequestBody::Empty);
+        *req.method_mut() = self.method.clone();
+        *req.uri_mut() = uri;
+        *req.version_mut() = Version::HTTP_11;
+        *req.headers_mut() = headers;
+        Some(req)
+    }
+}
+
+/// Splits a taken head off the front of `buf` and builds its request; the head's bytes come
+/// back too (a replay through hyper needs them, and so does a late decline: `None`).
+pub(super) fn take(buf: &mut BytesMut, head: &Head) -> (Option<Request<RequestBody>>, Bytes) {
+    let bytes = buf.split_to(head.len).freeze();
+    (head.request(&bytes), bytes)
+}
+
+#[cfg(test)]
+#[path = "parse_tests.rs"]
+mod tests;
