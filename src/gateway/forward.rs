@@ -88,6 +88,9 @@ pub fn prepare<'a>(
     *req.version_mut() = Version::HTTP_11;
 
     let h = req.headers_mut();
+    // Room for what is added below (forwarded headers, request id, identity), so that the map
+    // grows at most once rather than once per insert past its parsed size.
+    h.reserve(8);
     headers::strip_hop_by_hop(h);
     headers::strip_reserved(h);
     super::identity::strip_configured(h, to.also_reserved);

@@ -10,6 +10,7 @@
 //! - The `Host` of a request is checked in `hosts.rs`.
 //! - Values of an upstream's response that go out over HTTP/2 get storage of their own.
 
+use std::io::Write as _;
 use std::net::IpAddr;
 
 use base64::engine::general_purpose::STANDARD as B64;
@@ -178,8 +179,14 @@ pub fn strip_reserved(headers: &mut HeaderMap) {
 /// Sets `X-Forwarded-For/-Proto/-Host` for the upstream. The gateway is the edge: what the
 /// client claimed is replaced, not appended to.
 pub fn set_forwarded(headers: &mut HeaderMap, peer: IpAddr, host: Option<&HeaderValue>) {
-    if let Ok(v) = HeaderValue::from_str(&peer.to_string()) {
-        headers.insert(X_FORWARDED_FOR.clone(), v);
+    // Formatted on the stack: `to_string` grows a String a few bytes at a time.
+    let mut text = [0u8; 48];
+    let mut cursor = std::io::Cursor::new(&mut text[..]);
+    if write!(cursor, "{peer}").is_ok() {
+        let len = usize::try_from(cursor.position()).unwrap_or(0);
+        if let Ok(v) = HeaderValue::from_bytes(&text[..len]) {
+            headers.insert(X_FORWARDED_FOR.clone(), v);
+        }
     }
     headers.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static("https"));
     if let Some(host) = host {
