@@ -53,7 +53,7 @@ pub(super) enum Outcome {
     /// hyper serves the request whose bytes are in `ahead`.
     Decline,
     /// hyper writes this response to the request whose bytes begin `ahead`.
-    Replay(Response<ResBody>),
+    Replay(Box<Response<ResBody>>),
 }
 
 /// What the lane needs from the connection and the server.
@@ -124,7 +124,7 @@ pub(super) async fn serve(
     };
     let Some(framing) = write::head(&mut out, is_head, &shape, len, close) else {
         *ahead = join(head_bytes, &buf);
-        return Outcome::Replay(Response::from_parts(parts, body));
+        return Outcome::Replay(Box::new(Response::from_parts(parts, body)));
     };
     drop(head_bytes);
     let sent = send(tls, &mut out, body, framing).await;

@@ -162,7 +162,7 @@ pub(super) fn serve(
                 Outcome::Close => return close(&mut io, &mut timer).await,
                 Outcome::Gone => return,
                 Outcome::Decline => {}
-                Outcome::Replay(res) => round.make(res),
+                Outcome::Replay(res) => round.make(*res),
             }
             begun = None;
             // Boxed, so that the task holds no room for hyper's state between rounds.
