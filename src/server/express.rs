@@ -65,6 +65,9 @@ pub(super) struct Lane<'a> {
     pub(super) max_head: usize,
     /// `limits.header_read_timeout`, from the first byte of a head.
     pub(super) header_read: Duration,
+    /// When the client first sent bytes of this head, if before the lane could read them (a
+    /// TLS record still incomplete).
+    pub(super) begun: Option<Instant>,
 }
 
 /// Up to this much of a response is gathered before a write: one TLS record carries it.
@@ -152,15 +155,23 @@ async fn read_head(
     lane: &Lane<'_>,
 ) -> Result<parse::Head, Option<Outcome>> {
     let mut deadline: Option<Instant> = None;
+    let mut scan = parse::Scan::default();
     loop {
         if !buf.is_empty() {
-            match parse::parse(buf) {
-                Parsed::Ready(head) if head.len <= lane.max_head => return Ok(head),
-                Parsed::Partial if buf.len() < lane.max_head => {}
-                // Too long, or not ours: hyper answers (431, 400, …) or serves it.
-                _ => return Err(None),
+            if scan.worth_parsing(buf) {
+                match parse::parse(buf) {
+                    Parsed::Ready(head) if head.len <= lane.max_head => return Ok(head),
+                    Parsed::Partial if buf.len() < lane.max_head => {}
+                    // Too long, or not ours: hyper answers (431, 400, …) or serves it.
+                    _ => return Err(None),
+                }
+            } else if buf.len() >= lane.max_head {
+                return Err(None);
             }
-            deadline.get_or_insert_with(|| Instant::now() + lane.header_read);
+            // From when the client first sent something, even if that was only part of a TLS
+            // record (a review finding: holding a record back restarted the head's time).
+            deadline
+                .get_or_insert_with(|| lane.begun.unwrap_or_else(Instant::now) + lane.header_read);
         }
         if buf.capacity() - buf.len() < 1024 {
             buf.reserve(spare::SIZE);

@@ -138,6 +138,7 @@ pub(super) fn serve(
                 sni: lane_sni.as_deref(),
                 max_head: http.max_head,
                 header_read: idle,
+                begun,
             };
             let tls = io.tls.inner_mut();
             // Boxed, like hyper's rounds: the task itself keeps no room for a request's state

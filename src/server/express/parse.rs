@@ -40,6 +40,30 @@ pub(super) struct Head {
     headers: [(u32, u32, u32, u32); MAX_HEADERS],
 }
 
+/// Whether a head being read is worth parsing again: on the first look, and then only once the
+/// bytes read since the last look could end it (`\n\n`, or `\n\r\n` as in `\r\n\r\n`). A
+/// parse reads the whole buffer, so parsing after every read would cost a head dribbled in
+/// one-byte TLS records its length squared (a review finding); hyper looks the same way.
+#[derive(Debug, Default)]
+pub(super) struct Scan {
+    /// How much of the buffer has been looked at.
+    seen: usize,
+}
+
+impl Scan {
+    pub(super) fn worth_parsing(&mut self, buf: &[u8]) -> bool {
+        let first = self.seen == 0;
+        // The end may straddle what was seen and what is new.
+        let from = self.seen.saturating_sub(3).min(buf.len());
+        self.seen = buf.len();
+        first || may_end_head(&buf[from..])
+    }
+}
+
+fn may_end_head(bytes: &[u8]) -> bool {
+    bytes.windows(2).any(|w| w == b"\n\n") || bytes.windows(3).any(|w| w == b"\n\r\n")
+}
+
 /// Parses `buf` with hyper's server settings and checks the lane may take the request.
 pub(super) fn parse(buf: &[u8]) -> Parsed {
     if u32::try_from(buf.len()).is_err() {

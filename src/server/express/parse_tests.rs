@@ -182,3 +182,52 @@ proptest! {
         }
     }
 }
+
+/// A head dribbled a byte at a time is parsed on the first look and once it may be whole, not
+/// after every read (each parse reads the whole buffer: a review finding, the cost was the
+/// head's length squared).
+#[test]
+fn a_dribbled_head_is_parsed_twice_not_once_per_read() {
+    let mut head = b"GET / HTTP/1.1\r\nHost: localhost\r\n".to_vec();
+    for i in 0..90 {
+        head.extend_from_slice(format!("X-{i:03}-{}: v\r\n", "n".repeat(500)).as_bytes());
+    }
+    head.extend_from_slice(b"\r\n");
+    let mut scan = Scan::default();
+    let mut parses = Vec::new();
+    for end in 1..=head.len() {
+        if scan.worth_parsing(&head[..end]) {
+            parses.push(end);
+        }
+    }
+    assert_eq!(parses, [1, head.len()], "parsed at these lengths");
+    assert!(matches!(parse(&head), Parsed::Ready(_)));
+}
+
+/// The end of a head is found wherever the reads split it, bare LF included (httparse, and so
+/// hyper, accept `\n\n`).
+#[test]
+fn the_end_of_a_head_is_seen_across_any_split() {
+    for end in ["\r\n\r\n", "\n\n", "\n\r\n"] {
+        let text = format!("GET / HTTP/1.1\r\nHost: a{end}");
+        let bytes = text.as_bytes();
+        for split in 1..bytes.len() {
+            let mut scan = Scan::default();
+            assert!(scan.worth_parsing(&bytes[..split]), "the first look");
+            assert!(
+                scan.worth_parsing(bytes),
+                "{end:?} split at {split}: the second look must parse"
+            );
+        }
+        // Read a byte at a time after the first: the last byte makes it worth parsing.
+        let mut scan = Scan::default();
+        let seen: Vec<bool> = (1..=bytes.len())
+            .map(|n| scan.worth_parsing(&bytes[..n]))
+            .collect();
+        assert!(seen[seen.len() - 1], "{end:?}: the last byte ends the head");
+        assert!(
+            !seen[1..seen.len() - end.len()].iter().any(|&b| b),
+            "{end:?}: nothing before the end is worth a parse"
+        );
+    }
+}
