@@ -302,7 +302,7 @@ async fn a_record_held_back_does_not_restart_the_heads_time() {
         while tls.is_handshaking() {
             tls.complete_io(&mut tcp).expect("handshake");
         }
-        let mut record = |tls: &mut rustls::ClientConnection, text: &str| {
+        let record = |tls: &mut rustls::ClientConnection, text: &str| {
             tls.writer().write_all(text.as_bytes()).expect("plaintext");
             let mut bytes = Vec::new();
             while tls.wants_write() {
