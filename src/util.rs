@@ -85,6 +85,14 @@ pub fn serving_threads() -> usize {
         .map_or(1, std::num::NonZeroUsize::get)
 }
 
+/// Whether `bytes` (what was read since the last look, with the three bytes before it) could
+/// end an HTTP/1.1 head: `\n\n`, or `\n\r\n` as in `\r\n\r\n`. Both HTTP/1.1 parsers parse a
+/// head again only then: a parse reads the whole buffer, so parsing after every read would
+/// cost a head dribbled a byte at a time its length squared (hyper looks the same way).
+pub fn may_end_head(bytes: &[u8]) -> bool {
+    bytes.windows(2).any(|w| w == b"\n\n") || bytes.windows(3).any(|w| w == b"\n\r\n")
+}
+
 /// Seconds since the Unix epoch (0 if the clock is before it).
 pub fn now() -> u64 {
     SystemTime::now()

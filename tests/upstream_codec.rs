@@ -90,6 +90,13 @@ async fn serve(mut tcp: TcpStream, conn: usize, late: Arc<AtomicUsize>) {
                 tokio::time::sleep(Duration::from_secs(3)).await;
                 return;
             }
+            "/hints" => {
+                // `103 Early Hints` without end (at most 10 s of them), never a final head.
+                let hint = b"HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload\r\n\r\n";
+                let until = Instant::now() + Duration::from_secs(10);
+                while Instant::now() < until && tcp.write_all(hint).await.is_ok() {}
+                return;
+            }
             "/late" => {
                 let _ = tcp
                     .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
@@ -291,4 +298,22 @@ async fn a_pooled_connection_closed_under_a_request_is_retried_for_get_only() {
     );
     let (status, body) = call(&client, "DELETE", gw.url("/flaky")).await;
     assert_eq!((status, body.as_str()), (200, "/flaky conn 4 req 1"));
+}
+
+/// A review finding: informational heads were skipped for as long as the upstream sent them
+/// (until the response timeout, a serving thread busy all along). Past four times the head
+/// limit before a final head, the response is refused.
+#[tokio::test]
+async fn endless_informational_heads_are_refused() {
+    let upstream = Upstream::start().await;
+    let gw = gateway(&upstream, "response_timeout: 8s");
+    let started = Instant::now();
+    let (status, body) = get(&gw, "/hints").await;
+    assert_eq!(status, 502, "{body}");
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(errors(&gw, "protocol").await, "1");
 }

@@ -31,6 +31,10 @@ use crate::util::deadline_passed;
 /// How much room a read has at least (the buffer grows by this when it runs short).
 const READ_ROOM: usize = 8 * 1024;
 
+/// How much an upstream may send before its final response head, 1xx heads included (a
+/// review finding: endless `103`s kept a thread busy until the response timeout).
+const INFORMATIONAL: usize = 4 * h1::MAX_HEAD;
+
 /// One connection of the hot path and its reused buffers.
 pub(super) struct Wire {
     io: Stream,
@@ -76,6 +80,8 @@ impl Wire {
     ) -> Result<Parsed, Failed> {
         let mut written = 0;
         let mut got_any = false;
+        // How much of `read` was looked at for a head's end, and how much was read in all.
+        let (mut seen, mut read) = (0usize, 0usize);
         poll_fn(|cx| {
             while written < self.write.len() {
                 match Pin::new(&mut self.io).poll_write(cx, &self.write[written..]) {
@@ -92,19 +98,30 @@ impl Wire {
                 Poll::Pending => return self.wait(deadline, cx),
             }
             loop {
-                match h1::parse_head(&mut self.read, head_request, map) {
-                    Ok(Some(parsed)) => return Poll::Ready(Ok(parsed)),
-                    Ok(None) => {}
-                    Err(e) => {
-                        let e = RequestError::upstream("the response head was refused", e);
-                        return Poll::Ready(Err(Failed::Other(e)));
+                // Parsed on the first look, then only once the new bytes may end a head.
+                let from = seen.saturating_sub(3).min(self.read.len());
+                let refused = if seen == 0 || crate::util::may_end_head(&self.read[from..]) {
+                    match h1::parse_head(&mut self.read, head_request, map) {
+                        Ok(Some(parsed)) => return Poll::Ready(Ok(parsed)),
+                        Ok(None) => None,
+                        Err(e) => Some(e),
                     }
+                } else {
+                    (self.read.len() > h1::MAX_HEAD).then_some(h1::HeadError::TooLarge)
+                };
+                // Informational heads are skipped, but not without end.
+                let refused = refused.or((read > INFORMATIONAL).then_some(h1::HeadError::TooLarge));
+                if let Some(e) = refused {
+                    let e = RequestError::upstream("the response head was refused", e);
+                    return Poll::Ready(Err(Failed::Other(e)));
                 }
+                seen = self.read.len();
                 self.read.reserve(READ_ROOM);
                 let e = match poll_read_buf(Pin::new(&mut self.io), cx, &mut self.read) {
                     Poll::Ready(Ok(0)) => io::ErrorKind::UnexpectedEof.into(),
-                    Poll::Ready(Ok(_)) => {
+                    Poll::Ready(Ok(n)) => {
                         got_any = true;
+                        read += n;
                         continue;
                     }
                     Poll::Ready(Err(e)) => e,

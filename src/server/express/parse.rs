@@ -41,9 +41,8 @@ pub(super) struct Head {
 }
 
 /// Whether a head being read is worth parsing again: on the first look, and then only once the
-/// bytes read since the last look could end it (`\n\n`, or `\n\r\n` as in `\r\n\r\n`). A
-/// parse reads the whole buffer, so parsing after every read would cost a head dribbled in
-/// one-byte TLS records its length squared (a review finding); hyper looks the same way.
+/// bytes read since could end it (`util::may_end_head`; a review finding: the lane parsed
+/// after every read, and a head dribbled in one-byte TLS records cost its length squared).
 #[derive(Debug, Default)]
 pub(super) struct Scan {
     /// How much of the buffer has been looked at.
@@ -56,12 +55,8 @@ impl Scan {
         // The end may straddle what was seen and what is new.
         let from = self.seen.saturating_sub(3).min(buf.len());
         self.seen = buf.len();
-        first || may_end_head(&buf[from..])
+        first || crate::util::may_end_head(&buf[from..])
     }
-}
-
-fn may_end_head(bytes: &[u8]) -> bool {
-    bytes.windows(2).any(|w| w == b"\n\n") || bytes.windows(3).any(|w| w == b"\n\r\n")
 }
 
 /// Parses `buf` with hyper's server settings and checks the lane may take the request.
