@@ -232,45 +232,61 @@ async fn a_websocket_upgrade_goes_to_hyper_after_lane_requests() {
     );
 }
 
+/// A blocking TLS client for byte-level pacing: the handshake done, reads waiting at most
+/// 100 ms (they pace the tests' loops).
+fn raw_tls(gw: &Gateway) -> (std::net::TcpStream, rustls::ClientConnection) {
+    let config = tls_config(&gw.cert_pem(), &[b"http/1.1"]);
+    let mut tcp = std::net::TcpStream::connect(gw.addr).expect("connect");
+    tcp.set_read_timeout(Some(Duration::from_millis(100)))
+        .expect("timeout");
+    let name = "localhost".try_into().expect("name");
+    let mut tls = rustls::ClientConnection::new(config, name).expect("client");
+    while tls.is_handshaking() {
+        tls.complete_io(&mut tcp).expect("handshake");
+    }
+    (tcp, tls)
+}
+
+/// `text` sealed into the TLS record(s) that carry it, not yet sent.
+fn seal(tls: &mut rustls::ClientConnection, text: &str) -> Vec<u8> {
+    use std::io::Write;
+    tls.writer().write_all(text.as_bytes()).expect("plaintext");
+    let mut bytes = Vec::new();
+    while tls.wants_write() {
+        tls.write_tls(&mut bytes).expect("record");
+    }
+    bytes
+}
+
+/// Whether the server has closed: a read finds the end, an alert or a reset (the server's
+/// session tickets and a read timing out are not).
+fn closed(tcp: &mut std::net::TcpStream) -> bool {
+    use std::io::Read;
+    let mut answer = [0u8; 4096];
+    match tcp.read(&mut answer) {
+        Ok(0) => true,
+        Ok(_) => false,
+        Err(e) => !matches!(
+            e.kind(),
+            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+        ),
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_tls_record_dribbled_byte_by_byte_is_cut_at_header_read_timeout() {
     let (gw, backend) = setup("limits: {header_read_timeout: 1s}\n").await;
-    let config = tls_config(&gw.cert_pem(), &[b"http/1.1"]);
-    let addr = gw.addr;
+    let (mut tcp, mut tls) = raw_tls(&gw);
     let took = tokio::task::spawn_blocking(move || {
-        use std::io::{Read, Write};
-        let mut tcp = std::net::TcpStream::connect(addr).expect("connect");
-        tcp.set_read_timeout(Some(Duration::from_millis(100)))
-            .expect("timeout");
-        let name = "localhost".try_into().expect("name");
-        let mut tls = rustls::ClientConnection::new(config, name).expect("client");
-        while tls.is_handshaking() {
-            tls.complete_io(&mut tcp).expect("handshake");
-        }
+        use std::io::Write;
         // One record holding a whole request, sent three bytes at a time: until its last
         // byte nothing of it can be decrypted.
-        tls.writer()
-            .write_all(get("/dribbled").as_bytes())
-            .expect("plaintext");
-        let mut record = Vec::new();
-        while tls.wants_write() {
-            tls.write_tls(&mut record).expect("record");
-        }
+        let record = seal(&mut tls, &get("/dribbled"));
         let started = Instant::now();
         for piece in record.chunks(3) {
-            if tcp.write_all(piece).is_err() {
+            // The read after each piece paces the dribble too.
+            if tcp.write_all(piece).is_err() || closed(&mut tcp) {
                 return started.elapsed();
-            }
-            // Paces the dribble too: the read waits up to its timeout.
-            let mut answer = [0u8; 4096];
-            match tcp.read(&mut answer) {
-                Ok(0) => return started.elapsed(),
-                // The server's session tickets.
-                Ok(_) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
-                Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {}
-                // Closed with an alert, or reset.
-                _ => return started.elapsed(),
             }
         }
         panic!("the whole record went through ({} bytes)", record.len());
@@ -290,39 +306,10 @@ async fn a_tls_record_dribbled_byte_by_byte_is_cut_at_header_read_timeout() {
 #[tokio::test]
 async fn a_record_held_back_does_not_restart_the_heads_time() {
     let (gw, backend) = setup("limits: {header_read_timeout: 1s}\n").await;
-    let config = tls_config(&gw.cert_pem(), &[b"http/1.1"]);
-    let addr = gw.addr;
+    let (mut tcp, mut tls) = raw_tls(&gw);
     let took = tokio::task::spawn_blocking(move || {
-        use std::io::{Read, Write};
-        let mut tcp = std::net::TcpStream::connect(addr).expect("connect");
-        tcp.set_read_timeout(Some(Duration::from_millis(100)))
-            .expect("timeout");
-        let name = "localhost".try_into().expect("name");
-        let mut tls = rustls::ClientConnection::new(config, name).expect("client");
-        while tls.is_handshaking() {
-            tls.complete_io(&mut tcp).expect("handshake");
-        }
-        let record = |tls: &mut rustls::ClientConnection, text: &str| {
-            tls.writer().write_all(text.as_bytes()).expect("plaintext");
-            let mut bytes = Vec::new();
-            while tls.wants_write() {
-                tls.write_tls(&mut bytes).expect("record");
-            }
-            bytes
-        };
-        // Closed: the read says so (an alert, a reset or the end), or a write fails.
-        let closed = |tcp: &mut std::net::TcpStream| {
-            let mut answer = [0u8; 4096];
-            match tcp.read(&mut answer) {
-                Ok(0) => true,
-                Ok(_) => false,
-                Err(e) => !matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                ),
-            }
-        };
-        let first = record(&mut tls, "GET /held HTTP/1.1\r\n");
+        use std::io::Write;
+        let first = seal(&mut tls, "GET /held HTTP/1.1\r\n");
         let started = Instant::now();
         let (most, last) = first.split_at(first.len() - 1);
         tcp.write_all(most).expect("most of the record");
@@ -335,7 +322,7 @@ async fn a_record_held_back_does_not_restart_the_heads_time() {
             return started.elapsed();
         }
         for i in 0..40 {
-            let line = record(&mut tls, &format!("X-Line-{i}: v\r\n"));
+            let line = seal(&mut tls, &format!("X-Line-{i}: v\r\n"));
             if tcp.write_all(&line).is_err() || closed(&mut tcp) {
                 return started.elapsed();
             }
