@@ -6,9 +6,10 @@
 //! connection. A connection then stays on that thread to its end: its tasks, the upstream
 //! connections it borrows (the pools keep one idle stack per thread), its timers and its
 //! access-log batch. Nothing is handed between threads on the way of a request, and no
-//! request pays for the work-stealing scheduler's bookkeeping: on the authenticated proxy
-//! benchmark that is 0.8 µs less CPU per request than tokio's multi-threaded runtime with as
-//! many workers (BENCHMARKS.md, seventh session).
+//! request pays for the work-stealing scheduler's bookkeeping: in a first A/B on the
+//! authenticated proxy benchmark, a single-threaded runtime spent about 0.8 µs less user CPU
+//! per request than tokio's multi-threaded one (BENCHMARKS.md, seventh session, has the
+//! measured whole).
 //!
 //! The thread that calls [`Server::run`](super::Server::run) is the first serving thread; it
 //! also runs the background work (the reloader, the certificate watch, ACME, the metrics
