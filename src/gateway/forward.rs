@@ -77,13 +77,20 @@ pub fn prepare<'a>(
 
     // The forwarded (encoded) form is cut: it has the segments of the normalised path that
     // routing matched, one for one (an escaped `/` is refused, so none splits or merges).
-    let mut path_and_query = without_segments(path.encoded(), to.strip).to_owned();
-    if let Some(q) = req.uri().query() {
-        path_and_query.push('?');
-        path_and_query.push_str(q);
-    }
-    let path_and_query = PathAndQuery::try_from(path_and_query)
-        .map_err(|_| RequestError::BadPath("The request path cannot be forwarded."))?;
+    let path_and_query = match req.uri().path_and_query() {
+        // The usual case, a path already in its normal form and nothing stripped: the
+        // target as it came (sharing the request's bytes), not rebuilt.
+        Some(same) if to.strip == 0 && same.path() == path.encoded() => same.clone(),
+        _ => {
+            let mut path_and_query = without_segments(path.encoded(), to.strip).to_owned();
+            if let Some(q) = req.uri().query() {
+                path_and_query.push('?');
+                path_and_query.push_str(q);
+            }
+            PathAndQuery::try_from(path_and_query)
+                .map_err(|_| RequestError::BadPath("The request path cannot be forwarded."))?
+        }
+    };
     *req.uri_mut() = Uri::from(path_and_query);
     *req.version_mut() = Version::HTTP_11;
 

@@ -126,20 +126,52 @@ pub fn websocket_accepted(response: &HeaderMap, key: &HeaderValue) -> bool {
 }
 
 /// Removes hop-by-hop headers, and those named in `Connection`. One pass over the names
-/// present: only a header that is there gets looked up to be removed.
+/// present: only a header that is there gets looked up to be removed. A message has one or
+/// two of them (a response's `Connection: keep-alive`), gathered on the stack; only one with
+/// more than [`FEW`] takes a list.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    let named: Vec<&str> = connection_tokens(headers).collect();
-    let doomed: Vec<HeaderName> = headers
-        .keys()
-        .filter(|name| {
-            HOP_BY_HOP.contains(name) || named.iter().any(|t| t.eq_ignore_ascii_case(name.as_str()))
-        })
-        .cloned()
-        .collect();
-    for name in doomed {
+    let mut few: [Option<HeaderName>; FEW] = Default::default();
+    let mut found = 0;
+    {
+        let connection = headers.get_all(header::CONNECTION);
+        let doomed = |name: &HeaderName| {
+            HOP_BY_HOP.contains(name)
+                || connection
+                    .iter()
+                    .flat_map(|v| v.as_bytes().split(|&b| b == b','))
+                    .any(|t| {
+                        t.trim_ascii()
+                            .eq_ignore_ascii_case(name.as_str().as_bytes())
+                    })
+        };
+        for name in headers.keys().filter(|name| doomed(name)) {
+            if let Some(slot) = few.get_mut(found) {
+                *slot = Some(name.clone());
+            }
+            found += 1;
+        }
+    }
+    if found > FEW {
+        let many: Vec<HeaderName> = headers
+            .keys()
+            .filter(|name| {
+                HOP_BY_HOP.contains(name)
+                    || connection_tokens(headers).any(|t| t.eq_ignore_ascii_case(name.as_str()))
+            })
+            .cloned()
+            .collect();
+        for name in many {
+            headers.remove(name);
+        }
+        return;
+    }
+    for name in few.into_iter().flatten() {
         headers.remove(name);
     }
 }
+
+/// How many hop-by-hop names [`strip_hop_by_hop`] gathers without allocating.
+const FEW: usize = 8;
 
 /// Marks a request or 101 response as a WebSocket upgrade again after stripping.
 pub fn set_websocket_upgrade(headers: &mut HeaderMap) {
@@ -179,11 +211,8 @@ pub fn strip_reserved(headers: &mut HeaderMap) {
 /// Sets `X-Forwarded-For/-Proto/-Host` for the upstream. The gateway is the edge: what the
 /// client claimed is replaced, not appended to.
 pub fn set_forwarded(headers: &mut HeaderMap, peer: IpAddr, host: Option<&HeaderValue>) {
-    // Formatted on the stack: `to_string` grows a String a few bytes at a time.
     let mut text = [0u8; 48];
-    let mut cursor = std::io::Cursor::new(&mut text[..]);
-    if write!(cursor, "{peer}").is_ok() {
-        let len = usize::try_from(cursor.position()).unwrap_or(0);
+    if let Some(len) = format_ip(&mut text, peer) {
         if let Ok(v) = HeaderValue::from_bytes(&text[..len]) {
             headers.insert(X_FORWARDED_FOR.clone(), v);
         }
@@ -191,6 +220,33 @@ pub fn set_forwarded(headers: &mut HeaderMap, peer: IpAddr, host: Option<&Header
     headers.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static("https"));
     if let Some(host) = host {
         headers.insert(X_FORWARDED_HOST.clone(), host.clone());
+    }
+}
+
+/// Writes `ip` as text into `out` (on the stack: `to_string` grows a String a few bytes at a
+/// time) and says how long it is. An IPv4 address, every request's case behind most
+/// front ends, is written octet by octet rather than through `fmt`.
+fn format_ip(out: &mut [u8; 48], ip: IpAddr) -> Option<usize> {
+    match ip {
+        IpAddr::V4(v4) => {
+            let mut len = 0;
+            for (i, octet) in v4.octets().into_iter().enumerate() {
+                if i > 0 {
+                    out[len] = b'.';
+                    len += 1;
+                }
+                let mut digits = itoa::Buffer::new();
+                let digits = digits.format(octet).as_bytes();
+                out[len..len + digits.len()].copy_from_slice(digits);
+                len += digits.len();
+            }
+            Some(len)
+        }
+        IpAddr::V6(_) => {
+            let mut cursor = std::io::Cursor::new(&mut out[..]);
+            write!(cursor, "{ip}").ok()?;
+            usize::try_from(cursor.position()).ok()
+        }
     }
 }
 
@@ -323,6 +379,64 @@ mod tests {
         strip_hop_by_hop(&mut h);
         assert_eq!(h.len(), 1, "{h:?}");
         assert!(h.contains_key("accept"));
+    }
+
+    /// What `strip_hop_by_hop` must leave: every name that is hop-by-hop or that a
+    /// `Connection` token names goes, all its values with it; every other name keeps its
+    /// values in their order (the order between names is the map's business).
+    fn hop_by_hop_model(h: &HeaderMap) -> Vec<(String, Vec<u8>)> {
+        let named: Vec<String> = connection_tokens(h).map(str::to_ascii_lowercase).collect();
+        by_name(h)
+            .into_iter()
+            .filter(|(n, _)| !HOP_BY_HOP.iter().any(|hop| hop == n.as_str()) && !named.contains(n))
+            .collect()
+    }
+
+    fn by_name(h: &HeaderMap) -> Vec<(String, Vec<u8>)> {
+        let mut all: Vec<(String, Vec<u8>)> = h
+            .iter()
+            .map(|(n, v)| (n.to_string(), v.as_bytes().to_vec()))
+            .collect();
+        all.sort_by(|a, b| a.0.cmp(&b.0)); // stable: a name's values keep their order
+        all
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(3_000))]
+        /// Few or many doomed names (the stack's slots and the list past them), repeated
+        /// names, tokens in any case, several `Connection` headers.
+        #[test]
+        fn hop_by_hop_strip_matches_its_model(
+            picks in proptest::collection::vec((0usize..24, 0usize..4), 0..40),
+        ) {
+            const NAMES: [&str; 24] = [
+                "connection", "keep-alive", "proxy-connection", "te", "trailer",
+                "transfer-encoding", "upgrade", "proxy-authorization", "http2-settings",
+                "accept", "cookie", "host", "x-a", "x-b", "x-c", "x-d", "x-e", "x-f", "x-g",
+                "x-h", "x-i", "x-j", "x-k", "x-l",
+            ];
+            const VALUES: [&str; 4] = ["close", "X-A, x-b,X-C , keep-alive", "x-d,x-e,x-f,x-g,x-h,x-i,x-j,x-k,x-l,Cookie", "1"];
+            let mut h = HeaderMap::new();
+            for (n, v) in picks {
+                h.append(HeaderName::from_static(NAMES[n]), HeaderValue::from_static(VALUES[v]));
+            }
+            let want = hop_by_hop_model(&h);
+            strip_hop_by_hop(&mut h);
+            proptest::prop_assert_eq!(by_name(&h), want);
+        }
+
+        #[test]
+        fn forwarded_for_is_the_address_as_rust_writes_it(v4: u32, v6: u128, four: bool) {
+            let ip = if four {
+                IpAddr::from(v4.to_be_bytes())
+            } else {
+                IpAddr::from(v6.to_be_bytes())
+            };
+            let mut text = [0u8; 48];
+            let len = format_ip(&mut text, ip).unwrap();
+            let want = ip.to_string();
+            proptest::prop_assert_eq!(&text[..len], want.as_bytes());
+        }
     }
 
     #[test]
