@@ -148,11 +148,27 @@ impl Pool {
         req: Request<RequestBody>,
         timeout: Duration,
     ) -> Result<Response<UpstreamBody>, RequestError> {
-        // `CONNECT` stays with hyper, which knows a 2xx to it opens a tunnel.
-        if req.body().is_end_stream() && req.method() != Method::CONNECT {
+        if Self::is_bodiless(&req) {
             let (parts, _) = req.into_parts();
             return self.send_bodiless(parts, Instant::now() + timeout).await;
         }
+        self.send_with_hyper(req, timeout).await
+    }
+
+    /// Whether [`send`](Self::send) takes `req` on our own HTTP/1.1 client: no body, and
+    /// not `CONNECT`, which stays with hyper (it knows a 2xx to it opens a tunnel). The hot
+    /// path asks first and calls [`send_bodiless`](Self::send_bodiless) itself, so that its
+    /// futures carry none of hyper's room.
+    pub fn is_bodiless(req: &Request<RequestBody>) -> bool {
+        req.body().is_end_stream() && req.method() != Method::CONNECT
+    }
+
+    /// [`send`](Self::send) for a request with a body (or `CONNECT`): hyper's client.
+    async fn send_with_hyper(
+        self: &Arc<Self>,
+        req: Request<RequestBody>,
+        timeout: Duration,
+    ) -> Result<Response<UpstreamBody>, RequestError> {
         // Only an upload is watched: a bodiless request costs nothing more.
         let progress = (!req.body().is_end_stream()).then(|| Arc::new(Progress::new()));
         let mut req = match &progress {

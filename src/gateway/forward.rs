@@ -131,32 +131,37 @@ impl Prepared<'_> {
     /// The upstream's failures are counted and logged (rate-limited) by its pool.
     pub async fn send(self) -> Result<Response<Body>, RequestError> {
         let pool = self.pool;
-        let sent = self.send_inner().await;
+        let sent = if self.upgrade.is_some() {
+            Box::pin(self.send_upgrade()).await
+        } else {
+            // Taken apart before the wait: the request moves into the pool's future, and
+            // only what the response needs stays here (every level of a request's futures
+            // is moved, and copied, once per request).
+            let Prepared {
+                req,
+                response_timeout,
+                stats,
+                client_h2,
+                restore,
+                ..
+            } = self;
+            let sent = if Pool::is_bodiless(&req) {
+                let deadline = tokio::time::Instant::now() + response_timeout;
+                pool.send_bodiless(req.into_parts().0, deadline).await
+            } else {
+                // Boxed: hyper's client futures are large, and would make every request's
+                // state (the lane's, allocated and moved once per request) as large.
+                Box::pin(pool.send(req, response_timeout)).await
+            };
+            match sent {
+                Ok(res) => answer(res, stats, restore, client_h2),
+                Err(e) => Err(e),
+            }
+        };
         if let Err(e) = &sent {
             pool.failed(e);
         }
         sent
-    }
-
-    async fn send_inner(self) -> Result<Response<Body>, RequestError> {
-        if self.upgrade.is_some() {
-            return Box::pin(self.send_upgrade()).await;
-        }
-        let mut res = self.pool.send(self.req, self.response_timeout).await?;
-        if let Some(stats) = self.stats {
-            res.body_mut().count_stall_into(stats.clone());
-        }
-        if res.status() == StatusCode::SWITCHING_PROTOCOLS {
-            return Err(not_asked_to_switch());
-        }
-        headers::strip_hop_by_hop(res.headers_mut());
-        if let Some(prefix) = self.restore {
-            restore_prefix(res.headers_mut(), prefix);
-        }
-        if self.client_h2 {
-            headers::detach_values(res.headers_mut());
-        }
-        Ok(res.map(Either::Left))
     }
 
     /// A WebSocket handshake: once the upstream has accepted it, a task of its own copies
@@ -195,6 +200,29 @@ impl Prepared<'_> {
         }
         Ok(res.map(Either::Left))
     }
+}
+
+/// The upstream's response to a plain (not upgraded) request, made ready for the client.
+fn answer(
+    mut res: Response<crate::upstream::UpstreamBody>,
+    stats: Option<&Arc<RouteStats>>,
+    restore: Option<&str>,
+    client_h2: bool,
+) -> Result<Response<Body>, RequestError> {
+    if let Some(stats) = stats {
+        res.body_mut().count_stall_into(stats.clone());
+    }
+    if res.status() == StatusCode::SWITCHING_PROTOCOLS {
+        return Err(not_asked_to_switch());
+    }
+    headers::strip_hop_by_hop(res.headers_mut());
+    if let Some(prefix) = restore {
+        restore_prefix(res.headers_mut(), prefix);
+    }
+    if client_h2 {
+        headers::detach_values(res.headers_mut());
+    }
+    Ok(res.map(Either::Left))
 }
 
 /// A `Location` that is a path (`/x`, from an app that was sent `/x` by `strip_prefix`)

@@ -86,18 +86,22 @@ pub(super) async fn serve(
     let mut buf = spare::read_buf();
     buf.extend_from_slice(ahead);
     *ahead = Bytes::new();
-    let head = match read_head(tls, &mut buf, timer, lane).await {
-        Ok(head) => head,
-        Err(Some(outcome)) => {
-            spare::give_read(buf);
-            return outcome;
-        }
-        Err(None) => {
-            *ahead = buf.freeze();
-            return Outcome::Decline;
-        }
+    // In a block of its own: the head (1.6 KiB of header positions) is done with once taken,
+    // and a local still in scope would keep its room in this future across every wait below.
+    let (req, head_bytes) = {
+        let head = match read_head(tls, &mut buf, timer, lane).await {
+            Ok(head) => head,
+            Err(Some(outcome)) => {
+                spare::give_read(buf);
+                return outcome;
+            }
+            Err(None) => {
+                *ahead = buf.freeze();
+                return Outcome::Decline;
+            }
+        };
+        parse::take(&mut buf, &head)
     };
-    let (req, head_bytes) = parse::take(&mut buf, &head);
     let Some(req) = req else {
         *ahead = join(head_bytes, &buf);
         return Outcome::Decline;
