@@ -17,6 +17,8 @@
 #   PERF=stat bench/auth.sh       # instead of the rounds: per request, the CPU time, context
 #                                 # switches and system calls of nginx's workers and of
 #                                 # oauthgate (authenticated), from `perf stat`
+#   PERF=stat FLOOR=1 bench/auth.sh  # also the floor (bench/floor.rs): the least a tokio +
+#                                 # rustls proxy spends per request (FLOOR_BIN=path to reuse one)
 #   STORE=redis bench/auth.sh     # also: a second oauthgate with session.store: redis (a
 #                                 # redis-server started here), beside the cookie store
 #   IDLE=2h bench/auth.sh         # gateway.session.idle_timeout set (wrk keeps sending the
@@ -167,6 +169,16 @@ if [ "${PERF:-}" = stat ]; then
   }
   pstat "nginx proxy_pass" "https://127.0.0.1:$NP/" "$(pgrep -d, -P "$(cat "$D/proxy.pid")")"
   pstat "oauthgate authenticated" "https://127.0.0.1:$OP/" "$OGPID" -H "Cookie: $COOKIE"
+  if [ -n "${FLOOR:-}" ]; then
+    # The floor (bench/floor.rs): tokio + rustls with one runtime per core, the same system
+    # calls per request, no HTTP work at all. The same request bytes as the line above.
+    FB=${FLOOR_BIN:-target/release/examples/floor}
+    [ -n "${FLOOR_BIN:-}" ] || (set -x; cargo build --release --locked --example floor)
+    FP=$(port)
+    "$FB" "127.0.0.1:$FP" "127.0.0.1:$BP" "$D/cert.pem" "$D/key.pem" & PIDS+=($!); FPID=$!
+    ready "https://127.0.0.1:$FP/"
+    pstat "floor (no HTTP work)" "https://127.0.0.1:$FP/" "$FPID" -H "Cookie: $COOKIE"
+  fi
   exit 0
 fi
 if [ -n "${PERF:-}" ]; then

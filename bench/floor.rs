@@ -1,7 +1,7 @@
 //! The floor: the least CPU a TLS-terminating HTTP/1.1 proxy built on the same parts as
 //! oauthgate (tokio, one current-thread runtime per core, rustls with ring) can spend on a
 //! request. It is not a proxy anyone should run; it is the measuring stick for issue 16's
-//! "where the microseconds go" (`bench/floor.sh`).
+//! "where the microseconds go" (`PERF=stat FLOOR=1 bench/auth.sh`).
 //!
 //! Per client connection it keeps one upstream connection of its own. A request is read
 //! until its head ends (no body is expected and none is checked), a fixed request is written
