@@ -20,7 +20,7 @@ use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, Request, Version};
 use sha1::{Digest, Sha1};
 
-use crate::util::{connection_tokens, is_hop_by_hop, HOP_BY_HOP};
+use crate::util::{connection_tokens, is_hop_by_hop};
 
 pub static X_USER_INFO: HeaderName = HeaderName::from_static("x-user-info");
 pub static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
@@ -388,7 +388,9 @@ mod tests {
         let named: Vec<String> = connection_tokens(h).map(str::to_ascii_lowercase).collect();
         by_name(h)
             .into_iter()
-            .filter(|(n, _)| !HOP_BY_HOP.iter().any(|hop| hop == n.as_str()) && !named.contains(n))
+            .filter(|(n, _)| {
+                !crate::util::HOP_BY_HOP.iter().any(|hop| hop == n.as_str()) && !named.contains(n)
+            })
             .collect()
     }
 
@@ -441,7 +443,7 @@ mod tests {
 
     #[test]
     fn hop_by_hop_names_are_the_table() {
-        for name in &HOP_BY_HOP {
+        for name in &crate::util::HOP_BY_HOP {
             assert!(is_hop_by_hop(name), "{name}");
         }
         for other in [
