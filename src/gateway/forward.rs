@@ -77,10 +77,20 @@ pub fn prepare<'a>(
 
     // The forwarded (encoded) form is cut: it has the segments of the normalised path that
     // routing matched, one for one (an escaped `/` is refused, so none splits or merges).
+    let origin_form = req.uri().scheme().is_none() && req.uri().authority().is_none();
     let path_and_query = match req.uri().path_and_query() {
-        // The usual case, a path already in its normal form and nothing stripped: the
-        // target as it came (sharing the request's bytes), not rebuilt.
-        Some(same) if to.strip == 0 && same.path() == path.encoded() => same.clone(),
+        // The usual case, an origin-form target whose path is already in its normal form,
+        // nothing stripped: the target as it came (sharing the request's bytes), not rebuilt.
+        // Origin-form only: an absolute-form target may have no path at all (`https://h?x`),
+        // which `path()` reads as `/` but the bytes do not hold (a review finding).
+        Some(same)
+            if origin_form
+                && to.strip == 0
+                && same.as_str().starts_with('/')
+                && same.path() == path.encoded() =>
+        {
+            same.clone()
+        }
         _ => {
             let mut path_and_query = without_segments(path.encoded(), to.strip).to_owned();
             if let Some(q) = req.uri().query() {
