@@ -148,19 +148,14 @@ impl Pool {
         req: Request<RequestBody>,
         timeout: Duration,
     ) -> Result<Response<UpstreamBody>, RequestError> {
-        if Self::is_bodiless(&req) {
+        // `CONNECT` stays with hyper, which knows a 2xx to it opens a tunnel.
+        if req.body().is_end_stream() && req.method() != Method::CONNECT {
             let (parts, _) = req.into_parts();
             return self.send_bodiless(parts, Instant::now() + timeout).await;
         }
-        self.send_with_hyper(req, timeout).await
-    }
-
-    /// Whether [`send`](Self::send) takes `req` on our own HTTP/1.1 client: no body, and
-    /// not `CONNECT`, which stays with hyper (it knows a 2xx to it opens a tunnel). The hot
-    /// path asks first and calls [`send_bodiless`](Self::send_bodiless) itself, so that its
-    /// futures carry none of hyper's room.
-    pub fn is_bodiless(req: &Request<RequestBody>) -> bool {
-        req.body().is_end_stream() && req.method() != Method::CONNECT
+        // Boxed: hyper's client futures are large, and every request's state would carry
+        // their room (the express lane allocates and moves that state once per request).
+        Box::pin(self.send_with_hyper(req, timeout)).await
     }
 
     /// [`send`](Self::send) for a request with a body (or `CONNECT`): hyper's client.

@@ -16,29 +16,14 @@ use tokio::time::{Instant, Sleep};
 
 use crate::error::RequestError;
 
-/// The hop-by-hop headers the gateway never forwards and an identity header may not be named:
-/// RFC 9110 §7.6.1 (and `Proxy-Connection`, `Keep-Alive` from RFC 2068 practice; the proxy
-/// credentials of RFC 9110 §11.7 belong to this hop only; `HTTP2-Settings` is hop-by-hop by
-/// RFC 7540 §3.2.1).
-pub static HOP_BY_HOP: [http::header::HeaderName; 10] = [
-    http::header::CONNECTION,
-    http::header::HeaderName::from_static("keep-alive"),
-    http::header::HeaderName::from_static("proxy-connection"),
-    http::header::PROXY_AUTHENTICATE,
-    http::header::PROXY_AUTHORIZATION,
-    http::header::TE,
-    http::header::TRAILER,
-    http::header::TRANSFER_ENCODING,
-    http::header::UPGRADE,
-    http::header::HeaderName::from_static("http2-settings"),
-];
-
-/// Whether `name` is one of [`HOP_BY_HOP`]: one match on the name's text (a length switch,
-/// then one comparison) rather than ten `HeaderName` comparisons, for every header of every
-/// message in both directions.
-pub fn is_hop_by_hop(name: &http::header::HeaderName) -> bool {
+/// Whether `name` (lower case) is a hop-by-hop header, which the gateway never forwards and
+/// an identity header may not be named: RFC 9110 §7.6.1 (and `Proxy-Connection`,
+/// `Keep-Alive` from RFC 2068 practice; the proxy credentials of RFC 9110 §11.7 belong to this
+/// hop only; `HTTP2-Settings` is hop-by-hop by RFC 7540 §3.2.1). One match on the text (a
+/// length switch, then one comparison): it runs for every header of every message.
+pub fn is_hop_by_hop(name: &str) -> bool {
     matches!(
-        name.as_str(),
+        name,
         "connection"
             | "keep-alive"
             | "proxy-connection"
@@ -122,8 +107,14 @@ pub fn now() -> u64 {
 /// The tokens of every `Connection` header (RFC 9110 §7.6.1). Split as bytes, so that one
 /// non-UTF-8 token does not hide the others.
 pub fn connection_tokens(headers: &http::HeaderMap) -> impl Iterator<Item = &str> {
-    headers
-        .get_all(http::header::CONNECTION)
+    tokens(&headers.get_all(http::header::CONNECTION))
+}
+
+/// The comma-separated tokens of `values`, trimmed, empty and non-UTF-8 ones left out.
+pub fn tokens<'a>(
+    values: &http::header::GetAll<'a, http::HeaderValue>,
+) -> impl Iterator<Item = &'a str> {
+    values
         .iter()
         .flat_map(|v| v.as_bytes().split(|&b| b == b','))
         .filter_map(|t| std::str::from_utf8(t.trim_ascii()).ok())

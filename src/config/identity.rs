@@ -114,7 +114,7 @@ pub struct IdentityConfig {
 }
 
 /// Names a configured identity header may not have besides the hop-by-hop ones
-/// ([`crate::util::HOP_BY_HOP`], which proxies drop): `Host`, the framing and credentials of
+/// ([`crate::util::is_hop_by_hop`], which proxies drop): `Host`, the framing and credentials of
 /// the request itself, and the forwarding and request-id headers the gateway sets or reads.
 const REFUSED: [&str; 9] = [
     "host",
@@ -138,7 +138,7 @@ pub(super) fn identity(raw: Option<RawIdentity>) -> Result<IdentityConfig, Confi
             .map_err(|_| ConfigError::at(&at, "is not a valid header name"))?;
         // Compared as the reserved names are: lower case, `_` read as `-`.
         let plain = parsed.as_str().replace('_', "-");
-        let hop_by_hop = crate::util::HOP_BY_HOP.iter().any(|h| h.as_str() == plain);
+        let hop_by_hop = crate::util::is_hop_by_hop(&plain);
         if hop_by_hop || REFUSED.contains(&plain.as_str()) {
             return Err(ConfigError::at(
                 &at,

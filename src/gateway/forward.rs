@@ -54,6 +54,11 @@ pub struct Prepared<'a> {
     restore: Option<&'a str>,
 }
 
+/// Room for the headers [`prepare`] adds (forwarding, request id, identity, `Host`): a map
+/// made with this much over its parsed size (the express lane's) is not grown and rehashed
+/// on the way, and any other grows at most once rather than once per insert.
+pub const ADDED_HEADERS: usize = 8;
+
 /// Rewrites `req` (already routed, path normalised) for the upstream: target, hop-by-hop and
 /// identity headers, forwarding headers, `X-Request-Id` (the request's id, replacing whatever
 /// the client sent; set after the hop-by-hop strip, so `Connection` cannot remove it),
@@ -83,14 +88,7 @@ pub fn prepare<'a>(
         // nothing stripped: the target as it came (sharing the request's bytes), not rebuilt.
         // Origin-form only: an absolute-form target may have no path at all (`https://h?x`),
         // which `path()` reads as `/` but the bytes do not hold (a review finding).
-        Some(same)
-            if origin_form
-                && to.strip == 0
-                && same.as_str().starts_with('/')
-                && same.path() == path.encoded() =>
-        {
-            same.clone()
-        }
+        Some(same) if origin_form && to.strip == 0 && same.path() == path.encoded() => same.clone(),
         _ => {
             let mut path_and_query = without_segments(path.encoded(), to.strip).to_owned();
             if let Some(q) = req.uri().query() {
@@ -105,9 +103,7 @@ pub fn prepare<'a>(
     *req.version_mut() = Version::HTTP_11;
 
     let h = req.headers_mut();
-    // Room for what is added below (forwarded headers, request id, identity), so that the map
-    // grows at most once rather than once per insert past its parsed size.
-    h.reserve(8);
+    h.reserve(ADDED_HEADERS);
     headers::strip_hop_by_hop(h);
     headers::strip_reserved(h);
     super::identity::strip_configured(h, to.also_reserved);
@@ -155,15 +151,7 @@ impl Prepared<'_> {
                 restore,
                 ..
             } = self;
-            let sent = if Pool::is_bodiless(&req) {
-                let deadline = tokio::time::Instant::now() + response_timeout;
-                pool.send_bodiless(req.into_parts().0, deadline).await
-            } else {
-                // Boxed: hyper's client futures are large, and would make every request's
-                // state (the lane's, allocated and moved once per request) as large.
-                Box::pin(pool.send(req, response_timeout)).await
-            };
-            match sent {
+            match pool.send(req, response_timeout).await {
                 Ok(res) => answer(res, stats, restore, client_h2),
                 Err(e) => Err(e),
             }

@@ -20,7 +20,7 @@ use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, Request, Version};
 use sha1::{Digest, Sha1};
 
-use crate::util::{connection_tokens, is_hop_by_hop};
+use crate::util::{connection_tokens, is_hop_by_hop, tokens};
 
 pub static X_USER_INFO: HeaderName = HeaderName::from_static("x-user-info");
 pub static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
@@ -128,44 +128,23 @@ pub fn websocket_accepted(response: &HeaderMap, key: &HeaderValue) -> bool {
 /// Removes hop-by-hop headers, and those named in `Connection`. One pass over the names
 /// present: only a header that is there gets looked up to be removed. A message has one or
 /// two of them (a response's `Connection: keep-alive`), gathered on the stack; only one with
-/// more than [`FEW`] takes a list.
+/// more than [`FEW`] allocates.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
     let mut few: [Option<HeaderName>; FEW] = Default::default();
-    let mut found = 0;
-    {
-        let connection = headers.get_all(header::CONNECTION);
-        let doomed = |name: &HeaderName| {
-            is_hop_by_hop(name)
-                || connection
-                    .iter()
-                    .flat_map(|v| v.as_bytes().split(|&b| b == b','))
-                    .any(|t| {
-                        t.trim_ascii()
-                            .eq_ignore_ascii_case(name.as_str().as_bytes())
-                    })
-        };
-        for name in headers.keys().filter(|name| doomed(name)) {
-            if let Some(slot) = few.get_mut(found) {
-                *slot = Some(name.clone());
-            }
-            found += 1;
+    let mut more: Vec<HeaderName> = Vec::new();
+    let connection = headers.get_all(header::CONNECTION);
+    let named =
+        |name: &HeaderName| tokens(&connection).any(|t| t.eq_ignore_ascii_case(name.as_str()));
+    let doomed = headers
+        .keys()
+        .filter(|name| is_hop_by_hop(name.as_str()) || named(name));
+    for (at, name) in doomed.enumerate() {
+        match few.get_mut(at) {
+            Some(slot) => *slot = Some(name.clone()),
+            None => more.push(name.clone()),
         }
     }
-    if found > FEW {
-        let many: Vec<HeaderName> = headers
-            .keys()
-            .filter(|name| {
-                is_hop_by_hop(name)
-                    || connection_tokens(headers).any(|t| t.eq_ignore_ascii_case(name.as_str()))
-            })
-            .cloned()
-            .collect();
-        for name in many {
-            headers.remove(name);
-        }
-        return;
-    }
-    for name in few.into_iter().flatten() {
+    for name in few.into_iter().flatten().chain(more) {
         headers.remove(name);
     }
 }

@@ -161,9 +161,8 @@ fn idempotent(method: &Method) -> bool {
 }
 
 impl Pool {
-    /// Sends a request without body on one of the hot path's own connections (see
-    /// [`Pool::is_bodiless`]). `deadline`: for the response head, then each body stall.
-    pub async fn send_bodiless(
+    /// Sends a request without body on one of the hot path's own connections.
+    pub(super) async fn send_bodiless(
         self: &Arc<Self>,
         mut parts: Parts,
         deadline: Instant,

@@ -22,7 +22,7 @@ fn config() -> ProptestConfig {
 }
 
 /// Hop-by-hop names (RFC 9110 §7.6.1 and the ones `headers.rs` adds), written out again.
-const HOP_BY_HOP: [&str; 10] = [
+pub(super) const HOP_BY_HOP: [&str; 10] = [
     "connection",
     "keep-alive",
     "proxy-connection",

@@ -153,9 +153,7 @@ impl Head {
         if uri.scheme().is_some() || uri.authority().is_some() {
             return None;
         }
-        // Room for what the gateway adds before forwarding (`forward::prepare`), so the map
-        // is not grown and rehashed on the way.
-        let mut headers = HeaderMap::with_capacity(self.count + 8);
+        let mut headers = HeaderMap::with_capacity(self.count + crate::gateway::ADDED_HEADERS);
         for &(ns, ne, vs, ve) in &self.headers[..self.count] {
             let name = HeaderName::from_bytes(head.get(span((ns, ne)))?).ok()?;
             let value = HeaderValue::from_maybe_shared(head.slice(span((vs, ve)))).ok()?;
