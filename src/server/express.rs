@@ -26,7 +26,7 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use bytes::{Bytes, BytesMut};
-use http::{Method, Response};
+use http::{Method, Request, Response};
 use hyper::body::Body as _;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
@@ -34,9 +34,10 @@ use tokio::time::{Instant, Sleep};
 use tokio_rustls::server::TlsStream;
 
 use crate::app::AppState;
+use crate::body::RequestBody;
 use crate::pages::Body as ResBody;
 use crate::util::deadline_passed;
-use parse::Parsed;
+use parse::Read;
 use write::{BodyLen, Framing};
 
 /// What became of the connection's next request.
@@ -86,21 +87,16 @@ pub(super) async fn serve(
     let mut buf = spare::read_buf();
     buf.extend_from_slice(ahead);
     *ahead = Bytes::new();
-    // In a block of its own: the head (1.6 KiB of header positions) is done with once taken,
-    // and a local still in scope would keep its room in this future across every wait below.
-    let (req, head_bytes) = {
-        let head = match read_head(tls, &mut buf, timer, lane).await {
-            Ok(head) => head,
-            Err(Some(outcome)) => {
-                spare::give_read(buf);
-                return outcome;
-            }
-            Err(None) => {
-                *ahead = buf.freeze();
-                return Outcome::Decline;
-            }
-        };
-        parse::take(&mut buf, &head)
+    let (req, head_bytes) = match read_head(tls, &mut buf, timer, lane).await {
+        Ok(taken) => taken,
+        Err(Some(outcome)) => {
+            spare::give_read(buf);
+            return outcome;
+        }
+        Err(None) => {
+            *ahead = buf.freeze();
+            return Outcome::Decline;
+        }
     };
     let Some(req) = req else {
         *ahead = join(head_bytes, &buf);
@@ -150,24 +146,25 @@ pub(super) async fn serve(
     Outcome::Next
 }
 
-/// Reads until `buf` holds a whole head the lane takes. `Err(None)`: declined, hyper gets
-/// `buf`; `Err(Some(_))`: the connection is done with, or quiet.
+/// Reads until `buf` holds a whole head the lane takes, and takes it off `buf`: its request
+/// (`None`: declined after all) and bytes. `Err(None)`: declined, hyper gets `buf`;
+/// `Err(Some(_))`: the connection is done with, or quiet.
 async fn read_head(
     tls: &mut TlsStream<TcpStream>,
     buf: &mut BytesMut,
     timer: &mut Pin<Box<Sleep>>,
     lane: &Lane<'_>,
-) -> Result<parse::Head, Option<Outcome>> {
+) -> Result<(Option<Request<RequestBody>>, Bytes), Option<Outcome>> {
     let mut deadline: Option<Instant> = None;
     let mut scan = parse::Scan::default();
     loop {
         if !buf.is_empty() {
             if scan.worth_parsing(buf) {
-                match parse::parse(buf) {
-                    Parsed::Ready(head) if head.len <= lane.max_head => return Ok(head),
-                    Parsed::Partial if buf.len() < lane.max_head => {}
+                match parse::read(buf, lane.max_head) {
+                    Read::Taken(req, bytes) => return Ok((req, bytes)),
+                    Read::Partial => {}
                     // Too long, or not ours: hyper answers (431, 400, …) or serves it.
-                    _ => return Err(None),
+                    Read::Decline => return Err(None),
                 }
             } else if buf.len() >= lane.max_head {
                 return Err(None);

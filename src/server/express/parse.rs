@@ -19,13 +19,13 @@ const MAX_URI_LEN: usize = (u16::MAX - 1) as usize;
 // allocation per request.
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
-pub(super) enum Parsed {
+pub(super) enum Parsed<H = Head> {
     /// Not a whole head yet, and nothing wrong so far.
     Partial,
     /// hyper must see these bytes: a request the lane does not take, or an error hyper answers.
     Decline,
     /// A whole head the lane takes; `len` bytes of the buffer are the head.
-    Ready(Head),
+    Ready(H),
 }
 
 /// Where a taken head's parts lie in the buffer, and how long the head is.
@@ -60,7 +60,19 @@ impl Scan {
 }
 
 /// Parses `buf` with hyper's server settings and checks the lane may take the request.
+#[cfg(test)]
 pub(super) fn parse(buf: &[u8]) -> Parsed {
+    let mut head = Head::EMPTY;
+    match parse_into(buf, &mut head) {
+        Parsed::Ready(()) => Parsed::Ready(head),
+        Parsed::Partial => Parsed::Partial,
+        Parsed::Decline => Parsed::Decline,
+    }
+}
+
+/// [`parse`], the head's positions written into `head`: the lane's path keeps them in one
+/// frame (a [`Head`] returned by value was copied on every return).
+fn parse_into(buf: &[u8], head: &mut Head) -> Parsed<()> {
     if u32::try_from(buf.len()).is_err() {
         return Parsed::Decline;
     }
@@ -93,13 +105,10 @@ pub(super) fn parse(buf: &[u8]) -> Parsed {
         let start = s.as_ptr() as usize - base;
         (start as u32, (start + s.len()) as u32)
     };
-    let mut head = Head {
-        len,
-        method,
-        target: at(path.as_bytes()),
-        count: req.headers.len(),
-        headers: [(0, 0, 0, 0); MAX_HEADERS],
-    };
+    head.len = len;
+    head.method = method;
+    head.target = at(path.as_bytes());
+    head.count = req.headers.len();
     let mut hosts = 0;
     for (h, slot) in req.headers.iter().zip(head.headers.iter_mut()) {
         let name = h.name.as_bytes();
@@ -119,7 +128,7 @@ pub(super) fn parse(buf: &[u8]) -> Parsed {
     if hosts != 1 {
         return Parsed::Decline;
     }
-    Parsed::Ready(head)
+    Parsed::Ready(())
 }
 
 /// Whether a header (other than `Host`) leaves the request to the lane. A body, an upgrade, an
@@ -145,6 +154,14 @@ fn takes_header(name: &[u8], value: &[u8]) -> bool {
 }
 
 impl Head {
+    const EMPTY: Head = Head {
+        len: 0,
+        method: Method::GET,
+        target: (0, 0),
+        count: 0,
+        headers: [(0, 0, 0, 0); MAX_HEADERS],
+    };
+
     /// The request, its header values sharing `head`'s bytes (the first `len` of the buffer).
     /// `None` (decline) where hyper's own conversion would differ or fail.
     pub(super) fn request(&self, head: &Bytes) -> Option<Request<RequestBody>> {
@@ -173,6 +190,34 @@ impl Head {
 pub(super) fn take(buf: &mut BytesMut, head: &Head) -> (Option<Request<RequestBody>>, Bytes) {
     let bytes = buf.split_to(head.len).freeze();
     (head.request(&bytes), bytes)
+}
+
+/// What a look at the bytes read so far decided.
+// Returned once per request; boxing the request would cost an allocation per request.
+#[allow(clippy::large_enum_variant)]
+pub(super) enum Read {
+    /// Not a whole head yet, and not too long so far.
+    Partial,
+    /// hyper's: a request the lane does not take, an error hyper answers, or a head longer
+    /// than `max_head` (431).
+    Decline,
+    /// A whole head, split off the buffer: its request (`None`: a late decline) and bytes.
+    Taken(Option<Request<RequestBody>>, Bytes),
+}
+
+/// Parses `buf` and, if it holds a whole head the lane takes, takes it. One frame does both:
+/// a [`Head`] (1.6 KiB of positions) returned through the lane's futures was copied three
+/// times a request.
+pub(super) fn read(buf: &mut BytesMut, max_head: usize) -> Read {
+    let mut head = Head::EMPTY;
+    match parse_into(buf, &mut head) {
+        Parsed::Ready(()) if head.len <= max_head => {
+            let (req, bytes) = take(buf, &head);
+            Read::Taken(req, bytes)
+        }
+        Parsed::Partial if buf.len() < max_head => Read::Partial,
+        _ => Read::Decline,
+    }
 }
 
 #[cfg(test)]
