@@ -126,22 +126,42 @@ pub fn websocket_accepted(response: &HeaderMap, key: &HeaderValue) -> bool {
 }
 
 /// Removes hop-by-hop headers, and those named in `Connection`. One pass over the names
-/// present: only a header that is there gets looked up to be removed. A message has one or
-/// two of them (a response's `Connection: keep-alive`), gathered on the stack; only one with
-/// more than [`FEW`] allocates.
+/// present: only a header that is there gets looked up to be removed. `Connection` is read
+/// once, before that pass (reading it again for every name was a third of a proxied
+/// response's header work). A message has one or two such headers and names (a response's
+/// `Connection: keep-alive`), gathered on the stack; only one with more than [`FEW`]
+/// allocates.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
     let mut few: [Option<HeaderName>; FEW] = Default::default();
     let mut more: Vec<HeaderName> = Vec::new();
-    let connection = headers.get_all(header::CONNECTION);
-    let named =
-        |name: &HeaderName| tokens(&connection).any(|t| t.eq_ignore_ascii_case(name.as_str()));
-    let doomed = headers
-        .keys()
-        .filter(|name| is_hop_by_hop(name.as_str()) || named(name));
-    for (at, name) in doomed.enumerate() {
-        match few.get_mut(at) {
-            Some(slot) => *slot = Some(name.clone()),
-            None => more.push(name.clone()),
+    {
+        // `keep-alive` is left out of the list: it names a hop-by-hop header anyway.
+        let mut listed: [&str; FEW] = [""; FEW];
+        let mut listed_more: Vec<&str> = Vec::new();
+        let mut count = 0;
+        let connection = headers.get_all(header::CONNECTION);
+        for token in tokens(&connection).filter(|t| !t.eq_ignore_ascii_case("keep-alive")) {
+            match listed.get_mut(count) {
+                Some(slot) => *slot = token,
+                None => listed_more.push(token),
+            }
+            count += 1;
+        }
+        let listed = &listed[..count.min(FEW)];
+        let named = |name: &str| {
+            listed
+                .iter()
+                .chain(&listed_more)
+                .any(|t| t.eq_ignore_ascii_case(name))
+        };
+        let doomed = headers
+            .keys()
+            .filter(|name| is_hop_by_hop(name.as_str()) || named(name.as_str()));
+        for (at, name) in doomed.enumerate() {
+            match few.get_mut(at) {
+                Some(slot) => *slot = Some(name.clone()),
+                None => more.push(name.clone()),
+            }
         }
     }
     for name in few.into_iter().flatten().chain(more) {
