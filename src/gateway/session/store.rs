@@ -51,7 +51,7 @@ impl Sessions {
         store: &RedisStore,
         headers: &HeaderMap,
     ) -> Result<Option<Arc<Verified>>, Fetch> {
-        let Some(raw) = session_cookie_value(headers, &self.cookie) else {
+        let Some(raw) = session_cookie_value(headers, &self.finder) else {
             return Ok(None);
         };
         store.lookup(raw, || {
@@ -123,7 +123,7 @@ impl Sessions {
     /// Ends the request's session in the store (a logout): every replica refuses its cookie
     /// from then on. The cookie store has nothing to end (the cookie is cleared by the caller).
     pub async fn end(&self, headers: &HeaderMap) -> Result<(), RequestError> {
-        let (Some(store), Some(raw)) = (&self.store, session_cookie_value(headers, &self.cookie))
+        let (Some(store), Some(raw)) = (&self.store, session_cookie_value(headers, &self.finder))
         else {
             return Ok(());
         };

@@ -131,3 +131,47 @@ fn a_due_session_is_sealed_once_for_all_its_requests() {
         "unused for idle_timeout"
     );
 }
+
+/// How the session cookie was found before it was searched for: pair by pair, in headers that
+/// are visible ASCII.
+fn cookie_value_model<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .find_map(|pair| pair.trim().strip_prefix(name)?.strip_prefix('='))
+}
+
+proptest::proptest! {
+    #[test]
+    fn the_session_cookie_is_found_as_pair_by_pair(
+        headers in proptest::collection::vec(proptest::collection::vec(0usize..11, 0..10), 1..4),
+    ) {
+        const NAME: &str = "__Host-oauthgate-session";
+        const PIECES: [&str; 11] = [
+            "__Host-oauthgate-session=abc", "__Host-oauthgate-session=", "__Host-oauthgate-session",
+            "x__Host-oauthgate-session=no", "a=__Host-oauthgate-session=no", ";", " ", "\t", "=",
+            "b=2", "__Host-oauthgate-session =no",
+        ];
+        let mut h = HeaderMap::new();
+        for pieces in &headers {
+            let value: String = pieces.iter().map(|&i| PIECES[i]).collect();
+            h.append(header::COOKIE, HeaderValue::from_str(&value).unwrap());
+        }
+        let finder = memchr::memmem::Finder::new(NAME);
+        proptest::prop_assert_eq!(session_cookie_value(&h, &finder), cookie_value_model(&h, NAME));
+    }
+}
+
+#[test]
+fn another_apps_cookie_that_is_not_ascii_does_not_hide_the_session() {
+    let mut h = HeaderMap::new();
+    h.insert(
+        header::COOKIE,
+        HeaderValue::from_bytes(b"x=\xe9; __Host-oauthgate-session=abc; y=2").unwrap(),
+    );
+    let finder = memchr::memmem::Finder::new("__Host-oauthgate-session");
+    assert_eq!(session_cookie_value(&h, &finder), Some("abc"));
+    assert_eq!(cookie_value_model(&h, "__Host-oauthgate-session"), None);
+}
