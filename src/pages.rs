@@ -2,7 +2,7 @@
 //! browser navigations, JSON for API calls), the one place a [`RequestError`] becomes a response.
 
 use bytes::Bytes;
-use http::header::{self, HeaderMap, HeaderValue};
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Response, StatusCode};
 use http_body_util::{Either, Full};
 
@@ -14,7 +14,9 @@ pub type Body = Either<crate::upstream::UpstreamBody, Full<Bytes>>;
 /// Whether a request is a browser navigation (SPEC §4): `Sec-Fetch-Mode: navigate`, or, where
 /// that header is absent (older clients, curl), an `Accept` naming `text/html`.
 pub fn is_navigation(headers: &HeaderMap) -> bool {
-    match headers.get("sec-fetch-mode") {
+    // A static name: a `&str` key is parsed as a header name on every call.
+    static SEC_FETCH_MODE: HeaderName = HeaderName::from_static("sec-fetch-mode");
+    match headers.get(&SEC_FETCH_MODE) {
         Some(mode) => mode.as_bytes() == b"navigate",
         None => headers
             .get_all(header::ACCEPT)

@@ -98,9 +98,12 @@ impl Wire {
                 Poll::Pending => return self.wait(deadline, cx),
             }
             loop {
-                // Parsed on the first look, then only once the new bytes may end a head.
+                // Parsed on the first look at bytes, then only once the new bytes may end a
+                // head. Not before any: the usual first look is at an empty buffer, and a
+                // parse there is a wasted call with a 1.6 KiB table to clear.
                 let from = seen.saturating_sub(3).min(self.read.len());
-                let refused = if seen == 0 || crate::util::may_end_head(&self.read[from..]) {
+                let worth = seen == 0 || crate::util::may_end_head(&self.read[from..]);
+                let refused = if !self.read.is_empty() && worth {
                     match h1::parse_head(&mut self.read, head_request, map) {
                         Ok(Some(parsed)) => return Poll::Ready(Ok(parsed)),
                         Ok(None) => None,
