@@ -15,7 +15,9 @@
 //! - dot segments are removed as RFC 3986 §5.2.4 says, and empty segments (`//`) are merged;
 //!   a `..` that would remove an empty segment where RFC 3986 keeps them (`/admin/x//..`) is
 //!   refused, since merging first (nginx, Tomcat) and resolving first give different paths,
-//!   and a backend behind `/_auth/check` may read the path the other way.
+//!   and a backend behind `/_auth/check` may read the path the other way. Refused even where
+//!   a later `..` makes the two agree again (`/a//../..`); allowed where no named segment
+//!   comes before it (`//../x` is `/x` either way).
 //!
 //! The forwarded path is the normalised one, re-escaped; a `;` is forwarded as it arrived
 //! (`%3B` stays `%3B`, a raw `;` stays raw), since servlet containers give them different
@@ -406,6 +408,9 @@ mod tests {
             "/a//../b",
             "/a/b//%2e%2e/c",
             "/a///../..",
+            // The readings meet again after the second `..`, but the step is refused.
+            "/a//../..",
+            "/%20//../..",
         ] {
             assert!(norm(raw).is_err(), "{raw} should be rejected");
         }

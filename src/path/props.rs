@@ -46,8 +46,11 @@ fn model(raw: &str) -> Option<(String, String)> {
     if text.chars().any(char::is_control) {
         return None;
     }
-    // `//` then `..`: merging first and resolving first disagree (the project refuses it).
-    if merge_slashes(&remove_dot_segments(&text)) != remove_dot_segments(&merge_slashes(&text)) {
+    // `//` then `..`: merging first and resolving first disagree (the project refuses it),
+    // or would but for a later `..` (`/a//../..`: refused all the same, see below).
+    if merge_slashes(&remove_dot_segments(&text)) != remove_dot_segments(&merge_slashes(&text))
+        || removes_empty_over_named(&text)
+    {
         return None;
     }
     // A segment that servlet containers read as empty or dot once `;params` go.
@@ -79,6 +82,28 @@ fn model(raw: &str) -> Option<(String, String)> {
 }
 
 /// `//` is one `/` (the project's rule, applied before dot segments: `/a//../b` is `/b`).
+/// Whether a `..` removes, as RFC 3986 resolves, an empty segment with a named one before it:
+/// merging slashes first would remove that named segment instead. The two readings may meet
+/// again after more `..` (`/a//../..` is `/` both ways), but path.rs's rule is about the step,
+/// not the end: a found case (`/%20//../..`) where the model only compared ends.
+fn removes_empty_over_named(path: &str) -> bool {
+    // Each segment RFC 3986 keeps: named (true) or empty (false).
+    let mut kept: Vec<bool> = Vec::new();
+    for segment in path[1..].split('/') {
+        match segment {
+            "." => {}
+            ".." => {
+                if kept.pop() == Some(false) && kept.contains(&true) {
+                    return true;
+                }
+            }
+            "" => kept.push(false),
+            _ => kept.push(true),
+        }
+    }
+    false
+}
+
 fn merge_slashes(path: &str) -> String {
     let mut out = String::with_capacity(path.len());
     for c in path.chars() {
