@@ -32,7 +32,7 @@ use std::fmt;
 use std::future::{poll_fn, Future};
 use std::io;
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::task::Poll;
 use std::time::Duration;
 
@@ -54,7 +54,7 @@ use tracing::debug;
 pub use body::UpstreamBody;
 use body::{Progress, ReqBody};
 use conn::{
-    certificate_hint, drive_upload, lock, mine, per_thread, reap, tls_client_config, Conn, Stream,
+    certificate_hint, drive_upload, lock, per_thread, reap, tls_client_config, Conn, Stacks, Stream,
 };
 use errors::{Errors, Kind};
 use wire::Wire;
@@ -78,10 +78,11 @@ pub struct Pool {
     /// a connection is registered with the event loop of the thread that opened it, and is
     /// used there only, so that its I/O never wakes another thread.
     /// Idle hyper connections (uploads).
-    idle: Box<[Mutex<Vec<Idle<Conn>>>]>,
+    idle: Stacks<Conn>,
     /// Idle connections of the hot path's own codec.
-    wires: Box<[Mutex<Vec<Idle<Wire>>>]>,
-    /// How many connections idle, in all stacks (for `max_idle`).
+    wires: Stacks<Wire>,
+    /// How many connections idle, in all stacks, counted only when `max_idle` caps them: a
+    /// count that both threads write on every request moves its cache line between cores.
     idle_count: AtomicUsize,
     errors: Errors,
 }
@@ -310,25 +311,30 @@ impl Pool {
     }
 
     /// The most recently used connection of this thread's stack in `stacks`.
-    fn pop_idle<C>(&self, stacks: &[Mutex<Vec<Idle<C>>>]) -> Option<Box<C>> {
-        let conn = lock(mine(stacks)).pop()?.conn;
-        self.idle_count.fetch_sub(1, Relaxed);
+    fn pop_idle<C>(&self, stacks: &Stacks<C>) -> Option<Box<C>> {
+        let conn = lock(stacks.mine()).pop()?.conn;
+        if self.settings.max_idle.is_some() {
+            self.idle_count.fetch_sub(1, Relaxed);
+        }
         Some(conn)
     }
 
-    fn push_idle<C>(&self, stacks: &[Mutex<Vec<Idle<C>>>], conn: Box<C>) {
-        let mut idle = lock(mine(stacks));
+    fn push_idle<C>(&self, stacks: &Stacks<C>, conn: Box<C>) {
+        let mut idle = lock(stacks.mine());
         // No cap by default: the pool holds what the load needed (the most connections busy
         // at once in the last `idle_timeout`), as every one of them is about to be needed
         // again. A cap below the concurrency closes a connection after each response and
         // opens another for the next request: a socket in TIME_WAIT per request.
-        if (self.settings.max_idle).is_none_or(|max| self.idle_count.load(Relaxed) < max) {
+        if let Some(max) = self.settings.max_idle {
+            if self.idle_count.load(Relaxed) >= max {
+                return;
+            }
             self.idle_count.fetch_add(1, Relaxed);
-            idle.push(Idle {
-                conn,
-                since: Instant::now(),
-            });
         }
+        idle.push(Idle {
+            conn,
+            since: Instant::now(),
+        });
     }
 
     /// Boxed, so that requests move a pointer, not the connection's state, around.

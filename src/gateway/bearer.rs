@@ -27,11 +27,12 @@ use serde_json::{Map, Value};
 use super::session::{Session, Verified};
 use crate::config::{GatewayConfig, MINTED_PROVIDER};
 use crate::error::StartError;
+use crate::util::{Memo, PerThread};
 use issuers::Issuer;
 
 /// Clock skew tolerated on `exp` and `nbf`, in seconds.
 const LEEWAY: u64 = 30;
-/// Verified tokens remembered (then the memo starts afresh): fewer than sessions, since a
+/// Verified tokens each serving thread remembers (then its memo starts afresh): fewer than sessions, since a
 /// token may be as large as a request head allows.
 const MEMO_CAPACITY: usize = 1_000;
 /// The claim that marks a token minted by `oauthgate token` (an `X-User-Assertion` never has
@@ -68,7 +69,8 @@ pub struct Bearer {
     identity: Vec<(HeaderName, String)>,
     /// Token → its identity, so a client's repeated requests cost one verification (and share
     /// one `X-User-Assertion`). Only verified tokens are kept; `exp` is checked on every use.
-    memo: Mutex<HashMap<Box<str>, Arc<Verified>, foldhash::fast::RandomState>>,
+    /// One per serving thread, as the session memo (`session.rs` says why).
+    memo: Memo<Verified>,
 }
 
 /// The token of `Authorization: Bearer <token>` (RFC 6750 §2.1), if that is the header's scheme.
@@ -96,7 +98,7 @@ impl Bearer {
                 .filter_map(|c| Some(Issuer::new(c.clone(), http.clone()?)))
                 .collect(),
             identity: config.identity.headers.clone(),
-            memo: Mutex::new(HashMap::default()),
+            memo: PerThread::new(|| Mutex::new(HashMap::default())),
         })
     }
 
@@ -113,7 +115,13 @@ impl Bearer {
 
     /// The identity `token` proves, or why it proves none.
     pub async fn verify(&self, token: &str, now: u64) -> Result<Arc<Verified>, BearerError> {
-        if let Some(hit) = self.memo.lock().ok().and_then(|m| m.get(token).cloned()) {
+        if let Some(hit) = self
+            .memo
+            .mine()
+            .lock()
+            .ok()
+            .and_then(|m| m.get(token).cloned())
+        {
             if hit.session.exp > now {
                 return Ok(hit);
             }
@@ -138,7 +146,7 @@ impl Bearer {
             session_of(&claims, &c.name, c.groups_claim.as_ref())
         };
         let verified = Arc::new(Verified::new(session, &self.identity));
-        if let Ok(mut memo) = self.memo.lock() {
+        if let Ok(mut memo) = self.memo.mine().lock() {
             if memo.len() >= MEMO_CAPACITY {
                 memo.clear();
             }

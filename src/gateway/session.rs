@@ -22,7 +22,7 @@ use serde_json::{Map, Value};
 use crate::config::Secret;
 use crate::cookies::{CookieCodec, SealedWith};
 use crate::error::StartError;
-use crate::util::now;
+use crate::util::{now, Memo, PerThread};
 pub use redis::{Fetch, RedisStore};
 pub use strip::strip_own_cookies;
 
@@ -163,7 +163,7 @@ impl crate::context::User for Verified {
     }
 }
 
-/// How many opened sessions are remembered (then the memo starts afresh).
+/// How many opened sessions each serving thread remembers (then its memo starts afresh).
 const MEMO_CAPACITY: usize = 10_000;
 
 /// Seals and opens sessions, and the short-lived login cookies.
@@ -185,8 +185,10 @@ pub struct Sessions {
     /// of a logged-in user would repeat; `exp` is still checked on every use. Hashed with
     /// foldhash, not SipHash: a key is a whole sealed cookie (over 200 bytes) hashed on every
     /// request, and only cookies that opened, so sealed with our secret, are ever stored:
-    /// nobody can choose keys to collide.
-    memo: Mutex<HashMap<Box<str>, Arc<Verified>, foldhash::fast::RandomState>>,
+    /// nobody can choose keys to collide. One memo per serving thread: a shared one had its
+    /// lock, and the reference counts of the values it hands out (the `Verified` and its
+    /// `X-User-Info` bytes), written by both cores on every request.
+    memo: Memo<Verified>,
     /// `store: redis`: where sessions live (the cookie names one); `None`: in the cookie.
     store: Option<Arc<RedisStore>>,
 }
@@ -216,7 +218,7 @@ impl Sessions {
             cookie: cookie.into(),
             finder: memmem::Finder::new(cookie).into_owned(),
             identity,
-            memo: Mutex::new(HashMap::default()),
+            memo: PerThread::new(|| Mutex::new(HashMap::default())),
             store,
         })
     }
@@ -229,7 +231,12 @@ impl Sessions {
     pub fn current(&self, headers: &HeaderMap, host: Option<&str>) -> Option<Arc<Verified>> {
         let raw = session_cookie_value(headers, &self.finder)?;
         let now = now();
-        let hit = self.memo.lock().ok().and_then(|m| m.get(raw).cloned());
+        let hit = self
+            .memo
+            .mine()
+            .lock()
+            .ok()
+            .and_then(|m| m.get(raw).cloned());
         let verified = match hit {
             Some(hit) => hit,
             None => self.open(headers, raw, now)?,
@@ -256,7 +263,7 @@ impl Sessions {
         let mut verified = Verified::new(session, &self.identity);
         verified.old_key = with == SealedWith::Previous;
         let verified = Arc::new(verified);
-        if let Ok(mut memo) = self.memo.lock() {
+        if let Ok(mut memo) = self.memo.mine().lock() {
             if memo.len() >= MEMO_CAPACITY {
                 memo.clear();
             }

@@ -20,7 +20,7 @@ use tracing::debug;
 
 use super::body::{Progress, ReqBody};
 use super::{Idle, Pool};
-use crate::util::deadline_passed;
+use crate::util::{deadline_passed, PerThread};
 
 /// One HTTP/1.1 connection: the handle requests go through and the state machine that does
 /// the I/O, polled by whichever task is using the connection.
@@ -101,26 +101,25 @@ pub(super) async fn reap(pool: Weak<Pool>) {
         // Each stack's expired connections close after its lock is released.
         let timeout = pool.settings.idle_timeout;
         let mut gone = 0;
-        for stack in &pool.idle {
+        for stack in pool.idle.all() {
             gone += expired(stack, timeout).len();
         }
-        for stack in &pool.wires {
+        for stack in pool.wires.all() {
             gone += expired(stack, timeout).len();
         }
-        pool.idle_count.fetch_sub(gone, Relaxed);
+        if pool.settings.max_idle.is_some() {
+            pool.idle_count.fetch_sub(gone, Relaxed);
+        }
     }
 }
 
-/// One empty stack per serving thread.
-pub(super) fn per_thread<C>() -> Box<[Mutex<Vec<Idle<C>>>]> {
-    (0..crate::util::serving_threads())
-        .map(|_| Mutex::new(Vec::new()))
-        .collect()
-}
+/// A pool's idle connections of one kind: a stack per serving thread, each on cache lines
+/// of its own (every request pops and pushes its thread's stack).
+pub(super) type Stacks<C> = PerThread<Mutex<Vec<Idle<C>>>>;
 
-/// This thread's stack in `stacks`.
-pub(super) fn mine<C>(stacks: &[Mutex<Vec<Idle<C>>>]) -> &Mutex<Vec<Idle<C>>> {
-    &stacks[crate::util::serving_thread() % stacks.len()]
+/// One empty stack per serving thread.
+pub(super) fn per_thread<C>() -> Stacks<C> {
+    PerThread::new(|| Mutex::new(Vec::new()))
 }
 
 pub(super) fn lock<C>(stack: &Mutex<Vec<Idle<C>>>) -> MutexGuard<'_, Vec<Idle<C>>> {
