@@ -323,7 +323,11 @@ mod tests {
         set_serving_thread(2);
         assert_eq!(values.mine().load(Relaxed), 2);
         set_serving_thread(4);
-        assert_eq!(values.mine().load(Relaxed), 1, "wraps around past the count");
+        assert_eq!(
+            values.mine().load(Relaxed),
+            1,
+            "wraps around past the count"
+        );
         set_serving_thread(0);
     }
 }

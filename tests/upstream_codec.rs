@@ -97,6 +97,18 @@ async fn serve(mut tcp: TcpStream, conn: usize, late: Arc<AtomicUsize>) {
                 while Instant::now() < until && tcp.write_all(hint).await.is_ok() {}
                 return;
             }
+            "/split" => {
+                // The body after the head, in writes of its own: read by the body's reader,
+                // not with the head (which takes a body that came whole with it).
+                let _ = tcp
+                    .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 11\r\n\r\n")
+                    .await;
+                for part in [&b"hello"[..], b" ", b"world"] {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    let _ = tcp.write_all(part).await;
+                }
+                continue;
+            }
             "/late" => {
                 let _ = tcp
                     .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
@@ -169,8 +181,9 @@ async fn framings_are_read_and_the_connection_reused_only_when_clean() {
     let client = gw.client();
     let mut conns = 1;
     // (path, method, status, body, whether the next request may reuse the connection)
-    let cases: [(&str, &str, u16, &str, bool); 8] = [
+    let cases: [(&str, &str, u16, &str, bool); 9] = [
         ("/chunked", "GET", 200, "hello world", true),
+        ("/split", "GET", 200, "hello world", true),
         ("/info", "GET", 200, "final", true),
         ("/204", "GET", 204, "", true),
         ("/304", "GET", 304, "", true),

@@ -32,11 +32,15 @@ use crate::accesslog;
 pub use crate::util::serving_threads as count;
 
 /// The runtime of a serving thread, with this thread marked as one: its access lines wait in
-/// a batch that goes to the log writer whenever the runtime has nothing to do.
+/// a batch that goes to the log writer whenever the runtime has nothing to do, and then it
+/// lets go of its hold on the server's state (`express::current_state`).
 pub fn runtime() -> io::Result<Runtime> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
-        .on_thread_park(accesslog::flush_thread)
+        .on_thread_park(|| {
+            accesslog::flush_thread();
+            super::express::let_go_of_state();
+        })
         .build()?;
     accesslog::worker_started();
     Ok(runtime)

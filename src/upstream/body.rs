@@ -153,7 +153,6 @@ impl Progress {
 /// request body included); once it has ended, the connection goes back to its pool.
 pub struct UpstreamBody {
     inner: Inner,
-    pool: Arc<Pool>,
     /// Since when the body has been waiting for the upstream (`None` while data flows).
     stalled_since: Option<Instant>,
     /// The stall timer of a body whose connection is driven elsewhere (made on first need).
@@ -162,32 +161,49 @@ pub struct UpstreamBody {
     stats: Option<Arc<RouteStats>>,
 }
 
-/// Who reads the body: hyper (uploads, upgrades) or the hot path's own codec.
+/// Who reads the body: hyper (uploads, upgrades), the hot path's own codec, or nobody (it
+/// came whole with the head).
 enum Inner {
     Hyper {
         body: Incoming,
         /// The connection, when this body drives it (no upload going on beside it).
         conn: Option<Box<Conn>>,
+        pool: Arc<Pool>,
     },
-    Own(Reader),
+    Own(Reader, Arc<Pool>),
+    /// A body read whole with its head (`None`: none), its connection back in its pool
+    /// already. It holds no hold on the pool: cloning the pool's `Arc` for every response
+    /// wrote its count from both cores.
+    Whole(Option<Bytes>),
 }
 
 impl UpstreamBody {
     pub(super) fn new(body: Incoming, conn: Option<Box<Conn>>, pool: Arc<Pool>) -> Self {
-        Self::with(Inner::Hyper { body, conn }, pool)
+        Self::with(Inner::Hyper { body, conn, pool })
     }
 
     pub(super) fn own(reader: Reader, pool: Arc<Pool>) -> Self {
-        Self::with(Inner::Own(reader), pool)
+        Self::with(Inner::Own(reader, pool))
     }
 
-    fn with(inner: Inner, pool: Arc<Pool>) -> Self {
+    /// A body that came whole with the head (`None`: no body).
+    pub(super) fn whole(data: Option<Bytes>) -> Self {
+        Self::with(Inner::Whole(data.filter(|d| !d.is_empty())))
+    }
+
+    fn with(inner: Inner) -> Self {
         UpstreamBody {
             inner,
-            pool,
             stalled_since: None,
             timer: None,
             stats: None,
+        }
+    }
+
+    fn pool(&self) -> Option<&Pool> {
+        match &self.inner {
+            Inner::Hyper { pool, .. } | Inner::Own(_, pool) => Some(pool),
+            Inner::Whole(_) => None,
         }
     }
 
@@ -201,29 +217,32 @@ impl UpstreamBody {
     /// answered early); then it closes, as a pooled connection must never make its next user
     /// wait for a stranger's upload.
     fn release(&mut self, cx: Option<&mut Context<'_>>) {
-        if let Inner::Hyper { conn, .. } = &mut self.inner {
+        if let Inner::Hyper { conn, pool, .. } = &mut self.inner {
             if let Some(mut conn) = conn.take() {
                 if let Some(cx) = cx {
                     conn.drive(cx);
                 }
                 if conn.driver.is_some() && conn.tx.is_ready() {
-                    self.pool.put_back(conn);
+                    pool.put_back(conn);
                 }
             }
         }
     }
 
     /// Whether the body has waited for the upstream longer than
-    /// `limits.upstream_body_idle_timeout`; if not, the task wakes by then. The clock is read
-    /// only when a wait starts, never while data flows.
-    fn stalled(&mut self, cx: &mut Context<'_>) -> bool {
+    /// `limits.upstream_body_idle_timeout` (then that timeout); if not, the task wakes by
+    /// then. The clock is read only when a wait starts, never while data flows.
+    fn stalled(&mut self, cx: &mut Context<'_>) -> Option<Duration> {
+        // A whole body is never waited for.
+        let timeout = self.pool()?.settings.response_body_idle_timeout;
         let since = *self.stalled_since.get_or_insert_with(Instant::now);
-        let deadline = since + self.pool.settings.response_body_idle_timeout;
+        let deadline = since + timeout;
         // The connection's own timer, when this body has it: it bounded the wait for the
         // head, which is over.
         let own = match &mut self.inner {
             Inner::Hyper { conn, .. } => conn.as_mut().map(|c| &mut c.timer),
-            Inner::Own(reader) => reader.timer(),
+            Inner::Own(reader, _) => reader.timer(),
+            Inner::Whole(_) => None,
         };
         let timer = match own {
             Some(timer) => timer,
@@ -231,21 +250,23 @@ impl UpstreamBody {
                 .timer
                 .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline))),
         };
-        deadline_passed(timer, deadline, cx)
+        deadline_passed(timer, deadline, cx).then_some(timeout)
     }
 
     /// Closes the connection: it is mid-response.
     fn close(&mut self) {
         match &mut self.inner {
             Inner::Hyper { conn, .. } => *conn = None,
-            Inner::Own(reader) => reader.close(),
+            Inner::Own(reader, _) => reader.close(),
+            Inner::Whole(_) => {}
         }
     }
 
     fn poll_inner(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let (body, conn) = match &mut self.inner {
-            Inner::Own(reader) => return reader.poll_frame(&self.pool, cx),
-            Inner::Hyper { body, conn } => (body, conn),
+            Inner::Own(reader, pool) => return reader.poll_frame(pool, cx),
+            Inner::Whole(data) => return Poll::Ready(data.take().map(|d| Ok(Frame::data(d)))),
+            Inner::Hyper { body, conn, .. } => (body, conn),
         };
         let mut frame = Pin::new(&mut *body).poll_frame(cx);
         if frame.is_pending() {
@@ -283,10 +304,12 @@ impl Body for UpstreamBody {
         let this = self.get_mut();
         let frame = this.poll_inner(cx);
         if frame.is_pending() {
-            if this.stalled(cx) {
+            if let Some(timeout) = this.stalled(cx) {
                 this.close();
-                let e = BodyStalled(this.pool.settings.response_body_idle_timeout);
-                this.pool.note(Kind::BodyStalled, &e);
+                let e = BodyStalled(timeout);
+                if let Some(pool) = this.pool() {
+                    pool.note(Kind::BodyStalled, &e);
+                }
                 if let Some(stats) = &this.stats {
                     stats.count_upstream_error(UpstreamError::BodyStalled);
                 }
@@ -301,14 +324,16 @@ impl Body for UpstreamBody {
     fn is_end_stream(&self) -> bool {
         match &self.inner {
             Inner::Hyper { body, .. } => body.is_end_stream(),
-            Inner::Own(reader) => reader.is_end_stream(),
+            Inner::Own(reader, _) => reader.is_end_stream(),
+            Inner::Whole(data) => data.is_none(),
         }
     }
 
     fn size_hint(&self) -> SizeHint {
         match &self.inner {
             Inner::Hyper { body, .. } => body.size_hint(),
-            Inner::Own(reader) => reader.size_hint(),
+            Inner::Own(reader, _) => reader.size_hint(),
+            Inner::Whole(data) => SizeHint::with_exact(data.as_ref().map_or(0, |d| d.len() as u64)),
         }
     }
 }

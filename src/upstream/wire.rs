@@ -208,12 +208,28 @@ impl Pool {
         }
     }
 
-    fn respond(self: &Arc<Self>, wire: Box<Wire>, parsed: Parsed) -> Response<UpstreamBody> {
+    fn respond(self: &Arc<Self>, mut wire: Box<Wire>, parsed: Parsed) -> Response<UpstreamBody> {
         let Parsed {
             response,
             framing,
             reuse,
         } = parsed;
+        // No body, or all of it read with the head (a small response usually is): the
+        // connection goes back to the pool now, and the body is plain bytes.
+        let whole = match framing {
+            Framing::Empty => Some(None),
+            Framing::Length(n) if wire.read.len() as u64 == n => {
+                Some(Some(wire.read.split().freeze()))
+            }
+            _ => None,
+        };
+        if let Some(data) = whole {
+            // As `Reader::finish`: only a connection with nothing more read goes back.
+            if reuse && wire.read.is_empty() {
+                self.put_back_wire(wire);
+            }
+            return response.map(|()| UpstreamBody::whole(data));
+        }
         let state = match framing {
             Framing::Empty => Framed::Done,
             Framing::Length(n) => Framed::Length(n),
