@@ -17,6 +17,11 @@
 #   PERF=stat bench/auth.sh       # instead of the rounds: per request, the CPU time, context
 #                                 # switches and system calls of nginx's workers and of
 #                                 # oauthgate (authenticated), from `perf stat`
+#   CALLGRIND=1 bench/auth.sh     # instead of the rounds: oauthgate with one serving thread
+#                                 # under callgrind; prints the user-space instructions per
+#                                 # authenticated request (20,000 by h2load --h1 -c16, after
+#                                 # 2,000 unmeasured), a count that does not drift as CPU time
+#                                 # does (TOP=40 also lists the functions by their own count)
 #   PERF=stat FLOOR=1 bench/auth.sh  # also the floor (bench/floor.rs): the least a tokio +
 #                                 # rustls proxy spends per request (FLOOR_BIN=path to reuse one)
 #   STORE=redis bench/auth.sh     # also: a second oauthgate with session.store: redis (a
@@ -155,6 +160,23 @@ done
 if [ -n "${IDENTITY:-}" ]; then
   wrk -t1 -c"$CONNS" -d2s "${H[@]}" -H "Cookie: $ICOOKIE" "https://127.0.0.1:$IP/" >/dev/null 2>&1
   wrk -t1 -c"$CONNS" -d2s "${H[@]}" -H "Authorization: Bearer $TOKEN" "https://127.0.0.1:$IP/api/" >/dev/null 2>&1
+fi
+if [ -n "${CALLGRIND:-}" ]; then
+  for tool in valgrind h2load; do command -v $tool >/dev/null || { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q valgrind nghttp2-client; }; done
+  CP=$(port); N=${REQUESTS:-20000}
+  sed -e "s/127.0.0.1:$OP/127.0.0.1:$CP/; s/localhost:$OP/localhost:$CP/; s|$D/data|$D/data-cg|" "$D/oauthgate.yaml" > "$D/cg.yaml"
+  # One serving thread: every request's instructions are on the thread callgrind counts.
+  TOKIO_WORKER_THREADS=1 RUST_LOG=warn valgrind --tool=callgrind --instr-atstart=no \
+    --callgrind-out-file="$D/cg.out" "$BIN" --config "$D/cg.yaml" 2>"$D/cg.err" & PIDS+=($!); CGPID=$!
+  for _ in $(seq 300); do curl -sk -o /dev/null "https://127.0.0.1:$CP/_auth/health" && break; sleep 0.1; done
+  CCOOKIE=$(login "$CP")
+  h2load --h1 -n 2000 -c 16 -H "Cookie: $CCOOKIE" "https://localhost:$CP/" >/dev/null 2>&1
+  callgrind_control -i on "$CGPID" >/dev/null 2>&1
+  h2load --h1 -n "$N" -c 16 -H "Cookie: $CCOOKIE" "https://localhost:$CP/" | grep -E '^status codes'
+  callgrind_control -i off "$CGPID" >/dev/null 2>&1; callgrind_control -d "$CGPID" >/dev/null 2>&1; sleep 1
+  awk -v n="$N" '/^totals:/{printf "oauthgate authenticated  %d user-space instructions per request\n", $2/n}' "$D/cg.out.1"
+  [ -z "${TOP:-}" ] || callgrind_annotate "$D/cg.out.1" 2>/dev/null | sed -n '/file:function/,$p' | head -"$TOP"
+  exit 0
 fi
 if [ "${PERF:-}" = stat ]; then
   EV=task-clock,context-switches,raw_syscalls:sys_enter,syscalls:sys_enter_futex,syscalls:sys_enter_epoll_wait${EXTRA_EVENTS:+,$EXTRA_EVENTS}

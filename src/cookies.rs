@@ -63,8 +63,20 @@ impl CookieCodec {
     /// Like [`CookieCodec::open`], saying whether the current key or an old one opened it.
     pub fn open_with(&self, headers: &HeaderMap, name: &str) -> Option<(String, SealedWith)> {
         let raw = request_cookies(headers).find(|c| c.name() == name)?;
+        self.open_cookie(raw.into_owned())
+    }
+
+    /// Opens the sealed value `raw` of cookie `name`, as found by the caller: what is opened
+    /// is exactly what the caller keys its memo with.
+    pub fn open_value(&self, name: &str, raw: &str) -> Option<(String, SealedWith)> {
+        self.open_cookie(Cookie::new(name.to_owned(), raw.to_owned()))
+    }
+
+    fn open_cookie(&self, raw: Cookie<'static>) -> Option<(String, SealedWith)> {
+        let name = raw.name().to_owned();
+        let name = name.as_str();
         let mut jar = CookieJar::new();
-        jar.add_original(raw.into_owned());
+        jar.add_original(raw);
         if let Some(c) = jar.private(&self.key).get(name) {
             return Some((c.value().to_owned(), SealedWith::Current));
         }

@@ -111,6 +111,11 @@ impl<T> PerThread<T> {
     pub fn all(&self) -> impl Iterator<Item = &T> {
         self.0.iter().map(|v| &v.0)
     }
+
+    /// Each thread's share of a bound meant for all of them together (at least 1).
+    pub fn share(&self, total: usize) -> usize {
+        (total / self.0.len()).max(1)
+    }
 }
 
 /// How many threads serve: `TOKIO_WORKER_THREADS` when set (the knob tokio's own runtime

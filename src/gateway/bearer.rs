@@ -32,7 +32,7 @@ use issuers::Issuer;
 
 /// Clock skew tolerated on `exp` and `nbf`, in seconds.
 const LEEWAY: u64 = 30;
-/// Verified tokens each serving thread remembers (then its memo starts afresh): fewer than sessions, since a
+/// Verified tokens remembered, all serving threads together (then a memo starts afresh): fewer than sessions, since a
 /// token may be as large as a request head allows.
 const MEMO_CAPACITY: usize = 1_000;
 /// The claim that marks a token minted by `oauthgate token` (an `X-User-Assertion` never has
@@ -147,7 +147,7 @@ impl Bearer {
         };
         let verified = Arc::new(Verified::new(session, &self.identity));
         if let Ok(mut memo) = self.memo.mine().lock() {
-            if memo.len() >= MEMO_CAPACITY {
+            if memo.len() >= self.memo.share(MEMO_CAPACITY) {
                 memo.clear();
             }
             memo.insert(token.into(), verified.clone());

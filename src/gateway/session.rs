@@ -163,8 +163,13 @@ impl crate::context::User for Verified {
     }
 }
 
-/// How many opened sessions each serving thread remembers (then its memo starts afresh).
+/// How many opened sessions are remembered, all serving threads' memos together (then a
+/// memo starts afresh).
 const MEMO_CAPACITY: usize = 10_000;
+
+/// The longest cookie value looked at: browsers keep no cookie over 4,096 bytes (RFC 6265
+/// §6.1's minimum, and what they all enforce), so no session cookie of ours is longer.
+const MAX_COOKIE: usize = 4096;
 
 /// Seals and opens sessions, and the short-lived login cookies.
 pub struct Sessions {
@@ -239,7 +244,7 @@ impl Sessions {
             .and_then(|m| m.get(raw).cloned());
         let verified = match hit {
             Some(hit) => hit,
-            None => self.open(headers, raw, now)?,
+            None => self.open(raw, now)?,
         };
         if !made_for(&verified.session, host) {
             return None;
@@ -254,8 +259,8 @@ impl Sessions {
     }
 
     /// Opens the session cookie `raw` (the memo did not have it) and remembers it.
-    fn open(&self, headers: &HeaderMap, raw: &str, now: u64) -> Option<Arc<Verified>> {
-        let (text, with) = self.sessions.open_with(headers, &self.cookie)?;
+    fn open(&self, raw: &str, now: u64) -> Option<Arc<Verified>> {
+        let (text, with) = self.sessions.open_value(&self.cookie, raw)?;
         let session: Session = serde_json::from_str(&text).ok()?;
         if self.life.judge(&session, now) == lifetime::Life::Over {
             return None;
@@ -264,7 +269,7 @@ impl Sessions {
         verified.old_key = with == SealedWith::Previous;
         let verified = Arc::new(verified);
         if let Ok(mut memo) = self.memo.mine().lock() {
-            if memo.len() >= MEMO_CAPACITY {
+            if memo.len() >= self.memo.share(MEMO_CAPACITY) {
                 memo.clear();
             }
             memo.insert(raw.into(), verified.clone());
@@ -339,7 +344,12 @@ fn session_cookie_value<'a>(
             }
             let rest = v[at + name..].strip_prefix(b"=")?;
             let end = memchr::memchr(b';', rest).unwrap_or(rest.len());
-            std::str::from_utf8(rest[..end].trim_ascii_end()).ok()
+            let value = rest[..end].trim_ascii_end();
+            // Longer than any cookie a browser keeps: not one we sealed, and not a memo key.
+            if value.len() > MAX_COOKIE {
+                return None;
+            }
+            std::str::from_utf8(value).ok()
         })
     })
 }

@@ -18,11 +18,9 @@ mod parse;
 mod spare;
 mod write;
 
-use std::cell::RefCell;
 use std::future::{poll_fn, Future};
 use std::net::SocketAddr;
 use std::pin::{pin, Pin};
-use std::sync::Arc;
 use std::task::Poll;
 use std::time::Duration;
 
@@ -73,40 +71,6 @@ pub(super) struct Lane<'a> {
     pub(super) begun: Option<Instant>,
 }
 
-/// A serving thread's own hold on the state: an `Arc` of its own around the state's `Arc`,
-/// so that cloning it writes a count only this thread writes (see [`current_state`]).
-#[allow(clippy::redundant_allocation)]
-type StateHold = Arc<Arc<AppState>>;
-
-thread_local! {
-    /// This thread's hold on the current state.
-    static CURRENT: RefCell<Option<StateHold>> = const { RefCell::new(None) };
-}
-
-/// The current state, for one request to its end. A clone of this thread's own hold on it,
-/// not of the state's `Arc`: that count lives in one place, and both cores writing it on
-/// every request moved its cache line between them. The hold is let go whenever the thread
-/// has nothing to do ([`let_go_of_state`]), so a state replaced by a reload is not kept by an
-/// idle thread.
-fn current_state(swap: &ArcSwap<AppState>) -> StateHold {
-    let now = swap.load();
-    CURRENT.with(|held| {
-        let mut held = held.borrow_mut();
-        match &*held {
-            Some(hold) if Arc::ptr_eq(&**hold, &*now) => return hold.clone(),
-            _ => {}
-        }
-        let fresh = Arc::new(arc_swap::Guard::into_inner(now));
-        *held = Some(fresh.clone());
-        fresh
-    })
-}
-
-/// Lets go of this thread's hold on the state (requests under way keep theirs).
-pub(super) fn let_go_of_state() {
-    let _ = CURRENT.try_with(|held| held.borrow_mut().take());
-}
-
 /// Up to this much of a response is gathered before a write: one TLS record carries it.
 const COALESCE: usize = 16 * 1024;
 
@@ -140,7 +104,7 @@ pub(super) async fn serve(
     };
     let is_head = req.method() == Method::HEAD;
     // The state current now serves this request to its end: one arc-swap load, no lock.
-    let res = current_state(lane.state)
+    let res = super::threads::current_state(lane.state)
         .handle(req, lane.peer, lane.sni)
         .await;
     let close = stopping();

@@ -82,7 +82,7 @@ pub(super) fn serve(
             let made = round.take_made();
             // The state current now serves this request to its end, even if a reload swaps
             // in another meanwhile: one arc-swap load, no lock.
-            let (state, round) = (state.load_full(), round.clone());
+            let (state, round) = (super::threads::current_state(&state), round.clone());
             // A reference count, not a copy of the name.
             let sni = sni.clone();
             async move {

@@ -52,7 +52,7 @@ pub(super) fn serve(
         let streams = streams.clone();
         service_fn(move |req: http::Request<hyper::body::Incoming>| {
             // The state current now serves this stream to its end (see h1.rs).
-            let state = state.load_full();
+            let state = super::threads::current_state(&state);
             // Counted from here: a request still waiting for its upstream is an open stream.
             let open = Open::new(&streams);
             let sni = sni.clone();

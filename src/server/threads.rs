@@ -15,12 +15,14 @@
 //! also runs the background work (the reloader, the certificate watch, ACME, the metrics
 //! listener) and decides when the others stop.
 
+use std::cell::RefCell;
 use std::io;
 use std::os::fd::AsFd;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use arc_swap::ArcSwap;
 use tokio::net::TcpListener;
 use tokio::runtime::Runtime;
 use tokio::sync::watch;
@@ -28,22 +30,58 @@ use tracing::warn;
 
 use super::Accept;
 use crate::accesslog;
+use crate::app::AppState;
 
 pub use crate::util::serving_threads as count;
 
 /// The runtime of a serving thread, with this thread marked as one: its access lines wait in
 /// a batch that goes to the log writer whenever the runtime has nothing to do, and then it
-/// lets go of its hold on the server's state (`express::current_state`).
+/// lets go of its hold on the server's state ([`current_state`]).
 pub fn runtime() -> io::Result<Runtime> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .on_thread_park(|| {
             accesslog::flush_thread();
-            super::express::let_go_of_state();
+            let_go_of_state();
         })
         .build()?;
     accesslog::worker_started();
     Ok(runtime)
+}
+
+/// A serving thread's own hold on the state: an `Arc` of its own around the state's `Arc`,
+/// so that cloning it writes a count only this thread writes (see [`current_state`]).
+#[allow(clippy::redundant_allocation)]
+type StateHold = Arc<Arc<AppState>>;
+
+thread_local! {
+    /// This thread's hold on the current state.
+    static CURRENT: RefCell<Option<StateHold>> = const { RefCell::new(None) };
+}
+
+/// The current state, for one request to its end (every HTTP/1.1 and HTTP/2 request takes it
+/// here). A clone of this thread's own hold on it,
+/// not of the state's `Arc`: that count lives in one place, and both cores writing it on
+/// every request moved its cache line between them. The hold is let go whenever the thread
+/// has nothing to do ([`let_go_of_state`]), so a state replaced by a reload is not kept by an
+/// idle thread.
+pub(super) fn current_state(swap: &ArcSwap<AppState>) -> StateHold {
+    let now = swap.load();
+    CURRENT.with(|held| {
+        let mut held = held.borrow_mut();
+        match &*held {
+            Some(hold) if Arc::ptr_eq(&**hold, &*now) => return hold.clone(),
+            _ => {}
+        }
+        let fresh = Arc::new(arc_swap::Guard::into_inner(now));
+        *held = Some(fresh.clone());
+        fresh
+    })
+}
+
+/// Lets go of this thread's hold on the state (requests under way keep theirs).
+fn let_go_of_state() {
+    let _ = CURRENT.try_with(|held| held.borrow_mut().take());
 }
 
 /// The serving threads other than the first.

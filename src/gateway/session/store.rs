@@ -55,7 +55,7 @@ impl Sessions {
             return Ok(None);
         };
         store.lookup(raw, || {
-            let (id, with) = self.sessions.open_with(headers, &self.cookie)?;
+            let (id, with) = self.sessions.open_value(&self.cookie, raw)?;
             Some((id, with == SealedWith::Previous))
         })
     }
@@ -127,7 +127,7 @@ impl Sessions {
         else {
             return Ok(());
         };
-        let Some(id) = self.sessions.open(headers, &self.cookie) else {
+        let Some((id, _)) = self.sessions.open_value(&self.cookie, raw) else {
             return Ok(());
         };
         // Whichever host it was made for: the record goes, and so does its index entry.

@@ -175,3 +175,33 @@ fn another_apps_cookie_that_is_not_ascii_does_not_hide_the_session() {
     assert_eq!(session_cookie_value(&h, &finder), Some("abc"));
     assert_eq!(cookie_value_model(&h, "__Host-oauthgate-session"), None);
 }
+
+#[test]
+fn the_cookie_opened_is_the_one_found_and_remembered() {
+    let s = sessions(NEW, &[], None);
+    let set = s.issue(&alice(now()));
+    let valid = set.to_str().unwrap().split(';').next().unwrap().to_owned();
+    // A first Cookie header that is not visible ASCII, naming junk as the session, and a
+    // second with a real one. Found: the junk. Opened: the junk too (a review finding: the
+    // opener read the cookie crate's first readable header, the real one, and the memo kept
+    // it under the junk's name, a key of the client's choosing).
+    let mut h = HeaderMap::new();
+    h.append(
+        header::COOKIE,
+        HeaderValue::from_bytes(b"x=\xe9; __Host-s=junk").unwrap(),
+    );
+    h.append(header::COOKIE, HeaderValue::from_str(&valid).unwrap());
+    assert!(s.current(&h, None).is_none());
+    // The real one, beside a cookie that is not ASCII, opens.
+    let beside = format!("x=\u{e9}; {valid}");
+    let mut h = HeaderMap::new();
+    h.insert(
+        header::COOKIE,
+        HeaderValue::from_bytes(beside.as_bytes()).unwrap(),
+    );
+    assert_eq!(s.current(&h, None).unwrap().session.sub, "dev:alice");
+    // One longer than a browser keeps is not looked at.
+    let long = format!("__Host-s={}", "A".repeat(MAX_COOKIE + 1));
+    let h = HeaderMap::from_iter([(header::COOKIE, HeaderValue::from_str(&long).unwrap())]);
+    assert!(s.current(&h, None).is_none());
+}

@@ -20,7 +20,7 @@ pub(super) const SIZE: usize = 4096;
 const KEEP: usize = 64 * 1024;
 
 /// How many spare read buffers a thread keeps: as many requests as wait on their upstreams
-/// at once on one thread take none from the allocator (at most 256 KiB kept per thread).
+/// at once on one thread take none from the allocator (most are 4 KiB; at most `KEEP` each).
 const READ_SPARES: usize = 64;
 
 thread_local! {
@@ -38,7 +38,9 @@ pub(super) fn read_buf() -> BytesMut {
 /// values do until the request is dropped); otherwise it is simply freed.
 pub(super) fn give_read(mut buf: BytesMut) {
     buf.clear();
-    if buf.capacity() > KEEP || !buf.try_reclaim(SIZE) {
+    // The size is checked once reclaimed: reclaiming gives back the whole allocation, which a
+    // long head had grown (a review finding: checked before, a split-off buffer looked small).
+    if !buf.try_reclaim(SIZE) || buf.capacity() > KEEP {
         return;
     }
     READ.with(|r| {
@@ -121,5 +123,19 @@ mod tests {
         assert_eq!(spares(), 0);
         assert!(again.iter().all(|b| kept.contains(&b.as_ptr())));
         assert!(again.iter().all(|b| b.is_empty() && b.capacity() >= SIZE));
+    }
+
+    #[test]
+    fn a_buffer_grown_by_a_long_head_is_not_kept_even_split() {
+        let spares = || READ.with(|r| r.borrow().len());
+        let mut buf = read_buf();
+        buf.resize(KEEP + 100, b'x');
+        // The head taken off the front: what is left looks small until reclaimed.
+        let head = buf.split_to(KEEP + 50).freeze();
+        drop(head);
+        assert!(buf.capacity() <= KEEP);
+        let before = spares();
+        give_read(buf);
+        assert_eq!(spares(), before, "a grown buffer is freed, not kept");
     }
 }
