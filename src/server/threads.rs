@@ -60,11 +60,11 @@ thread_local! {
 }
 
 /// The current state, for one request to its end (every HTTP/1.1 and HTTP/2 request takes it
-/// here). A clone of this thread's own hold on it,
-/// not of the state's `Arc`: that count lives in one place, and both cores writing it on
-/// every request moved its cache line between them. The hold is let go whenever the thread
-/// has nothing to do ([`let_go_of_state`]), so a state replaced by a reload is not kept by an
-/// idle thread.
+/// here). A clone of this thread's own hold on it, not of the state's `Arc`: that count lives
+/// in one place, and both cores writing it on every request moved its cache line between
+/// them. A reload is seen by the next request (the hold is compared with the swap), and the
+/// hold is let go whenever the thread has nothing to do ([`let_go_of_state`]), so an idle
+/// thread keeps no replaced state.
 pub(super) fn current_state(swap: &ArcSwap<AppState>) -> StateHold {
     let now = swap.load();
     CURRENT.with(|held| {
