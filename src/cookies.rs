@@ -63,18 +63,17 @@ impl CookieCodec {
     /// Like [`CookieCodec::open`], saying whether the current key or an old one opened it.
     pub fn open_with(&self, headers: &HeaderMap, name: &str) -> Option<(String, SealedWith)> {
         let raw = request_cookies(headers).find(|c| c.name() == name)?;
-        self.open_cookie(raw.into_owned())
+        self.open_cookie(name, raw.into_owned())
     }
 
     /// Opens the sealed value `raw` of cookie `name`, as found by the caller: what is opened
     /// is exactly what the caller keys its memo with.
     pub fn open_value(&self, name: &str, raw: &str) -> Option<(String, SealedWith)> {
-        self.open_cookie(Cookie::new(name.to_owned(), raw.to_owned()))
+        self.open_cookie(name, Cookie::new(name.to_owned(), raw.to_owned()))
     }
 
-    fn open_cookie(&self, raw: Cookie<'static>) -> Option<(String, SealedWith)> {
-        let name = raw.name().to_owned();
-        let name = name.as_str();
+    /// Opens `raw`, a cookie named `name`, with the current key or an old one.
+    fn open_cookie(&self, name: &str, raw: Cookie<'static>) -> Option<(String, SealedWith)> {
         let mut jar = CookieJar::new();
         jar.add_original(raw);
         if let Some(c) = jar.private(&self.key).get(name) {

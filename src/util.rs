@@ -2,8 +2,10 @@
 //! time, random tokens, error chains, two pieces of the proxy path (a lazily moved timer, the
 //! end of a body), and the plain HTTP/1.1 listener of short answers (metrics, `http_listen`).
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -85,12 +87,41 @@ pub fn set_serving_thread(index: usize) {
 pub struct PerThread<T>(Box<[OwnLines<T>]>);
 
 /// Values verified once (a session cookie opened, a token checked), by the text they came
-/// from, in a map per serving thread (see the session memo for why per thread).
-pub type Memo<V> = PerThread<
-    std::sync::Mutex<
-        std::collections::HashMap<Box<str>, std::sync::Arc<V>, foldhash::fast::RandomState>,
-    >,
->;
+/// from: a map per serving thread, so that no lock or reference count it hands out is written
+/// by two cores. Hashed with foldhash: only texts that verified are kept, so no client can
+/// choose keys to collide. At most `capacity` values, all threads together; a full map starts
+/// afresh.
+pub struct Memo<V> {
+    maps: PerThread<Mutex<MemoMap<V>>>,
+    /// Each thread's share of the capacity (at least 1).
+    each: usize,
+}
+
+type MemoMap<V> = HashMap<Box<str>, Arc<V>, foldhash::fast::RandomState>;
+
+impl<V> Memo<V> {
+    /// An empty memo for at most `capacity` values.
+    pub fn new(capacity: usize) -> Self {
+        let maps = PerThread::new(Default::default);
+        let each = (capacity / maps.0.len()).max(1);
+        Memo { maps, each }
+    }
+
+    /// What `key` verified to, if this thread remembers it.
+    pub fn get(&self, key: &str) -> Option<Arc<V>> {
+        self.maps.mine().lock().ok()?.get(key).cloned()
+    }
+
+    /// Remembers what `key` verified to, on this thread.
+    pub fn remember(&self, key: &str, value: Arc<V>) {
+        if let Ok(mut map) = self.maps.mine().lock() {
+            if map.len() >= self.each {
+                map.clear();
+            }
+            map.insert(key.into(), value);
+        }
+    }
+}
 
 /// 128 bytes: x86 prefetches lines in pairs, so two neighbours 64 bytes apart still collide.
 #[repr(align(128))]
@@ -110,11 +141,6 @@ impl<T> PerThread<T> {
     /// Every thread's value.
     pub fn all(&self) -> impl Iterator<Item = &T> {
         self.0.iter().map(|v| &v.0)
-    }
-
-    /// Each thread's share of a bound meant for all of them together (at least 1).
-    pub fn share(&self, total: usize) -> usize {
-        (total / self.0.len()).max(1)
     }
 }
 
@@ -334,5 +360,18 @@ mod tests {
             "wraps around past the count"
         );
         set_serving_thread(0);
+    }
+
+    #[test]
+    fn a_memo_keeps_its_thread_share_of_the_capacity_then_starts_afresh() {
+        let memo: Memo<u32> = Memo::new(2 * serving_threads());
+        memo.remember("a", Arc::new(1));
+        memo.remember("b", Arc::new(2));
+        assert_eq!(memo.get("a").as_deref(), Some(&1));
+        assert_eq!(memo.get("b").as_deref(), Some(&2));
+        // A third value on this thread: its share (2) was full.
+        memo.remember("c", Arc::new(3));
+        assert!(memo.get("a").is_none() && memo.get("b").is_none());
+        assert_eq!(memo.get("c").as_deref(), Some(&3));
     }
 }

@@ -12,8 +12,7 @@
 mod issuers;
 mod serve;
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
@@ -27,13 +26,13 @@ use serde_json::{Map, Value};
 use super::session::{Session, Verified};
 use crate::config::{GatewayConfig, MINTED_PROVIDER};
 use crate::error::StartError;
-use crate::util::{Memo, PerThread};
+use crate::util::Memo;
 use issuers::Issuer;
 
 /// Clock skew tolerated on `exp` and `nbf`, in seconds.
 const LEEWAY: u64 = 30;
-/// Verified tokens remembered, all serving threads together (then a memo starts afresh): fewer than sessions, since a
-/// token may be as large as a request head allows.
+/// Verified tokens remembered, all serving threads together (then a memo starts afresh):
+/// fewer than sessions, since a token may be as large as a request head allows.
 const MEMO_CAPACITY: usize = 1_000;
 /// The claim that marks a token minted by `oauthgate token` (an `X-User-Assertion` never has
 /// it, so one can never be replayed as a bearer token).
@@ -98,7 +97,7 @@ impl Bearer {
                 .filter_map(|c| Some(Issuer::new(c.clone(), http.clone()?)))
                 .collect(),
             identity: config.identity.headers.clone(),
-            memo: PerThread::new(|| Mutex::new(HashMap::default())),
+            memo: Memo::new(MEMO_CAPACITY),
         })
     }
 
@@ -115,13 +114,7 @@ impl Bearer {
 
     /// The identity `token` proves, or why it proves none.
     pub async fn verify(&self, token: &str, now: u64) -> Result<Arc<Verified>, BearerError> {
-        if let Some(hit) = self
-            .memo
-            .mine()
-            .lock()
-            .ok()
-            .and_then(|m| m.get(token).cloned())
-        {
+        if let Some(hit) = self.memo.get(token) {
             if hit.session.exp > now {
                 return Ok(hit);
             }
@@ -146,12 +139,7 @@ impl Bearer {
             session_of(&claims, &c.name, c.groups_claim.as_ref())
         };
         let verified = Arc::new(Verified::new(session, &self.identity));
-        if let Ok(mut memo) = self.memo.mine().lock() {
-            if memo.len() >= self.memo.share(MEMO_CAPACITY) {
-                memo.clear();
-            }
-            memo.insert(token.into(), verified.clone());
-        }
+        self.memo.remember(token, verified.clone());
         Ok(verified)
     }
 }

@@ -9,7 +9,6 @@ mod redis;
 mod store;
 mod strip;
 
-use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
@@ -22,7 +21,7 @@ use serde_json::{Map, Value};
 use crate::config::Secret;
 use crate::cookies::{CookieCodec, SealedWith};
 use crate::error::StartError;
-use crate::util::{now, Memo, PerThread};
+use crate::util::{now, Memo};
 pub use redis::{Fetch, RedisStore};
 pub use strip::strip_own_cookies;
 
@@ -223,7 +222,7 @@ impl Sessions {
             cookie: cookie.into(),
             finder: memmem::Finder::new(cookie).into_owned(),
             identity,
-            memo: PerThread::new(|| Mutex::new(HashMap::default())),
+            memo: Memo::new(MEMO_CAPACITY),
             store,
         })
     }
@@ -236,13 +235,7 @@ impl Sessions {
     pub fn current(&self, headers: &HeaderMap, host: Option<&str>) -> Option<Arc<Verified>> {
         let raw = session_cookie_value(headers, &self.finder)?;
         let now = now();
-        let hit = self
-            .memo
-            .mine()
-            .lock()
-            .ok()
-            .and_then(|m| m.get(raw).cloned());
-        let verified = match hit {
+        let verified = match self.memo.get(raw) {
             Some(hit) => hit,
             None => self.open(raw, now)?,
         };
@@ -268,12 +261,7 @@ impl Sessions {
         let mut verified = Verified::new(session, &self.identity);
         verified.old_key = with == SealedWith::Previous;
         let verified = Arc::new(verified);
-        if let Ok(mut memo) = self.memo.mine().lock() {
-            if memo.len() >= self.memo.share(MEMO_CAPACITY) {
-                memo.clear();
-            }
-            memo.insert(raw.into(), verified.clone());
-        }
+        self.memo.remember(raw, verified.clone());
         Some(verified)
     }
 
@@ -328,8 +316,9 @@ pub struct Keys<'a> {
 /// The sealed session cookie's value in a request, found without allocating: the first
 /// `name=` (`name` found by `finder`) that begins a cookie pair, to the next `;` (trailing
 /// blanks cut). Searched as bytes with SIMD rather than split pair by pair: a browser's
-/// cookie header is often hundreds of bytes. A header with bytes other than visible ASCII elsewhere (another
-/// app's cookie) no longer hides ours; the value itself must be UTF-8 (it is then opened).
+/// cookie header is often hundreds of bytes. A header with bytes other than visible ASCII
+/// elsewhere (another app's cookie) no longer hides ours; the value itself must be UTF-8 (it
+/// is then opened).
 fn session_cookie_value<'a>(
     headers: &'a HeaderMap,
     finder: &memmem::Finder<'_>,

@@ -214,37 +214,33 @@ impl Pool {
             framing,
             reuse,
         } = parsed;
-        // No body, or all of it read with the head (a small response usually is): the
-        // connection goes back to the pool now, and the body is plain bytes.
-        let whole = match framing {
-            Framing::Empty => Some(None),
-            Framing::Length(n) if wire.read.len() as u64 == n => {
-                Some(Some(wire.read.split().freeze()))
-            }
-            _ => None,
-        };
-        if let Some(data) = whole {
-            // As `Reader::finish`: only a connection with nothing more read goes back.
-            if reuse && wire.read.is_empty() {
-                self.put_back_wire(wire);
-            }
-            return response.map(|()| UpstreamBody::whole(data));
-        }
         let state = match framing {
-            Framing::Empty => Framed::Done,
+            Framing::Empty => return response.map(|()| self.whole(wire, reuse, None)),
+            Framing::Length(n) if wire.read.len() as u64 == n => {
+                let data = wire.read.split().freeze();
+                return response.map(|()| self.whole(wire, reuse, Some(data)));
+            }
             Framing::Length(n) => Framed::Length(n),
             Framing::Chunked => Framed::Chunked(Chunked::default()),
             Framing::Close => Framed::Close,
         };
-        let mut reader = Reader {
+        let reader = Reader {
             wire: Some(wire),
             state,
             reuse,
         };
-        if framing == Framing::Empty {
-            reader.finish(self);
-        }
         response.map(|()| UpstreamBody::own(reader, self.clone()))
+    }
+
+    /// A body with nothing more to read (none, or all of it read with the head, as a small
+    /// response usually is): the connection goes back to the pool now, and the body is plain
+    /// bytes, holding no hold on the pool.
+    fn whole(&self, wire: Box<Wire>, reuse: bool, data: Option<Bytes>) -> UpstreamBody {
+        // As `Reader::finish`: only a connection with nothing more read goes back.
+        if reuse && wire.read.is_empty() {
+            self.put_back_wire(wire);
+        }
+        UpstreamBody::whole(data)
     }
 }
 
