@@ -132,6 +132,14 @@ pub fn websocket_accepted(response: &HeaderMap, key: &HeaderValue) -> bool {
 /// `Connection: keep-alive`), gathered on the stack; only one with more than [`FEW`]
 /// allocates.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    match usual_hop_by_hop(headers) {
+        Some(Usual::Nothing) => return,
+        Some(Usual::Connection) => {
+            headers.remove(header::CONNECTION);
+            return;
+        }
+        None => {}
+    }
     let mut few: [Option<HeaderName>; FEW] = Default::default();
     let mut more: Vec<HeaderName> = Vec::new();
     {
@@ -167,6 +175,38 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
     for name in few.into_iter().flatten().chain(more) {
         headers.remove(name);
     }
+}
+
+/// The two messages nearly every request and response are, which [`strip_hop_by_hop`]
+/// answers without gathering names.
+enum Usual {
+    /// No hop-by-hop header at all (a benchmark's or an API client's request).
+    Nothing,
+    /// No hop-by-hop header but `Connection`, naming at most `keep-alive` (every response of
+    /// a keep-alive upstream): `Keep-Alive` is not there, so `Connection` alone goes.
+    Connection,
+}
+
+/// Which usual message `headers` is, from one pass over the names; `None`: any other.
+fn usual_hop_by_hop(headers: &HeaderMap) -> Option<Usual> {
+    let mut connection = false;
+    for name in headers.keys() {
+        if *name == header::CONNECTION {
+            connection = true;
+        } else if is_hop_by_hop(name.as_str()) {
+            return None;
+        }
+    }
+    if !connection {
+        return Some(Usual::Nothing);
+    }
+    let only_keep_alive = headers.get_all(header::CONNECTION).iter().all(|v| {
+        v.as_bytes()
+            .split(|&b| b == b',')
+            .map(<[u8]>::trim_ascii)
+            .all(|t| t.is_empty() || t.eq_ignore_ascii_case(b"keep-alive"))
+    });
+    only_keep_alive.then_some(Usual::Connection)
 }
 
 /// How many hop-by-hop names [`strip_hop_by_hop`] gathers without allocating.

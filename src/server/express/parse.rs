@@ -3,7 +3,7 @@
 
 use bytes::{Bytes, BytesMut};
 use http::header::{HeaderName, HeaderValue};
-use http::{HeaderMap, Method, Request, Uri, Version};
+use http::{Method, Request, Uri, Version};
 use std::mem::MaybeUninit;
 
 use crate::body::RequestBody;
@@ -170,7 +170,7 @@ impl Head {
         if uri.scheme().is_some() || uri.authority().is_some() {
             return None;
         }
-        let mut headers = HeaderMap::with_capacity(self.count + crate::gateway::ADDED_HEADERS);
+        let mut headers = super::spare::header_map(self.count + crate::gateway::ADDED_HEADERS);
         for &(ns, ne, vs, ve) in &self.headers[..self.count] {
             let name = HeaderName::from_bytes(head.get(span((ns, ne)))?).ok()?;
             let value = HeaderValue::from_maybe_shared(head.slice(span((vs, ve)))).ok()?;

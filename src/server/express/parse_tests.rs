@@ -1,7 +1,7 @@
 //! The lane's parser against hyper's: what it takes, what it declines, and for arbitrary heads
 //! that a request it takes is exactly the request hyper's server hands its service.
-
 use super::*;
+use http::HeaderMap;
 use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
 

@@ -8,10 +8,15 @@
 //! its upstream answers (the header values share its bytes), so a thread keeps a few: with
 //! one spare, every request that began while another was waiting allocated (nine requests
 //! in ten under `bench/auth.sh`). Thread-local: no lock.
+//!
+//! A request's header map is kept the same way: it carries the request's headers, then the
+//! upstream response's (`upstream::wire`), and once the response head is written it is
+//! cleared and kept for the next request (two allocations and their frees a request less).
 
 use std::cell::RefCell;
 
 use bytes::BytesMut;
+use http::HeaderMap;
 
 /// The room a fresh buffer gets: a browser's or a benchmark's request head fits.
 pub(super) const SIZE: usize = 4096;
@@ -23,9 +28,42 @@ const KEEP: usize = 64 * 1024;
 /// at once on one thread take none from the allocator (most are 4 KiB; at most `KEEP` each).
 const READ_SPARES: usize = 64;
 
+/// A map grown past this many headers (a request with many) is freed, not kept.
+const KEEP_HEADERS: usize = 64;
+
 thread_local! {
     static READ: RefCell<Vec<BytesMut>> = const { RefCell::new(Vec::new()) };
     static WRITE: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+    static MAPS: RefCell<Vec<HeaderMap>> = const { RefCell::new(Vec::new()) };
+}
+
+/// An empty header map with room for `headers` headers.
+pub(super) fn header_map(headers: usize) -> HeaderMap {
+    match MAPS.with(|m| m.borrow_mut().pop()) {
+        Some(mut map) => {
+            map.reserve(headers);
+            map
+        }
+        None => HeaderMap::with_capacity(headers),
+    }
+}
+
+/// Gives back a header map: emptied (its values, which share a request's or a response's
+/// buffer, are dropped here) and kept unless it grew large.
+pub(super) fn give_map(mut map: HeaderMap) {
+    if map.capacity() > KEEP_HEADERS {
+        return;
+    }
+    map.clear();
+    MAPS.with(|m| {
+        let mut spares = m.borrow_mut();
+        if spares.len() < READ_SPARES {
+            if spares.capacity() == 0 {
+                spares.reserve_exact(READ_SPARES);
+            }
+            spares.push(map);
+        }
+    });
 }
 
 /// An empty read buffer with room for at least `SIZE` bytes.
@@ -123,6 +161,40 @@ mod tests {
         assert_eq!(spares(), 0);
         assert!(again.iter().all(|b| kept.contains(&b.as_ptr())));
         assert!(again.iter().all(|b| b.is_empty() && b.capacity() >= SIZE));
+    }
+
+    #[test]
+    fn a_header_map_given_back_is_taken_again_empty_unless_it_grew_large() {
+        let spares = || MAPS.with(|m| m.borrow().len());
+        let mut map = header_map(8);
+        assert!(map.is_empty() && map.capacity() >= 8);
+        map.insert(http::header::HOST, http::HeaderValue::from_static("a"));
+        map.append(http::header::ACCEPT, http::HeaderValue::from_static("b"));
+        map.append(http::header::ACCEPT, http::HeaderValue::from_static("c"));
+        let before = spares();
+        give_map(map);
+        assert_eq!(spares(), before + 1);
+        let again = header_map(8);
+        assert!(
+            again.is_empty(),
+            "a kept map comes back without the last one's headers"
+        );
+        assert_eq!(again.get(http::header::HOST), None);
+        assert_eq!(again.iter().count(), 0);
+        let big = header_map(KEEP_HEADERS * 2);
+        assert!(big.capacity() >= KEEP_HEADERS * 2);
+        let before = spares();
+        give_map(big);
+        assert_eq!(spares(), before, "a large map is freed, not kept");
+        give_map(again);
+        let roomy = header_map(40);
+        assert!(roomy.capacity() >= 40);
+        // Bounded like the read buffers.
+        let many: Vec<HeaderMap> = (0..READ_SPARES + 3).map(|_| header_map(4)).collect();
+        for map in many {
+            give_map(map);
+        }
+        assert_eq!(spares(), READ_SPARES);
     }
 
     #[test]
