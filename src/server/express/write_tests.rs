@@ -28,15 +28,21 @@ fn body_of(len: BodyLen) -> TestBody {
 }
 
 fn lane_head(is_head: bool, res: &Response<()>, len: BodyLen) -> Option<(String, Framing)> {
-    let mut out = Vec::new();
+    // Written after what the buffer already holds; a refusal leaves that as it was.
+    const BEFORE: &[u8] = b"before";
+    let mut out = BEFORE.to_vec();
     let parts = Parts {
         status: res.status(),
         version: res.version(),
         headers: res.headers(),
         extensions: res.extensions(),
     };
-    let framing = head(&mut out, is_head, &parts, len, false)?;
-    Some((String::from_utf8_lossy(&out).into_owned(), framing))
+    let Some(framing) = head(&mut out, is_head, &parts, len, false) else {
+        assert_eq!(out, BEFORE, "a refused head leaves nothing behind");
+        return None;
+    };
+    let written = out.strip_prefix(BEFORE).expect("appended");
+    Some((String::from_utf8_lossy(written).into_owned(), framing))
 }
 
 /// The head hyper's server writes for `res` with a body of `len`, to a GET or a HEAD.
@@ -111,6 +117,7 @@ fn what_hyper_must_write_is_refused() {
         ("transfer-encoding", "chunked"),
         ("trailer", "x"),
     ] {
+        // Alone, and after headers the lane had already written.
         let mut res = Response::new(());
         res.headers_mut()
             .insert(name, HeaderValue::from_static(value));
@@ -118,6 +125,33 @@ fn what_hyper_must_write_is_refused() {
             lane_head(false, &res, BodyLen::Known(1)).is_none(),
             "{name}"
         );
+        let mut res = Response::new(());
+        let h = res.headers_mut();
+        h.insert("x-a", HeaderValue::from_static("1"));
+        h.insert("content-length", HeaderValue::from_static("1"));
+        h.insert(
+            "date",
+            HeaderValue::from_static("Sun, 06 Nov 1994 08:49:37 GMT"),
+        );
+        h.insert(name, HeaderValue::from_static(value));
+        assert!(
+            lane_head(false, &res, BodyLen::Known(1)).is_none(),
+            "{name} after others"
+        );
+    }
+    // Two lengths, equal or not, with a known body or not.
+    for (second, len) in [
+        ("1", BodyLen::Known(1)),
+        ("2", BodyLen::Unknown),
+        ("1", BodyLen::None),
+    ] {
+        let mut res = Response::new(());
+        let h = res.headers_mut();
+        h.insert("x-a", HeaderValue::from_static("1"));
+        h.append("content-length", HeaderValue::from_static("1"));
+        h.append("content-length", HeaderValue::from_static(second));
+        assert!(lane_head(true, &res, len).is_none(), "{second}");
+        assert!(lane_head(false, &res, len).is_none(), "{second}");
     }
     let mut res = Response::new(());
     *res.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
@@ -158,6 +192,8 @@ fn response() -> impl Strategy<Value = Response<()>> {
         "set-cookie",
         "cache-control",
         "content-type",
+        "connection",
+        "trailer",
     ]);
     let values = prop::sample::select(vec!["0", "3", "7", "v", "Sun, 06 Nov 1994 08:49:37 GMT"]);
     let headers = prop::collection::vec((names, values), 0..5);
