@@ -152,6 +152,33 @@ fn the_usual_messages_lose_what_the_rule_says_and_nothing_more() {
     assert_eq!(by_name(&h), by_name(&map(&[("host", "a")])));
 }
 
+#[test]
+fn odd_connection_tokens_are_read_as_the_rule_says() {
+    // Empty items, tabs, a lone comma, bytes outside ASCII: each message as the model says.
+    for value in [
+        &b""[..],
+        b",",
+        b" , ,",
+        b"\tkeep-alive,,keep-alive ",
+        b"keep-alive\xa0",
+        b"\xff",
+        b"keep-alive,\xff",
+        b"keep-alive ,x-A",
+    ] {
+        for other in [None, Some("keep-alive"), Some("x-a"), Some("te")] {
+            let mut h = HeaderMap::new();
+            h.append(header::CONNECTION, HeaderValue::from_bytes(value).unwrap());
+            h.append("date", HeaderValue::from_static("x"));
+            if let Some(name) = other {
+                h.append(HeaderName::from_static(name), HeaderValue::from_static("1"));
+            }
+            let want = hop_by_hop_model(&h);
+            strip_hop_by_hop(&mut h);
+            assert_eq!(by_name(&h), want, "{value:?} with {other:?}");
+        }
+    }
+}
+
 /// What `strip_hop_by_hop` must leave: every name that is hop-by-hop or that a
 /// `Connection` token names goes, all its values with it; every other name keeps its
 /// values in their order (the order between names is the map's business).

@@ -78,6 +78,38 @@ fn what_needs_hyper_is_declined() {
     )));
 }
 
+#[test]
+fn a_recycled_map_brings_nothing_of_the_last_request_or_response() {
+    let take = |text: &str| {
+        let mut buf = BytesMut::from(text);
+        match read(&mut buf, 8192) {
+            Read::Taken(Some(req), _) => req,
+            _ => panic!("not taken: {text:?}"),
+        }
+    };
+    let mut req = take("GET /a HTTP/1.1\r\nHost: one\r\nCookie: s=1\r\n\r\n");
+    // What the request's map carries by the time it is given back: the identity headers
+    // sent upstream, then the upstream response's (repeated names among them).
+    let h = req.headers_mut();
+    h.insert(
+        "x-user-info",
+        http::HeaderValue::from_static("{\"sub\":\"github:1\"}"),
+    );
+    h.append("set-cookie", http::HeaderValue::from_static("a=1"));
+    h.append("set-cookie", http::HeaderValue::from_static("b=2"));
+    super::super::spare::give_map(std::mem::take(req.headers_mut()));
+    let next = take("GET /b HTTP/1.1\r\nHost: two\r\nAccept: */*\r\n\r\n");
+    let got: Vec<(String, String)> = next
+        .headers()
+        .iter()
+        .map(|(n, v)| (n.to_string(), v.to_str().unwrap_or("?").to_owned()))
+        .collect();
+    assert_eq!(
+        got,
+        [("host", "two"), ("accept", "*/*")].map(|(n, v)| (n.to_owned(), v.to_owned()))
+    );
+}
+
 /// What hyper's server hands its service for `bytes`: `None` when it answers an error itself.
 fn hyper_sees(bytes: &[u8]) -> Option<(Method, String, Version, HeaderMap)> {
     let rt = tokio::runtime::Builder::new_current_thread()
