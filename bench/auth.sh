@@ -22,6 +22,11 @@
 #                                 # authenticated request (20,000 by h2load --h1 -c16, after
 #                                 # 2,000 unmeasured), a count that does not drift as CPU time
 #                                 # does (TOP=40 also lists the functions by their own count)
+#   AB=/path/to/base bench/auth.sh  # instead of the rounds: nginx, this oauthgate and a base
+#                                 # binary (logged in each), alternated for ROUNDS rounds
+#                                 # (try ROUNDS=20 DURATION=3s); per request, the user and
+#                                 # system CPU of each from /proc (nginx: its workers), and the
+#                                 # median over rounds of each round's nginx ÷ oauthgate ratio
 #   PERF=stat FLOOR=1 bench/auth.sh  # also the floor (bench/floor.rs): the least a tokio +
 #                                 # rustls proxy spends per request (FLOOR_BIN=path to reuse one)
 #   STORE=redis bench/auth.sh     # also: a second oauthgate with session.store: redis (a
@@ -176,6 +181,51 @@ if [ -n "${CALLGRIND:-}" ]; then
   callgrind_control -i off "$CGPID" >/dev/null 2>&1; callgrind_control -d "$CGPID" >/dev/null 2>&1; sleep 1
   awk -v n="$N" '/^totals:/{printf "oauthgate authenticated  %d user-space instructions per request\n", $2/n}' "$D/cg.out.1"
   [ -z "${TOP:-}" ] || callgrind_annotate "$D/cg.out.1" 2>/dev/null | sed -n '/file:function/,$p' | head -"$TOP"
+  exit 0
+fi
+if [ -n "${AB:-}" ]; then
+  # The base binary beside this one: the same configuration on a port of its own.
+  AP=$(port)
+  sed -e "s/127.0.0.1:$OP/127.0.0.1:$AP/; s/localhost:$OP/localhost:$AP/; s|$D/data|$D/data-ab|" "$D/oauthgate.yaml" > "$D/ab.yaml"
+  RUST_LOG=$GATE_LOG "$AB" --config "$D/ab.yaml" 2>"$D/ab.err" & PIDS+=($!); ABPID=$!
+  ready "https://127.0.0.1:$AP/_auth/health"
+  ACOOKIE=$(login "$AP")
+  wrk -t1 -c"$CONNS" -d2s "${H[@]}" -H "Cookie: $ACOOKIE" "https://127.0.0.1:$AP/" >/dev/null 2>&1
+  NGW=$(pgrep -d' ' -P "$(cat "$D/proxy.pid")")
+  ticks() { local u=0 s=0 p a b; for p in "$@"; do read -r a b < <(awk '{print $14, $15}' "/proc/$p/stat"); u=$((u+a)); s=$((s+b)); done; echo "$u $s"; }
+  ab_run() { # round name url pids… [-- wrk args]: one line "round name requests user_us sys_us"
+    local round=$1 name=$2 url=$3; shift 3; local pids=() args=()
+    while [ $# -gt 0 ] && [ "$1" != -- ]; do pids+=("$1"); shift; done; [ $# -gt 0 ] && shift; args=("$@")
+    local u0 s0 u1 s1 out reqs
+    read -r u0 s0 < <(ticks "${pids[@]}")
+    out=$(wrk -t1 -c"$CONNS" -d"$DURATION" "${H[@]}" "${args[@]}" "$url" 2>&1)
+    read -r u1 s1 < <(ticks "${pids[@]}")
+    reqs=$(awk '/requests in/{print $1}' <<<"$out")
+    awk -v r="$round" -v n="$name" -v q="$reqs" -v u=$((u1-u0)) -v s=$((s1-s0)) -v hz="$(getconf CLK_TCK)" \
+      'BEGIN{printf "%d %s %d %.3f %.3f\n", r, n, q, u/hz*1e6/q, s/hz*1e6/q}'
+  }
+  echo "AB: nginx (workers $NGW), oauthgate $BIN, base $AB; ROUNDS=$ROUNDS DURATION=$DURATION CONNS=$CONNS LOGS=$LOGS"
+  for r in $(seq "$ROUNDS"); do
+    ab_run "$r" nginx "https://127.0.0.1:$NP/" $NGW
+    ab_run "$r" oauthgate "https://127.0.0.1:$OP/" "$OGPID" -- -H "Cookie: $COOKIE"
+    ab_run "$r" base "https://127.0.0.1:$AP/" "$ABPID" -- -H "Cookie: $ACOOKIE"
+  done | tee "$D/ab.txt"
+  python3 - "$D/ab.txt" <<'PY'
+import collections, statistics, sys
+rows = [l.split() for l in open(sys.argv[1]) if l.strip()]
+by = collections.defaultdict(dict)
+for r, name, reqs, user, system in rows:
+    by[int(r)][name] = (float(user), float(system))
+names = ["nginx", "oauthgate", "base"]
+med = lambda xs: statistics.median(xs)
+for n in names:
+    u = [by[r][n][0] for r in by]; s = [by[r][n][1] for r in by]
+    a = [x + y for x, y in zip(u, s)]
+    print(f"{n:10s} CPU per request, medians: user {med(u):5.2f} us  system {med(s):5.2f} us  all {med(a):5.2f} us")
+for n in names[1:]:
+    ratio = [sum(by[r]["nginx"]) / sum(by[r][n]) for r in by]
+    print(f"nginx / {n:9s} per-round ratio: median {med(ratio):.3f} (min {min(ratio):.3f}, max {max(ratio):.3f}) over {len(ratio)} rounds")
+PY
   exit 0
 fi
 if [ "${PERF:-}" = stat ]; then
