@@ -213,6 +213,39 @@ fn keep_reason(response: &mut Response<()>, head: &Bytes, start: usize, end: usi
     }
 }
 
+/// What [`framing`] reads of a response's headers.
+#[derive(Debug, PartialEq)]
+struct FramingHeaders<'a> {
+    /// A `Connection` value lists `close`.
+    close: bool,
+    /// The last `Transfer-Encoding` value.
+    last_coding: Option<&'a HeaderValue>,
+    /// A `Content-Length` is there.
+    has_length: bool,
+}
+
+impl<'a> FramingHeaders<'a> {
+    /// One pass over the headers for the three names (three lookups cost more than looking
+    /// at every header of a response once).
+    fn of(headers: &'a HeaderMap) -> Self {
+        let mut seen = FramingHeaders {
+            close: false,
+            last_coding: None,
+            has_length: false,
+        };
+        for (name, value) in headers {
+            if *name == header::CONNECTION {
+                seen.close |= has_token(value.as_bytes(), b"close");
+            } else if *name == header::TRANSFER_ENCODING {
+                seen.last_coding = Some(value);
+            } else if *name == header::CONTENT_LENGTH {
+                seen.has_length = true;
+            }
+        }
+        seen
+    }
+}
+
 /// The body's framing and whether the connection stays usable (RFC 9112 §6.3, §9.3).
 pub fn framing(
     status: StatusCode,
@@ -220,20 +253,11 @@ pub fn framing(
     headers: &HeaderMap,
     head_request: bool,
 ) -> Result<(Framing, bool), HeadError> {
-    // One pass over the headers for the three names framing reads (three lookups cost more
-    // than looking at every header of a response once).
-    let mut close = false;
-    let mut last_coding: Option<&HeaderValue> = None;
-    let mut has_length = false;
-    for (name, value) in headers {
-        if *name == header::CONNECTION {
-            close |= has_token(value.as_bytes(), b"close");
-        } else if *name == header::TRANSFER_ENCODING {
-            last_coding = Some(value);
-        } else if *name == header::CONTENT_LENGTH {
-            has_length = true;
-        }
-    }
+    let FramingHeaders {
+        close,
+        last_coding,
+        has_length,
+    } = FramingHeaders::of(headers);
     let reuse = version == Version::HTTP_11 && !close;
     if head_request || status == StatusCode::NO_CONTENT || status == StatusCode::NOT_MODIFIED {
         return Ok((Framing::Empty, reuse));

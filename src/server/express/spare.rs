@@ -14,6 +14,7 @@
 //! cleared and kept for the next request (two allocations and their frees a request less).
 
 use std::cell::RefCell;
+use std::thread::LocalKey;
 
 use bytes::BytesMut;
 use http::HeaderMap;
@@ -58,13 +59,18 @@ pub(super) fn give_map(mut map: HeaderMap) {
         return;
     }
     map.clear();
-    MAPS.with(|m| {
-        let mut spares = m.borrow_mut();
+    keep(&MAPS, map);
+}
+
+/// Keeps `spare` on this thread's list, unless the list is full (then it is dropped).
+fn keep<T>(list: &'static LocalKey<RefCell<Vec<T>>>, spare: T) {
+    list.with(|l| {
+        let mut spares = l.borrow_mut();
         if spares.len() < READ_SPARES {
             if spares.capacity() == 0 {
                 spares.reserve_exact(READ_SPARES);
             }
-            spares.push(map);
+            spares.push(spare);
         }
     });
 }
@@ -84,15 +90,7 @@ pub(super) fn give_read(mut buf: BytesMut) {
     if !buf.try_reclaim(SIZE) || buf.capacity() > KEEP {
         return;
     }
-    READ.with(|r| {
-        let mut spares = r.borrow_mut();
-        if spares.len() < READ_SPARES {
-            if spares.capacity() == 0 {
-                spares.reserve_exact(READ_SPARES);
-            }
-            spares.push(buf);
-        }
-    });
+    keep(&READ, buf);
 }
 
 /// An empty write buffer.
