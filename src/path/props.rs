@@ -81,7 +81,6 @@ fn model(raw: &str) -> Option<(String, String)> {
     Some((decoded, forwarded))
 }
 
-/// `//` is one `/` (the project's rule, applied before dot segments: `/a//../b` is `/b`).
 /// Whether a `..` removes, as RFC 3986 resolves, an empty segment with a named one before it:
 /// merging slashes first would remove that named segment instead. The two readings may meet
 /// again after more `..` (`/a//../..` is `/` both ways), but path.rs's rule is about the step,
@@ -104,6 +103,7 @@ fn removes_empty_over_named(path: &str) -> bool {
     false
 }
 
+/// `//` is one `/` (the project's rule, applied before dot segments: `/a//../b` is `/b`).
 fn merge_slashes(path: &str) -> String {
     let mut out = String::with_capacity(path.len());
     for c in path.chars() {

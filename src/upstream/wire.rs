@@ -236,11 +236,16 @@ impl Pool {
     /// response usually is): the connection goes back to the pool now, and the body is plain
     /// bytes, holding no hold on the pool.
     fn whole(&self, wire: Box<Wire>, reuse: bool, data: Option<Bytes>) -> UpstreamBody {
-        // As `Reader::finish`: only a connection with nothing more read goes back.
+        self.read_to_end(wire, reuse);
+        UpstreamBody::whole(data)
+    }
+
+    /// A connection whose response has been read to its end: back to the pool if it may be
+    /// reused and nothing past the response was read from it (a desync), else closed.
+    fn read_to_end(&self, wire: Box<Wire>, reuse: bool) {
         if reuse && wire.read.is_empty() {
             self.put_back_wire(wire);
         }
-        UpstreamBody::whole(data)
     }
 }
 
@@ -294,9 +299,7 @@ impl Reader {
     fn finish(&mut self, pool: &Pool) {
         self.state = Framed::Done;
         if let Some(wire) = self.wire.take() {
-            if self.reuse && wire.read.is_empty() {
-                pool.put_back_wire(wire);
-            }
+            pool.read_to_end(wire, self.reuse);
         }
     }
 

@@ -25,14 +25,14 @@ pub(super) const SIZE: usize = 4096;
 /// Larger buffers (a long head, a response gathered to a record) are not kept.
 const KEEP: usize = 64 * 1024;
 
-/// How many spare read buffers a thread keeps: as many requests as wait on their upstreams
-/// at once on one thread take none from the allocator (most are 4 KiB; at most `KEEP` each).
-const READ_SPARES: usize = 64;
+/// How many spare read buffers (and header maps) a thread keeps: as many requests as wait on
+/// their upstreams at once on one thread take none from the allocator (most are 4 KiB; at most `KEEP` each).
+const SPARES: usize = 64;
 
 /// A map with room for more headers than this (a request or response with many) is freed,
 /// not kept. A map's room is three quarters of a power of two (6, 12, 24, 48, 96, …), so a
 /// kept one has at most 64 index slots and 48 entries: a few KiB, and at most
-/// `READ_SPARES` of them a thread after a burst (well under 1 MiB).
+/// `SPARES` of them a thread after a burst (well under 1 MiB).
 const KEEP_HEADERS: usize = 48;
 
 thread_local! {
@@ -66,9 +66,9 @@ pub(super) fn give_map(mut map: HeaderMap) {
 fn keep<T>(list: &'static LocalKey<RefCell<Vec<T>>>, spare: T) {
     list.with(|l| {
         let mut spares = l.borrow_mut();
-        if spares.len() < READ_SPARES {
+        if spares.len() < SPARES {
             if spares.capacity() == 0 {
-                spares.reserve_exact(READ_SPARES);
+                spares.reserve_exact(SPARES);
             }
             spares.push(spare);
         }
@@ -150,15 +150,15 @@ mod tests {
     fn requests_waiting_at_once_each_give_back_a_buffer_that_is_taken_again() {
         // Tests run on threads of their own: this thread's spares are this test's.
         let spares = || READ.with(|r| r.borrow().len());
-        let held: Vec<BytesMut> = (0..READ_SPARES + 3).map(|_| read_buf()).collect();
+        let held: Vec<BytesMut> = (0..SPARES + 3).map(|_| read_buf()).collect();
         assert_eq!(spares(), 0);
-        let kept: Vec<*const u8> = held[..READ_SPARES].iter().map(|b| b.as_ptr()).collect();
+        let kept: Vec<*const u8> = held[..SPARES].iter().map(|b| b.as_ptr()).collect();
         for buf in held {
             give_read(buf);
         }
         // All but the three beyond the bound are kept.
-        assert_eq!(spares(), READ_SPARES);
-        let again: Vec<BytesMut> = (0..READ_SPARES).map(|_| read_buf()).collect();
+        assert_eq!(spares(), SPARES);
+        let again: Vec<BytesMut> = (0..SPARES).map(|_| read_buf()).collect();
         assert_eq!(spares(), 0);
         assert!(again.iter().all(|b| kept.contains(&b.as_ptr())));
         assert!(again.iter().all(|b| b.is_empty() && b.capacity() >= SIZE));
@@ -198,11 +198,11 @@ mod tests {
         let roomy = header_map(40);
         assert!(roomy.capacity() >= 40);
         // Bounded like the read buffers.
-        let many: Vec<HeaderMap> = (0..READ_SPARES + 3).map(|_| header_map(4)).collect();
+        let many: Vec<HeaderMap> = (0..SPARES + 3).map(|_| header_map(4)).collect();
         for map in many {
             give_map(map);
         }
-        assert_eq!(spares(), READ_SPARES);
+        assert_eq!(spares(), SPARES);
     }
 
     #[test]

@@ -75,21 +75,17 @@ pub(super) fn head(
     let mut framing = Framing::Length(0);
     let mut wrote_len = false;
     let mut wrote_date = false;
-    let mut lengths = 0;
+    let mut had_length = false;
     for (name, value) in res.headers {
-        if name == header::TRANSFER_ENCODING
+        let hypers = name == header::TRANSFER_ENCODING
             || name == header::TRAILER
             || name == header::CONNECTION
-        {
+            || (name == header::CONTENT_LENGTH && std::mem::replace(&mut had_length, true));
+        if hypers {
             out.truncate(start);
             return None;
         }
         if name == header::CONTENT_LENGTH {
-            lengths += 1;
-            if lengths > 1 {
-                out.truncate(start);
-                return None;
-            }
             match body {
                 BodyLen::Known(n) => framing = Framing::Length(n),
                 BodyLen::Unknown => match digits(value.as_bytes()) {
