@@ -21,7 +21,8 @@
 #                                 # under callgrind; prints the user-space instructions per
 #                                 # authenticated request (20,000 by h2load --h1 -c16, after
 #                                 # 2,000 unmeasured), a count that does not drift as CPU time
-#                                 # does (TOP=40 also lists the functions by their own count)
+#                                 # does (TOP=40 also lists the functions by their own count;
+#                                 # CALLGRIND_OUT=file keeps the profile for callgrind_annotate)
 #   AB=/path/to/base bench/auth.sh  # instead of the rounds: nginx, this oauthgate and a base
 #                                 # binary (logged in each), alternated for ROUNDS rounds
 #                                 # (try ROUNDS=20 DURATION=3s); per request, the user and
@@ -180,6 +181,7 @@ if [ -n "${CALLGRIND:-}" ]; then
   h2load --h1 -n "$N" -c 16 -H "Cookie: $CCOOKIE" "https://localhost:$CP/" | grep -E '^status codes'
   callgrind_control -i off "$CGPID" >/dev/null 2>&1; callgrind_control -d "$CGPID" >/dev/null 2>&1; sleep 1
   awk -v n="$N" '/^totals:/{printf "oauthgate authenticated  %d user-space instructions per request\n", $2/n}' "$D/cg.out.1"
+  [ -z "${CALLGRIND_OUT:-}" ] || cp "$D/cg.out.1" "$CALLGRIND_OUT"
   [ -z "${TOP:-}" ] || callgrind_annotate "$D/cg.out.1" 2>/dev/null | sed -n '/file:function/,$p' | head -"$TOP"
   exit 0
 fi

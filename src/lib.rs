@@ -22,6 +22,7 @@ mod gateway;
 mod groups;
 pub mod health;
 mod keyfile;
+mod maps;
 mod metrics;
 mod pages;
 mod path;

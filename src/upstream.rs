@@ -57,6 +57,7 @@ use conn::{
     certificate_hint, drive_upload, lock, per_thread, reap, tls_client_config, Conn, Stacks, Stream,
 };
 use errors::{Errors, Kind};
+pub use h1::SetHeaders;
 use wire::Wire;
 
 use crate::config::{UpstreamSettings, UpstreamTls};
@@ -141,19 +142,24 @@ impl Pool {
         Ok(pool)
     }
 
-    /// Sends `req` and returns the response head; its body keeps driving the connection.
-    /// `Err` is the request's answer: 502, 504 when no head came within `timeout` of the
-    /// request's end (its body included), 408 when the client's body stalled.
-    pub async fn send(
+    /// Sends `req`, with the headers of `set`, and returns the response head; its body keeps
+    /// driving the connection. `Err` is the request's answer: 502, 504 when no head came
+    /// within `timeout` of the request's end (its body included), 408 when the client's body
+    /// stalled.
+    pub async fn send<S: SetHeaders + ?Sized>(
         self: &Arc<Self>,
-        req: Request<RequestBody>,
+        mut req: Request<RequestBody>,
+        set: &S,
         timeout: Duration,
     ) -> Result<Response<UpstreamBody>, RequestError> {
         // `CONNECT` stays with hyper, which knows a 2xx to it opens a tunnel.
         if req.body().is_end_stream() && req.method() != Method::CONNECT {
             let (parts, _) = req.into_parts();
-            return self.send_bodiless(parts, Instant::now() + timeout).await;
+            return self
+                .send_bodiless(parts, set, Instant::now() + timeout)
+                .await;
         }
+        set.set_in(req.headers_mut());
         // Boxed: hyper's client futures are large, and every request's state would carry
         // their room (the express lane allocates and moves that state once per request).
         Box::pin(self.send_with_hyper(req, timeout)).await

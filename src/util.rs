@@ -18,6 +18,15 @@ use tokio::time::{Instant, Sleep};
 
 use crate::error::RequestError;
 
+/// Whether a `Connection` value lists no option but `keep-alive` (empty items aside), read as
+/// bytes: every keep-alive response's, which the hot path looks at twice.
+pub fn only_keep_alive(value: &[u8]) -> bool {
+    value
+        .split(|&b| b == b',')
+        .map(<[u8]>::trim_ascii)
+        .all(|t| t.is_empty() || t.eq_ignore_ascii_case(b"keep-alive"))
+}
+
 /// Whether `name` (lower case) is a hop-by-hop header, which the gateway never forwards and
 /// an identity header may not be named: RFC 9110 §7.6.1 (and `Proxy-Connection`,
 /// `Keep-Alive` from RFC 2068 practice; the proxy credentials of RFC 9110 §11.7 belong to this

@@ -14,12 +14,13 @@ use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
 use tracing::{debug, warn};
 
+use super::added::Added;
 use super::headers;
 use crate::error::RequestError;
 use crate::metrics::RouteStats;
 use crate::pages::Body;
 use crate::path::NormalPath;
-use crate::upstream::Pool;
+use crate::upstream::{Pool, SetHeaders};
 
 /// Where and how one request goes upstream.
 pub struct Upstream<'a> {
@@ -43,6 +44,7 @@ pub struct Upstream<'a> {
 pub struct Prepared<'a> {
     pool: &'a Arc<Pool>,
     req: Request<RequestBody>,
+    added: Added,
     response_timeout: Duration,
     tunnel_idle: Duration,
     stats: Option<&'a Arc<RouteStats>>,
@@ -54,15 +56,10 @@ pub struct Prepared<'a> {
     restore: Option<&'a str>,
 }
 
-/// Room for the headers [`prepare`] adds (forwarding, request id, identity, `Host`): a map
-/// made with this much over its parsed size (the express lane's) is not grown and rehashed
-/// on the way, and any other grows at most once rather than once per insert.
-pub const ADDED_HEADERS: usize = 8;
-
 /// Rewrites `req` (already routed, path normalised) for the upstream: target, hop-by-hop and
-/// identity headers, forwarding headers, `X-Request-Id` (the request's id, replacing whatever
-/// the client sent; set after the hop-by-hop strip, so `Connection` cannot remove it),
-/// `Host`.
+/// identity headers stripped, and what it is sent with ([`Added`]: forwarding headers,
+/// identity, `X-Request-Id` (the request's id, replacing whatever the client sent), `Host`),
+/// set after the hop-by-hop strip, so `Connection` cannot remove them.
 pub fn prepare<'a>(
     to: Upstream<'a>,
     mut req: Request<RequestBody>,
@@ -103,26 +100,27 @@ pub fn prepare<'a>(
     *req.version_mut() = Version::HTTP_11;
 
     let h = req.headers_mut();
-    h.reserve(ADDED_HEADERS);
     headers::strip_hop_by_hop(h);
     headers::strip_reserved(h);
     super::identity::strip_configured(h, to.also_reserved);
     super::session::strip_own_cookies(h);
-    headers::set_forwarded(h, peer.ip(), host.as_ref());
-    if let Some(identity) = identity {
-        identity.set(h);
-    }
-    h.insert(crate::context::X_REQUEST_ID.clone(), request_id);
-    match (host, to.preserve_host) {
-        (Some(host), true) => h.insert(header::HOST, host),
-        _ => h.insert(header::HOST, to.pool.host.clone()),
-    };
     if upgrade.is_some() {
         headers::set_websocket_upgrade(h);
     }
+    let added = Added {
+        host: match (&host, to.preserve_host) {
+            (Some(host), true) => host.clone(),
+            _ => to.pool.host.clone(),
+        },
+        peer: peer.ip(),
+        forwarded_host: host,
+        identity,
+        request_id,
+    };
     Ok(Prepared {
         pool: to.pool,
         req,
+        added,
         response_timeout: to.response_timeout,
         tunnel_idle: to.tunnel_idle,
         stats: to.stats,
@@ -145,13 +143,14 @@ impl Prepared<'_> {
             // is moved, and copied, once per request).
             let Prepared {
                 req,
+                added,
                 response_timeout,
                 stats,
                 client_h2,
                 restore,
                 ..
             } = self;
-            match pool.send(req, response_timeout).await {
+            match pool.send(req, &added, response_timeout).await {
                 Ok(res) => answer(res, stats, restore, client_h2),
                 Err(e) => Err(e),
             }
@@ -164,7 +163,8 @@ impl Prepared<'_> {
 
     /// A WebSocket handshake: once the upstream has accepted it, a task of its own copies
     /// bytes both ways between the client and the upstream.
-    async fn send_upgrade(self) -> Result<Response<Body>, RequestError> {
+    async fn send_upgrade(mut self) -> Result<Response<Body>, RequestError> {
+        self.added.set_in(self.req.headers_mut());
         let sent = self.pool.send_upgrade(self.req);
         let mut res = tokio::time::timeout(self.response_timeout, sent)
             .await

@@ -203,12 +203,10 @@ fn usual_hop_by_hop(headers: &HeaderMap) -> Option<Usual> {
     // Read as bytes, not through `tokens` (which checks each token is UTF-8: 150
     // instructions a response more). Any token but `keep-alive` or an empty one, UTF-8 or
     // not, takes the general path; the tests hold the two paths to the same model.
-    let only_keep_alive = headers.get_all(header::CONNECTION).iter().all(|v| {
-        v.as_bytes()
-            .split(|&b| b == b',')
-            .map(<[u8]>::trim_ascii)
-            .all(|t| t.is_empty() || t.eq_ignore_ascii_case(b"keep-alive"))
-    });
+    let only_keep_alive = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .all(|v| crate::util::only_keep_alive(v.as_bytes()));
     only_keep_alive.then_some(Usual::Connection)
 }
 
@@ -268,7 +266,7 @@ pub fn set_forwarded(headers: &mut HeaderMap, peer: IpAddr, host: Option<&Header
 /// Writes `ip` as text into `out` (on the stack: `to_string` grows a String a few bytes at a
 /// time) and says how long it is. An IPv4 address, every request's case behind most
 /// front ends, is written octet by octet rather than through `fmt`.
-fn format_ip(out: &mut [u8; 48], ip: IpAddr) -> Option<usize> {
+pub(super) fn format_ip(out: &mut [u8; 48], ip: IpAddr) -> Option<usize> {
     match ip {
         IpAddr::V4(v4) => {
             let mut len = 0;

@@ -24,13 +24,29 @@ impl Outgoing {
     /// value of those names (the client's were removed before; these go last, so a
     /// `Connection` header naming them cannot remove them).
     pub fn set(&self, h: &mut HeaderMap) {
-        h.insert(X_USER_INFO.clone(), self.verified.user_info.clone());
-        for (name, value) in &self.verified.headers {
+        self.each(|name, value| {
             h.insert(name.clone(), value.clone());
+        });
+    }
+
+    /// Each header this identity sets, in order: `X-User-Info`, the configured ones, the
+    /// assertion.
+    pub fn each(&self, mut f: impl FnMut(&HeaderName, &HeaderValue)) {
+        f(&X_USER_INFO, &self.verified.user_info);
+        for (name, value) in &self.verified.headers {
+            f(name, value);
         }
         if let Some(a) = &self.assertion {
-            h.insert(X_USER_ASSERTION.clone(), a.clone());
+            f(&X_USER_ASSERTION, a);
         }
+    }
+
+    /// Whether `name` is one of the headers this identity may set (the assertion's even
+    /// when it is off: no client may send it).
+    pub fn names(&self, name: &HeaderName) -> bool {
+        *name == X_USER_INFO
+            || *name == X_USER_ASSERTION
+            || self.verified.headers.iter().any(|(n, _)| n == name)
     }
 }
 

@@ -4,6 +4,7 @@
 //! normalise the path → the gateway's own endpoints → route → methods → session (or bearer
 //! token) → policy → rewrite headers and forward (or serve files) → access log.
 
+mod added;
 pub mod bearer;
 mod client;
 mod files;
@@ -37,8 +38,8 @@ use crate::error::{RequestError, StartError};
 use crate::metrics::{Logins, Metrics, RouteStats};
 use crate::pages::{self, Body};
 use crate::path::NormalPath;
+pub use forward::Prepared;
 use forward::Upstream;
-pub use forward::{Prepared, ADDED_HEADERS};
 use login::LoginFlow;
 use policy::{target_of, Decision, Facts};
 use routes::{upstreams, Destination, RouteTable, Routed};

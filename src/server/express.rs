@@ -128,8 +128,8 @@ pub(super) async fn serve(
         return Outcome::Replay(Box::new(Response::from_parts(parts, body)));
     };
     drop(head_bytes);
-    // Written: the map (the request's, then the response's) serves the thread's next request.
-    spare::give_map(parts.headers);
+    // Written: the map serves the thread's next response (`maps`).
+    crate::maps::give(crate::maps::Kind::Response, parts.headers);
     let sent = send(tls, &mut out, body, framing).await;
     spare::give_write(out);
     if sent.is_err() {

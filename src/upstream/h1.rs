@@ -57,15 +57,37 @@ pub struct Parsed {
     pub reuse: bool,
 }
 
-/// Writes a bodiless request's head into `dst` (cleared first), byte for byte what hyper's
-/// client wrote: the request line, the header map as the gateway built it (less any
-/// `Transfer-Encoding`, which hyper removed from a request without body), and no
-/// `Content-Length` added. A target that is not origin-form is refused.
-pub fn encode_head(
+/// Headers the caller sets on a request as its head is written: its own lines come right
+/// after the request line, and the map's headers of the same names are left out. A request
+/// hyper writes gets them in its map instead ([`set_in`](SetHeaders::set_in)).
+pub trait SetHeaders {
+    /// Whether the map's header `name` is one of this set's (and so left out).
+    fn replaces(&self, name: &HeaderName) -> bool;
+    /// Appends this set's header lines, `name: value\r\n` each.
+    fn write_h1(&self, out: &mut Vec<u8>);
+    /// Sets them in `map`, replacing any value of the same names.
+    fn set_in(&self, map: &mut HeaderMap);
+}
+
+/// No header set: the map as it is.
+impl SetHeaders for () {
+    fn replaces(&self, _: &HeaderName) -> bool {
+        false
+    }
+    fn write_h1(&self, _: &mut Vec<u8>) {}
+    fn set_in(&self, _: &mut HeaderMap) {}
+}
+
+/// Writes a bodiless request's head into `dst` (cleared first): the request line, `set`'s
+/// lines, then the header map (less `set`'s names, and less any `Transfer-Encoding`, which
+/// hyper removed from a request without body), with no `Content-Length` added. A target
+/// that is not origin-form is refused.
+pub fn encode_head<S: SetHeaders + ?Sized>(
     dst: &mut Vec<u8>,
     method: &Method,
     uri: &Uri,
     headers: &HeaderMap,
+    set: &S,
 ) -> Result<(), HeadError> {
     dst.clear();
     // Origin-form only (RFC 9112 §3.2.1): anything else would let the target name another
@@ -78,8 +100,9 @@ pub fn encode_head(
     dst.push(b' ');
     dst.extend_from_slice(target.as_bytes());
     dst.extend_from_slice(b" HTTP/1.1\r\n");
+    set.write_h1(dst);
     for (name, value) in headers {
-        if name == header::TRANSFER_ENCODING {
+        if name == header::TRANSFER_ENCODING || set.replaces(name) {
             continue;
         }
         // No value holds CR, LF or NUL (a second header or request: smuggling): every
@@ -94,13 +117,13 @@ pub fn encode_head(
     Ok(())
 }
 
-/// Byte ranges of one header line inside the head (under `MAX_HEAD`, so `u32` holds them).
-type Line = (u32, u32, u32, u32);
+use crate::maps::Line;
 
 /// Reads the final response head from the front of `buf`, skipping informational (1xx)
 /// heads, and takes it out of `buf`. `Ok(None)`: the head is not complete yet (read more).
 /// Header values are slices of one frozen copy of the head: no copy per header. `map` is
-/// an emptied map to fill (the request's, as hyper reused it: no allocation per response).
+/// the map to fill, whatever it holds (a kept one: its names are reused when the head has
+/// them, see `maps::fill`). A `Connection: keep-alive` is read and left out.
 pub fn parse_head(
     buf: &mut BytesMut,
     head_request: bool,
@@ -133,22 +156,27 @@ pub fn parse_head(
                 let start = u32::try_from(start).unwrap_or(u32::MAX);
                 (start, start.saturating_add(s.len() as u32))
             };
-            for (line, h) in lines.iter_mut().zip(res.headers.iter()) {
+            let mut count = 0;
+            for h in res.headers.iter() {
+                // A `Connection` that says only `keep-alive` is this connection's business,
+                // read here and gone: it names no header but `Keep-Alive` (hop-by-hop
+                // anyway), so the gateway's strip would remove just it. Any other goes on
+                // to that strip, which removes it and the headers it names.
+                if h.name.eq_ignore_ascii_case("connection")
+                    && crate::util::only_keep_alive(h.value)
+                {
+                    continue;
+                }
                 let ((n0, n1), (v0, v1)) = (at(h.name.as_bytes()), at(h.value));
-                *line = (n0, n1, v0, v1);
+                lines[count] = (n0, n1, v0, v1);
+                count += 1;
             }
             let version = match res.version {
                 Some(1) => Version::HTTP_11,
                 _ => Version::HTTP_10,
             };
             let reason = res.reason.map(|r| at(r.as_bytes()));
-            (
-                len,
-                res.code.unwrap_or(0),
-                version,
-                res.headers.len(),
-                reason,
-            )
+            (len, res.code.unwrap_or(0), version, count, reason)
         };
         let status = StatusCode::from_u16(code).map_err(|_| HeadError::Invalid)?;
         match code {
@@ -160,18 +188,10 @@ pub fn parse_head(
             _ => {}
         }
         let head = buf.split_to(len).freeze();
+        // The names of this thread's last response are reused (`maps`).
         let mut headers = std::mem::take(map);
-        headers.clear();
-        headers.reserve(count);
-        for &(n0, n1, v0, v1) in &lines[..count] {
-            let name = HeaderName::from_bytes(range(&head, n0, n1)?);
-            range(&head, v0, v1)?;
-            let value = HeaderValue::from_maybe_shared(head.slice(v0 as usize..v1 as usize));
-            match (name, value) {
-                (Ok(name), Ok(value)) => headers.append(name, value),
-                _ => return Err(HeadError::Invalid),
-            };
-        }
+        crate::maps::fill(&mut headers, &head, &lines[..count], 0)
+            .map_err(|_| HeadError::Invalid)?;
         let (framing, reuse) = framing(status, version, &headers, head_request)?;
         if matches!(framing, Framing::Chunked | Framing::Close)
             && headers.contains_key(header::TRANSFER_ENCODING)

@@ -33,7 +33,7 @@ fn a_request_head_is_written_as_hyper_wrote_it() {
     );
     let mut out = b"left over".to_vec();
     let uri: Uri = "/p/a%20th?q=1".parse().unwrap();
-    encode_head(&mut out, &Method::POST, &uri, &headers).unwrap();
+    encode_head(&mut out, &Method::POST, &uri, &headers, &()).unwrap();
     assert_eq!(
         String::from_utf8(out).unwrap(),
         "POST /p/a%20th?q=1 HTTP/1.1\r\nhost: app.example\r\nx-a: 1\r\nx-a: 2\r\n\r\n"
@@ -46,7 +46,7 @@ fn a_target_that_is_not_origin_form_is_never_sent() {
     let h = HeaderMap::new();
     for target in ["http://evil.example/x", "*", "evil.example:443"] {
         let uri: Uri = target.parse().unwrap();
-        let e = encode_head(&mut out, &Method::GET, &uri, &h);
+        let e = encode_head(&mut out, &Method::GET, &uri, &h, &());
         assert_eq!(e, Err(HeadError::Target), "{target}");
     }
 }

@@ -23,9 +23,10 @@ use tracing::debug;
 
 use super::chunked::{Chunked, Step};
 use super::conn::Stream;
-use super::h1::{self, Framing, Parsed};
+use super::h1::{self, Framing, Parsed, SetHeaders};
 use super::{Pool, UpstreamBody};
 use crate::error::{BoxError, RequestError};
+use crate::maps::Kind;
 use crate::util::deadline_passed;
 
 /// How much room a read has at least (the buffer grows by this when it runs short).
@@ -165,9 +166,10 @@ fn idempotent(method: &Method) -> bool {
 
 impl Pool {
     /// Sends a request without body on one of the hot path's own connections.
-    pub(super) async fn send_bodiless(
+    pub(super) async fn send_bodiless<S: SetHeaders + ?Sized>(
         self: &Arc<Self>,
         mut parts: Parts,
+        set: &S,
         deadline: Instant,
     ) -> Result<Response<UpstreamBody>, RequestError> {
         let head_request = parts.method == Method::HEAD;
@@ -177,12 +179,15 @@ impl Pool {
             None => (Wire::new(Box::pin(self.open()).await?, deadline), false),
         };
         let (method, uri) = (&parts.method, &parts.uri);
-        if let Err(e) = h1::encode_head(&mut wire.write, method, uri, &parts.headers) {
+        if let Err(e) = h1::encode_head(&mut wire.write, method, uri, &parts.headers, set) {
             self.put_back_wire(wire);
             return Err(RequestError::upstream("the request cannot be sent", e));
         }
-        // The request's header map, written out, holds the response's (as in hyper).
-        let mut map = std::mem::take(&mut parts.headers);
+        // Written out, the request's map is kept for the thread's next request, and the
+        // response is read into the map of its last response: each reuses the names of the
+        // head it last carried (`maps`).
+        crate::maps::give(Kind::Request, std::mem::take(&mut parts.headers));
+        let mut map = crate::maps::take(Kind::Response);
         loop {
             wire.read.clear();
             match wire.exchange(head_request, deadline, &mut map).await {

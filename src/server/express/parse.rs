@@ -2,7 +2,6 @@
 //! when nothing in its head needs hyper (no body, no upgrade, no close); anything else declines.
 
 use bytes::{Bytes, BytesMut};
-use http::header::{HeaderName, HeaderValue};
 use http::{Method, Request, Uri, Version};
 use std::mem::MaybeUninit;
 
@@ -37,7 +36,7 @@ pub(super) struct Head {
     count: usize,
     /// (name start, name end, value start, value end) of each header, in order. `u32`: the
     /// head is returned through the lane's futures, and half the bytes are half the copying.
-    headers: [(u32, u32, u32, u32); MAX_HEADERS],
+    headers: [crate::maps::Line; MAX_HEADERS],
 }
 
 /// Whether a head being read is worth parsing again: on the first look, and then only once the
@@ -170,12 +169,10 @@ impl Head {
         if uri.scheme().is_some() || uri.authority().is_some() {
             return None;
         }
-        let mut headers = super::spare::header_map(self.count + crate::gateway::ADDED_HEADERS);
-        for &(ns, ne, vs, ve) in &self.headers[..self.count] {
-            let name = HeaderName::from_bytes(head.get(span((ns, ne)))?).ok()?;
-            let value = HeaderValue::from_maybe_shared(head.slice(span((vs, ve)))).ok()?;
-            headers.append(name, value);
-        }
+        // The names this thread's last request came with are reused (`maps`).
+        let mut headers = crate::maps::take(crate::maps::Kind::Request);
+        let lines = &self.headers[..self.count];
+        crate::maps::fill(&mut headers, head, lines, 0).ok()?;
         let mut req = Request::new(RequestBody::Empty);
         *req.method_mut() = self.method.clone();
         *req.uri_mut() = uri;

@@ -97,17 +97,38 @@ fn a_recycled_map_brings_nothing_of_the_last_request_or_response() {
     );
     h.append("set-cookie", http::HeaderValue::from_static("a=1"));
     h.append("set-cookie", http::HeaderValue::from_static("b=2"));
-    super::super::spare::give_map(std::mem::take(req.headers_mut()));
+    let kept = |mut req: Request<RequestBody>| {
+        crate::maps::give(
+            crate::maps::Kind::Request,
+            std::mem::take(req.headers_mut()),
+        );
+    };
+    let seen = |req: &Request<RequestBody>| -> Vec<(String, String)> {
+        req.headers()
+            .iter()
+            .map(|(n, v)| (n.to_string(), v.to_str().unwrap_or("?").to_owned()))
+            .collect()
+    };
+    let pairs = |p: &[(&str, &str)]| -> Vec<(String, String)> {
+        p.iter()
+            .map(|&(n, v)| (n.to_owned(), v.to_owned()))
+            .collect()
+    };
+    kept(req);
+    // Other names: a new map's worth.
     let next = take("GET /b HTTP/1.1\r\nHost: two\r\nAccept: */*\r\n\r\n");
-    let got: Vec<(String, String)> = next
-        .headers()
-        .iter()
-        .map(|(n, v)| (n.to_string(), v.to_str().unwrap_or("?").to_owned()))
-        .collect();
+    assert_eq!(seen(&next), pairs(&[("host", "two"), ("accept", "*/*")]));
+    kept(next);
+    // The same names, more: the kept ones are reused, each with its new value.
+    let again = take("GET /c HTTP/1.1\r\nhost: three\r\nACCEPT: a/b\r\nCookie: c=3\r\n\r\n");
     assert_eq!(
-        got,
-        [("host", "two"), ("accept", "*/*")].map(|(n, v)| (n.to_owned(), v.to_owned()))
+        seen(&again),
+        pairs(&[("host", "three"), ("accept", "a/b"), ("cookie", "c=3")])
     );
+    kept(again);
+    // Fewer: the last name is gone, not left blank.
+    let fewer = take("GET /d HTTP/1.1\r\nHost: four\r\nAccept: x/y\r\n\r\n");
+    assert_eq!(seen(&fewer), pairs(&[("host", "four"), ("accept", "x/y")]));
 }
 
 /// What hyper's server hands its service for `bytes`: `None` when it answers an error itself.

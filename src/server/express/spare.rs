@@ -9,15 +9,12 @@
 //! one spare, every request that began while another was waiting allocated (nine requests
 //! in ten under `bench/auth.sh`). Thread-local: no lock.
 //!
-//! A request's header map is kept the same way: it carries the request's headers, then the
-//! upstream response's (`upstream::wire`), and once the response head is written it is
-//! cleared and kept for the next request (two allocations and their frees a request less).
+//! Header maps are kept the same way, by `crate::maps`.
 
 use std::cell::RefCell;
 use std::thread::LocalKey;
 
 use bytes::BytesMut;
-use http::HeaderMap;
 
 /// The room a fresh buffer gets: a browser's or a benchmark's request head fits.
 pub(super) const SIZE: usize = 4096;
@@ -25,41 +22,13 @@ pub(super) const SIZE: usize = 4096;
 /// Larger buffers (a long head, a response gathered to a record) are not kept.
 const KEEP: usize = 64 * 1024;
 
-/// How many spare read buffers (and header maps) a thread keeps: as many requests as wait on
+/// How many spare read buffers a thread keeps: as many requests as wait on
 /// their upstreams at once on one thread take none from the allocator (most are 4 KiB; at most `KEEP` each).
 const SPARES: usize = 64;
-
-/// A map with room for more headers than this (a request or response with many) is freed,
-/// not kept. A map's room is three quarters of a power of two (6, 12, 24, 48, 96, …), so a
-/// kept one has at most 64 index slots and 48 entries: a few KiB, and at most
-/// `SPARES` of them a thread after a burst (well under 1 MiB).
-const KEEP_HEADERS: usize = 48;
 
 thread_local! {
     static READ: RefCell<Vec<BytesMut>> = const { RefCell::new(Vec::new()) };
     static WRITE: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
-    static MAPS: RefCell<Vec<HeaderMap>> = const { RefCell::new(Vec::new()) };
-}
-
-/// An empty header map with room for `headers` headers.
-pub(super) fn header_map(headers: usize) -> HeaderMap {
-    match MAPS.with(|m| m.borrow_mut().pop()) {
-        Some(mut map) => {
-            map.reserve(headers);
-            map
-        }
-        None => HeaderMap::with_capacity(headers),
-    }
-}
-
-/// Gives back a header map: emptied (its values, which share a request's or a response's
-/// buffer, are dropped here) and kept unless it grew large.
-pub(super) fn give_map(mut map: HeaderMap) {
-    if map.capacity() > KEEP_HEADERS {
-        return;
-    }
-    map.clear();
-    keep(&MAPS, map);
 }
 
 /// Keeps `spare` on this thread's list, unless the list is full (then it is dropped).
@@ -162,47 +131,6 @@ mod tests {
         assert_eq!(spares(), 0);
         assert!(again.iter().all(|b| kept.contains(&b.as_ptr())));
         assert!(again.iter().all(|b| b.is_empty() && b.capacity() >= SIZE));
-    }
-
-    #[test]
-    fn a_header_map_given_back_is_taken_again_empty_unless_it_grew_large() {
-        let spares = || MAPS.with(|m| m.borrow().len());
-        let mut map = header_map(8);
-        assert!(map.is_empty() && map.capacity() >= 8);
-        map.insert(http::header::HOST, http::HeaderValue::from_static("a"));
-        map.append(http::header::ACCEPT, http::HeaderValue::from_static("b"));
-        map.append(http::header::ACCEPT, http::HeaderValue::from_static("c"));
-        let before = spares();
-        give_map(map);
-        assert_eq!(spares(), before + 1);
-        let again = header_map(8);
-        assert!(
-            again.is_empty(),
-            "a kept map comes back without the last one's headers"
-        );
-        assert_eq!(again.get(http::header::HOST), None);
-        assert_eq!(again.iter().count(), 0);
-        // The largest kept room, and the next one up.
-        let most = header_map(KEEP_HEADERS);
-        assert_eq!(most.capacity(), KEEP_HEADERS);
-        let before = spares();
-        give_map(most);
-        assert_eq!(spares(), before + 1);
-        let _ = header_map(KEEP_HEADERS);
-        let big = header_map(KEEP_HEADERS + 1);
-        assert!(big.capacity() > KEEP_HEADERS);
-        let before = spares();
-        give_map(big);
-        assert_eq!(spares(), before, "a large map is freed, not kept");
-        give_map(again);
-        let roomy = header_map(40);
-        assert!(roomy.capacity() >= 40);
-        // Bounded like the read buffers.
-        let many: Vec<HeaderMap> = (0..SPARES + 3).map(|_| header_map(4)).collect();
-        for map in many {
-            give_map(map);
-        }
-        assert_eq!(spares(), SPARES);
     }
 
     #[test]

@@ -1,0 +1,193 @@
+//! Header maps kept per thread between requests, and filled again through the names they
+//! already hold.
+//!
+//! A header map costs about 300 instructions a header to fill: each name parsed (`HeaderName`
+//! looks its standard names up), hashed and inserted. Yet the requests of one client, and
+//! the responses of one upstream, come with the same header names in the same order, request
+//! after request. So a map is given back with its names (its values blanked, so that no
+//! buffer of the last message stays held) and, filled again, keeps them when the new head
+//! begins with the same names in the same order: each such header costs a case-insensitive
+//! compare of its name and the new value (see [`fill`]). Requests and responses keep their
+//! maps apart: each list holds the names that kind of head came with last.
+//!
+//! [`fill`] gives the map that appending each header to an empty map gives: the property
+//! tests hold it to that for any map it starts from.
+
+use std::cell::RefCell;
+use std::thread::LocalKey;
+
+use bytes::Bytes;
+use http::header::{HeaderName, HeaderValue};
+use http::HeaderMap;
+
+/// Byte ranges of one header line in a head: name start, name end, value start, value end
+/// (heads are far under 4 GiB, so `u32` holds them).
+pub type Line = (u32, u32, u32, u32);
+
+/// A header the head's bytes do not make a valid `HeaderName` and `HeaderValue` of, or
+/// whose range lies outside the head.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Invalid;
+
+/// How many maps of each kind a thread keeps: as many requests as wait on their upstreams
+/// at once on one thread take none from the allocator.
+const SPARES: usize = 64;
+
+/// A map with room for more headers than this (a request or response with many) is freed,
+/// not kept. A map's room is three quarters of a power of two (6, 12, 24, 48, 96, …), so a
+/// kept one has at most 64 index slots and 48 entries: a few KiB, and at most `SPARES` of
+/// each kind a thread after a burst (well under 1 MiB).
+pub const KEEP_HEADERS: usize = 48;
+
+thread_local! {
+    static REQUESTS: RefCell<Vec<HeaderMap>> = const { RefCell::new(Vec::new()) };
+    static RESPONSES: RefCell<Vec<HeaderMap>> = const { RefCell::new(Vec::new()) };
+}
+
+/// The kind of head a kept map was, and will be, filled from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Request,
+    Response,
+}
+
+impl Kind {
+    fn list(self) -> &'static LocalKey<RefCell<Vec<HeaderMap>>> {
+        match self {
+            Kind::Request => &REQUESTS,
+            Kind::Response => &RESPONSES,
+        }
+    }
+}
+
+/// A map to [`fill`] from a head of this kind: one kept on this thread (names, blank values)
+/// or a new one. Anything but `fill` would see the last head's names.
+pub fn take(kind: Kind) -> HeaderMap {
+    kind.list()
+        .with(|l| l.borrow_mut().pop())
+        .unwrap_or_default()
+}
+
+/// Keeps `map` for the next head of this kind: its names stay, each value is blanked (so no
+/// buffer of this message stays held), unless it grew large or the list is full.
+pub fn give(kind: Kind, mut map: HeaderMap) {
+    if map.capacity() > KEEP_HEADERS {
+        return;
+    }
+    for value in map.values_mut() {
+        *value = HeaderValue::from_static("");
+    }
+    kind.list().with(|l| {
+        let mut spares = l.borrow_mut();
+        if spares.len() < SPARES {
+            if spares.capacity() == 0 {
+                spares.reserve_exact(SPARES);
+            }
+            spares.push(map);
+        }
+    });
+}
+
+/// Makes `map` hold the headers of `lines` (ranges in `head`), in order, with room for
+/// `room` more: the map that appending each to an empty map gives, whatever `map` held.
+/// Its first names are reused when they are, in its order, the first names of `lines`
+/// (compared as `HeaderName` compares them: without case), and its others removed; otherwise
+/// it is cleared first. Values share `head`'s bytes. On `Err` the map is left empty.
+pub fn fill(map: &mut HeaderMap, head: &Bytes, lines: &[Line], room: usize) -> Result<(), Invalid> {
+    let filled = refill(map, head, lines, room);
+    if filled.is_err() {
+        map.clear();
+    }
+    filled
+}
+
+fn refill(map: &mut HeaderMap, head: &Bytes, lines: &[Line], room: usize) -> Result<(), Invalid> {
+    let kept = match reuse_names(map, head, lines)? {
+        Some(kept) => kept,
+        None => {
+            map.clear();
+            0
+        }
+    };
+    let rest = &lines[kept..];
+    map.reserve(rest.len() + room);
+    for &(n0, n1, v0, v1) in rest {
+        let name = HeaderName::from_bytes(range(head, n0, n1)?).map_err(|_| Invalid)?;
+        map.append(name, value(head, v0, v1)?);
+    }
+    Ok(())
+}
+
+/// Gives each of the map's headers, in its order, the value of the line in the same place,
+/// while the names match; then removes the headers past the head's lines (those the gateway
+/// added to the last message: a response's `X-Request-Id`). `Some(n)`: `n` were reused,
+/// and the map is the one the first `n` lines make (it iterates in the order its lines were
+/// appended). `None`: not reused (some values may be new: the caller clears the map).
+fn reuse_names(
+    map: &mut HeaderMap,
+    head: &Bytes,
+    lines: &[Line],
+) -> Result<Option<usize>, Invalid> {
+    let mut reused = 0;
+    // The names past the lines, each once (a map iterates a name's values together).
+    let mut past: [Option<HeaderName>; FEW_PAST] = Default::default();
+    {
+        let mut headers = map.iter_mut();
+        let mut last: Option<&HeaderName> = None;
+        for &(n0, n1, v0, v1) in lines {
+            let Some((name, slot)) = headers.next() else {
+                break;
+            };
+            if !range(head, n0, n1)?.eq_ignore_ascii_case(name.as_str().as_bytes()) {
+                return Ok(None);
+            }
+            *slot = value(head, v0, v1)?;
+            reused += 1;
+            last = Some(name);
+        }
+        let mut count = 0;
+        for (name, _) in headers {
+            if Some(name) == last {
+                // A name whose values the lines end among: removing it would take the
+                // reused ones too.
+                return Ok(None);
+            }
+            if count > 0 && past[count - 1].as_ref() == Some(name) {
+                continue;
+            }
+            match past.get_mut(count) {
+                Some(slot) => *slot = Some(name.clone()),
+                None => return Ok(None),
+            }
+            count += 1;
+        }
+    }
+    if reused == 0 {
+        return Ok(None);
+    }
+    // The names past the lines are the map's last entries, so removing them (each swapped
+    // with the last) moves none of the reused ones.
+    for name in past.into_iter().flatten() {
+        map.remove(name);
+    }
+    Ok(Some(reused))
+}
+
+/// How many names past a head's lines a reused map may drop (the gateway adds at most a few
+/// to a message: `X-Request-Id`, a renewed session's cookie and `Cache-Control`, HSTS).
+const FEW_PAST: usize = 4;
+
+/// `head[start..end]`, when that lies inside the head.
+fn range(head: &Bytes, start: u32, end: u32) -> Result<&[u8], Invalid> {
+    head.get(start as usize..end as usize).ok_or(Invalid)
+}
+
+/// The value at `head[start..end]`, sharing its bytes.
+fn value(head: &Bytes, start: u32, end: u32) -> Result<HeaderValue, Invalid> {
+    range(head, start, end)?;
+    HeaderValue::from_maybe_shared(head.slice(start as usize..end as usize)).map_err(|_| Invalid)
+}
+
+#[cfg(test)]
+#[path = "maps_tests.rs"]
+mod tests;

@@ -1,0 +1,195 @@
+//! `fill` against the plain way (append each header to a new map), from any map it may be
+//! handed; and the kept lists.
+
+use proptest::prelude::*;
+
+use super::*;
+
+/// A head made of these (name, value) lines, and where each lies in it.
+fn head_of(lines: &[(&str, &str)]) -> (Bytes, Vec<Line>) {
+    let mut head = b"HTTP/1.1 200 OK\r\n".to_vec();
+    let mut at = Vec::new();
+    for (name, value) in lines {
+        let n0 = head.len() as u32;
+        head.extend_from_slice(name.as_bytes());
+        let n1 = head.len() as u32;
+        head.extend_from_slice(b": ");
+        let v0 = head.len() as u32;
+        head.extend_from_slice(value.as_bytes());
+        let v1 = head.len() as u32;
+        head.extend_from_slice(b"\r\n");
+        at.push((n0, n1, v0, v1));
+    }
+    (Bytes::from(head), at)
+}
+
+/// The plain way: each header appended to a new map.
+fn appended(head: &Bytes, lines: &[Line]) -> Result<HeaderMap, Invalid> {
+    let mut map = HeaderMap::new();
+    for &(n0, n1, v0, v1) in lines {
+        let name = HeaderName::from_bytes(&head[n0 as usize..n1 as usize]).map_err(|_| Invalid)?;
+        let value =
+            HeaderValue::from_bytes(&head[v0 as usize..v1 as usize]).map_err(|_| Invalid)?;
+        map.append(name, value);
+    }
+    Ok(map)
+}
+
+/// A map's headers in iteration order, and each name's values.
+type Seen = (Vec<(String, Vec<u8>)>, Vec<Vec<Vec<u8>>>);
+
+/// What anyone can see of a map: its headers in iteration order, and every name's values.
+fn seen(map: &HeaderMap) -> Seen {
+    let order = map
+        .iter()
+        .map(|(n, v)| (n.as_str().to_owned(), v.as_bytes().to_vec()))
+        .collect();
+    let by_name = map
+        .keys()
+        .map(|n| {
+            map.get_all(n)
+                .iter()
+                .map(|v| v.as_bytes().to_vec())
+                .collect()
+        })
+        .collect();
+    (order, by_name)
+}
+
+const NAMES: [&str; 9] = [
+    "Host",
+    "host",
+    "Content-Type",
+    "content-TYPE",
+    "Set-Cookie",
+    "x-custom",
+    "X-Custom",
+    "a",
+    "bad name",
+];
+const VALUES: [&str; 5] = ["", "v", "text/html; charset=utf-8", "a\u{1}b", " x "];
+
+fn lines() -> impl Strategy<Value = Vec<(&'static str, &'static str)>> {
+    prop::collection::vec(
+        (
+            prop::sample::select(&NAMES[..]),
+            prop::sample::select(&VALUES[..]),
+        ),
+        0..8,
+    )
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2000))]
+
+    /// Whatever map `fill` starts from (the last head's names, in any order, some removed,
+    /// values blank or not), it ends as the plain way's map, or empty with `Err` where that
+    /// fails.
+    #[test]
+    fn fill_makes_the_map_the_lines_make_from_any_map(
+        before in lines(),
+        removed in prop::collection::vec(prop::sample::select(&NAMES[..]), 0..2),
+        blank: bool,
+        now in lines(),
+        room in 0usize..4,
+    ) {
+        let (old_head, old_lines) = head_of(&before);
+        let mut map = HeaderMap::new();
+        // The last head's map, as a kept one would be: filled, perhaps changed, given back.
+        let _ = fill(&mut map, &old_head, &old_lines, 0);
+        for name in removed {
+            if let Ok(name) = HeaderName::from_bytes(name.as_bytes()) {
+                map.remove(name);
+            }
+        }
+        if blank {
+            for v in map.values_mut() {
+                *v = HeaderValue::from_static("");
+            }
+        }
+        let (head, at) = head_of(&now);
+        let filled = fill(&mut map, &head, &at, room);
+        match appended(&head, &at) {
+            Ok(want) => {
+                prop_assert_eq!(filled, Ok(()));
+                prop_assert_eq!(seen(&map), seen(&want));
+                prop_assert!(map.capacity() >= map.keys_len() + room);
+            }
+            Err(e) => {
+                prop_assert_eq!(filled, Err(e));
+                prop_assert!(map.is_empty());
+            }
+        }
+    }
+}
+
+#[test]
+fn the_same_names_again_keep_the_map_and_take_the_new_values() {
+    let (head, at) = head_of(&[
+        ("Server", "a"),
+        ("Content-Length", "1"),
+        ("Set-Cookie", "x"),
+    ]);
+    let mut map = HeaderMap::new();
+    fill(&mut map, &head, &at, 0).unwrap();
+    give(Kind::Response, map);
+    let mut map = take(Kind::Response);
+    assert_eq!(map.len(), 3);
+    assert!(map.values().all(|v| v.is_empty()), "given back blank");
+    // Same names, other case, one more: the first three are reused, the fourth appended.
+    let (head, at) = head_of(&[
+        ("server", "b"),
+        ("CONTENT-LENGTH", "22"),
+        ("Set-Cookie", "y"),
+        ("set-cookie", "z"),
+    ]);
+    fill(&mut map, &head, &at, 0).unwrap();
+    assert_eq!(seen(&map), seen(&appended(&head, &at).unwrap()));
+    assert_eq!(map.get_all("set-cookie").iter().count(), 2);
+    // Every value is a slice of the new head: nothing of the old one is held.
+    let span = head.as_ptr() as usize..head.as_ptr() as usize + head.len();
+    assert!(map
+        .values()
+        .all(|v| span.contains(&(v.as_bytes().as_ptr() as usize))));
+}
+
+#[test]
+fn a_kept_map_holds_no_byte_of_the_message_it_carried() {
+    let head = Bytes::from(b"HTTP/1.1 200 OK\r\nServer: a\r\n\r\n".to_vec());
+    let (_, at) = head_of(&[("Server", "a")]);
+    let mut map = HeaderMap::new();
+    fill(&mut map, &head, &at, 0).unwrap();
+    assert!(!head.is_unique(), "the map's value is a slice of it");
+    give(Kind::Request, map);
+    // The head's only owner again: its buffer can be taken back whole.
+    assert!(head.is_unique());
+    let map = take(Kind::Request);
+    assert_eq!(
+        map.keys().map(HeaderName::as_str).collect::<Vec<_>>(),
+        ["server"]
+    );
+}
+
+#[test]
+fn requests_and_responses_keep_maps_apart_and_within_bounds() {
+    // Tests run on threads of their own: this thread's lists are this test's.
+    let spares = |kind: Kind| kind.list().with(|l| l.borrow().len());
+    let mut request = HeaderMap::new();
+    request.insert(http::header::HOST, HeaderValue::from_static("a"));
+    give(Kind::Request, request);
+    assert_eq!((spares(Kind::Request), spares(Kind::Response)), (1, 0));
+    assert!(take(Kind::Response).is_empty(), "none kept: a new one");
+    assert!(take(Kind::Request).contains_key(http::header::HOST));
+    // A map that grew large is freed, not kept.
+    let big = HeaderMap::with_capacity(KEEP_HEADERS + 1);
+    give(Kind::Response, big);
+    assert_eq!(spares(Kind::Response), 0);
+    let most = HeaderMap::with_capacity(KEEP_HEADERS);
+    assert_eq!(most.capacity(), KEEP_HEADERS);
+    give(Kind::Response, most);
+    assert_eq!(spares(Kind::Response), 1);
+    for _ in 0..SPARES + 3 {
+        give(Kind::Response, HeaderMap::new());
+    }
+    assert_eq!(spares(Kind::Response), SPARES);
+}
