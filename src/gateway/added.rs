@@ -45,19 +45,23 @@ impl SetHeaders for Added {
     }
 
     fn write_h1(&self, out: &mut Vec<u8>) {
-        line(out, header::HOST.as_str(), self.host.as_bytes());
+        // The names as written by `HeaderName` (lower case), each with its `: `.
+        line(out, b"host: ", self.host.as_bytes());
         let mut ip = [0u8; 48];
         if let Some(len) = headers::format_ip(&mut ip, self.peer) {
-            line(out, X_FORWARDED_FOR.as_str(), &ip[..len]);
+            line(out, b"x-forwarded-for: ", &ip[..len]);
         }
-        line(out, X_FORWARDED_PROTO.as_str(), b"https");
+        out.extend_from_slice(b"x-forwarded-proto: https\r\n");
         if let Some(host) = &self.forwarded_host {
-            line(out, X_FORWARDED_HOST.as_str(), host.as_bytes());
+            line(out, b"x-forwarded-host: ", host.as_bytes());
         }
         if let Some(identity) = &self.identity {
-            identity.each(|name, value| line(out, name.as_str(), value.as_bytes()));
+            identity.each(|name, value| {
+                out.extend_from_slice(name.as_str().as_bytes());
+                line(out, b": ", value.as_bytes());
+            });
         }
-        line(out, X_REQUEST_ID.as_str(), self.request_id.as_bytes());
+        line(out, b"x-request-id: ", self.request_id.as_bytes());
     }
 
     fn set_in(&self, h: &mut HeaderMap) {
@@ -71,11 +75,12 @@ impl SetHeaders for Added {
     }
 }
 
-/// `name: value\r\n`. Every value here is a `HeaderValue` (no CR, LF or NUL: see
-/// `upstream::h1::encode_head`) or an address written by `format_ip`.
-fn line(out: &mut Vec<u8>, name: &str, value: &[u8]) {
-    out.extend_from_slice(name.as_bytes());
-    out.extend_from_slice(b": ");
+/// `name: ` (with its colon and space) `value\r\n`. Every value here is a `HeaderValue` (no
+/// CR, LF or NUL: see `upstream::h1::encode_head`) or an address written by `format_ip`.
+#[inline(always)]
+fn line(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
+    out.reserve(name.len() + value.len() + 2);
+    out.extend_from_slice(name);
     out.extend_from_slice(value);
     out.extend_from_slice(b"\r\n");
 }

@@ -387,3 +387,15 @@ fn a_101_must_carry_the_matching_accept() {
         assert!(!websocket_accepted(&bad, &key), "{bad:?}");
     }
 }
+
+#[test]
+fn every_reserved_entry_passes_the_first_byte_filters() {
+    // `is_reserved` looks at an entry only when its first byte is the name's (a `_` in a
+    // name reads as `-`, so no entry may start with `-`), after a match on the first bytes.
+    for (want, _) in RESERVED {
+        let first = want.as_bytes()[0];
+        assert_ne!(first, b'-', "{want}");
+        let name = HeaderName::from_bytes(want.as_bytes()).unwrap();
+        assert!(is_reserved(&name), "{want}");
+    }
+}
