@@ -110,6 +110,19 @@ impl AppState {
         peer: SocketAddr,
         sni: Option<&str>,
     ) -> Response<Body> {
+        let (mut res, request_id) = self.answer(req, peer, sni).await;
+        set_request_id(res.headers_mut(), request_id);
+        res
+    }
+
+    /// [`handle`](Self::handle), with the request id to echo beside the response rather than
+    /// in it: the express lane writes it with the head.
+    pub async fn answer(
+        &self,
+        req: Request<RequestBody>,
+        peer: SocketAddr,
+        sni: Option<&str>,
+    ) -> (Response<Body>, HeaderValue) {
         // The clock is read only for the access log and the metrics.
         let timed = self.counts.is_some() || self.access.is_some();
         let mut ctx = RequestCtx::new(&req, peer, sni, timed, &self.trusted_proxies);
@@ -146,8 +159,6 @@ impl AppState {
                 pages::error_response(&e, ctx.navigation, &ctx.request_id)
             }
         };
-        res.headers_mut()
-            .insert(X_REQUEST_ID.clone(), ctx.request_id.clone());
         // A session due for renewal (or sealed with a previous secret): its new cookie, on
         // a response no shared cache may store (else on a later one).
         if let Some(renewed) = ctx.user.as_deref().and_then(User::renewal) {
@@ -167,7 +178,7 @@ impl AppState {
             ));
         }
         self.count(&ctx, res.status(), failed);
-        res
+        (res, ctx.request_id)
     }
 
     /// Counts an answered request into its route's counters (or `-`), when metrics are on.
@@ -204,6 +215,11 @@ impl AppState {
             None => Step::Answer(Err(RequestError::NoRoute)),
         }
     }
+}
+
+/// Echoes the request's id in its response, in place of any the upstream sent.
+pub fn set_request_id(headers: &mut http::HeaderMap, id: HeaderValue) {
+    headers.insert(X_REQUEST_ID.clone(), id);
 }
 
 /// The access line of a finished request, read from its context.

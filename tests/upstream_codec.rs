@@ -70,6 +70,11 @@ fn script(method: &str, path: &str, conn: usize, served: usize) -> Option<(Strin
         "/badchunk" => keep("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhelloXX0\r\n\r\n".into()),
         "/badlength" => keep("HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\nok".into()),
         "/switch" => keep("HTTP/1.1 101 Switching Protocols\r\nUpgrade: h2c\r\n\r\n".into()),
+        // An upstream that sends its own X-Request-Id, with each way the lane writes a
+        // response: itself (a length), re-chunked, and through hyper (a reason of its own).
+        "/their-id" => keep("HTTP/1.1 200 OK\r\nX-Request-Id: theirs\r\nContent-Length: 2\r\n\r\nok".into()),
+        "/their-id-chunked" => keep("HTTP/1.1 200 OK\r\nX-Request-Id: theirs\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n".into()),
+        "/their-id-reason" => keep("HTTP/1.1 200 Fine\r\nX-Request-Id: theirs\r\nContent-Length: 2\r\n\r\nok".into()),
         // The second request on a connection finds it closed before any answer, as when the
         // upstream's keep-alive timeout ends it while the request is on its way.
         "/flaky" if served > 1 => None,
@@ -329,4 +334,28 @@ async fn endless_informational_heads_are_refused() {
         started.elapsed()
     );
     assert_eq!(errors(&gw, "protocol").await, "1");
+}
+
+#[tokio::test]
+async fn the_response_carries_our_request_id_alone_whatever_the_upstream_sent() {
+    let upstream = Upstream::start().await;
+    let gw = gateway(&upstream, "");
+    let [h1, h2] = gw.both_protocols();
+    for client in [h1, h2] {
+        for path in ["/their-id", "/their-id-chunked", "/their-id-reason"] {
+            let res = client.get(gw.url(path)).send().await.expect("answered");
+            let version = res.version();
+            assert_eq!(res.status(), 200, "{path} {version:?}");
+            let ids: Vec<String> = res
+                .headers()
+                .get_all("x-request-id")
+                .iter()
+                .map(|v| v.to_str().unwrap().to_owned())
+                .collect();
+            assert_eq!(ids.len(), 1, "{path} {version:?}: {ids:?}");
+            assert_ne!(ids[0], "theirs", "{path} {version:?}");
+            assert_eq!(ids[0].len(), 22, "{path} {version:?}: {ids:?}");
+            assert_eq!(res.text().await.unwrap(), "ok", "{path} {version:?}");
+        }
+    }
 }

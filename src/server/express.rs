@@ -104,11 +104,12 @@ pub(super) async fn serve(
     };
     let is_head = req.method() == Method::HEAD;
     // The state current now serves this request to its end: one arc-swap load, no lock.
-    let res = super::threads::current_state(lane.state)
-        .handle(req, lane.peer, lane.sni)
+    // The request id is written with the head (no map insert): see `write::Parts`.
+    let (res, request_id) = super::threads::current_state(lane.state)
+        .answer(req, lane.peer, lane.sni)
         .await;
     let close = stopping();
-    let (parts, body) = res.into_parts();
+    let (mut parts, body) = res.into_parts();
     let len = if body.is_end_stream() {
         BodyLen::None
     } else {
@@ -122,9 +123,11 @@ pub(super) async fn serve(
         version: parts.version,
         headers: &parts.headers,
         extensions: &parts.extensions,
+        request_id: Some(&request_id),
     };
     let Some(framing) = write::head(&mut out, is_head, &shape, len, close) else {
         *ahead = join(head_bytes, &buf);
+        crate::app::set_request_id(&mut parts.headers, request_id);
         return Outcome::Replay(Box::new(Response::from_parts(parts, body)));
     };
     drop(head_bytes);

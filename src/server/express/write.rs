@@ -9,7 +9,9 @@
 use std::cell::RefCell;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use http::header::{self, HeaderMap};
+use http::header::{self, HeaderMap, HeaderValue};
+
+use crate::context::X_REQUEST_ID;
 use http::{Extensions, StatusCode, Version};
 
 /// How the body follows the head.
@@ -37,6 +39,9 @@ pub(super) struct Parts<'a> {
     pub(super) version: Version,
     pub(super) headers: &'a HeaderMap,
     pub(super) extensions: &'a Extensions,
+    /// The request's `X-Request-Id`, written after the map's headers in place of any the
+    /// map has: the head of the map with it set last.
+    pub(super) request_id: Option<&'a HeaderValue>,
 }
 
 /// Appends the response head to `out` and returns the body's framing; `None` (nothing
@@ -77,6 +82,9 @@ pub(super) fn head(
     let mut wrote_date = false;
     let mut had_length = false;
     for (name, value) in res.headers {
+        if res.request_id.is_some() && name == X_REQUEST_ID {
+            continue;
+        }
         let hypers = name == header::TRANSFER_ENCODING
             || name == header::TRAILER
             || name == header::CONNECTION
@@ -107,6 +115,11 @@ pub(super) fn head(
         out.extend_from_slice(name.as_str().as_bytes());
         out.extend_from_slice(b": ");
         out.extend_from_slice(value.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    if let Some(id) = res.request_id {
+        out.extend_from_slice(b"x-request-id: ");
+        out.extend_from_slice(id.as_bytes());
         out.extend_from_slice(b"\r\n");
     }
     // hyper adds it to the headers once keep-alive is off: after all the others.
