@@ -138,7 +138,7 @@ fn reuse_names(
             let Some((name, slot)) = headers.next() else {
                 break;
             };
-            if !range(head, n0, n1)?.eq_ignore_ascii_case(name.as_str().as_bytes()) {
+            if !same_name(range(head, n0, n1)?, name.as_str().as_bytes()) {
                 return Ok(None);
             }
             *slot = value(head, v0, v1)?;
@@ -171,6 +171,46 @@ fn reuse_names(
         map.remove(name);
     }
     Ok(Some(reused))
+}
+
+/// Whether `raw`, a header name as sent, is `name` (a `HeaderName`'s text, lower-case ASCII)
+/// as `HeaderName` reads names: without ASCII case (`eq_ignore_ascii_case`, which took a
+/// tenth of a proxied request's header work a byte at a time). Eight bytes at a time.
+fn same_name(raw: &[u8], name: &[u8]) -> bool {
+    if raw.len() != name.len() {
+        return false;
+    }
+    let mut raw_words = raw.chunks_exact(8);
+    let mut name_words = name.chunks_exact(8);
+    for (r, n) in (&mut raw_words).zip(&mut name_words) {
+        if lower(word(r)) != Some(word(n)) {
+            return false;
+        }
+    }
+    lower(word(raw_words.remainder())) == Some(word(name_words.remainder()))
+}
+
+/// Up to eight bytes as one little-endian word (zeros after them).
+fn word(bytes: &[u8]) -> u64 {
+    bytes
+        .iter()
+        .take(8)
+        .enumerate()
+        .fold(0, |w, (i, &b)| w | (u64::from(b) << (8 * i)))
+}
+
+/// The word with each of its bytes in `A..=Z` made lower case; `None` if a byte is not
+/// ASCII (no name has one). For bytes under 0x80, `b + 0x3f` reaches 0x80 exactly when
+/// `b >= b'A'`, and `b + 0x25` when `b > b'Z'`, with no carry into the next byte.
+fn lower(w: u64) -> Option<u64> {
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    if w & HIGH != 0 {
+        return None;
+    }
+    let from_a = w.wrapping_add(0x3f3f_3f3f_3f3f_3f3f);
+    let past_z = w.wrapping_add(0x2525_2525_2525_2525);
+    let upper = from_a & !past_z & HIGH;
+    Some(w | (upper >> 2))
 }
 
 /// How many names past a head's lines a reused map may drop (the gateway adds at most a few

@@ -79,8 +79,35 @@ fn lines() -> impl Strategy<Value = Vec<(&'static str, &'static str)>> {
     )
 }
 
+/// Valid header names (lower case, as `HeaderName` keeps them), some long.
+fn name() -> impl Strategy<Value = String> {
+    "[a-z0-9!#$%&'*+.^_`|~-]{1,40}"
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(2000))]
+
+    /// Eight bytes at a time, a name compares as `eq_ignore_ascii_case` does: against
+    /// itself in any case, and against any bytes at all.
+    #[test]
+    fn names_compare_as_eq_ignore_ascii_case(
+        name in name(),
+        flips in prop::collection::vec(any::<bool>(), 40),
+        other in prop::collection::vec(any::<u8>(), 0..41),
+        swap in (0usize..40, any::<u8>()),
+    ) {
+        let cased: Vec<u8> = name
+            .bytes()
+            .zip(&flips)
+            .map(|(b, &up)| if up { b.to_ascii_uppercase() } else { b })
+            .collect();
+        let mut changed = cased.clone();
+        let at = swap.0 % changed.len();
+        changed[at] = swap.1;
+        for raw in [&cased[..], &changed[..], &other[..]] {
+            prop_assert_eq!(same_name(raw, name.as_bytes()), raw.eq_ignore_ascii_case(name.as_bytes()));
+        }
+    }
 
     /// Whatever map `fill` starts from (the last head's names, in any order, some removed,
     /// values blank or not), it ends as the plain way's map, or empty with `Err` where that
@@ -121,6 +148,33 @@ proptest! {
             }
         }
     }
+}
+
+#[test]
+fn names_that_differ_only_in_the_case_bit_of_a_non_letter_differ() {
+    // Pairs of bytes 0x20 apart where at least one is no letter: not the same name.
+    for (a, b) in [
+        (b'^', b'~'),
+        (b'@', b'`'),
+        (b'[', b'{'),
+        (b'_', 0x7f),
+        (b'-', 0x0d),
+        (b'0', 0x10),
+    ] {
+        for name in [[a].as_slice(), &[b'x', a, b'y'], &[b'a'; 9], &[a; 17]] {
+            let other: Vec<u8> = name.iter().map(|&c| if c == a { b } else { c }).collect();
+            if other != name {
+                assert!(!same_name(&other, name), "{other:?} {name:?}");
+                assert!(!same_name(name, &other), "{name:?} {other:?}");
+            }
+        }
+    }
+    assert!(same_name(b"Content-Length", b"content-length"));
+    assert!(same_name(
+        b"X-ABCDEFGHIJKLMNOPQRSTUVWXYZ",
+        b"x-abcdefghijklmnopqrstuvwxyz"
+    ));
+    assert!(!same_name(b"Content-Lengt\xc8", b"content-length"));
 }
 
 #[test]
