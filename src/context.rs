@@ -93,11 +93,25 @@ impl<'a> RequestCtx<'a> {
         timed: bool,
         trusted: &[IpAddr],
     ) -> Self {
+        // One pass over the headers for both (three lookups cost more).
+        let mut navigation = pages::Navigation::default();
+        let mut sent_ids = (None, 0);
+        for (name, value) in req.headers() {
+            if *name == X_REQUEST_ID {
+                sent_ids = (sent_ids.0.or(Some(value)), sent_ids.1 + 1);
+            } else {
+                navigation.see(name, value);
+            }
+        }
+        let sent_id = match sent_ids {
+            (Some(v), 1) => Some(v),
+            _ => None,
+        };
         RequestCtx {
             peer,
             sni,
-            request_id: request_id(req, peer.ip(), trusted),
-            navigation: pages::is_navigation(req.headers()),
+            request_id: request_id(sent_id, peer.ip(), trusted),
+            navigation: navigation.is(),
             route: None,
             stats: None,
             user: None,
@@ -154,11 +168,10 @@ impl<'a> RequestCtx<'a> {
     }
 }
 
-/// The request's id: the one a trusted proxy sent when it is sane (one value, 1 to 200
-/// visible ASCII characters), else a new one.
-fn request_id<B>(req: &Request<B>, peer: IpAddr, trusted: &[IpAddr]) -> HeaderValue {
-    let mut sent = req.headers().get_all(&X_REQUEST_ID).iter();
-    if let (Some(v), None) = (sent.next(), sent.next()) {
+/// The request's id: the one a trusted proxy sent (`sent`, when it sent exactly one) when it
+/// is sane (1 to 200 visible ASCII characters), else a new one.
+fn request_id(sent: Option<&HeaderValue>, peer: IpAddr, trusted: &[IpAddr]) -> HeaderValue {
+    if let Some(v) = sent {
         let sane = (1..=200).contains(&v.len()) && v.as_bytes().iter().all(u8::is_ascii_graphic);
         if sane && trusted.contains(&peer) {
             let mut v = v.clone();
@@ -238,6 +251,15 @@ mod tests {
             assert_eq!(got.len(), ID_LEN, "{bad:?} was kept");
         }
         assert_eq!(ctx_for(None, "10.0.0.1", &[proxy]).len(), ID_LEN);
+        // Two ids, even from a trusted proxy: neither is kept.
+        let two = Request::builder()
+            .header("x-request-id", "abc-1")
+            .header("x-request-id", "abc-2")
+            .body(())
+            .unwrap();
+        let peer: SocketAddr = "10.0.0.1:1234".parse().unwrap();
+        let got = RequestCtx::new(&two, peer, None, false, &[proxy]).request_id;
+        assert!(got != "abc-1" && got != "abc-2" && got.len() == ID_LEN);
     }
 
     #[test]

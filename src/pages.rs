@@ -14,14 +14,36 @@ pub type Body = Either<crate::upstream::UpstreamBody, Full<Bytes>>;
 /// Whether a request is a browser navigation (SPEC §4): `Sec-Fetch-Mode: navigate`, or, where
 /// that header is absent (older clients, curl), an `Accept` naming `text/html`.
 pub fn is_navigation(headers: &HeaderMap) -> bool {
-    // A static name: a `&str` key is parsed as a header name on every call.
-    static SEC_FETCH_MODE: HeaderName = HeaderName::from_static("sec-fetch-mode");
-    match headers.get(&SEC_FETCH_MODE) {
-        Some(mode) => mode.as_bytes() == b"navigate",
-        None => headers
-            .get_all(header::ACCEPT)
-            .iter()
-            .any(|v| v.to_str().is_ok_and(|v| v.contains("text/html"))),
+    let mut navigation = Navigation::default();
+    for (name, value) in headers {
+        navigation.see(name, value);
+    }
+    navigation.is()
+}
+
+/// [`is_navigation`] worked out from the headers one by one, in the map's order (a pass the
+/// caller makes anyway, which costs less than two lookups).
+#[derive(Debug, Default)]
+pub struct Navigation {
+    /// The first `Sec-Fetch-Mode`'s verdict.
+    mode: Option<bool>,
+    /// An `Accept` lists `text/html`.
+    html: bool,
+}
+
+impl Navigation {
+    pub fn see(&mut self, name: &HeaderName, value: &HeaderValue) {
+        // A static name: a `&str` key is parsed as a header name on every call.
+        static SEC_FETCH_MODE: HeaderName = HeaderName::from_static("sec-fetch-mode");
+        if *name == header::ACCEPT {
+            self.html = self.html || value.to_str().is_ok_and(|v| v.contains("text/html"));
+        } else if self.mode.is_none() && *name == SEC_FETCH_MODE {
+            self.mode = Some(value.as_bytes() == b"navigate");
+        }
+    }
+
+    pub fn is(&self) -> bool {
+        self.mode.unwrap_or(self.html)
     }
 }
 
@@ -256,6 +278,39 @@ mod tests {
                 )
             })
             .collect()
+    }
+
+    /// The definition by lookups (as it stood before the one-pass form).
+    fn navigation_by_lookups(headers: &HeaderMap) -> bool {
+        match headers.get("sec-fetch-mode") {
+            Some(mode) => mode.as_bytes() == b"navigate",
+            None => headers
+                .get_all(header::ACCEPT)
+                .iter()
+                .any(|v| v.to_str().is_ok_and(|v| v.contains("text/html"))),
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn navigation_in_one_pass_is_navigation_by_lookups(
+            lines in proptest::collection::vec(
+                (
+                    proptest::sample::select(vec!["sec-fetch-mode", "accept", "x-a"]),
+                    proptest::sample::select(vec![
+                        &b"navigate"[..], b"cors", b"text/html", b"application/json",
+                        b"text/html;q=0.9, */*", b"\xfftext/html", b"",
+                    ]),
+                ),
+                0..6,
+            )
+        ) {
+            let mut h = HeaderMap::new();
+            for (name, value) in lines {
+                h.append(name, HeaderValue::from_bytes(value).unwrap());
+            }
+            proptest::prop_assert_eq!(is_navigation(&h), navigation_by_lookups(&h));
+        }
     }
 
     #[test]

@@ -187,32 +187,38 @@ pub fn forwarded_host(headers: &http::HeaderMap) -> Result<Option<&str>, Request
 /// (no user info, path, query, spaces or an empty name).
 fn host_name(value: &[u8]) -> Result<&str, RequestError> {
     let bad = || RequestError::BadHost("The Host header is not a host name and port.");
-    let text = std::str::from_utf8(value).map_err(|_| bad())?;
-    let (name, port) = match text.strip_prefix('[') {
-        Some(rest) => {
-            let (v6, after) = rest.split_once(']').ok_or_else(bad)?;
+    // Read as bytes (a name and a port are ASCII), made text only once they passed.
+    let (name, port) = match value.split_first() {
+        Some((b'[', rest)) => {
+            let close = memchr::memchr(b']', rest).ok_or_else(bad)?;
+            let v6 = std::str::from_utf8(&rest[..close]).map_err(|_| bad())?;
             v6.parse::<std::net::Ipv6Addr>().map_err(|_| bad())?;
-            (&text[..v6.len() + 2], after.strip_prefix(':'))
+            let port = match &rest[close + 1..] {
+                [] => None,
+                [b':', port @ ..] => Some(port),
+                _ => return Err(bad()),
+            };
+            (&value[..close + 2], port)
         }
-        None => match text.split_once(':') {
-            Some((name, port)) => (name, Some(port)),
-            None => (text, None),
+        _ => match memchr::memchr(b':', value) {
+            Some(at) => (&value[..at], Some(&value[at + 1..])),
+            None => (value, None),
         },
     };
     if let Some(port) = port {
-        if port.is_empty() || port.len() > 5 || !port.bytes().all(|b| b.is_ascii_digit()) {
+        if port.is_empty() || port.len() > 5 || !port.iter().all(u8::is_ascii_digit) {
             return Err(bad());
         }
     }
-    if !name.starts_with('[')
+    if name.first() != Some(&b'[')
         && (name.is_empty()
             || !name
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_')))
+                .iter()
+                .all(|&b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_')))
     {
         return Err(bad());
     }
-    Ok(name)
+    std::str::from_utf8(name).map_err(|_| bad())
 }
 
 #[cfg(test)]
@@ -226,6 +232,63 @@ mod tests {
             req = req.header("host", h);
         }
         check_host(&req.body(()).unwrap(), "app.example.com")
+    }
+
+    /// The definition as text (as it stood before the byte-level one), but for one fix: after
+    /// `[v6]` comes nothing or `:port` (it let `[::1]junk` through as `[::1]`).
+    fn host_name_by_text(value: &[u8]) -> Option<&str> {
+        let text = std::str::from_utf8(value).ok()?;
+        let (name, port) = match text.strip_prefix('[') {
+            Some(rest) => {
+                let (v6, after) = rest.split_once(']')?;
+                v6.parse::<std::net::Ipv6Addr>().ok()?;
+                if !after.is_empty() && !after.starts_with(':') {
+                    return None;
+                }
+                (&text[..v6.len() + 2], after.strip_prefix(':'))
+            }
+            None => match text.split_once(':') {
+                Some((name, port)) => (name, Some(port)),
+                None => (text, None),
+            },
+        };
+        if let Some(port) = port {
+            if port.is_empty() || port.len() > 5 || !port.bytes().all(|b| b.is_ascii_digit()) {
+                return None;
+            }
+        }
+        let plain = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_');
+        if !name.starts_with('[') && (name.is_empty() || !name.bytes().all(plain)) {
+            return None;
+        }
+        Some(name)
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(3000))]
+
+        #[test]
+        fn host_names_read_as_bytes_read_as_text(
+            pieces in proptest::collection::vec(
+                proptest::sample::select(vec![
+                    &b"["[..], b"]", b":", b"::", b"1", b"443", b"123456", b"a", b"A", b"-", b".",
+                    b"_", b" ", b"/", b"@", b"\xc3\xa9", b"\xff", b"fe80::1", b"example.com",
+                ]),
+                0..7,
+            )
+        ) {
+            let value: Vec<u8> = pieces.concat();
+            proptest::prop_assert_eq!(host_name(&value).ok(), host_name_by_text(&value));
+        }
+    }
+
+    #[test]
+    fn a_bracketed_address_is_followed_by_a_port_or_nothing() {
+        assert_eq!(host_name(b"[::1]").ok(), Some("[::1]"));
+        assert_eq!(host_name(b"[::1]:8443").ok(), Some("[::1]"));
+        for bad in [&b"[::1]x"[..], b"[::1]:", b"[::1] :1", b"[::1]]", b"[::1"] {
+            assert!(host_name(bad).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

@@ -18,15 +18,13 @@ pub fn strip_own_cookies(headers: &mut HeaderMap) {
     // routes carry none of ours.
     static OURS: LazyLock<memmem::Finder<'static>> =
         LazyLock::new(|| memmem::Finder::new(COOKIE_PREFIX));
-    let has_ours = headers
-        .get_all(header::COOKIE)
-        .iter()
-        .any(|v| OURS.find(v.as_bytes()).is_some());
-    if !has_ours {
+    // One lookup, read twice.
+    let cookies = headers.get_all(header::COOKIE);
+    if !cookies.iter().any(|v| OURS.find(v.as_bytes()).is_some()) {
         return;
     }
     let mut kept: Vec<u8> = Vec::new();
-    for value in headers.get_all(header::COOKIE) {
+    for value in &cookies {
         let value = value.as_bytes();
         // Split at each `;` found by memchr: a sealed session cookie is hundreds of bytes,
         // and every logged-in request comes here.
