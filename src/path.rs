@@ -250,16 +250,43 @@ fn encode_segment(segment: &str, at: usize, escaped_semis: &[usize], out: &mut S
     }
     out.extend(utf8_percent_encode(rest, PATH_ESCAPE));
 }
-/// Whether `path` is `prefix` or below it, on whole segments (both already normalised).
+/// Whether `path` is `prefix` or below it, on whole segments (both already normalised), each
+/// path segment read without its `;parameters`: `starts_with(segments(path),
+/// segments(prefix))`, read as bytes (the iterators cost a proxied request three lookups'
+/// worth, and every request asks two or three times).
 pub fn under(path: &str, prefix: &str) -> bool {
-    starts_with(segments(path), segments(prefix))
+    let (mut path, mut prefix) = (path.as_bytes(), prefix.as_bytes());
+    while let Some(want) = next_segment(&mut prefix) {
+        let Some(got) = next_segment(&mut path) else {
+            return false;
+        };
+        let got = match got.iter().position(|&b| b == b';') {
+            Some(at) => &got[..at],
+            None => got,
+        };
+        if got != want {
+            return false;
+        }
+    }
+    true
+}
+
+/// The next non-empty segment of `rest` (between `/`s), taken off its front.
+fn next_segment<'a>(rest: &mut &'a [u8]) -> Option<&'a [u8]> {
+    let start = rest.iter().position(|&b| b != b'/')?;
+    let from = &rest[start..];
+    let end = from.iter().position(|&b| b == b'/').unwrap_or(from.len());
+    *rest = &from[end..];
+    Some(&from[..end])
 }
 
 pub fn segments(path: &str) -> impl Iterator<Item = &str> {
     path.split('/').filter(|s| !s.is_empty())
 }
 
-/// Whether `path` is under `prefix`, each path segment read without its `;parameters`.
+/// Whether `path` is under `prefix`, each path segment read without its `;parameters` (the
+/// model [`under`] is held to).
+#[cfg(test)]
 pub fn starts_with<'a, 'b>(
     path: impl Iterator<Item = &'a str>,
     prefix: impl Iterator<Item = &'b str>,

@@ -4,7 +4,7 @@
 
 use proptest::prelude::*;
 
-use super::NormalPath;
+use super::{segments, starts_with, under, NormalPath};
 
 /// Cases per property: enough to meet every rule many times, small enough for a debug
 /// `cargo test` in about a second. The seed is random on every run.
@@ -230,6 +230,19 @@ fn parse(raw: &str) -> Option<(String, String)> {
     NormalPath::parse(raw)
         .ok()
         .map(|p| (p.as_str().to_owned(), p.encoded().to_owned()))
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(4000))]
+
+    /// `under` read as bytes is `under` by segment iterators, on any text at all.
+    #[test]
+    fn under_by_bytes_is_under_by_segments(
+        path in "[/a;b.%é]{0,12}",
+        prefix in "[/a;b.%é]{0,8}",
+    ) {
+        prop_assert_eq!(under(&path, &prefix), starts_with(segments(&path), segments(&prefix)));
+    }
 }
 
 proptest! {
