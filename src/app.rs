@@ -129,9 +129,12 @@ impl AppState {
         let method = req.method().clone();
         // A Uri clone shares its bytes: no copy of the path for the log line.
         let uri = req.uri().clone();
-        let result = match self.dispatch(req, &mut ctx) {
+        // Forwarded from where it lies: the send's future borrows it (a move would copy it,
+        // and hold it twice).
+        let mut step = self.dispatch(req, &mut ctx);
+        let result = match step {
             Step::Answer(answer) => answer,
-            Step::Forward(prepared) => prepared.send().await,
+            Step::Forward(ref mut prepared) => prepared.send().await,
             Step::Later(work) => work.await,
         };
         let failed = self

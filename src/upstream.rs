@@ -148,17 +148,17 @@ impl Pool {
     /// stalled.
     pub async fn send<S: SetHeaders + ?Sized>(
         self: &Arc<Self>,
-        mut req: Request<RequestBody>,
+        req: &mut Request<RequestBody>,
         set: &S,
         timeout: Duration,
     ) -> Result<Response<UpstreamBody>, RequestError> {
-        // `CONNECT` stays with hyper, which knows a 2xx to it opens a tunnel.
+        // `CONNECT` stays with hyper, which knows a 2xx to it opens a tunnel. The request is
+        // lent, not moved: every level of a request's futures is copied once per request,
+        // and a reference is 8 bytes of it.
         if req.body().is_end_stream() && req.method() != Method::CONNECT {
-            let (parts, _) = req.into_parts();
-            return self
-                .send_bodiless(parts, set, Instant::now() + timeout)
-                .await;
+            return self.send_bodiless(req, set, Instant::now() + timeout).await;
         }
+        let mut req = std::mem::replace(req, Request::new(RequestBody::Empty));
         set.set_in(req.headers_mut());
         // Boxed: hyper's client futures are large, and every request's state would carry
         // their room (the express lane allocates and moves that state once per request).

@@ -133,25 +133,19 @@ pub fn prepare<'a>(
 impl Prepared<'_> {
     /// Sends the request; the response's body streams from the upstream as the client reads.
     /// The upstream's failures are counted and logged (rate-limited) by its pool.
-    pub async fn send(self) -> Result<Response<Body>, RequestError> {
+    /// Borrowed, not taken: it stays where it was made, in its caller's future.
+    pub async fn send(&mut self) -> Result<Response<Body>, RequestError> {
         let pool = self.pool;
         let sent = if self.upgrade.is_some() {
             Box::pin(self.send_upgrade()).await
         } else {
-            // Taken apart before the wait: the request moves into the pool's future, and
-            // only what the response needs stays here (every level of a request's futures
-            // is moved, and copied, once per request).
-            let Prepared {
-                req,
-                added,
-                response_timeout,
-                stats,
-                client_h2,
-                restore,
-                ..
-            } = self;
-            match pool.send(req, &added, response_timeout).await {
-                Ok(res) => answer(res, stats, restore, client_h2),
+            // Lent to the pool's future, not moved into it: every level of a request's
+            // futures is copied once per request, so what a level holds counts.
+            match pool
+                .send(&mut self.req, &self.added, self.response_timeout)
+                .await
+            {
+                Ok(res) => answer(res, self.stats, self.restore, self.client_h2),
                 Err(e) => Err(e),
             }
         };
@@ -163,13 +157,14 @@ impl Prepared<'_> {
 
     /// A WebSocket handshake: once the upstream has accepted it, a task of its own copies
     /// bytes both ways between the client and the upstream.
-    async fn send_upgrade(mut self) -> Result<Response<Body>, RequestError> {
-        self.added.set_in(self.req.headers_mut());
-        let sent = self.pool.send_upgrade(self.req);
+    async fn send_upgrade(&mut self) -> Result<Response<Body>, RequestError> {
+        let mut req = std::mem::replace(&mut self.req, Request::new(RequestBody::Empty));
+        self.added.set_in(req.headers_mut());
+        let sent = self.pool.send_upgrade(req);
         let mut res = tokio::time::timeout(self.response_timeout, sent)
             .await
             .map_err(|_| RequestError::UpstreamTimeout)??;
-        let Some((key, client_side)) = self.upgrade else {
+        let Some((key, client_side)) = self.upgrade.take() else {
             return Err(not_asked_to_switch());
         };
         let switched = res.status() == StatusCode::SWITCHING_PROTOCOLS;

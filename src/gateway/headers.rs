@@ -219,29 +219,44 @@ pub fn set_websocket_upgrade(headers: &mut HeaderMap) {
     headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
 }
 
+/// The entries of [`RESERVED`] by their first byte, a bit each: a name is compared with the
+/// few that could match it (none for most), not with all of them.
+const BY_FIRST_BYTE: [u32; 256] = {
+    assert!(RESERVED.len() <= 32, "one bit per entry");
+    let mut table = [0u32; 256];
+    let mut i = 0;
+    while i < RESERVED.len() {
+        table[RESERVED[i].0.as_bytes()[0] as usize] |= 1 << i;
+        i += 1;
+    }
+    table
+};
+
 /// Whether a client may not send this header (see [`RESERVED`]).
 pub fn is_reserved(name: &HeaderName) -> bool {
     let name = name.as_str().as_bytes(); // already lower case
-                                         // Every reserved name starts with one of these: most headers are passed at the first byte.
-    if !matches!(
-        name.first(),
-        Some(b'x' | b'f' | b'r' | b't' | b'c' | b'o' | b'g' | b'p' | b'w')
-    ) {
-        return false;
-    }
     let same = |got: &[u8], want: &str| {
         got.iter()
             .zip(want.bytes())
             .all(|(&got, want)| got == want || (got == b'_' && want == b'-'))
     };
     // No entry starts with `-`, so a name's first byte must be an entry's own.
-    RESERVED.iter().any(|&(want, how)| {
-        want.as_bytes()[0] == name[0]
-            && match how {
-                Reserved::Name => name.len() == want.len() && same(name, want),
-                Reserved::Prefix => name.len() >= want.len() && same(&name[..want.len()], want),
-            }
-    })
+    let Some(&first) = name.first() else {
+        return false;
+    };
+    let mut entries = BY_FIRST_BYTE[first as usize];
+    while entries != 0 {
+        let (want, how) = RESERVED[entries.trailing_zeros() as usize];
+        entries &= entries - 1;
+        let hit = match how {
+            Reserved::Name => name.len() == want.len() && same(name, want),
+            Reserved::Prefix => name.len() >= want.len() && same(&name[..want.len()], want),
+        };
+        if hit {
+            return true;
+        }
+    }
+    false
 }
 
 /// Removes every reserved header a client sent.

@@ -59,9 +59,10 @@ impl Gateway {
     ) -> Result<Response<Body>, RequestError> {
         let mut who = None;
         let identity = self.policy(judged, &req, &path, peer, presented, &mut who)?;
-        let mut res = match self.deliver(routed, req, path, peer, identity, request_id) {
+        let mut step = self.deliver(routed, req, path, peer, identity, request_id);
+        let mut res = match step {
             Step::Answer(answer) => answer,
-            Step::Forward(prepared) => prepared.send().await,
+            Step::Forward(ref mut prepared) => prepared.send().await,
             Step::Later(work) => work.await,
         }?;
         // For the edge: the access line's user, and a cookie re-sealed with the current

@@ -12,9 +12,8 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::{Bytes, BytesMut};
-use http::request::Parts;
 use http::HeaderMap;
-use http::{Method, Response};
+use http::{Method, Request, Response};
 use hyper::body::{Frame, SizeHint};
 use tokio::io::AsyncWrite;
 use tokio::time::{Instant, Sleep};
@@ -25,6 +24,7 @@ use super::chunked::{Chunked, Step};
 use super::conn::Stream;
 use super::h1::{self, Framing, Parsed, SetHeaders};
 use super::{Pool, UpstreamBody};
+use crate::body::RequestBody;
 use crate::error::{BoxError, RequestError};
 use crate::maps::Kind;
 use crate::util::deadline_passed;
@@ -168,32 +168,33 @@ impl Pool {
     /// Sends a request without body on one of the hot path's own connections.
     pub(super) async fn send_bodiless<S: SetHeaders + ?Sized>(
         self: &Arc<Self>,
-        mut parts: Parts,
+        req: &mut Request<RequestBody>,
         set: &S,
         deadline: Instant,
     ) -> Result<Response<UpstreamBody>, RequestError> {
-        let head_request = parts.method == Method::HEAD;
+        let head_request = req.method() == Method::HEAD;
         let (mut wire, mut reused) = match self.take_wire().await {
             Some(wire) => (wire, true),
             // Boxed: connecting (a TLS handshake, maybe) is rare, and its future large.
             None => (Wire::new(Box::pin(self.open()).await?, deadline), false),
         };
-        let (method, uri) = (&parts.method, &parts.uri);
-        if let Err(e) = h1::encode_head(&mut wire.write, method, uri, &parts.headers, set) {
+        if let Err(e) =
+            h1::encode_head(&mut wire.write, req.method(), req.uri(), req.headers(), set)
+        {
             self.put_back_wire(wire);
             return Err(RequestError::upstream("the request cannot be sent", e));
         }
         // Written out, the request's map is kept for the thread's next request, and the
         // response is read into the map of its last response: each reuses the names of the
         // head it last carried (`maps`).
-        crate::maps::give(Kind::Request, std::mem::take(&mut parts.headers));
+        crate::maps::give(Kind::Request, std::mem::take(req.headers_mut()));
         let mut map = crate::maps::take(Kind::Response);
         loop {
             wire.read.clear();
             match wire.exchange(head_request, deadline, &mut map).await {
                 Ok(parsed) => return Ok(self.respond(wire, parsed)),
                 // Once: the retry is on a new connection (`reused` false).
-                Err(Failed::Early(e)) if reused && idempotent(&parts.method) => {
+                Err(Failed::Early(e)) if reused && idempotent(req.method()) => {
                     debug!(error = %e, "pooled upstream connection closed; retrying");
                     let mut fresh = Wire::new(Box::pin(self.open()).await?, deadline);
                     // The head written already goes again as it is.
