@@ -21,6 +21,7 @@ pub use crate::gateway::headers::{
 pub use crate::gateway::hosts::check_host;
 pub use crate::gateway::policy::{safe_next, MAX_NEXT};
 pub use crate::gateway::session::{strip_own_cookies, COOKIE_PREFIX};
+pub use crate::maps::Kept;
 pub use crate::path::NormalPath;
 pub use crate::upstream::chunked::{ChunkError, Chunked, Step as ChunkStep};
 pub use crate::upstream::h1::{parse_head, Framing, HeadError, Parsed};

@@ -60,12 +60,30 @@ impl Kind {
     }
 }
 
-/// A map to [`fill`] from a head of this kind: one kept on this thread (names, blank values)
-/// or a new one. Anything but `fill` would see the last head's names.
-pub fn take(kind: Kind) -> HeaderMap {
-    kind.list()
-        .with(|l| l.borrow_mut().pop())
-        .unwrap_or_default()
+/// A kept map: the last head's names with blank values. Its only way out is [`Kept::fill`],
+/// so nothing can read those names as a message's headers.
+#[derive(Debug, Default)]
+pub struct Kept(HeaderMap);
+
+impl Kept {
+    /// The map of the headers of `lines` (ranges in `head`), with room for `room` more (see
+    /// [`fill`]); this one is left empty.
+    pub fn fill(
+        &mut self,
+        head: &Bytes,
+        lines: &[Line],
+        room: usize,
+    ) -> Result<HeaderMap, Invalid> {
+        let mut map = std::mem::take(&mut self.0);
+        fill(&mut map, head, lines, room)?;
+        Ok(map)
+    }
+}
+
+/// A map for a head of this kind: one kept on this thread, or a new one.
+pub fn take(kind: Kind) -> Kept {
+    let kept = kind.list().try_with(|l| l.borrow_mut().pop());
+    Kept(kept.ok().flatten().unwrap_or_default())
 }
 
 /// Keeps `map` for the next head of this kind: its names stay, each value is blanked (so no
@@ -77,7 +95,8 @@ pub fn give(kind: Kind, mut map: HeaderMap) {
     for value in map.values_mut() {
         *value = HeaderValue::from_static("");
     }
-    kind.list().with(|l| {
+    // `try_with`: a thread being torn down keeps nothing (and does not panic).
+    let _ = kind.list().try_with(|l| {
         let mut spares = l.borrow_mut();
         if spares.len() < SPARES {
             if spares.capacity() == 0 {
@@ -93,7 +112,7 @@ pub fn give(kind: Kind, mut map: HeaderMap) {
 /// Its first names are reused when they are, in its order, the first names of `lines`
 /// (compared as `HeaderName` compares them: without case), and its others removed; otherwise
 /// it is cleared first. Values share `head`'s bytes. On `Err` the map is left empty.
-pub fn fill(map: &mut HeaderMap, head: &Bytes, lines: &[Line], room: usize) -> Result<(), Invalid> {
+fn fill(map: &mut HeaderMap, head: &Bytes, lines: &[Line], room: usize) -> Result<(), Invalid> {
     let filled = refill(map, head, lines, room);
     if filled.is_err() {
         map.clear();

@@ -187,7 +187,7 @@ fn the_same_names_again_keep_the_map_and_take_the_new_values() {
     let mut map = HeaderMap::new();
     fill(&mut map, &head, &at, 0).unwrap();
     give(Kind::Response, map);
-    let mut map = take(Kind::Response);
+    let mut map = take(Kind::Response).0;
     assert_eq!(map.len(), 3);
     assert!(map.values().all(|v| v.is_empty()), "given back blank");
     // Same names, other case, one more: the first three are reused, the fourth appended.
@@ -217,7 +217,7 @@ fn a_kept_map_holds_no_byte_of_the_message_it_carried() {
     give(Kind::Request, map);
     // The head's only owner again: its buffer can be taken back whole.
     assert!(head.is_unique());
-    let map = take(Kind::Request);
+    let map = take(Kind::Request).0;
     assert_eq!(
         map.keys().map(HeaderName::as_str).collect::<Vec<_>>(),
         ["server"]
@@ -232,8 +232,8 @@ fn requests_and_responses_keep_maps_apart_and_within_bounds() {
     request.insert(http::header::HOST, HeaderValue::from_static("a"));
     give(Kind::Request, request);
     assert_eq!((spares(Kind::Request), spares(Kind::Response)), (1, 0));
-    assert!(take(Kind::Response).is_empty(), "none kept: a new one");
-    assert!(take(Kind::Request).contains_key(http::header::HOST));
+    assert!(take(Kind::Response).0.is_empty(), "none kept: a new one");
+    assert!(take(Kind::Request).0.contains_key(http::header::HOST));
     // A map that grew large is freed, not kept.
     let big = HeaderMap::with_capacity(KEEP_HEADERS + 1);
     give(Kind::Response, big);

@@ -5,9 +5,8 @@
 #![no_main]
 
 use bytes::BytesMut;
-use http::HeaderMap;
 use libfuzzer_sys::fuzz_target;
-use oauthgate::fuzzing::{parse_head, ChunkError, Chunked, ChunkStep, Framing, HeadError};
+use oauthgate::fuzzing::{parse_head, ChunkError, ChunkStep, Chunked, Framing, HeadError, Kept};
 
 /// The head read from `wire` fed in pieces cut at `cuts`: the outcome and what is left.
 fn head_in_pieces(
@@ -21,7 +20,7 @@ fn head_in_pieces(
         let cut = cut.clamp(at, wire.len());
         buf.extend_from_slice(&wire[at..cut]);
         at = cut;
-        match parse_head(&mut buf, head_request, &mut HeaderMap::new()) {
+        match parse_head(&mut buf, head_request, &mut Kept::default()) {
             Ok(None) => continue,
             Ok(Some(p)) => {
                 let status = p.response.status().as_u16();

@@ -42,7 +42,7 @@ pub enum Reserved {
 /// Request headers that only the gateway may set: identity headers that backends trust for
 /// who the user is, and forwarding headers that they trust for the client's address, scheme,
 /// host or path. Compared in lower case with `_` read as `-`. The README lists this table.
-pub const RESERVED: [(&str, Reserved); 29] = [
+pub const RESERVED: [(&str, Reserved); 30] = [
     // Who the user is: ours (`X-User-Info`), and what other gateways and servers send.
     ("x-user", Reserved::Prefix),
     ("x-auth-request-", Reserved::Prefix), // oauth2-proxy
@@ -74,6 +74,10 @@ pub const RESERVED: [(&str, Reserved); 29] = [
     ("x-host", Reserved::Name),
     ("x-envoy-", Reserved::Prefix),
     ("x-proxyuser-ip", Reserved::Name),
+    // The request's id: the gateway's own, or a trusted proxy's (read before this strip).
+    // A spelling with `_` from a client would otherwise reach a backend that reads `_` as `-`
+    // (CGI, WSGI) beside ours.
+    ("x-request-id", Reserved::Name),
 ];
 
 /// The `Sec-WebSocket-Key` of a well-formed WebSocket opening handshake (RFC 6455 §4.1, §4.2.1):

@@ -117,17 +117,17 @@ pub fn encode_head<S: SetHeaders + ?Sized>(
     Ok(())
 }
 
-use crate::maps::Line;
+use crate::maps::{Kept, Line};
 
 /// Reads the final response head from the front of `buf`, skipping informational (1xx)
 /// heads, and takes it out of `buf`. `Ok(None)`: the head is not complete yet (read more).
 /// Header values are slices of one frozen copy of the head: no copy per header. `map` is
-/// the map to fill, whatever it holds (a kept one: its names are reused when the head has
-/// them, see `maps::fill`). A `Connection: keep-alive` is read and left out.
+/// filled (a kept one: its names are reused when the head has them, see `maps::fill`). A
+/// `Connection: keep-alive` is read and left out.
 pub fn parse_head(
     buf: &mut BytesMut,
     head_request: bool,
-    map: &mut HeaderMap,
+    map: &mut Kept,
 ) -> Result<Option<Parsed>, HeadError> {
     loop {
         let mut lines: [Line; MAX_HEADERS] = [(0, 0, 0, 0); MAX_HEADERS];
@@ -189,8 +189,8 @@ pub fn parse_head(
         }
         let head = buf.split_to(len).freeze();
         // The names of this thread's last response are reused (`maps`).
-        let mut headers = std::mem::take(map);
-        crate::maps::fill(&mut headers, &head, &lines[..count], 0)
+        let mut headers = map
+            .fill(&head, &lines[..count], 0)
             .map_err(|_| HeadError::Invalid)?;
         let (framing, reuse) = framing(status, version, &headers, head_request)?;
         if matches!(framing, Framing::Chunked | Framing::Close)

@@ -5,12 +5,13 @@ use http::header::HeaderValue;
 use proptest::prelude::*;
 
 use super::*;
+use crate::maps::Kept;
 
 fn parse(head: &[u8], head_request: bool) -> Result<Option<Parsed>, HeadError> {
     parse_head(
         &mut BytesMut::from(head),
         head_request,
-        &mut HeaderMap::new(),
+        &mut Kept::default(),
     )
 }
 
@@ -65,7 +66,7 @@ fn no_header_value_can_hold_a_line_break_or_nul() {
 #[test]
 fn a_response_head_is_read_with_its_headers_sliced_from_one_copy() {
     let mut buf = BytesMut::from(&b"HTTP/1.1 200 Fine\r\nA: 1\r\nb: two\r\na: 3\r\n\r\nbody"[..]);
-    let p = parse_head(&mut buf, false, &mut HeaderMap::new())
+    let p = parse_head(&mut buf, false, &mut Kept::default())
         .unwrap()
         .unwrap();
     assert_eq!(&buf[..], b"body", "the head, and only it, is taken");
@@ -213,6 +214,20 @@ fn framing_follows_rfc_9112_section_6_3() {
     );
 }
 
+/// Header lines of responses, some with the same names in other cases.
+const LINES: [&str; 10] = [
+    "Server: nginx",
+    "server: other",
+    "Content-Length: 0",
+    "Date: Sun, 06 Nov 1994 08:49:37 GMT",
+    "Connection: keep-alive",
+    "Connection: close",
+    "connection: Keep-Alive, x-hop",
+    "X-Hop: 1",
+    "Set-Cookie: a=1",
+    "SET-COOKIE: b=2",
+];
+
 proptest! {
     #[test]
     fn any_split_of_a_head_reads_the_same(
@@ -227,11 +242,11 @@ proptest! {
         wire.extend_from_slice(b"Content-Length: 2\r\n\r\nok");
         let cut = cut % wire.len();
         let mut buf = BytesMut::from(&wire[..cut]);
-        let first = parse_head(&mut buf, false, &mut HeaderMap::new()).unwrap();
+        let first = parse_head(&mut buf, false, &mut Kept::default()).unwrap();
         buf.extend_from_slice(&wire[cut..]);
         let p = match first {
             Some(p) => p,
-            None => parse_head(&mut buf, false, &mut HeaderMap::new()).unwrap().unwrap(),
+            None => parse_head(&mut buf, false, &mut Kept::default()).unwrap().unwrap(),
         };
         prop_assert_eq!(&buf[..], b"ok");
         prop_assert_eq!(p.framing, Framing::Length(2));
@@ -241,10 +256,53 @@ proptest! {
         }
     }
 
+    /// Read into the kept map of any response before it (`maps`), a head reads as into a
+    /// new map; a `Connection` that says only `keep-alive` is left out, any other kept.
+    #[test]
+    fn a_head_reads_the_same_into_a_kept_map(
+        before in prop::collection::vec(prop::sample::select(&LINES[..]), 0..6),
+        now in prop::collection::vec(prop::sample::select(&LINES[..]), 0..6),
+    ) {
+        let head = |lines: &[&str]| {
+            let mut wire = b"HTTP/1.1 200 OK\r\n".to_vec();
+            for l in lines {
+                wire.extend_from_slice(l.as_bytes());
+                wire.extend_from_slice(b"\r\n");
+            }
+            wire.extend_from_slice(b"\r\n");
+            wire
+        };
+        let read = |wire: &[u8], map: &mut Kept| {
+            parse_head(&mut BytesMut::from(wire), false, map).map(|p| p.map(|p| p.response))
+        };
+        if let Ok(Some(last)) = read(&head(&before), &mut Kept::default()) {
+            crate::maps::give(crate::maps::Kind::Response, last.into_parts().0.headers);
+        }
+        let mut kept = crate::maps::take(crate::maps::Kind::Response);
+        let wire = head(&now);
+        let (got, want) = (read(&wire, &mut kept), read(&wire, &mut Kept::default()));
+        let seen = |r: &Result<Option<Response<()>>, HeadError>| match r {
+            Ok(Some(res)) => Ok(res
+                .headers()
+                .iter()
+                .map(|(n, v)| (n.to_string(), v.as_bytes().to_vec()))
+                .collect::<Vec<_>>()),
+            Ok(None) => Err(None),
+            Err(e) => Err(Some(format!("{e}"))),
+        };
+        prop_assert_eq!(seen(&got), seen(&want));
+        if let Ok(Some(res)) = &want {
+            let keep_alive_only = now.iter().filter(|l| l.to_ascii_lowercase().starts_with("connection:")).all(|l| {
+                crate::util::only_keep_alive(l.split_once(':').unwrap().1.as_bytes())
+            });
+            prop_assert_eq!(res.headers().contains_key("connection"), !keep_alive_only);
+        }
+    }
+
     #[test]
     fn no_head_panics(wire in prop::collection::vec(any::<u8>(), 0..300), head: bool) {
         let mut buf = BytesMut::from(&wire[..]);
-        if let Ok(Some(p)) = parse_head(&mut buf, head, &mut HeaderMap::new()) {
+        if let Ok(Some(p)) = parse_head(&mut buf, head, &mut Kept::default()) {
             prop_assert!(buf.len() < wire.len());
             prop_assert!(!p.response.status().is_informational());
         }

@@ -12,7 +12,6 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::{Bytes, BytesMut};
-use http::HeaderMap;
 use http::{Method, Request, Response};
 use hyper::body::{Frame, SizeHint};
 use tokio::io::AsyncWrite;
@@ -26,7 +25,7 @@ use super::h1::{self, Framing, Parsed, SetHeaders};
 use super::{Pool, UpstreamBody};
 use crate::body::RequestBody;
 use crate::error::{BoxError, RequestError};
-use crate::maps::Kind;
+use crate::maps::{Kept, Kind};
 use crate::util::deadline_passed;
 
 /// How much room a read has at least (the buffer grows by this when it runs short).
@@ -77,7 +76,7 @@ impl Wire {
         &mut self,
         head_request: bool,
         deadline: Instant,
-        map: &mut HeaderMap,
+        map: &mut Kept,
     ) -> Result<Parsed, Failed> {
         let mut written = 0;
         let mut got_any = false;

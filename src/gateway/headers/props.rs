@@ -39,7 +39,7 @@ pub(super) const HOP_BY_HOP: [&str; 10] = [
 const ORDINARY: [&str; 10] = [
     "accept",
     "user-agent",
-    "x-request-id",
+    "x-request",
     "cookie",
     "x-secret",
     "origin",

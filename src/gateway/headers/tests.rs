@@ -65,6 +65,7 @@ fn reserved_names_in_every_spelling() {
         "X-Envoy-Original-Path",
         "X-Original-Host",
         "X-Host",
+        "X_Request_Id",
     ] {
         let name = HeaderName::from_bytes(name.as_bytes()).unwrap();
         assert!(is_reserved(&name), "{name}");
@@ -72,7 +73,7 @@ fn reserved_names_in_every_spelling() {
     for name in [
         "x-use",
         "user-agent",
-        "x-request-id",
+        "x-request-ids",
         "x-forwarded",
         "accept",
         "x-auth-request",

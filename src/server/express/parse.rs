@@ -170,9 +170,10 @@ impl Head {
             return None;
         }
         // The names this thread's last request came with are reused (`maps`).
-        let mut headers = crate::maps::take(crate::maps::Kind::Request);
         let lines = &self.headers[..self.count];
-        crate::maps::fill(&mut headers, head, lines, 0).ok()?;
+        let headers = crate::maps::take(crate::maps::Kind::Request)
+            .fill(head, lines, 0)
+            .ok()?;
         let mut req = Request::new(RequestBody::Empty);
         *req.method_mut() = self.method.clone();
         *req.uri_mut() = uri;
