@@ -172,7 +172,7 @@ if [ -n "${CALLGRIND:-}" ]; then
   CP=$(port); N=${REQUESTS:-20000}
   sed -e "s/127.0.0.1:$OP/127.0.0.1:$CP/; s/localhost:$OP/localhost:$CP/; s|$D/data|$D/data-cg|" "$D/oauthgate.yaml" > "$D/cg.yaml"
   # One serving thread: every request's instructions are on the thread callgrind counts.
-  TOKIO_WORKER_THREADS=1 RUST_LOG=warn valgrind --tool=callgrind --instr-atstart=no ${CALLGRIND_ARGS:-} \
+  TOKIO_WORKER_THREADS=1 RUST_LOG=warn valgrind --tool=callgrind --instr-atstart=no \
     --callgrind-out-file="$D/cg.out" "$BIN" --config "$D/cg.yaml" 2>"$D/cg.err" & PIDS+=($!); CGPID=$!
   for _ in $(seq 300); do curl -sk -o /dev/null "https://127.0.0.1:$CP/_auth/health" && break; sleep 0.1; done
   CCOOKIE=$(login "$CP")
