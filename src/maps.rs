@@ -37,7 +37,7 @@ const SPARES: usize = 64;
 /// not kept. A map's room is three quarters of a power of two (6, 12, 24, 48, 96, …), so a
 /// kept one has at most 64 index slots and 48 entries: a few KiB, and at most `SPARES` of
 /// each kind a thread after a burst (well under 1 MiB).
-pub const KEEP_HEADERS: usize = 48;
+const KEEP_HEADERS: usize = 48;
 
 thread_local! {
     static REQUESTS: RefCell<Vec<HeaderMap>> = const { RefCell::new(Vec::new()) };
@@ -95,16 +95,7 @@ pub fn give(kind: Kind, mut map: HeaderMap) {
     for value in map.values_mut() {
         *value = HeaderValue::from_static("");
     }
-    // `try_with`: a thread being torn down keeps nothing (and does not panic).
-    let _ = kind.list().try_with(|l| {
-        let mut spares = l.borrow_mut();
-        if spares.len() < SPARES {
-            if spares.capacity() == 0 {
-                spares.reserve_exact(SPARES);
-            }
-            spares.push(map);
-        }
-    });
+    crate::util::keep_spare(kind.list(), map, SPARES);
 }
 
 /// Makes `map` hold the headers of `lines` (ranges in `head`), in order, with room for
@@ -138,8 +129,9 @@ fn refill(map: &mut HeaderMap, head: &Bytes, lines: &[Line], room: usize) -> Res
 }
 
 /// Gives each of the map's headers, in its order, the value of the line in the same place,
-/// while the names match; then removes the headers past the head's lines (those the gateway
-/// added to the last message: a response's `X-Request-Id`). `Some(n)`: `n` were reused,
+/// while the names match; then removes the headers past the head's lines (the last head's
+/// that this one lacks, or what the gateway added to the last message: HSTS, a renewed
+/// session's cookie). `Some(n)`: `n` were reused,
 /// and the map is the one the first `n` lines make (it iterates in the order its lines were
 /// appended). `None`: not reused (some values may be new: the caller clears the map).
 fn reuse_names(
@@ -233,7 +225,7 @@ fn lower(w: u64) -> Option<u64> {
 }
 
 /// How many names past a head's lines a reused map may drop (the gateway adds at most a few
-/// to a message: `X-Request-Id`, a renewed session's cookie and `Cache-Control`, HSTS).
+/// to a message: a renewed session's cookie and `Cache-Control`, HSTS).
 const FEW_PAST: usize = 4;
 
 /// `head[start..end]`, when that lies inside the head.

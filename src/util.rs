@@ -2,11 +2,13 @@
 //! time, random tokens, error chains, two pieces of the proxy path (a lazily moved timer, the
 //! end of a body), and the plain HTTP/1.1 listener of short answers (metrics, `http_listen`).
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
+use std::thread::LocalKey;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
@@ -17,6 +19,20 @@ use rand::RngCore;
 use tokio::time::{Instant, Sleep};
 
 use crate::error::RequestError;
+
+/// Keeps `spare` on this thread's `list` of at most `most` (a full list drops it; so does a
+/// thread being torn down): the per-thread spares of the hot path (buffers, header maps).
+pub fn keep_spare<T>(list: &'static LocalKey<RefCell<Vec<T>>>, spare: T, most: usize) {
+    let _ = list.try_with(|l| {
+        let mut spares = l.borrow_mut();
+        if spares.len() < most {
+            if spares.capacity() == 0 {
+                spares.reserve_exact(most);
+            }
+            spares.push(spare);
+        }
+    });
+}
 
 /// Whether a `Connection` value lists no option but `keep-alive` (empty items aside), read as
 /// bytes: every keep-alive response's, which the hot path looks at twice.

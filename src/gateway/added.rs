@@ -9,15 +9,14 @@ use std::net::IpAddr;
 
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 
-use super::headers::X_USER_INFO;
-use super::headers::{self, X_FORWARDED_FOR, X_FORWARDED_HOST, X_FORWARDED_PROTO};
+use super::headers::{self, X_FORWARDED_FOR, X_FORWARDED_HOST, X_FORWARDED_PROTO, X_USER_INFO};
 use super::identity::{Outgoing, X_USER_ASSERTION};
 use crate::context::X_REQUEST_ID;
 use crate::upstream::SetHeaders;
 
 /// Room for the headers [`Added::set_in`] puts in a map: one made with this much over its
 /// size is not grown and rehashed on the way.
-pub const ADDED_HEADERS: usize = 8;
+const ADDED_HEADERS: usize = 8;
 
 /// What one forwarded request is told.
 pub struct Added {
@@ -41,7 +40,7 @@ impl SetHeaders for Added {
             || *name == X_REQUEST_ID
             || *name == X_USER_INFO
             || *name == X_USER_ASSERTION
-            || self.identity.as_ref().is_some_and(|i| i.names(name))
+            || self.identity.as_ref().is_some_and(|i| i.configures(name))
     }
 
     fn write_h1(&self, out: &mut Vec<u8>) {

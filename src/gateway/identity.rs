@@ -41,12 +41,9 @@ impl Outgoing {
         }
     }
 
-    /// Whether `name` is one of the headers this identity may set (the assertion's even
-    /// when it is off: no client may send it).
-    pub fn names(&self, name: &HeaderName) -> bool {
-        *name == X_USER_INFO
-            || *name == X_USER_ASSERTION
-            || self.verified.headers.iter().any(|(n, _)| n == name)
+    /// Whether `name` is one of the headers of `identity.headers`.
+    pub fn configures(&self, name: &HeaderName) -> bool {
+        self.verified.headers.iter().any(|(n, _)| n == name)
     }
 }
 

@@ -9,6 +9,8 @@ use bytes::{Buf, Bytes, BytesMut};
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, Response, StatusCode, Uri, Version};
 
+use crate::maps::{Kept, Line};
+
 /// The most header lines a response head may have (hyper's client default).
 pub const MAX_HEADERS: usize = 100;
 /// The largest response head read before giving up (each 1xx head counts on its own).
@@ -116,8 +118,6 @@ pub fn encode_head<S: SetHeaders + ?Sized>(
     dst.extend_from_slice(b"\r\n");
     Ok(())
 }
-
-use crate::maps::{Kept, Line};
 
 /// Reads the final response head from the front of `buf`, skipping informational (1xx)
 /// heads, and takes it out of `buf`. `Ok(None)`: the head is not complete yet (read more).

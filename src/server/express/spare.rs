@@ -12,7 +12,6 @@
 //! Header maps are kept the same way, by `crate::maps`.
 
 use std::cell::RefCell;
-use std::thread::LocalKey;
 
 use bytes::BytesMut;
 
@@ -31,19 +30,6 @@ thread_local! {
     static WRITE: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
 }
 
-/// Keeps `spare` on this thread's list, unless the list is full (then it is dropped).
-fn keep<T>(list: &'static LocalKey<RefCell<Vec<T>>>, spare: T) {
-    list.with(|l| {
-        let mut spares = l.borrow_mut();
-        if spares.len() < SPARES {
-            if spares.capacity() == 0 {
-                spares.reserve_exact(SPARES);
-            }
-            spares.push(spare);
-        }
-    });
-}
-
 /// An empty read buffer with room for at least `SIZE` bytes.
 pub(super) fn read_buf() -> BytesMut {
     let spare = READ.with(|r| r.borrow_mut().pop());
@@ -59,7 +45,7 @@ pub(super) fn give_read(mut buf: BytesMut) {
     if !buf.try_reclaim(SIZE) || buf.capacity() > KEEP {
         return;
     }
-    keep(&READ, buf);
+    crate::util::keep_spare(&READ, buf, SPARES);
 }
 
 /// An empty write buffer.
