@@ -247,3 +247,18 @@ fn requests_and_responses_keep_maps_apart_and_within_bounds() {
     }
     assert_eq!(spares(Kind::Response), SPARES);
 }
+
+#[test]
+fn the_threads_line_list_comes_back_empty_and_is_never_lent_twice() {
+    let mut lines = take_lines();
+    assert!(lines.is_empty());
+    lines.extend([(0, 1, 2, 3), (4, 5, 6, 7)]);
+    // Lent out: another head parsed meanwhile gets a list of its own.
+    let other = take_lines();
+    assert!(other.is_empty());
+    give_lines(lines);
+    let again = take_lines();
+    assert!(again.is_empty(), "no positions of the last head");
+    assert!(again.capacity() >= 2, "its room is kept");
+    give_lines(again);
+}

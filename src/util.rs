@@ -122,7 +122,7 @@ pub struct Memo<V> {
     each: usize,
 }
 
-type MemoMap<V> = HashMap<Box<str>, Arc<V>, foldhash::fast::RandomState>;
+type MemoMap<V> = HashMap<Box<[u8]>, Arc<V>, foldhash::fast::RandomState>;
 
 impl<V> Memo<V> {
     /// An empty memo for at most `capacity` values.
@@ -132,13 +132,14 @@ impl<V> Memo<V> {
         Memo { maps, each }
     }
 
-    /// What `key` verified to, if this thread remembers it.
-    pub fn get(&self, key: &str) -> Option<Arc<V>> {
+    /// What `key` verified to, if this thread remembers it. Bytes: a key read from a header
+    /// is looked up before any check of it (only keys that verified are ever remembered).
+    pub fn get(&self, key: &[u8]) -> Option<Arc<V>> {
         self.maps.mine().lock().ok()?.get(key).cloned()
     }
 
     /// Remembers what `key` verified to, on this thread.
-    pub fn remember(&self, key: &str, value: Arc<V>) {
+    pub fn remember(&self, key: &[u8], value: Arc<V>) {
         if let Ok(mut map) = self.maps.mine().lock() {
             if map.len() >= self.each {
                 map.clear();
@@ -390,13 +391,13 @@ mod tests {
     #[test]
     fn a_memo_keeps_its_thread_share_of_the_capacity_then_starts_afresh() {
         let memo: Memo<u32> = Memo::new(2 * serving_threads());
-        memo.remember("a", Arc::new(1));
-        memo.remember("b", Arc::new(2));
-        assert_eq!(memo.get("a").as_deref(), Some(&1));
-        assert_eq!(memo.get("b").as_deref(), Some(&2));
+        memo.remember(b"a", Arc::new(1));
+        memo.remember(b"b", Arc::new(2));
+        assert_eq!(memo.get(b"a").as_deref(), Some(&1));
+        assert_eq!(memo.get(b"b").as_deref(), Some(&2));
         // A third value on this thread: its share (2) was full.
-        memo.remember("c", Arc::new(3));
-        assert!(memo.get("a").is_none() && memo.get("b").is_none());
-        assert_eq!(memo.get("c").as_deref(), Some(&3));
+        memo.remember(b"c", Arc::new(3));
+        assert!(memo.get(b"a").is_none() && memo.get(b"b").is_none());
+        assert_eq!(memo.get(b"c").as_deref(), Some(&3));
     }
 }

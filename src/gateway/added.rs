@@ -1,9 +1,9 @@
 //! The headers the gateway sets on every request it forwards: `Host`,
-//! `X-Forwarded-For/-Proto/-Host`, the user's identity and `X-Request-Id`. They are ours
-//! alone: any header of these names in the request's map is left out, whatever the strips
-//! before let through. On the hot path they are written straight into the request head
-//! (six map inserts a request were a tenth of the gateway's own work); a request hyper
-//! sends gets them in its map.
+//! `X-Forwarded-For/-Proto/-Host`, the user's identity and `X-Request-Id`, and the `Cookie`
+//! left once its own cookies are cut. They are ours alone: any header of these names in the
+//! request's map is left out, whatever the strips before let through. On the hot path they
+//! are written straight into the request head (six map inserts a request were a tenth of the
+//! gateway's own work); a request hyper sends gets them in its map.
 
 use std::net::IpAddr;
 
@@ -11,6 +11,7 @@ use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 
 use super::headers::{self, X_FORWARDED_FOR, X_FORWARDED_HOST, X_FORWARDED_PROTO, X_USER_INFO};
 use super::identity::{Outgoing, X_USER_ASSERTION};
+use super::session::OwnCookies;
 use crate::context::X_REQUEST_ID;
 use crate::upstream::SetHeaders;
 
@@ -29,6 +30,8 @@ pub struct Added {
     /// The logged-in user, on a route that sends it.
     pub identity: Option<Outgoing>,
     pub request_id: HeaderValue,
+    /// The request's `Cookie` without the gateway's own cookies, when it carried any.
+    pub cookies: OwnCookies,
 }
 
 impl SetHeaders for Added {
@@ -41,6 +44,7 @@ impl SetHeaders for Added {
             || *name == X_USER_INFO
             || *name == X_USER_ASSERTION
             || self.identity.as_ref().is_some_and(|i| i.configures(name))
+            || (*name == header::COOKIE && self.cookies != OwnCookies::Absent)
     }
 
     fn write_h1(&self, out: &mut Vec<u8>) {
@@ -61,6 +65,9 @@ impl SetHeaders for Added {
             });
         }
         line(out, b"x-request-id: ", self.request_id.as_bytes());
+        if let OwnCookies::Cut(Some(kept)) = &self.cookies {
+            line(out, b"cookie: ", kept.as_bytes());
+        }
     }
 
     fn set_in(&self, h: &mut HeaderMap) {
@@ -71,6 +78,7 @@ impl SetHeaders for Added {
         }
         h.insert(X_REQUEST_ID.clone(), self.request_id.clone());
         h.insert(header::HOST, self.host.clone());
+        self.cookies.set_in(h);
     }
 }
 

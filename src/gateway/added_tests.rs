@@ -37,6 +37,7 @@ fn added(peer: &str, forwarded_host: Option<&'static str>, who: Option<Outgoing>
         forwarded_host: forwarded_host.map(HeaderValue::from_static),
         identity: who,
         request_id: HeaderValue::from_static("req-1"),
+        cookies: OwnCookies::Absent,
     }
 }
 
@@ -117,6 +118,64 @@ fn the_head_gets_our_lines_first_and_none_of_the_clients_of_those_names() {
     assert_eq!(got[1].1, b"2001:db8::1");
 }
 
+#[test]
+fn the_gateways_cookies_reach_no_upstream_written_or_set() {
+    let mut map = HeaderMap::new();
+    map.append(
+        header::COOKIE,
+        HeaderValue::from_static(
+            "app=1; __Host-oauthgate-session=sealed; __Host-oauthgate-login-x=y",
+        ),
+    );
+    map.append(header::COOKIE, HeaderValue::from_static("theme=dark"));
+    map.append(header::ACCEPT, HeaderValue::from_static("*/*"));
+    let mut set = added("192.0.2.7", None, None);
+    set.cookies = crate::gateway::session::own_cookies_cut(&map);
+    // Written into the head (a bodiless request), the map's cookies are left out.
+    let mut head = Vec::new();
+    encode_head(&mut head, &Method::GET, &"/".parse().unwrap(), &map, &set).unwrap();
+    let written = lines_of(&head);
+    let cookies: Vec<_> = written.iter().filter(|(n, _)| n == "cookie").collect();
+    assert_eq!(cookies.len(), 1, "{written:?}");
+    assert_eq!(cookies[0].1, b"app=1; theme=dark");
+    assert!(!head.windows(17).any(|w| w == b"__Host-oauthgate-"));
+    // Set in the map (an upload, a WebSocket): the same.
+    set.set_in(&mut map);
+    let in_map: Vec<_> = map.get_all(header::COOKIE).iter().collect();
+    assert_eq!(in_map, [&HeaderValue::from_static("app=1; theme=dark")]);
+    // Only ours: no `Cookie` at all, either way.
+    let mut only = HeaderMap::new();
+    only.insert(
+        header::COOKIE,
+        HeaderValue::from_static("__Host-oauthgate-session=sealed"),
+    );
+    set.cookies = crate::gateway::session::own_cookies_cut(&only);
+    encode_head(&mut head, &Method::GET, &"/".parse().unwrap(), &only, &set).unwrap();
+    assert!(lines_of(&head).iter().all(|(n, _)| n != "cookie"));
+    set.set_in(&mut only);
+    assert!(!only.contains_key(header::COOKIE));
+    // None of ours: the client's headers go as they came.
+    let mut theirs = HeaderMap::new();
+    theirs.append(header::COOKIE, HeaderValue::from_static("a=1"));
+    theirs.append(header::COOKIE, HeaderValue::from_static("b=2"));
+    set.cookies = crate::gateway::session::own_cookies_cut(&theirs);
+    assert_eq!(set.cookies, OwnCookies::Absent);
+    encode_head(
+        &mut head,
+        &Method::GET,
+        &"/".parse().unwrap(),
+        &theirs,
+        &set,
+    )
+    .unwrap();
+    let cookies: Vec<_> = lines_of(&head)
+        .into_iter()
+        .filter(|(n, _)| n == "cookie")
+        .map(|(_, v)| v)
+        .collect();
+    assert_eq!(cookies, [b"a=1".to_vec(), b"b=2".to_vec()]);
+}
+
 const NAMES: [&str; 10] = [
     "host",
     "x-request-id",
@@ -139,13 +198,17 @@ proptest! {
         v6: bool,
         forwarded_host: bool,
         who in prop::option::of(any::<bool>()),
+        cut in prop::option::of(prop::option::of("[a-z0-9=]{1,8}")),
     ) {
         let mut map = HeaderMap::new();
         for (name, value) in &map_lines {
             map.append(HeaderName::from_static(name), HeaderValue::from_str(value).unwrap());
         }
         let peer = if v6 { "::1" } else { "192.0.2.7" };
-        let set = added(peer, forwarded_host.then_some("app.example"), who.map(identity));
+        let mut set = added(peer, forwarded_host.then_some("app.example"), who.map(identity));
+        if let Some(kept) = &cut {
+            set.cookies = OwnCookies::Cut(kept.as_deref().map(|v| HeaderValue::from_str(v).unwrap()));
+        }
         let mut head = Vec::new();
         encode_head(&mut head, &Method::GET, &"/".parse().unwrap(), &map, &set).unwrap();
         let written = lines_of(&head);
@@ -168,6 +231,12 @@ proptest! {
         prop_assert_eq!(sorted(written.clone()), sorted(in_map));
         for ours in ["host", "x-forwarded-for", "x-forwarded-proto", "x-request-id"] {
             prop_assert_eq!(written.iter().filter(|(n, _)| n == ours).count(), 1);
+        }
+        // A cut `Cookie` stands for every one the client sent: it alone, or none.
+        if let Some(kept) = &cut {
+            let cookies: Vec<&[u8]> = written.iter().filter(|(n, _)| n == "cookie").map(|(_, v)| v.as_slice()).collect();
+            let expected: Vec<&[u8]> = kept.iter().map(|v| v.as_bytes()).collect();
+            prop_assert_eq!(cookies, expected);
         }
     }
 }

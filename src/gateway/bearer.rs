@@ -114,7 +114,7 @@ impl Bearer {
 
     /// The identity `token` proves, or why it proves none.
     pub async fn verify(&self, token: &str, now: u64) -> Result<Arc<Verified>, BearerError> {
-        if let Some(hit) = self.memo.get(token) {
+        if let Some(hit) = self.memo.get(token.as_bytes()) {
             if hit.session.exp > now {
                 return Ok(hit);
             }
@@ -139,7 +139,7 @@ impl Bearer {
             session_of(&claims, &c.name, c.groups_claim.as_ref())
         };
         let verified = Arc::new(Verified::new(session, &self.identity));
-        self.memo.remember(token, verified.clone());
+        self.memo.remember(token.as_bytes(), verified.clone());
         Ok(verified)
     }
 }

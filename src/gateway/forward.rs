@@ -103,7 +103,8 @@ pub fn prepare<'a>(
     headers::strip_hop_by_hop(h);
     headers::strip_reserved(h);
     super::identity::strip_configured(h, to.also_reserved);
-    super::session::strip_own_cookies(h);
+    // Cut as the head is written (`Added`), not removed from the map.
+    let cookies = super::session::own_cookies_cut(h);
     if upgrade.is_some() {
         headers::set_websocket_upgrade(h);
     }
@@ -116,6 +117,7 @@ pub fn prepare<'a>(
         forwarded_host: host,
         identity,
         request_id,
+        cookies,
     };
     Ok(Prepared {
         pool: to.pool,

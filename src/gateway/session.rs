@@ -23,7 +23,9 @@ use crate::cookies::{CookieCodec, SealedWith};
 use crate::error::StartError;
 use crate::util::{now, Memo};
 pub use redis::{Fetch, RedisStore};
+#[cfg(feature = "fuzzing")]
 pub use strip::strip_own_cookies;
+pub use strip::{own_cookies_cut, OwnCookies};
 
 /// Every cookie of the gateway starts with this; none of them is sent upstream.
 pub const COOKIE_PREFIX: &str = "__Host-oauthgate-";
@@ -233,11 +235,23 @@ impl Sessions {
     /// its renewed cookie sealed here (see [`Verified::renewal`]); the common request only
     /// compares numbers.
     pub fn current(&self, headers: &HeaderMap, host: Option<&str>) -> Option<Arc<Verified>> {
-        let raw = session_cookie_value(headers, &self.finder)?;
+        // The first value, looked up as bytes (a remembered value was text when it was
+        // opened); anything else takes the first that is text, as opening always did.
+        let first = session_cookie_values(headers, &self.finder).next()?;
         let now = now();
-        let verified = match self.memo.get(raw) {
+        let verified = match self.memo.get(first) {
             Some(hit) => hit,
-            None => self.open(raw, now)?,
+            None => {
+                let raw = session_cookie_value(headers, &self.finder)?;
+                // Another value than the first (which was not text): it may be remembered.
+                let hit = (raw.as_bytes() != first)
+                    .then(|| self.memo.get(raw.as_bytes()))
+                    .flatten();
+                match hit {
+                    Some(hit) => hit,
+                    None => self.open(raw, now)?,
+                }
+            }
         };
         if !made_for(&verified.session, host) {
             return None;
@@ -261,7 +275,7 @@ impl Sessions {
         let mut verified = Verified::new(session, &self.identity);
         verified.old_key = with == SealedWith::Previous;
         let verified = Arc::new(verified);
-        self.memo.remember(raw, verified.clone());
+        self.memo.remember(raw.as_bytes(), verified.clone());
         Some(verified)
     }
 
@@ -313,34 +327,44 @@ pub struct Keys<'a> {
     pub previous: &'a [Secret],
 }
 
-/// The sealed session cookie's value in a request, found without allocating: the first
-/// `name=` (`name` found by `finder`) that begins a cookie pair, to the next `;` (trailing
-/// blanks cut). Searched as bytes with SIMD rather than split pair by pair: a browser's
-/// cookie header is often hundreds of bytes. A header with bytes other than visible ASCII
-/// elsewhere (another app's cookie) no longer hides ours; the value itself must be UTF-8 (it
-/// is then opened).
+/// The sealed session cookie's values in a request, found without allocating: each `name=`
+/// (`name` found by `finder`) that begins a cookie pair, to the next `;` (trailing blanks
+/// cut), in order. Searched as bytes with SIMD rather than split pair by pair: a browser's
+/// cookie header is often hundreds of bytes; ours first in the header (as a browser sends
+/// it when it is the site's only cookie) is taken without a search. A header with bytes
+/// other than visible ASCII elsewhere (another app's cookie) does not hide ours.
+fn session_cookie_values<'a>(
+    headers: &'a HeaderMap,
+    finder: &'a memmem::Finder<'_>,
+) -> impl Iterator<Item = &'a [u8]> + 'a {
+    let name = finder.needle().len();
+    headers.get_all(header::COOKIE).iter().flat_map(move |v| {
+        let v = v.as_bytes();
+        let first = v.starts_with(finder.needle());
+        let from = usize::from(first);
+        std::iter::once(0)
+            .filter(move |_| first)
+            .chain(finder.find_iter(&v[from..]).map(move |at| at + from))
+            .filter_map(move |at| {
+                let before = v[..at].trim_ascii_end();
+                if !(before.is_empty() || before.ends_with(b";")) {
+                    return None;
+                }
+                let rest = v[at + name..].strip_prefix(b"=")?;
+                let end = memchr::memchr(b';', rest).unwrap_or(rest.len());
+                let value = rest[..end].trim_ascii_end();
+                // Longer than any cookie a browser keeps: not one we sealed, nor a memo key.
+                (value.len() <= MAX_COOKIE).then_some(value)
+            })
+    })
+}
+
+/// The session cookie's value to open: the first of [`session_cookie_values`] that is UTF-8.
 fn session_cookie_value<'a>(
     headers: &'a HeaderMap,
-    finder: &memmem::Finder<'_>,
+    finder: &'a memmem::Finder<'_>,
 ) -> Option<&'a str> {
-    let name = finder.needle().len();
-    headers.get_all(header::COOKIE).iter().find_map(|v| {
-        let v = v.as_bytes();
-        finder.find_iter(v).find_map(|at| {
-            let before = v[..at].trim_ascii_end();
-            if !(before.is_empty() || before.ends_with(b";")) {
-                return None;
-            }
-            let rest = v[at + name..].strip_prefix(b"=")?;
-            let end = memchr::memchr(b';', rest).unwrap_or(rest.len());
-            let value = rest[..end].trim_ascii_end();
-            // Longer than any cookie a browser keeps: not one we sealed, and not a memo key.
-            if value.len() > MAX_COOKIE {
-                return None;
-            }
-            std::str::from_utf8(value).ok()
-        })
-    })
+    session_cookie_values(headers, finder).find_map(|v| std::str::from_utf8(v).ok())
 }
 
 /// The key of logout tokens: derived from the session secret for that purpose alone.

@@ -129,9 +129,22 @@ pub fn parse_head(
     head_request: bool,
     map: &mut Kept,
 ) -> Result<Option<Parsed>, HeadError> {
+    let mut lines = crate::maps::take_lines();
+    let parsed = parse_head_with(buf, head_request, map, &mut lines);
+    crate::maps::give_lines(lines);
+    parsed
+}
+
+/// [`parse_head`], the head's line positions written into `lines` (the thread's list).
+fn parse_head_with(
+    buf: &mut BytesMut,
+    head_request: bool,
+    map: &mut Kept,
+    lines: &mut Vec<Line>,
+) -> Result<Option<Parsed>, HeadError> {
     loop {
-        let mut lines: [Line; MAX_HEADERS] = [(0, 0, 0, 0); MAX_HEADERS];
-        let (len, code, version, count, reason) = {
+        lines.clear();
+        let (len, code, version, reason) = {
             // Uninitialised: httparse writes the lines it finds (no 3 KiB fill per parse).
             let mut headers = [MaybeUninit::<httparse::Header>::uninit(); MAX_HEADERS];
             let mut res = httparse::Response::new(&mut []);
@@ -156,7 +169,6 @@ pub fn parse_head(
                 let start = u32::try_from(start).unwrap_or(u32::MAX);
                 (start, start.saturating_add(s.len() as u32))
             };
-            let mut count = 0;
             for h in res.headers.iter() {
                 // A `Connection` that says only `keep-alive` is this connection's business,
                 // read here and gone: it names no header but `Keep-Alive` (hop-by-hop
@@ -168,15 +180,14 @@ pub fn parse_head(
                     continue;
                 }
                 let ((n0, n1), (v0, v1)) = (at(h.name.as_bytes()), at(h.value));
-                lines[count] = (n0, n1, v0, v1);
-                count += 1;
+                lines.push((n0, n1, v0, v1));
             }
             let version = match res.version {
                 Some(1) => Version::HTTP_11,
                 _ => Version::HTTP_10,
             };
             let reason = res.reason.map(|r| at(r.as_bytes()));
-            (len, res.code.unwrap_or(0), version, count, reason)
+            (len, res.code.unwrap_or(0), version, reason)
         };
         let status = StatusCode::from_u16(code).map_err(|_| HeadError::Invalid)?;
         match code {
@@ -189,9 +200,7 @@ pub fn parse_head(
         }
         let head = buf.split_to(len).freeze();
         // The names of this thread's last response are reused (`maps`).
-        let mut headers = map
-            .fill(&head, &lines[..count], 0)
-            .map_err(|_| HeadError::Invalid)?;
+        let mut headers = map.fill(&head, lines, 0).map_err(|_| HeadError::Invalid)?;
         let (framing, reuse) = framing(status, version, &headers, head_request)?;
         if matches!(framing, Framing::Chunked | Framing::Close)
             && headers.contains_key(header::TRANSFER_ENCODING)

@@ -7,12 +7,24 @@ use memchr::memmem;
 
 use super::COOKIE_PREFIX;
 
-/// Removes the gateway's own cookies from the `Cookie` header sent upstream.
+/// What goes upstream of a request's `Cookie` headers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OwnCookies {
+    /// The request carries none of the gateway's cookies: its headers go as they came.
+    Absent,
+    /// The pairs left once the gateway's cookies are cut, in one header (`None`: nothing was
+    /// left, and no `Cookie` goes).
+    Cut(Option<HeaderValue>),
+}
+
+/// The gateway's own cookies cut from the request's `Cookie` headers (see [`OwnCookies`]).
+/// The map is only read: the forwarded head leaves its `Cookie` out and writes this one
+/// (`gateway::added`), so no map removal is paid on the hot path.
 ///
 /// Works on bytes: a `Cookie` header may carry non-UTF-8 bytes (any site on the same host can
 /// set such a cookie), and skipping such a header as unreadable would forward our session
 /// cookie along with it.
-pub fn strip_own_cookies(headers: &mut HeaderMap) {
+pub fn own_cookies_cut(headers: &HeaderMap) -> OwnCookies {
     let prefix = COOKIE_PREFIX.as_bytes();
     // A plain substring search first (SIMD, the searcher built once): most requests to most
     // routes carry none of ours.
@@ -21,7 +33,7 @@ pub fn strip_own_cookies(headers: &mut HeaderMap) {
     // One lookup, read twice.
     let cookies = headers.get_all(header::COOKIE);
     if !cookies.iter().any(|v| OURS.find(v.as_bytes()).is_some()) {
-        return;
+        return OwnCookies::Absent;
     }
     let mut kept: Vec<u8> = Vec::new();
     for value in &cookies {
@@ -42,12 +54,30 @@ pub fn strip_own_cookies(headers: &mut HeaderMap) {
             kept.extend_from_slice(pair);
         }
     }
-    headers.remove(header::COOKIE);
-    if !kept.is_empty() {
-        if let Ok(v) = HeaderValue::from_bytes(&kept) {
-            headers.insert(header::COOKIE, v);
+    OwnCookies::Cut(
+        (!kept.is_empty())
+            .then(|| HeaderValue::from_bytes(&kept).ok())
+            .flatten(),
+    )
+}
+
+impl OwnCookies {
+    /// Makes `headers` carry what goes upstream: the cut `Cookie` in place of the request's.
+    pub fn set_in(&self, headers: &mut HeaderMap) {
+        if let OwnCookies::Cut(kept) = self {
+            headers.remove(header::COOKIE);
+            if let Some(v) = kept {
+                headers.insert(header::COOKIE, v.clone());
+            }
         }
     }
+}
+
+/// Removes the gateway's own cookies from the `Cookie` header sent upstream (in the map:
+/// [`own_cookies_cut`] set in it), for the fuzz target and the tests.
+#[cfg(any(test, feature = "fuzzing"))]
+pub fn strip_own_cookies(headers: &mut HeaderMap) {
+    own_cookies_cut(headers).set_in(headers);
 }
 
 #[cfg(test)]

@@ -161,6 +161,11 @@ proptest::proptest! {
         }
         let finder = memchr::memmem::Finder::new(NAME);
         proptest::prop_assert_eq!(session_cookie_value(&h, &finder), cookie_value_model(&h, NAME));
+        // The first value, looked up without a UTF-8 check (every piece here is text).
+        proptest::prop_assert_eq!(
+            session_cookie_values(&h, &finder).next(),
+            cookie_value_model(&h, NAME).map(str::as_bytes)
+        );
     }
 }
 
@@ -200,6 +205,15 @@ fn the_cookie_opened_is_the_one_found_and_remembered() {
         HeaderValue::from_bytes(beside.as_bytes()).unwrap(),
     );
     assert_eq!(s.current(&h, None).unwrap().session.sub, "dev:alice");
+    // A first value that is not text hides neither the real one after it, opened or
+    // remembered, nor is it remembered in its place.
+    let mut after = b"__Host-s=\xff; ".to_vec();
+    after.extend_from_slice(valid.as_bytes());
+    let h = HeaderMap::from_iter([(header::COOKIE, HeaderValue::from_bytes(&after).unwrap())]);
+    for _ in 0..2 {
+        assert_eq!(s.current(&h, None).unwrap().session.sub, "dev:alice");
+    }
+    assert!(s.memo.get(b"\xff").is_none());
     // One longer than a browser keeps is not looked at.
     let long = format!("__Host-s={}", "A".repeat(MAX_COOKIE + 1));
     let h = HeaderMap::from_iter([(header::COOKIE, HeaderValue::from_str(&long).unwrap())]);

@@ -33,10 +33,9 @@ pub(super) struct Head {
     pub(super) len: usize,
     method: Method,
     target: (u32, u32),
-    count: usize,
-    /// (name start, name end, value start, value end) of each header, in order. `u32`: the
-    /// head is returned through the lane's futures, and half the bytes are half the copying.
-    headers: [crate::maps::Line; MAX_HEADERS],
+    /// (name start, name end, value start, value end) of each header, in order: the
+    /// thread's list, lent for the parse (`maps::take_lines`).
+    lines: Vec<crate::maps::Line>,
 }
 
 /// Whether a head being read is worth parsing again: on the first look, and then only once the
@@ -61,7 +60,7 @@ impl Scan {
 /// Parses `buf` with hyper's server settings and checks the lane may take the request.
 #[cfg(test)]
 pub(super) fn parse(buf: &[u8]) -> Parsed {
-    let mut head = Head::EMPTY;
+    let mut head = Head::new(Vec::new());
     match parse_into(buf, &mut head) {
         Parsed::Ready(()) => Parsed::Ready(head),
         Parsed::Partial => Parsed::Partial,
@@ -70,7 +69,7 @@ pub(super) fn parse(buf: &[u8]) -> Parsed {
 }
 
 /// [`parse`], the head's positions written into `head`: the lane's path keeps them in one
-/// frame (a [`Head`] returned by value was copied on every return).
+/// frame (a [`Head`] returned by value was copied on every return). `head.lines` is empty.
 fn parse_into(buf: &[u8], head: &mut Head) -> Parsed<()> {
     if u32::try_from(buf.len()).is_err() {
         return Parsed::Decline;
@@ -107,9 +106,8 @@ fn parse_into(buf: &[u8], head: &mut Head) -> Parsed<()> {
     head.len = len;
     head.method = method;
     head.target = at(path.as_bytes());
-    head.count = req.headers.len();
     let mut hosts = 0;
-    for (h, slot) in req.headers.iter().zip(head.headers.iter_mut()) {
+    for h in req.headers.iter() {
         let name = h.name.as_bytes();
         // hyper: a name of 64 KiB or more is a 431.
         if name.len() >= 1 << 16 {
@@ -122,7 +120,7 @@ fn parse_into(buf: &[u8], head: &mut Head) -> Parsed<()> {
         }
         let (ns, ne) = at(name);
         let (vs, ve) = at(h.value);
-        *slot = (ns, ne, vs, ve);
+        head.lines.push((ns, ne, vs, ve));
     }
     if hosts != 1 {
         return Parsed::Decline;
@@ -153,13 +151,14 @@ fn takes_header(name: &[u8], value: &[u8]) -> bool {
 }
 
 impl Head {
-    const EMPTY: Head = Head {
-        len: 0,
-        method: Method::GET,
-        target: (0, 0),
-        count: 0,
-        headers: [(0, 0, 0, 0); MAX_HEADERS],
-    };
+    fn new(lines: Vec<crate::maps::Line>) -> Head {
+        Head {
+            len: 0,
+            method: Method::GET,
+            target: (0, 0),
+            lines,
+        }
+    }
 
     /// The request, its header values sharing `head`'s bytes (the first `len` of the buffer).
     /// `None` (decline) where hyper's own conversion would differ or fail.
@@ -170,9 +169,8 @@ impl Head {
             return None;
         }
         // The names this thread's last request came with are reused (`maps`).
-        let lines = &self.headers[..self.count];
         let headers = crate::maps::take(crate::maps::Kind::Request)
-            .fill(head, lines, 0)
+            .fill(head, &self.lines, 0)
             .ok()?;
         let mut req = Request::new(RequestBody::Empty);
         *req.method_mut() = self.method.clone();
@@ -204,18 +202,19 @@ pub(super) enum Read {
 }
 
 /// Parses `buf` and, if it holds a whole head the lane takes, takes it. One frame does both:
-/// a [`Head`] (1.6 KiB of positions) returned through the lane's futures was copied three
-/// times a request.
+/// a [`Head`] returned through the lane's futures was copied three times a request.
 pub(super) fn read(buf: &mut BytesMut, max_head: usize) -> Read {
-    let mut head = Head::EMPTY;
-    match parse_into(buf, &mut head) {
+    let mut head = Head::new(crate::maps::take_lines());
+    let read = match parse_into(buf, &mut head) {
         Parsed::Ready(()) if head.len <= max_head => {
             let (req, bytes) = take(buf, &head);
             Read::Taken(req, bytes)
         }
         Parsed::Partial if buf.len() < max_head => Read::Partial,
         _ => Read::Decline,
-    }
+    };
+    crate::maps::give_lines(head.lines);
+    read
 }
 
 #[cfg(test)]
