@@ -110,7 +110,8 @@ impl AppState {
         peer: SocketAddr,
         sni: Option<&str>,
     ) -> Response<Body> {
-        let (mut res, request_id) = self.answer(req, peer, sni).await;
+        let mut req = req;
+        let (mut res, request_id) = self.answer(&mut req, peer, sni).await;
         set_request_id(res.headers_mut(), request_id);
         res
     }
@@ -119,18 +120,18 @@ impl AppState {
     /// in it: the express lane writes it with the head.
     pub async fn answer(
         &self,
-        req: Request<RequestBody>,
+        req: &mut Request<RequestBody>,
         peer: SocketAddr,
         sni: Option<&str>,
     ) -> (Response<Body>, HeaderValue) {
         // The clock is read only for the access log and the metrics.
         let timed = self.counts.is_some() || self.access.is_some();
-        let mut ctx = RequestCtx::new(&req, peer, sni, timed, &self.trusted_proxies);
+        let mut ctx = RequestCtx::new(req, peer, sni, timed, &self.trusted_proxies);
         let method = req.method().clone();
         // A Uri clone shares its bytes: no copy of the path for the log line.
         let uri = req.uri().clone();
-        // Forwarded from where it lies: the send's future borrows it (a move would copy it,
-        // and hold it twice).
+        // Lent down, not moved: it stays in the caller's frame, and the send's future
+        // borrows it (each move copied it, and each level of futures held it again).
         let mut step = self.dispatch(req, &mut ctx);
         let result = match step {
             Step::Answer(answer) => answer,
@@ -196,7 +197,7 @@ impl AppState {
     /// Normalises the path and hands the request to its role; nothing here waits.
     fn dispatch<'a>(
         &'a self,
-        req: Request<RequestBody>,
+        req: &'a mut Request<RequestBody>,
         ctx: &mut RequestCtx<'a>,
     ) -> Step<'a, Prepared<'a>> {
         if req.method() == Method::CONNECT {
@@ -210,6 +211,7 @@ impl AppState {
             if crate::path::under(path.as_str(), central::PREFIX) {
                 ctx.route = Some(central::PREFIX);
                 ctx.stats = self.counts.as_ref().map(|c| &*c.central);
+                let req = crate::body::take_request(req);
                 return Step::Later(Box::pin(async move { central.handle(req, &path).await }));
             }
         }

@@ -19,6 +19,13 @@ pub enum RequestBody {
     Hyper(Incoming),
 }
 
+/// The request lent to a step that needs it whole (a login endpoint, the central role, a
+/// session Redis must be asked for), taken out of its place: the hot path lends the request
+/// down to the upstream's writer; these paths keep their own.
+pub fn take_request(req: &mut http::Request<RequestBody>) -> http::Request<RequestBody> {
+    std::mem::replace(req, http::Request::new(RequestBody::Empty))
+}
+
 impl From<Incoming> for RequestBody {
     fn from(body: Incoming) -> Self {
         RequestBody::Hyper(body)

@@ -43,7 +43,9 @@ pub struct Upstream<'a> {
 /// A request rewritten for its upstream, ready to go.
 pub struct Prepared<'a> {
     pool: &'a Arc<Pool>,
-    req: Request<RequestBody>,
+    /// Lent, not moved: it stays in the frame that read it (a move copies 264 bytes, and
+    /// every level of a request's futures would hold it again).
+    req: &'a mut Request<RequestBody>,
     added: Added,
     response_timeout: Duration,
     tunnel_idle: Duration,
@@ -62,7 +64,7 @@ pub struct Prepared<'a> {
 /// set after the hop-by-hop strip, so `Connection` cannot remove them.
 pub fn prepare<'a>(
     to: Upstream<'a>,
-    mut req: Request<RequestBody>,
+    req: &'a mut Request<RequestBody>,
     path: &NormalPath,
     peer: SocketAddr,
     identity: Option<super::identity::Outgoing>,
@@ -70,7 +72,7 @@ pub fn prepare<'a>(
 ) -> Result<Prepared<'a>, RequestError> {
     let client_h2 = req.version() == Version::HTTP_2;
     // Any other `Upgrade` goes upstream as a plain request: its headers are hop-by-hop.
-    let upgrade = headers::websocket_key(&req).map(|key| (key, hyper::upgrade::on(&mut req)));
+    let upgrade = headers::websocket_key(req).map(|key| (key, hyper::upgrade::on(&mut *req)));
     let host = req.headers().get(header::HOST).cloned().or_else(|| {
         req.uri()
             .authority()
@@ -144,7 +146,7 @@ impl Prepared<'_> {
             // Lent to the pool's future, not moved into it: every level of a request's
             // futures is copied once per request, so what a level holds counts.
             match pool
-                .send(&mut self.req, &self.added, self.response_timeout)
+                .send(self.req, &self.added, self.response_timeout)
                 .await
             {
                 Ok(res) => answer(res, self.stats, self.restore, self.client_h2),
@@ -160,7 +162,7 @@ impl Prepared<'_> {
     /// A WebSocket handshake: once the upstream has accepted it, a task of its own copies
     /// bytes both ways between the client and the upstream.
     async fn send_upgrade(&mut self) -> Result<Response<Body>, RequestError> {
-        let mut req = std::mem::replace(&mut self.req, Request::new(RequestBody::Empty));
+        let mut req = std::mem::replace(self.req, Request::new(RequestBody::Empty));
         self.added.set_in(req.headers_mut());
         let sent = self.pool.send_upgrade(req);
         let mut res = tokio::time::timeout(self.response_timeout, sent)

@@ -27,7 +27,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::body::RequestBody;
+use crate::body::{take_request, RequestBody};
 use ed25519_dalek::VerifyingKey;
 use http::header::HeaderValue;
 use http::{Method, Request, Response, StatusCode};
@@ -148,7 +148,7 @@ impl Gateway {
     /// upstream (or files). Returns what is left to do; `ctx.route` says which route took it.
     pub fn serve<'a>(
         &'a self,
-        req: Request<RequestBody>,
+        req: &'a mut Request<RequestBody>,
         path: NormalPath,
         ctx: &mut RequestCtx<'a>,
     ) -> Step<'a> {
@@ -157,7 +157,7 @@ impl Gateway {
         // they always did, at the same cost.
         let host = match self.routes.by_host() {
             false => None,
-            true => match hosts::request_host(&req, ctx.sni) {
+            true => match hosts::request_host(req, ctx.sni) {
                 Ok(host) => host,
                 Err(e) => return Step::Answer(Err(e)),
             },
@@ -166,6 +166,7 @@ impl Gateway {
             ctx.route = Some(&self.auth_prefix);
             ctx.stats = self.own_stats.as_deref();
             let host = host.map(str::to_owned);
+            let req = take_request(req);
             return Step::Later(Box::pin(async move {
                 self.own_endpoint(req, &path, peer, host.as_deref()).await
             }));
@@ -180,7 +181,7 @@ impl Gateway {
         // A route of a host took the request by its host; the others serve `public_url`'s
         // host only, unless `preserve_host: any`.
         if let (Destination::Upstream(_), false, None) = (&routed.to, route.any_host, &route.host) {
-            if let Err(e) = hosts::check_host(&req, &self.public_host) {
+            if let Err(e) = hosts::check_host(req, &self.public_host) {
                 return Step::Answer(Err(e));
             }
         }
@@ -203,26 +204,35 @@ impl Gateway {
         };
         if route.access.bearer {
             let id = ctx.request_id.clone();
-            if let Some(step) = self.bearer_step(routed, judged, &req, peer, id) {
-                return step(req, path);
+            if let Some(step) = self.bearer_step(routed, judged, req, peer, id) {
+                return step(take_request(req), path);
             }
         }
         // The session is judged for the host the request was routed by (SNI when an HTTP/1.0
         // request names none), never one read again elsewhere.
         let bound = self.login.as_ref().and_then(|l| l.sites.bound(host));
-        let session = match self.session_of(judged, &req, bound) {
+        let session = match self.session_of(judged, req, bound) {
             Ok(session) => session,
             // Redis must be asked: the one other branch that may wait.
             Err(fetch) => {
                 let id = ctx.request_id.clone();
                 let bound = bound.map(str::to_owned);
-                return self.stored_step(routed, judged, fetch, bound, req, path, peer, id);
+                return self.stored_step(
+                    routed,
+                    judged,
+                    fetch,
+                    bound,
+                    take_request(req),
+                    path,
+                    peer,
+                    id,
+                );
             }
         };
         let mut who = None;
         let identity = self.policy(
             judged,
-            &req,
+            req,
             &path,
             peer,
             Presented::Cookie(session),
@@ -244,16 +254,19 @@ impl Gateway {
     fn deliver<'a>(
         &'a self,
         routed: &'a Routed,
-        req: Request<RequestBody>,
+        req: &'a mut Request<RequestBody>,
         path: NormalPath,
         peer: SocketAddr,
         identity: Option<identity::Outgoing>,
         request_id: HeaderValue,
     ) -> Step<'a> {
         match &routed.to {
-            Destination::Files(dir) => Step::Later(Box::pin(async move {
-                files::serve(dir, req.method(), &path).await
-            })),
+            Destination::Files(dir) => {
+                let method = req.method().clone();
+                Step::Later(Box::pin(
+                    async move { files::serve(dir, &method, &path).await },
+                ))
+            }
             Destination::Upstream(pool) => {
                 let to = Upstream {
                     pool,

@@ -59,7 +59,8 @@ impl Gateway {
     ) -> Result<Response<Body>, RequestError> {
         let mut who = None;
         let identity = self.policy(judged, &req, &path, peer, presented, &mut who)?;
-        let mut step = self.deliver(routed, req, path, peer, identity, request_id);
+        let mut req = req;
+        let mut step = self.deliver(routed, &mut req, path, peer, identity, request_id);
         let mut res = match step {
             Step::Answer(answer) => answer,
             Step::Forward(ref mut prepared) => prepared.send().await,

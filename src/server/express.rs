@@ -98,7 +98,7 @@ pub(super) async fn serve(
             return Outcome::Decline;
         }
     };
-    let Some(req) = req else {
+    let Some(mut req) = req else {
         *ahead = join(head_bytes, &buf);
         return Outcome::Decline;
     };
@@ -106,8 +106,11 @@ pub(super) async fn serve(
     // The state current now serves this request to its end: one arc-swap load, no lock.
     // The request id is written with the head (no map insert): see `write::Parts`.
     let (res, request_id) = super::threads::current_state(lane.state)
-        .answer(req, lane.peer, lane.sni)
+        .answer(&mut req, lane.peer, lane.sni)
         .await;
+    // Gone before the buffer it shares is given back (`spare::give_read` reclaims only a
+    // buffer nothing else holds).
+    drop(req);
     let close = stopping();
     let (mut parts, body) = res.into_parts();
     let len = if body.is_end_stream() {
