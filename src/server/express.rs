@@ -87,7 +87,7 @@ pub(super) async fn serve(
     let mut buf = spare::read_buf();
     buf.extend_from_slice(ahead);
     *ahead = Bytes::new();
-    let (req, head_bytes) = match read_head(tls, &mut buf, timer, lane).await {
+    let (mut taken, head_bytes) = match read_head(tls, &mut buf, timer, lane).await {
         Ok(taken) => taken,
         Err(Some(outcome)) => {
             spare::give_read(buf);
@@ -98,7 +98,8 @@ pub(super) async fn serve(
             return Outcome::Decline;
         }
     };
-    let Some(mut req) = req else {
+    // Lent from where it was read (one place in this future, not two).
+    let Some(req) = taken.as_mut() else {
         *ahead = join(head_bytes, &buf);
         return Outcome::Decline;
     };
@@ -106,11 +107,11 @@ pub(super) async fn serve(
     // The state current now serves this request to its end: one arc-swap load, no lock.
     // The request id is written with the head (no map insert): see `write::Parts`.
     let (res, request_id) = super::threads::current_state(lane.state)
-        .answer(&mut req, lane.peer, lane.sni)
+        .answer(req, lane.peer, lane.sni)
         .await;
     // Gone before the buffer it shares is given back (`spare::give_read` reclaims only a
     // buffer nothing else holds).
-    drop(req);
+    drop(taken);
     let close = stopping();
     let (mut parts, body) = res.into_parts();
     let len = if body.is_end_stream() {
