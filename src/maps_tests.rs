@@ -109,6 +109,17 @@ proptest! {
         }
     }
 
+    /// Up to eight bytes read as one word: each byte in its place, zeros after.
+    #[test]
+    fn a_word_holds_its_bytes_in_order(bytes in prop::collection::vec(any::<u8>(), 0..12)) {
+        let model = bytes
+            .iter()
+            .take(8)
+            .enumerate()
+            .fold(0u64, |w, (i, &b)| w | (u64::from(b) << (8 * i)));
+        prop_assert_eq!(word(&bytes), model);
+    }
+
     /// Whatever map `fill` starts from (the last head's names, in any order, some removed,
     /// values blank or not), it ends as the plain way's map, or empty with `Err` where that
     /// fails.

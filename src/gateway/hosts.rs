@@ -123,6 +123,19 @@ pub fn check_host<B>(req: &Request<B>, public_host: &str) -> Result<(), RequestE
     }
 }
 
+/// The bytes a host name may hold: ASCII letters and digits, `-`, `.` and `_`. A table, one
+/// load a byte: every proxied request's `Host` is read this way.
+const NAME_BYTE: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        table[b] = c.is_ascii_alphanumeric() || c == b'-' || c == b'.' || c == b'_';
+        b += 1;
+    }
+    table
+};
+
 /// The host a request names (trailing dot removed, case kept): the `Host` header and the
 /// target's authority must be plain `host[:port]` and agree (400 otherwise). `None` only for
 /// an HTTP/1.0 request that names none.
@@ -211,10 +224,7 @@ fn host_name(value: &[u8]) -> Result<&str, RequestError> {
         }
     }
     if name.first() != Some(&b'[')
-        && (name.is_empty()
-            || !name
-                .iter()
-                .all(|&b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_')))
+        && (name.is_empty() || !name.iter().all(|&b| NAME_BYTE[usize::from(b)]))
     {
         return Err(bad());
     }
