@@ -3,9 +3,9 @@
 //! hyper's server costs about as much CPU per request as the rest of a proxied request: its
 //! dispatcher's poll loops, its buffers, its header-map building and a header-read timer per
 //! request. Most requests a gateway sees are bodiless GETs on keep-alive connections, and
-//! for those the lane reads the head with hyper's own parser settings, hands the request to
-//! the same `AppState::handle`, and writes the response as hyper would, head and first body
-//! bytes in one TLS write.
+//! for those the lane reads the head with hyper's own parser settings, lends the request to
+//! the same `AppState::answer` (`handle`, with the request id beside the response, not in its
+//! map), and writes the response as hyper would, head and first body bytes in one TLS write.
 //!
 //! The lane only ever takes a request it is sure of (`parse`) and writes a response it is
 //! sure of (`write`). Anything else is declined before it is answered: the bytes read go to a
