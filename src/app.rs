@@ -106,11 +106,10 @@ impl AppState {
     /// `sni` is the TLS server name the client sent, if any.
     pub async fn handle(
         &self,
-        req: Request<RequestBody>,
+        mut req: Request<RequestBody>,
         peer: SocketAddr,
         sni: Option<&str>,
     ) -> Response<Body> {
-        let mut req = req;
         let (mut res, request_id) = self.answer(&mut req, peer, sni).await;
         set_request_id(res.headers_mut(), request_id);
         res

@@ -243,11 +243,7 @@ impl Sessions {
             Some(hit) => hit,
             None => {
                 let raw = session_cookie_value(headers, &self.finder)?;
-                // Another value than the first (which was not text): it may be remembered.
-                let hit = (raw.as_bytes() != first)
-                    .then(|| self.memo.get(raw.as_bytes()))
-                    .flatten();
-                match hit {
+                match self.memo.get(raw.as_bytes()) {
                     Some(hit) => hit,
                     None => self.open(raw, now)?,
                 }

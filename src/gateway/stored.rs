@@ -51,7 +51,7 @@ impl Gateway {
         &'a self,
         routed: &'a Routed,
         judged: Judged<'a>,
-        req: Request<RequestBody>,
+        mut req: Request<RequestBody>,
         path: NormalPath,
         peer: SocketAddr,
         presented: Presented,
@@ -59,7 +59,6 @@ impl Gateway {
     ) -> Result<Response<Body>, RequestError> {
         let mut who = None;
         let identity = self.policy(judged, &req, &path, peer, presented, &mut who)?;
-        let mut req = req;
         let mut step = self.deliver(routed, &mut req, path, peer, identity, request_id);
         let mut res = match step {
             Step::Answer(answer) => answer,

@@ -14,9 +14,6 @@ pub(super) const MAX_HEADERS: usize = 100;
 const MAX_URI_LEN: usize = (u16::MAX - 1) as usize;
 
 /// What the bytes read so far hold.
-// A head's offsets live on the stack for the one parse they serve; boxing them would cost an
-// allocation per request.
-#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub(super) enum Parsed<H = Head> {
     /// Not a whole head yet, and nothing wrong so far.
